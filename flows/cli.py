@@ -1,0 +1,118 @@
+"""Command line for any flow: every settings field is a flag, and ``--config FILE`` (YAML or JSON)
+supplies values that flags then override. Errors a user can cause end in one line, not a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, CliApp, PydanticBaseSettingsSource, SettingsConfigDict
+
+from tasks.errors import TrainflowError
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read settings from a YAML or JSON file."""
+    text = Path(path).read_text()
+    data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise TrainflowError(f"config file {path} must hold a mapping of settings, found {type(data).__name__}")
+    return data
+
+
+def cli_model(settings_cls: type[BaseModel], prog: str) -> type[BaseSettings]:
+    """A command-line twin of a flow's settings model, with a ``--config`` flag."""
+
+    class Cli(settings_cls, BaseSettings):  # type: ignore[misc,valid-type]
+        model_config = SettingsConfigDict(cli_prog_name=prog, cli_kebab_case=True, cli_implicit_flags=True,
+                                          cli_avoid_json=True, nested_model_default_partial_update=True)
+        config: Path | None = Field(None, description="YAML or JSON file of settings; flags given beside it win")
+
+        @classmethod
+        def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                       *args: Any, **kwargs: Any) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings,)  # flags and the config file only: no surprise from environment variables
+
+    Cli.__doc__ = (settings_cls.__doc__ or "") + " --config FILE reads settings from YAML or JSON; flags override it."
+    return Cli
+
+
+def parse_settings(settings_cls: type[BaseModel], argv: list[str], prog: str) -> BaseModel:
+    """Settings from flags over an optional config file.
+
+    Raises:
+        TrainflowError: The config file is unreadable or a value is invalid.
+    """
+    try:
+        parsed = CliApp.run(cli_model(settings_cls, prog), cli_args=argv)
+    except ValidationError as exc:
+        raise TrainflowError(_one_line(exc)) from exc
+    given = parsed.model_dump(exclude_unset=True, exclude={"config"})
+    base = load_config(parsed.config) if parsed.config else {}
+    try:
+        return settings_cls.model_validate(_deep_merge(base, given))
+    except ValidationError as exc:
+        raise TrainflowError(_one_line(exc)) from exc
+
+
+def _one_line(exc: ValidationError) -> str:
+    return "invalid settings: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """A short, readable table of the run for the console."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"training run {summary['run_id']} ({summary['dataset']})", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("model", escape(f"{summary['family']} → {summary['model_name']} v{summary['version']} "
+                                  f"[{', '.join(summary['aliases'])}]"))
+    for k, v in summary["test_metrics"].items():
+        table.add_row(f"test {k}", f"{v:.4f}")
+    table.add_row("artifacts", summary["run_dir"])
+    table.add_row("manifest", f"{summary['run_dir']}/manifest.parquet")
+    table.add_row("model file", summary["model_uri"])
+    table.add_row("registry", summary["registry_uri"])
+    Console().print(table)
+
+
+class _UserErrorFilter(logging.Filter):
+    """Drop the traceback from Prefect's log of an error the user caused; the message says it all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], TrainflowError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def main(flow_fn: Callable[[BaseModel], dict[str, Any]], settings_cls: type[BaseModel],
+         argv: list[str] | None = None, prog: str | None = None,
+         printer: Callable[[dict[str, Any]], None] = print_summary) -> int:
+    """Parse settings, run the flow, print its summary; return the exit code (2 for a user error)."""
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_UserErrorFilter())
+    prog = prog or f"python -m flows.{flow_fn.name if hasattr(flow_fn, 'name') else flow_fn.__name__}"
+    try:
+        settings = parse_settings(settings_cls, sys.argv[1:] if argv is None else argv, prog)
+        summary = flow_fn(settings)
+    except TrainflowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    printer(summary)
+    return 0

@@ -1,0 +1,112 @@
+"""Run one stage alone, during development, against an earlier run's artifacts.
+
+``python -m flows.stage --stage evaluate --from-run RUN_ID`` re-evaluates run RUN_ID's model on its
+test split without retraining; ``python -m flows.stage --stage validate --ingest.source new.csv``
+validates a new file. Outputs go to a new run folder whose manifest also lists the inputs it
+borrowed, so the earlier run is never touched. Every other setting is the training flow's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from prefect import flow
+from pydantic import Field
+
+from flows.training import TrainingSettings, resolve_root
+from tasks.catalog import ArtifactRef, ArtifactStore, new_run_id
+from tasks.errors import TrainflowError
+from tasks.evaluate import evaluate
+from tasks.ingest import ingest
+from tasks.schema import load_schema
+from tasks.split import SPLITS, split
+from tasks.train import train
+from tasks.transform import transform
+from tasks.validate import validate
+
+Stage = Literal["ingest", "validate", "split", "transform", "train", "evaluate"]
+
+
+class StageSettings(TrainingSettings):
+    """Settings for running one stage; the stage's own block is used, the rest is ignored."""
+
+    stage: Stage = Field("evaluate", description="the stage to run")
+    from_run: str | None = Field(None, description="run id whose artifacts feed the stage (not needed for ingest, "
+                                                   "nor for validate with --ingest.source)")
+
+
+def _need_run(settings: StageSettings) -> str:
+    if not settings.from_run:
+        raise TrainflowError(f"stage '{settings.stage}' reads an earlier run's artifacts: pass --from-run RUN_ID")
+    return settings.from_run
+
+
+@flow(name="stage", description="Run one stage of the training flow against an earlier run's artifacts.")
+def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
+    """Run one stage.
+
+    Returns:
+        ``{"run_id", "stage", "from_run", "run_dir", "outputs": {name: path}}``.
+
+    Raises:
+        TrainflowError: A missing ``from_run``, an artifact the earlier run lacks, or the stage's own errors.
+    """
+    root = resolve_root(settings.artifacts_root)
+    store = ArtifactStore(root)
+    run_id = new_run_id()
+    schema = load_schema(settings.dataset, settings.schemas_dir)
+    s, stage = settings, settings.stage
+    inputs: list[ArtifactRef] = []
+
+    def borrow(stage_name: str, name: str) -> ArtifactRef:
+        ref = store.find(_need_run(s), stage_name, name)
+        inputs.append(ref)
+        return ref
+
+    if stage == "ingest" or (stage == "validate" and (s.ingest.source or not s.from_run)):
+        raw = ingest(root, run_id, schema, s.ingest.source, s.ingest.query, s.ingest.missing_markers)
+    if stage == "ingest":
+        outputs: Any = {"raw": raw}
+    elif stage == "validate":
+        raw = raw if s.ingest.source or not s.from_run else borrow("ingest", "raw")
+        validate(root, run_id, schema, raw, s.validation.quarantine, s.validation.max_quarantine_fraction)
+        outputs = {}
+    elif stage == "split":
+        m = store.manifest(_need_run(s))
+        source_stage, name = ("validate", "valid") if ((m["stage"] == "validate") & (m["name"] == "valid")).any() \
+            else ("ingest", "raw")
+        outputs = split(root, run_id, schema, borrow(source_stage, name), s.split, s.seed)
+    elif stage == "transform":
+        outputs = transform(root, run_id, schema, {n: borrow("split", n) for n in SPLITS}, s.transform)
+    elif stage == "train":
+        features = {n: borrow("transform", f"features_{n}") for n in SPLITS}
+        features["preprocessor"] = borrow("transform", "preprocessor.skops")
+        outputs = train(root, run_id, schema, features, s.transform, s.train, s.seed)
+    else:
+        outputs = evaluate(root, run_id, schema, borrow("train", "model"), {n: borrow("split", n) for n in SPLITS},
+                           s.evaluate, s.transform, s.train, s.seed)
+    for ref in [*inputs, *(outputs.values() if isinstance(outputs, dict) else [])]:
+        store.add_reference(run_id, ref)
+    manifest = store.manifest(run_id)
+    return {"run_id": run_id, "stage": stage, "from_run": s.from_run, "run_dir": store.run_uri(run_id),
+            "outputs": {f"{r['stage']}/{r['name']}": store.path_uri(r["path"]) for r in manifest.to_dict("records")}}
+
+
+def print_stage(summary: dict[str, Any]) -> None:
+    """Console table of what the stage wrote and borrowed."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"stage {summary['stage']}: run {summary['run_id']}"
+                        + (f" (inputs from {summary['from_run']})" if summary["from_run"] else ""))
+    table.add_column("artifact")
+    table.add_column("path")
+    for name, path in summary["outputs"].items():
+        table.add_row(name, path)
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    from flows.cli import main
+
+    raise SystemExit(main(run_stage, StageSettings, printer=print_stage, prog="python -m flows.stage"))

@@ -1,0 +1,106 @@
+"""The training flow: ingest → validate → split → transform → train → evaluate → register → report.
+
+Run it with ``python -m flows.training`` (``--help`` lists every setting), from a deployment, or
+call ``training(TrainingSettings(...))`` from Python.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from pydantic import BaseModel, Field
+
+from tasks.catalog import ArtifactStore, new_run_id
+from tasks.evaluate import EvaluateSettings, evaluate
+from tasks.ingest import ingest
+from tasks.registry import RegisterSettings, register
+from tasks.report import report
+from tasks.schema import PROJECT_ROOT, load_schema
+from tasks.split import SplitSettings, split
+from tasks.train import TrainSettings, train
+from tasks.transform import TransformSettings, transform
+from tasks.validate import validate
+
+DEFAULT_ARTIFACTS_ROOT = str(PROJECT_ROOT / "data")
+
+
+class IngestSettings(BaseModel):
+    """Where the data comes from (defaults come from the dataset's schema)."""
+
+    source: str | None = Field(None, description="CSV or Parquet file, partitioned Parquet folder, sklearn:NAME, or "
+                                                 "a SQLAlchemy URL; None: the schema's source")
+    query: str | None = Field(None, description="SQL query when the source is a database URL")
+    missing_markers: list[str] | None = Field(None, description="strings that mean missing; None: the schema's")
+
+
+class ValidateSettings(BaseModel):
+    """What happens to rows that break the dataset's rules."""
+
+    quarantine: bool = Field(False, description="set aside rows that break row-level error rules instead of failing")
+    max_quarantine_fraction: float = Field(0.05, ge=0, le=1, description="fail anyway above this share of rows")
+
+
+class TrainingSettings(BaseModel):
+    """Settings of the training flow, one block per stage."""
+
+    dataset: str = Field("adult", description="dataset name: a schema in schemas/ (adult, breast_cancer, wine, "
+                                              "diabetes, or your own)")
+    seed: int = Field(42, description="random seed for splitting and training, recorded with the model")
+    artifacts_root: str = Field(DEFAULT_ARTIFACTS_ROOT, description="folder or filesystem URI where runs/<run-id>/ "
+                                                                    "are written")
+    schemas_dir: str | None = Field(None, description="folder of dataset schemas; None: the project's schemas/")
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    validation: ValidateSettings = Field(default_factory=ValidateSettings)
+    split: SplitSettings = Field(default_factory=SplitSettings)
+    transform: TransformSettings = Field(default_factory=TransformSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
+    registry: RegisterSettings = Field(default_factory=RegisterSettings)
+
+
+def resolve_root(root: str) -> str:
+    """An absolute artifacts root (URIs are left as they are)."""
+    return root if "://" in root else str(Path(root).expanduser().resolve())
+
+
+@flow(name="training", description="Train, evaluate and register a model for a dataset.")
+def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
+    """Run the whole training lifecycle for one dataset.
+
+    Args:
+        settings: One block per stage; every field has a default.
+
+    Returns:
+        The run's summary: run id and folder, chosen family, registered version, test metrics.
+
+    Raises:
+        TrainflowError: Bad input, a failed validation or quality gate; the message names the cause.
+    """
+    root = resolve_root(settings.artifacts_root)
+    run_id = new_run_id()
+    schema = load_schema(settings.dataset, settings.schemas_dir)
+    s = settings
+    raw = ingest(root, run_id, schema, s.ingest.source, s.ingest.query, s.ingest.missing_markers)
+    valid = validate(root, run_id, schema, raw, s.validation.quarantine, s.validation.max_quarantine_fraction)
+    splits = split(root, run_id, schema, valid, s.split, s.seed)
+    features = transform(root, run_id, schema, splits, s.transform)
+    trained = train(root, run_id, schema, features, s.transform, s.train, s.seed)
+    evaluation = evaluate(root, run_id, schema, trained["model"], splits, s.evaluate, s.transform, s.train, s.seed)
+    lineage = {"dataset": schema.name, "data_sha256": raw.sha256, "seed": s.seed,
+               "schema": schema.model_dump(mode="json", exclude={"expectations"}),
+               "settings": s.model_dump(mode="json")}
+    registered = register(root, run_id, trained["model"], evaluation["metrics"], schema.task, s.registry, schema.name,
+                          lineage)
+    store = ArtifactStore(root)
+    for ref in [*splits.values(), *features.values(), *trained.values(), *evaluation.values()]:
+        store.add_reference(run_id, ref)  # artifacts reused from a cached earlier run are listed here too
+    results = store.find(run_id, "validate", "validation_results")
+    return report(root, run_id, schema.name, trained, evaluation, results, registered, schema.task)
+
+
+if __name__ == "__main__":
+    from flows.cli import main
+
+    raise SystemExit(main(training, TrainingSettings))

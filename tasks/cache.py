@@ -1,0 +1,58 @@
+"""Prefect cache policy for stages whose inputs are artifact references.
+
+Prefect's INPUTS policy would hash each reference whole, run id and path included, so two runs on
+identical data would never share a cache entry. CONTENT hashes what a stage's output really
+depends on, the artifacts' sha256 and the settings, plus the task's source code (TASK_SOURCE), and
+leaves out the run id: re-running an unchanged flow reuses every deterministic stage.
+
+TASK_SOURCE covers only the decorated function's own lines, and a stage's result also depends on
+the helpers it calls (metrics, transformers, estimators), so the key includes a digest of every
+module in ``tasks/`` as well: editing any stage code invalidates the cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
+from pydantic import BaseModel
+
+from tasks.catalog import ArtifactRef
+
+IGNORED_PARAMETERS = frozenset({"run_id"})
+
+
+def _content(value: Any) -> Any:
+    if isinstance(value, ArtifactRef):
+        return {"artifact": value.kind, "sha256": value.sha256}
+    if isinstance(value, BaseModel):
+        return _content(value.model_dump(mode="json"))
+    if isinstance(value, dict):
+        return {str(k): _content(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_content(v) for v in value]
+    return value
+
+
+@functools.cache
+def stage_code_digest() -> str:
+    """sha256 over the source of every module in ``tasks/`` (read once per process)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def content_key(context: Any, parameters: dict[str, Any]) -> str:
+    """Cache key from the content of the task's inputs (artifact hashes, settings) and the stage code,
+    without the run id."""
+    payload = {k: _content(v) for k, v in sorted(parameters.items()) if k not in IGNORED_PARAMETERS}
+    payload["__code__"] = stage_code_digest()
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+CONTENT = TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=content_key)

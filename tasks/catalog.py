@@ -1,0 +1,318 @@
+"""The artifact catalog: one place that names, writes and reads every artifact of every run.
+
+Layout under the root: ``runs/<run-id>/<stage>/<name>.parquet`` (tables), ``<name>.<ext>`` (files),
+``<name>/`` (bundles such as a model), and ``runs/<run-id>/manifest.parquet``. Writes go to a
+temporary name and are renamed into place, so a killed run leaves no half-written artifact; an
+existing artifact is never overwritten, so no run can change another run.
+
+The root is a local path or any URI that ``pyarrow.fs.FileSystem.from_uri`` understands
+(``s3://``, ``gs://``, ``hdfs://``...). Between Prefect tasks travel :class:`ArtifactRef` values,
+never DataFrames.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import re
+import secrets
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
+
+from tasks.errors import ArtifactError
+
+MANIFEST_COLUMNS = ["stage", "name", "kind", "path", "rows", "bytes", "sha256", "created", "source_run"]
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_CHUNK = 8 << 20
+
+
+class ArtifactRef(BaseModel):
+    """A pointer to one stored artifact; small, hashable, and what Prefect tasks pass on.
+
+    Attributes:
+        run_id: The run that wrote it.
+        stage: Stage folder (``ingest``, ``split``...).
+        name: Artifact name inside the stage.
+        kind: ``table`` (Parquet), ``file`` or ``bundle`` (a folder of files).
+        path: Path relative to the store root.
+        sha256: Content hash (for a bundle: hash of its files' names and hashes).
+        rows: Row count for tables.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    stage: str
+    name: str
+    kind: str
+    path: str
+    sha256: str
+    rows: int | None = None
+
+
+def new_run_id() -> str:
+    """Return a sortable, unique run id such as ``20261124-140312-a1b2c3``."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def _check_name(*parts: str) -> None:
+    for part in parts:
+        if not _NAME.match(part):
+            raise ArtifactError(f"artifact path part {part!r} must match {_NAME.pattern}")
+
+
+class ArtifactStore:
+    """Reads and writes run artifacts under one root.
+
+    Args:
+        root: Local folder or filesystem URI; runs go under ``<root>/runs``.
+    """
+
+    def __init__(self, root: str | Path):
+        root = str(root)
+        if "://" in root:
+            self.fs, base = pafs.FileSystem.from_uri(root)
+        else:
+            self.fs, base = pafs.LocalFileSystem(), str(Path(root).resolve())
+        self.root = root
+        self.base = base.rstrip("/")
+        self._lock = threading.Lock()
+
+    # -- paths -----------------------------------------------------------------------------
+    def _abs(self, rel: str) -> str:
+        return f"{self.base}/{rel}"
+
+    def local_path(self, ref: ArtifactRef) -> Path:
+        """The artifact's path on the local disk (local stores only)."""
+        if not isinstance(self.fs, pafs.LocalFileSystem):
+            raise ArtifactError(f"store {self.root} is not local")
+        return Path(self._abs(ref.path))
+
+    def path_uri(self, rel: str) -> str:
+        """Where a path relative to the root lies (local path or URI)."""
+        return self._uri(rel)
+
+    def _uri(self, rel: str) -> str:
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            return self._abs(rel)
+        return f"{self.root.rstrip('/')}/{rel}"
+
+    def uri(self, ref: ArtifactRef) -> str:
+        """Where an artifact lies, as a person would type it (local path or URI)."""
+        return self._uri(ref.path)
+
+    def run_uri(self, run_id: str) -> str:
+        """Where a run's folder lies (local path or URI)."""
+        return self._uri(self.run_dir(run_id))
+
+    def run_dir(self, run_id: str) -> str:
+        """Path of a run's folder, relative to the root."""
+        _check_name(run_id)
+        return f"runs/{run_id}"
+
+    def _exists(self, rel: str) -> bool:
+        return self.fs.get_file_info(self._abs(rel)).type != pafs.FileType.NotFound
+
+    def _claim(self, rel: str) -> None:
+        if self._exists(rel):
+            raise ArtifactError(f"artifact {rel} already exists; runs never overwrite artifacts")
+        self.fs.create_dir(self._abs(rel.rsplit("/", 1)[0]), recursive=True)
+
+    def _tmp(self, rel: str) -> str:
+        head, tail = rel.rsplit("/", 1)
+        return f"{head}/.tmp-{secrets.token_hex(4)}-{tail}"
+
+    def _hash_file(self, rel: str) -> tuple[str, int]:
+        digest, size = hashlib.sha256(), 0
+        with self.fs.open_input_stream(self._abs(rel)) as f:
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        return digest.hexdigest(), size
+
+    # -- writing ---------------------------------------------------------------------------
+    def write_table(self, run_id: str, stage: str, name: str, df: pd.DataFrame | pa.Table) -> ArtifactRef:
+        """Write a table as Parquet, atomically, and record it in the run's manifest.
+
+        Args:
+            run_id: The run writing it.
+            stage: Stage folder.
+            name: Artifact name (without ``.parquet``).
+            df: A DataFrame (its index is kept when it is not a plain range) or an Arrow table.
+
+        Returns:
+            The artifact's reference.
+
+        Raises:
+            ArtifactError: The artifact already exists.
+        """
+        _check_name(stage, name)
+        rel = f"{self.run_dir(run_id)}/{stage}/{name}.parquet"
+        table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df)
+        with self._lock:
+            self._claim(rel)
+        tmp = self._tmp(rel)
+        with self.fs.open_output_stream(self._abs(tmp)) as sink:
+            pq.write_table(table, sink, compression="zstd")
+        sha, size = self._hash_file(tmp)
+        self.fs.move(self._abs(tmp), self._abs(rel))
+        ref = ArtifactRef(run_id=run_id, stage=stage, name=name, kind="table", path=rel, sha256=sha,
+                          rows=table.num_rows)
+        self._record(ref, size)
+        return ref
+
+    def write_file(self, run_id: str, stage: str, name: str, data: bytes) -> ArtifactRef:
+        """Write one file (``name`` includes its extension), atomically."""
+        _check_name(stage, name)
+        rel = f"{self.run_dir(run_id)}/{stage}/{name}"
+        with self._lock:
+            self._claim(rel)
+        tmp = self._tmp(rel)
+        with self.fs.open_output_stream(self._abs(tmp)) as sink:
+            sink.write(data)
+        self.fs.move(self._abs(tmp), self._abs(rel))
+        ref = ArtifactRef(run_id=run_id, stage=stage, name=name, kind="file", path=rel,
+                          sha256=hashlib.sha256(data).hexdigest())
+        self._record(ref, len(data))
+        return ref
+
+    def put_folder(self, rel: str, files: dict[str, bytes], exist_ok: bool = False) -> str:
+        """Write a folder of files at ``rel`` that appears all at once or not at all.
+
+        Args:
+            rel: Folder path relative to the root.
+            files: File name to content.
+            exist_ok: Leave an existing folder as it is (for content-addressed folders) instead of raising.
+
+        Returns:
+            The sha256 of the folder: of its files' names and hashes, in name order.
+        """
+        _check_name(*files)
+        digest = hashlib.sha256()
+        for fname in sorted(files):
+            digest.update(f"{fname}:{hashlib.sha256(files[fname]).hexdigest()}\n".encode())
+        with self._lock:
+            if exist_ok and self._exists(rel):
+                return digest.hexdigest()
+            self._claim(rel)
+        tmp = self._tmp(rel)
+        self.fs.create_dir(self._abs(tmp), recursive=True)
+        for fname, data in files.items():
+            with self.fs.open_output_stream(self._abs(f"{tmp}/{fname}")) as sink:
+                sink.write(data)
+        try:
+            self.fs.move(self._abs(tmp), self._abs(rel))
+        except OSError:
+            if not (exist_ok and self._exists(rel)):  # another writer stored the same content first
+                raise
+            self.fs.delete_dir(self._abs(tmp))
+        return digest.hexdigest()
+
+    def write_bundle(self, run_id: str, stage: str, name: str, files: dict[str, bytes]) -> ArtifactRef:
+        """Write a folder of files (a model and its metadata) that appears all at once or not at all."""
+        _check_name(stage, name)
+        rel = f"{self.run_dir(run_id)}/{stage}/{name}"
+        sha = self.put_folder(rel, files)
+        ref = ArtifactRef(run_id=run_id, stage=stage, name=name, kind="bundle", path=rel, sha256=sha)
+        self._record(ref, sum(len(b) for b in files.values()))
+        return ref
+
+    def _record(self, ref: ArtifactRef, size: int, source_run: str | None = None, run_id: str | None = None) -> None:
+        row = {"stage": ref.stage, "name": ref.name, "kind": ref.kind, "path": ref.path, "rows": ref.rows,
+               "bytes": size, "sha256": ref.sha256, "created": dt.datetime.now(dt.UTC),
+               "source_run": source_run or ref.run_id}
+        run = run_id or ref.run_id
+        rel = f"{self.run_dir(run)}/manifest.parquet"
+        with self._lock:
+            old = self.manifest(run)
+            new = pd.concat([old, pd.DataFrame([row])], ignore_index=True) if len(old) else pd.DataFrame([row])
+            new["rows"] = new["rows"].astype("Int64")
+            self.fs.create_dir(self._abs(self.run_dir(run)), recursive=True)
+            tmp = self._tmp(rel)
+            with self.fs.open_output_stream(self._abs(tmp)) as sink:
+                pq.write_table(pa.Table.from_pandas(new[MANIFEST_COLUMNS], preserve_index=False), sink)
+            self.fs.move(self._abs(tmp), self._abs(rel))
+
+    def add_reference(self, run_id: str, ref: ArtifactRef) -> None:
+        """Record in ``run_id``'s manifest an artifact it reused from another run (a cache hit)."""
+        if ref.run_id == run_id:
+            return
+        info = self.fs.get_file_info(self._abs(ref.path))
+        self._record(ref, info.size or 0, source_run=ref.run_id, run_id=run_id)
+
+    # -- reading ---------------------------------------------------------------------------
+    def _verified_bytes(self, ref: ArtifactRef) -> bytes:
+        if not self._exists(ref.path):
+            raise ArtifactError(f"artifact {ref.path} of run {ref.run_id} does not exist")
+        with self.fs.open_input_stream(self._abs(ref.path)) as f:
+            data = f.read()
+        if hashlib.sha256(data).hexdigest() != ref.sha256:
+            raise ArtifactError(f"artifact {ref.path} does not match its recorded sha256; it was changed after writing")
+        return data
+
+    def read_table(self, ref: ArtifactRef, columns: list[str] | None = None) -> pd.DataFrame:
+        """Read a table artifact after checking its hash."""
+        data = self._verified_bytes(ref)
+        return pq.read_table(pa.BufferReader(data), columns=columns).to_pandas()
+
+    def read_file(self, ref: ArtifactRef) -> bytes:
+        """Read a file artifact after checking its hash."""
+        return self._verified_bytes(ref)
+
+    def read_bundle(self, ref: ArtifactRef) -> dict[str, bytes]:
+        """Read every file of a bundle after checking the bundle's hash."""
+        selector = pafs.FileSelector(self._abs(ref.path))
+        files: dict[str, bytes] = {}
+        digest = hashlib.sha256()
+        for info in sorted(self.fs.get_file_info(selector), key=lambda i: i.base_name):
+            with self.fs.open_input_stream(info.path) as f:
+                files[info.base_name] = f.read()
+            digest.update(f"{info.base_name}:{hashlib.sha256(files[info.base_name]).hexdigest()}\n".encode())
+        if digest.hexdigest() != ref.sha256:
+            raise ArtifactError(f"bundle {ref.path} does not match its recorded sha256")
+        return files
+
+    def manifest(self, run_id: str) -> pd.DataFrame:
+        """A run's manifest (empty if the run wrote nothing yet)."""
+        rel = f"{self.run_dir(run_id)}/manifest.parquet"
+        if not self._exists(rel):
+            return pd.DataFrame(columns=MANIFEST_COLUMNS)
+        with self.fs.open_input_stream(self._abs(rel)) as f:
+            return pq.read_table(pa.BufferReader(f.read())).to_pandas()
+
+    def find(self, run_id: str, stage: str, name: str) -> ArtifactRef:
+        """Look up an earlier run's artifact by stage and name (for running one stage alone).
+
+        Raises:
+            ArtifactError: The run or the artifact is not in the catalog.
+        """
+        m = self.manifest(run_id)
+        hit = m[(m["stage"] == stage) & (m["name"] == name)]
+        if hit.empty:
+            known = ", ".join(f"{s}/{n}" for s, n in zip(m["stage"], m["name"])) or "nothing"
+            raise ArtifactError(f"run {run_id} has no artifact {stage}/{name} (it has: {known})")
+        row = hit.iloc[-1]
+        rows = row["rows"]
+        return ArtifactRef(run_id=row["source_run"], stage=stage, name=name, kind=row["kind"], path=row["path"],
+                           sha256=row["sha256"], rows=None if pd.isna(rows) else int(rows))
+
+    def runs(self) -> list[str]:
+        """Run ids in the store, oldest first."""
+        info = self.fs.get_file_info(pafs.FileSelector(self._abs("runs"), allow_not_found=True))
+        return sorted(i.base_name for i in info if i.type == pafs.FileType.Directory)
+
+    def write_png(self, run_id: str, stage: str, name: str, fig) -> ArtifactRef:  # noqa: ANN001 (matplotlib Figure)
+        """Save a matplotlib figure as a PNG file artifact and close it."""
+        import matplotlib.pyplot as plt
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        return self.write_file(run_id, stage, f"{name}.png", buf.getvalue())

@@ -1,0 +1,55 @@
+"""Errors a user can cause: each says what was expected, what was found, and where."""
+
+from __future__ import annotations
+
+
+class TrainflowError(Exception):
+    """Base class for errors that end a run with one clear line instead of a traceback."""
+
+
+class DataError(TrainflowError):
+    """Input data broke a rule.
+
+    Args:
+        dataset: Dataset name from ``schemas/``.
+        message: What was expected and what was found.
+        column: The column concerned, when there is one.
+        rule: The rule that was broken (an expectation type or a short name).
+    """
+
+    def __init__(self, dataset: str, message: str, column: str | None = None, rule: str | None = None):
+        self.dataset, self.column, self.rule = dataset, column, rule
+        where = f"dataset '{dataset}'" + (f", column '{column}'" if column else "")
+        super().__init__(f"{where}: {message}" + (f" [rule: {rule}]" if rule else ""))
+
+
+class ValidationFailed(DataError):
+    """One or more error-severity expectations failed; ``failures`` lists (column, rule, detail)."""
+
+    def __init__(self, dataset: str, failures: list[tuple[str | None, str, str]], report_path: str):
+        self.failures = failures
+        self.report_path = report_path
+        parts = "; ".join(f"{col or '<table>'}: {rule} ({detail})" for col, rule, detail in failures)
+        super().__init__(
+            dataset,
+            f"{len(failures)} error-severity expectation(s) failed: {parts}. Report: {report_path}",
+            column=failures[0][0] if failures else None,
+            rule=failures[0][1] if failures else None,
+        )
+
+
+class QualityGateFailed(TrainflowError):
+    """The model scored below the absolute quality gate; it was not registered."""
+
+
+class ArtifactError(TrainflowError):
+    """An artifact is missing, already exists, or does not match its recorded hash."""
+
+
+class RegistryError(TrainflowError):
+    """The registry has no such model, version or alias."""
+
+
+def is_transient(task: object, task_run: object, state: object) -> bool:
+    """Prefect ``retry_condition_fn``: retry I/O hiccups, never an error the input itself causes."""
+    return not isinstance(getattr(state, "data", None), TrainflowError)

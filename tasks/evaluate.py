@@ -1,0 +1,332 @@
+"""Evaluate: how good the chosen model is, where it fails, and for whom.
+
+On the test split, which nothing before this stage has seen: the task's metrics, confusion matrix,
+ROC and PR curves (Parquet points and PNG plots), error analysis (the rows with the largest loss),
+metrics per slice of every categorical feature and sensitive attribute with the largest gap between
+groups, and feature importance (permutation on raw columns, plus the model's own). k-fold
+cross-validation refits the whole pipeline, preprocessing included, on the training and
+validation rows, so no fold's statistics leak into another.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from pydantic import BaseModel, Field
+from sklearn import metrics as skm
+from sklearn.inspection import permutation_importance
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
+
+from tasks.cache import CONTENT
+from tasks.catalog import ArtifactRef, ArtifactStore
+from tasks.metrics import DIRECTION, positive_index
+from tasks.modelio import load_bundle
+from tasks.schema import DatasetSchema
+from tasks.train import TrainSettings, build_estimator, predict_scores, score
+from tasks.transform import TransformSettings, as_model_input, build_preprocessor, encoder_for
+
+MIN_SLICE_ROWS = 30
+
+
+class EvaluateSettings(BaseModel):
+    """What evaluation computes."""
+
+    cv_folds: int = Field(5, ge=0, description="k for k-fold cross-validation on train+validation (0: skip)")
+    top_errors: int = Field(50, ge=0, description="test rows with the largest loss kept for error analysis")
+    permutation_repeats: int = Field(3, ge=0, description="repeats for permutation importance (0: skip)")
+    slice_numeric_bins: int = Field(4, ge=2, description="quantile bins for numeric sensitive attributes")
+    plots: bool = Field(True, description="write PNG plots of the curves and importances")
+
+
+def _y(df: pd.DataFrame, schema: DatasetSchema) -> np.ndarray:
+    y = df[schema.label].to_numpy()
+    return y.astype(float) if schema.task == "regression" else y.astype(str)
+
+
+def row_loss(schema: DatasetSchema, y: np.ndarray, scores: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
+    """Per-row loss: log loss of the true class, or absolute error for regression."""
+    if schema.task == "regression":
+        return np.abs(y - scores)
+    idx = pd.Index(np.asarray(classes).astype(str)).get_indexer(y)
+    p = scores[np.arange(len(y)), np.clip(idx, 0, None)]
+    return -np.log(np.clip(np.where(idx >= 0, p, 0.0), 1e-15, 1))
+
+
+def curves(schema: DatasetSchema, y: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> pd.DataFrame:
+    """ROC and PR curve points (one-vs-rest per class for multiclass)."""
+    if schema.task == "regression":
+        return pd.DataFrame(columns=["curve", "class", "x", "y", "threshold"])
+    names = np.asarray(classes).astype(str)
+    targets = [positive_index(names, schema.positive_class)] if len(names) == 2 else range(len(names))
+    parts = []
+    for k in targets:
+        truth = (y == names[k]).astype(int)
+        if truth.min() == truth.max():
+            continue
+        fpr, tpr, thr = skm.roc_curve(truth, scores[:, k])
+        parts.append(pd.DataFrame({"curve": "roc", "class": names[k], "x": fpr, "y": tpr, "threshold": thr}))
+        prec, rec, thr = skm.precision_recall_curve(truth, scores[:, k])
+        parts.append(pd.DataFrame({"curve": "pr", "class": names[k], "x": rec, "y": prec,
+                                   "threshold": np.append(thr, np.nan)}))
+    out = pd.concat(parts, ignore_index=True)
+    out["threshold"] = out["threshold"].replace([np.inf, -np.inf], np.nan)
+    return out
+
+
+def confusion(y: np.ndarray, pred: np.ndarray, classes: np.ndarray) -> pd.DataFrame:
+    """Confusion matrix in long form (actual, predicted, count)."""
+    names = np.asarray(classes).astype(str)
+    cm = skm.confusion_matrix(y, pred, labels=names)
+    return pd.DataFrame([{"actual": a, "predicted": p, "count": int(cm[i, j])}
+                         for i, a in enumerate(names) for j, p in enumerate(names)])
+
+
+def slice_metrics(schema: DatasetSchema, test: pd.DataFrame, y: np.ndarray, scores: np.ndarray,
+                  classes: np.ndarray | None, numeric_bins: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics per group of each categorical feature and sensitive attribute, and the largest gaps.
+
+    Returns:
+        ``(slices, gaps)``: one row per attribute and group; one row per attribute and metric with the
+        best and worst group (groups of fewer than MIN_SLICE_ROWS rows are reported but not ranked).
+    """
+    attributes = list(dict.fromkeys([*schema.sensitive, *schema.categorical_features]))
+    rows = []
+    for attr in attributes:
+        col = test[attr]
+        if attr not in schema.categorical_features and pd.api.types.is_numeric_dtype(col):
+            col = pd.qcut(col, q=numeric_bins, duplicates="drop").astype(str)
+        groups = col.astype(object).where(col.notna(), "<missing>").astype(str).to_numpy()
+        for g in pd.unique(groups):
+            mask = groups == g
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a small group may hold one class; its metrics are then partial
+                m = score(schema.task, y[mask], scores[mask], classes, schema.positive_class) if mask.sum() > 1 else {}
+            row = {"attribute": attr, "sensitive": attr in schema.sensitive, "group": g, "rows": int(mask.sum()),
+                   "share": float(mask.mean())}
+            if schema.task == "binary":
+                k = positive_index(np.asarray(classes).astype(str), schema.positive_class)
+                pos = np.asarray(classes).astype(str)[k]
+                row["actual_positive_rate"] = float((y[mask] == pos).mean())
+                row["predicted_positive_rate"] = float((scores[mask][:, k] >= 0.5).mean())
+            keep = ("accuracy", "f1", "f1_macro", "recall", "precision", "roc_auc", "rmse", "mae", "r2")
+            row.update({k: v for k, v in m.items() if k in keep})
+            rows.append(row)
+    slices = pd.DataFrame(rows)
+    gap_columns = ["attribute", "sensitive", "metric", "max_group", "max_value", "min_group", "min_value", "gap"]
+    if slices.empty:
+        return slices, pd.DataFrame(columns=gap_columns)
+    gaps = []
+    metric_cols = [c for c in slices.columns if c in ("accuracy", "f1", "f1_macro", "recall", "precision", "roc_auc",
+                                                      "rmse", "mae", "r2", "predicted_positive_rate")]
+    for attr, part in slices[slices["rows"] >= MIN_SLICE_ROWS].groupby("attribute", sort=False):
+        for metric in metric_cols:
+            vals = part[["group", metric]].dropna()
+            if len(vals) < 2:
+                continue
+            hi, lo = vals.loc[vals[metric].idxmax()], vals.loc[vals[metric].idxmin()]
+            gaps.append({"attribute": attr, "sensitive": attr in schema.sensitive, "metric": metric,
+                         "max_group": hi["group"], "max_value": hi[metric], "min_group": lo["group"],
+                         "min_value": lo[metric], "gap": hi[metric] - lo[metric]})
+    return slices, pd.DataFrame(gaps, columns=gap_columns)
+
+
+def cross_validate(schema: DatasetSchema, data: pd.DataFrame, meta: dict, transform_settings: TransformSettings,
+                   train_settings: TrainSettings, folds: int, seed: int) -> pd.DataFrame:
+    """k-fold CV of the chosen family with its chosen settings; the whole pipeline is refitted per fold."""
+    y = _y(data, schema)
+    x = as_model_input(data, schema)
+    splitter = (StratifiedKFold(folds, shuffle=True, random_state=seed) if schema.is_classification
+                else KFold(folds, shuffle=True, random_state=seed))
+    overrides = {"n_estimators": meta["best_iteration"]} if meta.get("best_iteration") else None
+    rows = []
+    for fold, (tr, te) in enumerate(splitter.split(x, y)):
+        pipe = Pipeline([
+            ("preprocess", build_preprocessor(schema, transform_settings)),
+            ("encode", encoder_for(schema, meta["encoding"])),
+            ("model", build_estimator(meta["family"], schema.task, train_settings, seed, len(tr), overrides)),
+        ])
+        if pipe.steps[1][1] != "passthrough":
+            pipe.steps[1][1].set_output(transform="pandas")
+        fit_params = {}
+        if meta["family"] == "lightgbm" and meta["encoding"] == "native":
+            fit_params["model__categorical_feature"] = schema.categorical_features
+        pipe.fit(x.iloc[tr], y[tr], **fit_params)
+        s = predict_scores(pipe, x.iloc[te], schema.task)
+        m = score(schema.task, y[te], s, getattr(pipe, "classes_", None), schema.positive_class)
+        rows += [{"fold": fold, "metric": k, "value": v} for k, v in m.items()]
+    return pd.DataFrame(rows)
+
+
+def feature_importance(schema: DatasetSchema, pipeline: Pipeline, x: pd.DataFrame, y: np.ndarray, metric: str,
+                       repeats: int, seed: int) -> pd.DataFrame:
+    """Permutation importance on raw columns (the whole pipeline) and the model's own importances."""
+    rows = []
+    if repeats:
+        classes = getattr(pipeline, "classes_", None)
+
+        def scorer(est: Pipeline, x_: pd.DataFrame, y_: np.ndarray) -> float:
+            value = score(schema.task, y_, predict_scores(est, x_, schema.task), classes, schema.positive_class)[metric]
+            return value if DIRECTION[metric] else -value
+
+        r = permutation_importance(pipeline, x, y, scoring=scorer, n_repeats=repeats, random_state=seed, n_jobs=1)
+        rows += [{"feature": f, "method": f"permutation_{metric}", "importance": float(m), "std": float(s)}
+                 for f, m, s in zip(x.columns, r.importances_mean, r.importances_std)]
+    model = pipeline.steps[-1][1]
+    booster = getattr(model, "booster_", None)
+    if booster is not None:
+        gain = booster.feature_importance("gain")
+        rows += [{"feature": f, "method": "lightgbm_gain", "importance": float(g), "std": np.nan}
+                 for f, g in zip(booster.feature_name(), gain / max(gain.sum(), 1e-12))]
+    elif hasattr(model, "feature_importances_"):
+        names = getattr(model, "feature_names_in_", [f"f{i}" for i in range(len(model.feature_importances_))])
+        rows += [{"feature": str(f), "method": "impurity", "importance": float(v), "std": np.nan}
+                 for f, v in zip(names, model.feature_importances_)]
+    elif hasattr(model, "coef_"):
+        coef = np.abs(np.atleast_2d(model.coef_)).mean(axis=0)
+        names = getattr(model, "feature_names_in_", [f"f{i}" for i in range(len(coef))])
+        rows += [{"feature": str(f), "method": "abs_coefficient", "importance": float(v), "std": np.nan}
+                 for f, v in zip(names, coef)]
+    out = pd.DataFrame(rows, columns=["feature", "method", "importance", "std"])
+    return out.sort_values(["method", "importance"], ascending=[True, False], ignore_index=True)
+
+
+def _plots(curve_df: pd.DataFrame, importance: pd.DataFrame, cm: pd.DataFrame) -> dict[str, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs = {}
+    for kind, (xl, yl) in {"roc": ("false positive rate", "true positive rate"),
+                           "pr": ("recall", "precision")}.items():
+        part = curve_df[curve_df["curve"] == kind]
+        if part.empty:
+            continue
+        fig, ax = plt.subplots(figsize=(5, 4))
+        for cls, c in part.groupby("class"):
+            ax.plot(c["x"], c["y"], label=str(cls))
+        if kind == "roc":
+            ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+        ax.set(xlabel=xl, ylabel=yl, title=f"{kind.upper()} curve (test)")
+        ax.legend(loc="best", fontsize=8)
+        figs[f"{kind}_curve"] = fig
+    perm = importance[importance["method"].str.startswith("permutation")].head(15)
+    if not perm.empty:
+        fig, ax = plt.subplots(figsize=(6, 0.3 * len(perm) + 1))
+        ax.barh(perm["feature"][::-1], perm["importance"][::-1], xerr=perm["std"][::-1])
+        ax.set(xlabel=perm["method"].iloc[0], title="permutation importance (test)")
+        figs["feature_importance"] = fig
+    if not cm.empty:
+        names = list(dict.fromkeys(cm["actual"]))
+        mat = cm.pivot(index="actual", columns="predicted", values="count").loc[names, names].to_numpy()
+        fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 1.2 * len(names) + 1.5))
+        ax.imshow(mat, cmap="Blues")
+        for i in range(len(names)):
+            for j in range(len(names)):
+                ax.text(j, i, str(mat[i, j]), ha="center", va="center")
+        ax.set(xticks=range(len(names)), xticklabels=names, yticks=range(len(names)), yticklabels=names,
+               xlabel="predicted", ylabel="actual", title="confusion matrix (test)")
+        figs["confusion_matrix"] = fig
+    return figs
+
+
+def evaluate_model(schema: DatasetSchema, pipeline: Pipeline, meta: dict, test: pd.DataFrame,
+                   train_and_validation: pd.DataFrame, settings: EvaluateSettings,
+                   transform_settings: TransformSettings, train_settings: TrainSettings,
+                   seed: int) -> dict[str, Any]:
+    """Everything the evaluate stage computes: the pure part of the stage.
+
+    Args:
+        schema: Dataset schema.
+        pipeline: The serving pipeline as saved (preprocessing + model).
+        meta: The model's metadata (family, encoding, best iteration...).
+        test: Raw test rows.
+        train_and_validation: Raw rows for cross-validation.
+        settings: What to compute.
+        transform_settings: For refitting the preprocessor inside CV folds.
+        train_settings: For rebuilding the estimator inside CV folds.
+        seed: Random seed.
+
+    Returns:
+        A dict of DataFrames (``metrics``, ``confusion_matrix``, ``curves``, ``cv``, ``errors``, ``slices``,
+        ``slice_gaps``, ``feature_importance``) and ``figures`` (matplotlib figures by name).
+    """
+    x, y = as_model_input(test, schema), _y(test, schema)
+    scores = predict_scores(pipeline, x, schema.task)
+    classes = getattr(pipeline, "classes_", None)
+    test_metrics = score(schema.task, y, scores, classes, schema.positive_class)
+    rows = [{"split": "test", "metric": k, "class": None, "value": v} for k, v in test_metrics.items()]
+    out: dict[str, Any] = {}
+    if schema.is_classification:
+        names = np.asarray(classes).astype(str)
+        pred = names[np.argmax(scores, axis=1)]
+        p, r, f, n = skm.precision_recall_fscore_support(y, pred, labels=names, zero_division=0)
+        for i, c in enumerate(names):
+            rows += [{"split": "test", "metric": m, "class": c, "value": float(v[i])}
+                     for m, v in (("precision", p), ("recall", r), ("f1", f), ("support", n))]
+        out["confusion_matrix"] = confusion(y, pred, names)
+        out["curves"] = curves(schema, y, scores, names)
+    else:
+        pred = scores
+        out["confusion_matrix"] = pd.DataFrame(columns=["actual", "predicted", "count"])
+        out["curves"] = curves(schema, y, scores, None)
+    cv = pd.DataFrame(columns=["fold", "metric", "value"])
+    if settings.cv_folds >= 2:
+        cv = cross_validate(schema, train_and_validation, meta, transform_settings, train_settings,
+                            settings.cv_folds, seed)
+        for metric, vals in cv.groupby("metric")["value"]:
+            rows += [{"split": "cv", "metric": metric, "class": None, "value": float(vals.mean())},
+                     {"split": "cv_std", "metric": metric, "class": None, "value": float(vals.std(ddof=1))}]
+    out["metrics"] = pd.DataFrame(rows)
+    out["cv"] = cv
+    loss = row_loss(schema, y, scores, classes)
+    errors = test.copy()
+    errors["prediction"] = pred
+    if schema.is_classification:
+        for i, c in enumerate(np.asarray(classes).astype(str)):
+            errors[f"proba_{c}"] = scores[:, i]
+    errors["loss"] = loss
+    out["errors"] = errors.nlargest(settings.top_errors, "loss") if settings.top_errors else errors.iloc[:0]
+    out["slices"], out["slice_gaps"] = slice_metrics(schema, test, y, scores, classes, settings.slice_numeric_bins)
+    out["feature_importance"] = feature_importance(schema, pipeline, x, y, meta["selection_metric"],
+                                                   settings.permutation_repeats, seed)
+    out["figures"] = _plots(out["curves"], out["feature_importance"], out["confusion_matrix"]) if settings.plots else {}
+    return out
+
+
+@task(name="evaluate", cache_policy=CONTENT, result_serializer="json", persist_result=True)
+def evaluate(store_root: str, run_id: str, schema: DatasetSchema, model: ArtifactRef, splits: dict[str, ArtifactRef],
+             settings: EvaluateSettings, transform_settings: TransformSettings, train_settings: TrainSettings,
+             seed: int) -> dict[str, ArtifactRef]:
+    """Prefect task: evaluate a model bundle on a test split; writes every table under ``evaluate/``.
+
+    Works on any run's artifacts: pass another run's model and splits to re-evaluate without retraining.
+
+    Returns:
+        References to every table and plot written, by name.
+    """
+    store = ArtifactStore(store_root)
+    pipeline, meta = load_bundle(store.read_bundle(model))
+    tv = pd.concat([store.read_table(splits["train"]), store.read_table(splits["validation"])])
+    result = evaluate_model(schema, pipeline, meta, store.read_table(splits["test"]), tv, settings, transform_settings,
+                            train_settings, seed)
+    refs = {name: store.write_png(run_id, "evaluate", name, fig) for name, fig in result.pop("figures").items()}
+    refs.update({name: store.write_table(run_id, "evaluate", name, df) for name, df in result.items()})
+    return refs
+
+
+def headline(metrics: pd.DataFrame, task_type: str) -> dict[str, float]:
+    """The test metrics a person reads first, in a fixed order."""
+    order = {"binary": ["roc_auc", "accuracy", "f1", "pr_auc", "log_loss"],
+             "multiclass": ["accuracy", "f1_macro", "roc_auc", "log_loss"],
+             "regression": ["rmse", "mae", "r2"]}[task_type]
+    test = metrics[(metrics["split"] == "test") & metrics["class"].isna()].set_index("metric")["value"]
+    return {m: float(test[m]) for m in order if m in test.index}
+
+
+__all__ = ["EvaluateSettings", "evaluate", "evaluate_model", "headline", "DIRECTION"]

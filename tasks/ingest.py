@@ -1,0 +1,171 @@
+"""Ingest: read a dataset from its source, normalise obvious text noise, record where it came from.
+
+Sources: a CSV file, a Parquet file or partitioned Parquet folder, ``sklearn:NAME`` (scikit-learn's
+bundled datasets), or a SQL query through a SQLAlchemy URL. Nothing is cast here: types are
+validate's business, so a wrong type is reported rather than silently coerced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+from prefect import task
+
+from tasks.catalog import ArtifactRef, ArtifactStore
+from tasks.errors import DataError, is_transient
+from tasks.schema import PROJECT_ROOT, DatasetSchema
+
+SKLEARN_DATASETS = ("breast_cancer", "wine", "diabetes", "iris", "digits")
+
+
+def _resolve_path(source: str) -> Path:
+    path = Path(source).expanduser()
+    if path.exists() or path.is_absolute():
+        return path
+    return PROJECT_ROOT / path
+
+
+def _read_sklearn(name: str, dataset: str) -> pd.DataFrame:
+    import sklearn.datasets as skd
+
+    if name not in SKLEARN_DATASETS:
+        raise DataError(dataset, f"unknown scikit-learn dataset '{name}' (known: {', '.join(SKLEARN_DATASETS)})",
+                        rule="source")
+    bunch = getattr(skd, f"load_{name}")(as_frame=True)
+    df = bunch.frame.copy()
+    if name in ("breast_cancer", "wine", "iris"):
+        # Class names read better in reports than codes, and keep the label categorical.
+        df["target"] = pd.Series(np.asarray(bunch.target_names)[bunch.target], index=df.index, dtype="str")
+    return df
+
+
+def read_source(source: str, dataset: str, query: str | None = None) -> pd.DataFrame:
+    """Read raw rows from a source.
+
+    Args:
+        source: Path (CSV, Parquet file or folder), ``sklearn:NAME``, or a SQLAlchemy URL (with ``query``).
+        dataset: Dataset name, for error messages.
+        query: SQL query for a database source.
+
+    Returns:
+        The rows as read, with a plain 0..n-1 index.
+
+    Raises:
+        DataError: The source is missing, empty, unreadable or has no rows.
+    """
+    if source.startswith("sklearn:"):
+        df = _read_sklearn(source.split(":", 1)[1], dataset)
+    elif "://" in source and not source.startswith("file://"):
+        import sqlalchemy as sa
+
+        if not query:
+            raise DataError(dataset, f"source {source} is a database URL but no query was given", rule="source")
+        try:
+            engine = sa.create_engine(source)
+            with engine.connect() as conn:
+                df = pd.read_sql_query(sa.text(query), conn)
+            engine.dispose()
+        except sa.exc.SQLAlchemyError as exc:
+            raise DataError(dataset, f"SQL query failed on {source}: {exc.__class__.__name__}: "
+                                     f"{str(exc).splitlines()[0]}", rule="sql_readable") from exc
+    else:
+        path = _resolve_path(source.removeprefix("file://"))
+        if not path.exists():
+            raise DataError(dataset, f"source file {path} does not exist", rule="source_exists")
+        if path.is_file() and path.stat().st_size == 0:
+            raise DataError(dataset, f"source file {path} is empty (0 bytes)", rule="non_empty")
+        name = path.name.lower()
+        try:
+            if path.is_dir() or name.endswith((".parquet", ".pq")):
+                df = pads.dataset(str(path), format="parquet", partitioning="hive").to_table().to_pandas()
+            elif name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
+                df = pd.read_csv(path, sep="\t" if name.endswith(".tsv") else ",", skipinitialspace=False)
+            else:
+                raise DataError(dataset, f"source {path} is neither CSV nor Parquet", rule="source_format")
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(dataset, f"{path} is not a readable Parquet file ({str(exc).splitlines()[0]})",
+                            rule="parquet_readable") from exc
+        except pd.errors.EmptyDataError as exc:
+            raise DataError(dataset, f"{path} has no columns (empty CSV)", rule="non_empty") from exc
+        except pd.errors.ParserError as exc:
+            raise DataError(dataset, f"{path} is not valid CSV ({str(exc).splitlines()[0]})",
+                            rule="csv_readable") from exc
+    if len(df) == 0:
+        raise DataError(dataset, f"source {source} has columns {list(df.columns)} but no rows", rule="non_empty")
+    return df.reset_index(drop=True)
+
+
+def normalise(df: pd.DataFrame, missing_markers: list[str]) -> pd.DataFrame:
+    """Strip surrounding spaces from text columns and turn missing markers into real missing values.
+
+    Returns a new DataFrame; the input is left unchanged.
+    """
+    out = df.copy()
+    out.columns = [str(c).strip() for c in out.columns]
+    markers = set(missing_markers) | {""}
+    for col in out.columns:
+        s = out[col]
+        if pd.api.types.is_string_dtype(s) or s.dtype == object:
+            stripped = s.astype("str").str.strip() if s.dtype == object else s.str.strip()
+            stripped = stripped.where(s.notna())
+            out[col] = stripped.mask(stripped.isin(markers))
+    return out
+
+
+def content_hash(df: pd.DataFrame) -> str:
+    """A sha256 of the table's contents and column names, independent of file format."""
+    digest = hashlib.sha256("\x1f".join(map(str, df.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def ingest_data(schema: DatasetSchema, source: str | None = None, query: str | None = None,
+                missing_markers: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read and normalise a dataset: the pure part of the ingest stage.
+
+    Args:
+        schema: The dataset's schema (gives the default source and missing markers).
+        source: Overrides the schema's source.
+        query: Overrides the schema's SQL query.
+        missing_markers: Overrides the schema's missing markers.
+
+    Returns:
+        ``(raw, report)``: the normalised rows and a one-row report (source, rows, columns, content hash).
+
+    Raises:
+        DataError: The source cannot be read or is empty.
+    """
+    src = source or schema.source
+    if not src:
+        raise DataError(schema.name, "no source given and the schema names none", rule="source")
+    markers = schema.missing_markers if missing_markers is None else missing_markers
+    raw = normalise(read_source(src, schema.name, query or schema.query), markers)
+    report = pd.DataFrame([{
+        "dataset": schema.name, "source": src, "query": query or schema.query, "rows": len(raw),
+        "columns": len(raw.columns), "column_names": list(map(str, raw.columns)),
+        "dtypes": [str(t) for t in raw.dtypes], "missing_cells": int(raw.isna().sum().sum()),
+        "content_sha256": content_hash(raw),
+    }])
+    return raw, report
+
+
+@task(name="ingest", retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=is_transient)
+def ingest(store_root: str, run_id: str, schema: DatasetSchema, source: str | None = None, query: str | None = None,
+           missing_markers: list[str] | None = None) -> ArtifactRef:
+    """Prefect task: ingest the dataset and write ``ingest/raw`` and ``ingest/ingest_report``.
+
+    Not cached on purpose: the source may change between runs under the same name. Retried,
+    since reading a remote file or database can fail for a moment.
+
+    Returns:
+        The reference to ``ingest/raw``.
+    """
+    store = ArtifactStore(store_root)
+    raw, report = ingest_data(schema, source, query, missing_markers)
+    store.write_table(run_id, "ingest", "ingest_report", report)
+    return store.write_table(run_id, "ingest", "raw", raw)

@@ -1,0 +1,53 @@
+"""Progress for long stages: a Prefect progress artifact inside a run, a console bar in a terminal."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+from prefect.context import TaskRunContext, FlowRunContext
+
+
+class Progress:
+    """Counts steps of a stage and reports them where someone can see them."""
+
+    def __init__(self, total: int, description: str):
+        self.total, self.done, self.description = max(total, 1), 0, description
+        self._artifact_id = None
+        self._bar = None
+        if TaskRunContext.get() or FlowRunContext.get():
+            from prefect.artifacts import create_progress_artifact
+
+            self._artifact_id = create_progress_artifact(progress=0.0, description=description)
+        if sys.stderr.isatty():
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(description, total=self.total)
+
+    def advance(self, label: str = "") -> None:
+        """Mark one more step done."""
+        self.done += 1
+        if self._artifact_id is not None:
+            from prefect.artifacts import update_progress_artifact
+
+            update_progress_artifact(self._artifact_id, progress=100.0 * self.done / self.total,
+                                     description=f"{self.description}: {label}" if label else None)
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, description=f"{self.description} {label}".strip())
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+@contextmanager
+def progress(total: int, description: str) -> Iterator[Progress]:
+    """``with progress(n, "training") as p: ... p.advance("lightgbm")``."""
+    p = Progress(total, description)
+    try:
+        yield p
+    finally:
+        p.close()

@@ -1,0 +1,293 @@
+"""Register: model versions with lineage in a real database, and loading them back.
+
+SQLAlchemy over SQLite by default (a file under ``data/``), any SQLAlchemy URL (PostgreSQL) for a
+team. Every change is one transaction, and writers are serialised (SQLite: ``BEGIN IMMEDIATE``;
+other databases: a row lock on the model), so a crash or two writers at once cannot leave the index
+half-updated or give two versions the same number. Model files are copied into the registry's own
+folder, addressed by content, before the row that points at them is committed.
+
+Aliases: ``candidate`` is set on every new version; ``production`` is set on the first version of a
+model that passes the gate (champion/challenger promotion comes later) and is never moved silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from prefect import task
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from tasks.catalog import ArtifactRef, ArtifactStore
+from tasks.errors import QualityGateFailed, RegistryError
+from tasks.lineage import environment_lineage
+from tasks.metrics import DIRECTION
+from tasks.modelio import load_bundle
+from tasks.schema import PROJECT_ROOT
+
+DEFAULT_REGISTRY_URL = f"sqlite:///{PROJECT_ROOT / 'data' / 'registry' / 'registry.db'}"
+DEFAULT_GATES = {"binary": {"roc_auc": 0.70}, "multiclass": {"f1_macro": 0.50}, "regression": {"r2": 0.10}}
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class RegisteredModel(Base):
+    __tablename__ = "registered_models"
+    name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    created: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    latest_version: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (sa.UniqueConstraint("model_name", "version"),)
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(sa.ForeignKey("registered_models.name"))
+    version: Mapped[int] = mapped_column(sa.Integer)
+    run_id: Mapped[str] = mapped_column(sa.String(100))
+    family: Mapped[str] = mapped_column(sa.String(50))
+    task: Mapped[str] = mapped_column(sa.String(20))
+    uri: Mapped[str] = mapped_column(sa.String(1000))
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    metrics: Mapped[dict] = mapped_column(sa.JSON)
+    lineage: Mapped[dict] = mapped_column(sa.JSON)
+    created: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class ModelAlias(Base):
+    __tablename__ = "model_aliases"
+    model_name: Mapped[str] = mapped_column(sa.ForeignKey("registered_models.name"), primary_key=True)
+    alias: Mapped[str] = mapped_column(sa.String(50), primary_key=True)
+    version: Mapped[int] = mapped_column(sa.Integer)
+    updated: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class RegistryEvent(Base):
+    __tablename__ = "registry_events"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(sa.String(200))
+    version: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    event: Mapped[str] = mapped_column(sa.String(50))
+    detail: Mapped[dict] = mapped_column(sa.JSON)
+    created: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class RegisterSettings(BaseModel):
+    """Where models are registered and what they must reach."""
+
+    registry_url: str | None = Field(
+        None, description="SQLAlchemy URL of the registry database; None: a SQLite file under data/registry")
+    model_name: str | None = Field(None, description="registered model name; None: the dataset name")
+    quality_gate: dict[str, float] | None = Field(
+        None, description="minimum test metrics (maximum for error metrics such as rmse); None: by task, "
+                          "roc_auc>=0.70, f1_macro>=0.50 or r2>=0.10")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _sqlite_path(url: str) -> Path | None:
+    parsed = sa.engine.make_url(url)
+    return Path(parsed.database) if parsed.get_backend_name() == "sqlite" and parsed.database else None
+
+
+class Registry:
+    """The model registry.
+
+    Args:
+        url: SQLAlchemy URL; the default is a SQLite file under ``data/registry``.
+        root: Folder (or URI) for model files; default: beside a SQLite database, else ``data/registry``.
+    """
+
+    def __init__(self, url: str | None = None, root: str | None = None):
+        self.url = url or DEFAULT_REGISTRY_URL
+        db_path = _sqlite_path(self.url)
+        if db_path is not None:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.root = root or str(db_path.parent if db_path else PROJECT_ROOT / "data" / "registry")
+        self.engine = sa.create_engine(self.url, **({"connect_args": {"timeout": 60}} if db_path else {}))
+        self._sqlite = db_path is not None
+        if self._sqlite:
+            @sa.event.listens_for(self.engine, "connect")
+            def _no_implicit_tx(dbapi_conn: Any, _: Any) -> None:
+                dbapi_conn.isolation_level = None  # let SQLAlchemy's BEGIN below be the only transaction start
+
+            @sa.event.listens_for(self.engine, "begin")
+            def _immediate(conn: sa.Connection) -> None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front: writers queue, never race
+        Base.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _lock_model(self, session: Session, name: str) -> RegisteredModel:
+        row = session.execute(sa.select(RegisteredModel).where(RegisteredModel.name == name).with_for_update()
+                              ).scalar_one_or_none()
+        if row is None:
+            row = RegisteredModel(name=name, created=_now(), latest_version=0)
+            session.add(row)
+            session.flush()
+        return row
+
+    def _event(self, session: Session, name: str, version: int | None, event: str, **detail: Any) -> None:
+        session.add(RegistryEvent(model_name=name, version=version, event=event,
+                                  detail=json.loads(json.dumps(detail, default=str)), created=_now()))
+
+    def register(self, name: str, files: dict[str, bytes], sha256: str, run_id: str, family: str, task_type: str,
+                 metrics: dict[str, float], lineage: dict[str, Any]) -> dict[str, Any]:
+        """Add a model version; ``candidate`` points at it, and ``production`` too if the model has none.
+
+        Returns:
+            The new version's row as a dict.
+        """
+        rel = f"models/{name}/{sha256}"
+        ArtifactStore(self.root).put_folder(rel, files, exist_ok=True)  # content-addressed: stored once
+        with Session(self.engine) as session, session.begin():
+            model = self._lock_model(session, name)
+            model.latest_version += 1
+            version = model.latest_version
+            session.add(ModelVersion(model_name=name, version=version, run_id=run_id, family=family, task=task_type,
+                                     uri=rel, sha256=sha256, metrics=metrics,
+                                     lineage=json.loads(json.dumps(lineage, default=str)), created=_now()))
+            self._event(session, name, version, "registered", run_id=run_id, metrics=metrics)
+            self._set_alias(session, name, "candidate", version, reason="newly registered")
+            if session.get(ModelAlias, (name, "production")) is None:
+                self._set_alias(session, name, "production", version, reason="first version of this model")
+        return self.version_info(name, version)
+
+    def _set_alias(self, session: Session, name: str, alias: str, version: int, reason: str) -> None:
+        row = session.get(ModelAlias, (name, alias))
+        previous = row.version if row else None
+        if row is None:
+            session.add(ModelAlias(model_name=name, alias=alias, version=version, updated=_now()))
+        else:
+            row.version, row.updated = version, _now()
+        self._event(session, name, version, "alias_set", alias=alias, previous=previous, reason=reason)
+
+    def set_alias(self, name: str, alias: str, version: int, reason: str) -> None:
+        """Point an alias at a version, in one transaction, recording why."""
+        with Session(self.engine) as session, session.begin():
+            self._lock_model(session, name)
+            if session.execute(sa.select(ModelVersion).where(ModelVersion.model_name == name,
+                                                             ModelVersion.version == version)).first() is None:
+                raise RegistryError(f"model '{name}' has no version {version}")
+            self._set_alias(session, name, alias, version, reason)
+
+    def record(self, name: str, event: str, version: int | None = None, **detail: Any) -> None:
+        """Record an event (a failed gate, say) without changing any version or alias."""
+        with Session(self.engine) as session, session.begin():
+            self._event(session, name, version, event, **detail)
+
+    def resolve(self, name: str, version: int | None = None, alias: str | None = "production") -> int:
+        """The version number meant by an explicit version or an alias."""
+        if version is not None:
+            return int(version)
+        with Session(self.engine) as session:
+            row = session.get(ModelAlias, (name, alias))
+            if row is None:
+                known = session.execute(sa.select(RegisteredModel.name)).scalars().all()
+                raise RegistryError(f"model '{name}' has no alias '{alias}' (registered models: {known or 'none'})")
+            return row.version
+
+    def version_info(self, name: str, version: int) -> dict[str, Any]:
+        """A version's row, with the aliases pointing at it."""
+        with Session(self.engine) as session:
+            row = session.execute(sa.select(ModelVersion).where(ModelVersion.model_name == name,
+                                                                ModelVersion.version == version)).scalar_one_or_none()
+            if row is None:
+                raise RegistryError(f"model '{name}' has no version {version}")
+            aliases = session.execute(sa.select(ModelAlias.alias).where(ModelAlias.model_name == name,
+                                                                        ModelAlias.version == version)).scalars().all()
+            return {"name": name, "version": version, "run_id": row.run_id, "family": row.family, "task": row.task,
+                    "uri": ArtifactStore(self.root).path_uri(row.uri), "sha256": row.sha256, "metrics": row.metrics, "lineage": row.lineage,
+                    "created": row.created, "aliases": sorted(aliases)}
+
+    def load(self, name: str, version: int | None = None, alias: str | None = "production") -> tuple[Any, dict]:
+        """Load a version's serving Pipeline and metadata (by number, or by alias)."""
+        info = self.version_info(name, self.resolve(name, version, alias))
+        ref = ArtifactRef(run_id=info["run_id"], stage="registry", name=name, kind="bundle",
+                          path=f"models/{name}/{info['sha256']}", sha256=info["sha256"])
+        pipeline, meta = load_bundle(ArtifactStore(self.root).read_bundle(ref))
+        return pipeline, {**meta, "registry_version": info["version"], "aliases": info["aliases"]}
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Every registry table as a DataFrame (for export to Parquet)."""
+        with self.engine.connect() as conn:
+            return {t.name: pd.read_sql_table(t.name, conn) for t in Base.metadata.sorted_tables}
+
+
+def load_model(name: str, version: int | None = None, alias: str | None = "production",
+               registry_url: str | None = None) -> Any:
+    """Load a registered model's serving Pipeline in one call: ``load_model("adult").predict(df)``."""
+    registry = Registry(registry_url)
+    try:
+        return registry.load(name, version, alias)[0]
+    finally:
+        registry.close()
+
+
+def check_gate(metrics: dict[str, float], gate: dict[str, float]) -> list[str]:
+    """Describe each gate the metrics miss (empty when the model passes)."""
+    misses = []
+    for metric, bound in gate.items():
+        value = metrics.get(metric)
+        if value is None:
+            misses.append(f"{metric} was not computed")
+        elif DIRECTION.get(metric, True) and value < bound:
+            misses.append(f"{metric} {value:.4f} < required {bound}")
+        elif not DIRECTION.get(metric, True) and value > bound:
+            misses.append(f"{metric} {value:.4f} > allowed {bound}")
+    return misses
+
+
+@task(name="register")
+def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metrics: ArtifactRef, task_type: str,
+             settings: RegisterSettings, dataset: str, lineage: dict[str, Any]) -> dict[str, Any]:
+    """Prefect task: gate the model on its test metrics, then register it with its lineage.
+
+    Args:
+        store_root: Artifact store root.
+        run_id: This run.
+        model: The model bundle.
+        evaluation_metrics: Evaluate's ``metrics`` table; its test rows are gated and stored with the version.
+        task_type: binary, multiclass or regression.
+        settings: Registry URL, model name, gate.
+        dataset: Dataset name (the default model name).
+        lineage: Run facts (settings, data hash, seed); code, library and device facts are added here.
+
+    Returns:
+        The registered version (name, version, aliases...).
+
+    Raises:
+        QualityGateFailed: A test metric misses the gate; nothing is registered, and the miss is recorded.
+    """
+    name = settings.model_name or dataset
+    gate = settings.quality_gate if settings.quality_gate is not None else DEFAULT_GATES[task_type]
+    store = ArtifactStore(store_root)
+    table = store.read_table(evaluation_metrics)
+    metrics = {r["metric"]: float(r["value"]) for r in table.to_dict("records")
+               if r["split"] == "test" and pd.isna(r["class"])}
+    lineage = {**lineage, "run_id": run_id, **environment_lineage()}
+    registry = Registry(settings.registry_url)
+    try:
+        misses = check_gate(metrics, gate)
+        if misses:
+            registry.record(name, "gate_failed", run_id=run_id, misses=misses, metrics=metrics)
+            raise QualityGateFailed(f"model '{name}' of run {run_id} was not registered: " + "; ".join(misses))
+        files = store.read_bundle(model)
+        meta = json.loads(files["model.json"])
+        info = registry.register(name, files, model.sha256, run_id, meta["family"], task_type, metrics, lineage)
+        store.write_table(run_id, "register", "registered_version", pd.DataFrame([{
+            "model_name": name, "version": info["version"], "aliases": ",".join(info["aliases"]),
+            "uri": info["uri"], "sha256": info["sha256"], "registry_url": registry.url}]))
+        return {k: v for k, v in info.items() if k != "created"}
+    finally:
+        registry.close()

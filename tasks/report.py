@@ -1,0 +1,79 @@
+"""Report: the run's summary as Parquet, and as Prefect artifacts that the UI shows on the run's page."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from tasks.catalog import ArtifactRef, ArtifactStore
+from tasks.evaluate import headline
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def summary_markdown(summary: dict[str, Any], leaderboard: pd.DataFrame, gaps: pd.DataFrame,
+                     warnings: pd.DataFrame, plots: dict[str, str]) -> str:
+    """The run's summary as markdown for the Prefect UI."""
+    lines = [f"# Training run `{summary['run_id']}`: {summary['dataset']}", "",
+             f"Model **{summary['family']}**, registered as **{summary['model_name']} v{summary['version']}** "
+             f"({', '.join(summary['aliases']) or 'no alias'}).", "", "## Test metrics", "",
+             "| metric | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v:.4f} |" for k, v in summary["test_metrics"].items()]
+    lines += ["", "## Leaderboard (validation)", "", "| rank | family | metric | score | fit s |",
+              "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['rank']} | {r['family']} | {r['metric']} | {r['validation_score']:.4f} | {r['fit_seconds']:.2f} |"
+              for r in leaderboard.to_dict("records")]
+    sens = gaps[gaps["sensitive"]] if len(gaps) else gaps
+    if len(sens):
+        lines += ["", "## Largest gaps between groups of sensitive attributes", "",
+                  "| attribute | metric | best group | worst group | gap |", "| --- | --- | --- | --- | --- |"]
+        top = sens.sort_values("gap", ascending=False).groupby("attribute").head(3)
+        lines += [f"| {r['attribute']} | {r['metric']} | {r['max_group']} ({r['max_value']:.3f}) | "
+                  f"{r['min_group']} ({r['min_value']:.3f}) | {r['gap']:.3f} |" for r in top.to_dict("records")]
+    if len(warnings):
+        lines += ["", "## Data warnings", ""]
+        lines += [f"- `{r['column']}`: {r['expectation']} ({r['unexpected_count']} rows)"
+                  for r in warnings.to_dict("records")]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"- {name}: `{path}`" for name, path in plots.items()]
+    lines += ["", f"Artifacts: `{summary['run_dir']}` (see `manifest.parquet`)."]
+    return "\n".join(lines)
+
+
+@task(name="report")
+def report(store_root: str, run_id: str, dataset: str, trained: dict[str, ArtifactRef],
+           evaluation: dict[str, ArtifactRef], validation_results: ArtifactRef | None,
+           registered: dict[str, Any], task_type: str) -> dict[str, Any]:
+    """Prefect task: write ``report/run_summary`` and publish the markdown and metrics artifacts.
+
+    Returns:
+        The summary (run id, folder, model, version, test metrics, artifact paths).
+    """
+    store = ArtifactStore(store_root)
+    board = store.read_table(trained["leaderboard"])
+    metrics = store.read_table(evaluation["metrics"])
+    gaps = store.read_table(evaluation["slice_gaps"])
+    warnings = pd.DataFrame(columns=["column", "expectation", "unexpected_count"])
+    if validation_results is not None:
+        vr = store.read_table(validation_results)
+        warnings = vr[(~vr["success"]) & (vr["severity"] == "warning")]
+    test = headline(metrics, task_type)
+    plots = {k: store.uri(v) for k, v in evaluation.items() if v.kind == "file" and v.name.endswith(".png")}
+    summary = {"run_id": run_id, "dataset": dataset, "run_dir": store.run_uri(run_id),
+        "family": board.iloc[0]["family"], "model_name": registered["name"], "version": registered["version"],
+        "aliases": registered["aliases"], "test_metrics": test, "model_uri": store.uri(trained["model"]),
+        "registry_uri": registered["uri"]}
+    store.write_table(run_id, "report", "run_summary", pd.DataFrame([{
+        **{k: v for k, v in summary.items() if k not in ("test_metrics", "aliases")},
+        "aliases": ",".join(summary["aliases"]), "test_metrics": json.dumps(test)}]))
+    create_markdown_artifact(summary_markdown(summary, board, gaps, warnings, plots), key=f"training-{dataset}".replace(
+        "_", "-"), description=f"Training run {run_id}")
+    create_table_artifact([{"metric": k, "value": round(v, 6)} for k, v in test.items()],
+                          key=f"test-metrics-{dataset}".replace("_", "-"), description=f"Test metrics of run {run_id}")
+    return summary

@@ -1,0 +1,115 @@
+"""Split: train / validation / test, as the schema says.
+
+Stratified on the label for classification, time-ordered when the schema names a time column
+(the latest rows are the test rows), group-aware when it names a group column (no group straddles
+two splits). Seeded; the original row index is kept so any row can be traced back to the raw data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from pydantic import BaseModel, Field, model_validator
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+from tasks.cache import CONTENT
+from tasks.catalog import ArtifactRef, ArtifactStore
+from tasks.errors import DataError
+from tasks.schema import DatasetSchema
+
+SPLITS = ("train", "validation", "test")
+
+
+class SplitSettings(BaseModel):
+    """How to split the rows."""
+
+    validation_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of rows for validation")
+    test_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of rows for the test split")
+    strategy: str = Field("auto", description="auto (from the schema), stratified, random, time or group")
+
+    @model_validator(mode="after")
+    def _fractions(self) -> "SplitSettings":
+        if self.validation_fraction + self.test_fraction >= 0.8:
+            raise ValueError("validation_fraction + test_fraction must leave at least 20% for training")
+        return self
+
+
+def _strategy(schema: DatasetSchema, settings: SplitSettings) -> str:
+    if settings.strategy != "auto":
+        return settings.strategy
+    if schema.role_column("time"):
+        return "time"
+    if schema.role_column("group"):
+        return "group"
+    return "stratified" if schema.is_classification else "random"
+
+
+def _two_way(df: pd.DataFrame, frac: float, strategy: str, schema: DatasetSchema,
+             seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if strategy == "time":
+        ordered = df.sort_values(schema.role_column("time"), kind="stable")
+        cut = int(round(len(ordered) * (1 - frac)))
+        return ordered.iloc[:cut], ordered.iloc[cut:]
+    if strategy == "group":
+        gss = GroupShuffleSplit(n_splits=1, test_size=frac, random_state=seed)
+        a, b = next(gss.split(df, groups=df[schema.role_column("group")]))
+        return df.iloc[a], df.iloc[b]
+    stratify = df[schema.label] if strategy == "stratified" else None
+    return train_test_split(df, test_size=frac, random_state=seed, stratify=stratify)
+
+
+def split_data(df: pd.DataFrame, schema: DatasetSchema, settings: SplitSettings,
+               seed: int) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Split rows into train, validation and test: the pure part of the split stage.
+
+    Args:
+        df: Validated rows.
+        schema: Gives the label and the time or group column.
+        settings: Fractions and strategy.
+        seed: Random seed.
+
+    Returns:
+        ``(splits, summary)``: the three frames, and one summary row per split and class.
+
+    Raises:
+        DataError: Too few rows, or a class too small to stratify.
+    """
+    strategy = _strategy(schema, settings)
+    if len(df) < 20:
+        raise DataError(schema.name, f"need at least 20 rows to split, found {len(df)}", rule="min_rows")
+    if strategy == "stratified":
+        counts = df[schema.label].value_counts()
+        if counts.min() < 3:
+            raise DataError(schema.name, f"class {counts.idxmin()!r} has {counts.min()} rows; stratified "
+                                         "splitting needs at least 3 per class", column=schema.label,
+                            rule="min_class_rows")
+    rest, test = _two_way(df, settings.test_fraction, strategy, schema, seed)
+    val_share = settings.validation_fraction / (1 - settings.test_fraction)
+    train, validation = _two_way(rest, val_share, strategy, schema, seed + 1)
+    splits = {"train": train, "validation": validation, "test": test}
+    rows = []
+    for name, part in splits.items():
+        base = {"split": name, "strategy": strategy, "rows": len(part), "fraction": len(part) / len(df)}
+        if schema.is_classification:
+            for cls, n in part[schema.label].value_counts().sort_index().items():
+                rows.append({**base, "class": str(cls), "class_rows": int(n), "class_share": n / len(part)})
+        else:
+            y = pd.to_numeric(part[schema.label])
+            rows.append({**base, "class": None, "class_rows": None, "class_share": None,
+                         "label_mean": float(np.mean(y)), "label_std": float(np.std(y))})
+    return splits, pd.DataFrame(rows)
+
+
+@task(name="split", cache_policy=CONTENT, result_serializer="json", persist_result=True)
+def split(store_root: str, run_id: str, schema: DatasetSchema, data: ArtifactRef, settings: SplitSettings,
+          seed: int) -> dict[str, ArtifactRef]:
+    """Prefect task: write ``split/{train,validation,test}`` and ``split/split_summary``.
+
+    Returns:
+        References to the three splits, by name.
+    """
+    store = ArtifactStore(store_root)
+    splits, summary = split_data(store.read_table(data), schema, settings, seed)
+    store.write_table(run_id, "split", "split_summary", summary)
+    return {name: store.write_table(run_id, "split", name, part) for name, part in splits.items()}

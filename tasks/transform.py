@@ -1,0 +1,154 @@
+"""Transform: the learned preprocessing, fitted on the training split alone.
+
+Numeric columns: imputation, clipping to training quantiles (outliers), scaling. Categorical columns:
+imputation with an explicit missing category, rare categories grouped, then integer codes (unknown
+categories at serving time get their own code, -1). Model families add their own last encoding
+(one-hot for linear models and SVMs, native categoricals for LightGBM) in ``encoder_for``. The
+fitted preprocessor and the model are saved as one scikit-learn Pipeline, so serving runs exactly
+what training ran.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from pydantic import BaseModel, Field
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, RobustScaler, StandardScaler
+
+from tasks.cache import CONTENT
+from tasks.catalog import ArtifactRef, ArtifactStore
+from tasks.modelio import dump_skops
+from tasks.schema import DatasetSchema
+
+MISSING = "__missing__"
+UNKNOWN_CODE = -1
+
+Encoding = Literal["auto", "onehot", "ordinal", "native"]
+
+
+class TransformSettings(BaseModel):
+    """How features are prepared; every step is fitted on the training split only."""
+
+    numeric_imputation: Literal["median", "mean", "most_frequent"] = Field(
+        "median", description="value for missing numbers")
+    clip_quantiles: tuple[float, float] | None = Field(
+        (0.001, 0.999), description="clip numbers to these training quantiles (outliers); null to keep all")
+    scaling: Literal["standard", "robust", "none"] = Field("standard", description="numeric scaling")
+    min_category_frequency: int = Field(
+        5, ge=1, description="categories seen fewer times in training are grouped as infrequent")
+    categorical_encoding: Encoding = Field(
+        "auto", description="auto: native for LightGBM, ordinal for trees, one-hot for linear models and SVMs")
+
+
+class QuantileClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Clip each column to quantiles learned in ``fit`` (``lower_``, ``upper_``).
+
+    Args:
+        lower: Lower quantile.
+        upper: Upper quantile.
+    """
+
+    def __init__(self, lower: float = 0.001, upper: float = 0.999):
+        self.lower = lower
+        self.upper = upper
+
+    def fit(self, X, y=None):  # noqa: ANN001, ANN201, N803
+        arr = np.asarray(X, dtype=float)
+        self.n_features_in_ = arr.shape[1]
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.lower_ = np.nanquantile(arr, self.lower, axis=0)
+        self.upper_ = np.nanquantile(arr, self.upper, axis=0)
+        return self
+
+    def transform(self, X):  # noqa: ANN001, ANN201, N803
+        return np.clip(np.asarray(X, dtype=float), self.lower_, self.upper_)
+
+
+def build_preprocessor(schema: DatasetSchema, settings: TransformSettings) -> ColumnTransformer:
+    """The unfitted preprocessor for a dataset (numbers and categorical codes, original column names)."""
+    numeric_steps: list = [("impute", SimpleImputer(strategy=settings.numeric_imputation))]
+    if settings.clip_quantiles:
+        numeric_steps.append(("clip", QuantileClipper(*settings.clip_quantiles)))
+    if settings.scaling != "none":
+        numeric_steps.append(("scale", StandardScaler() if settings.scaling == "standard" else RobustScaler()))
+    categorical = Pipeline([
+        ("impute", SimpleImputer(strategy="constant", fill_value=MISSING)),
+        ("codes", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=UNKNOWN_CODE,
+                                 min_frequency=settings.min_category_frequency, dtype=np.float64)),
+    ])
+    ct = ColumnTransformer(
+        [("num", Pipeline(numeric_steps), schema.numeric_features),
+         ("cat", categorical, schema.categorical_features)],
+        remainder="drop", verbose_feature_names_out=False,
+    )
+    return ct.set_output(transform="pandas")
+
+
+def encoding_for(family: str, setting: Encoding) -> Encoding:
+    """The categorical encoding a model family gets under a setting."""
+    if setting != "auto":
+        return "ordinal" if setting == "native" and family != "lightgbm" else setting
+    if family == "lightgbm":
+        return "native"
+    return "ordinal" if family in ("decision_tree", "random_forest") else "onehot"
+
+
+def encoder_for(schema: DatasetSchema, encoding: Encoding) -> ColumnTransformer | str:
+    """The per-family encoding step that follows the preprocessor."""
+    if encoding != "onehot" or not schema.categorical_features:
+        return "passthrough"
+    return ColumnTransformer(
+        [("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False), schema.categorical_features)],
+        remainder="passthrough", verbose_feature_names_out=False,
+    )
+
+
+def as_model_input(df: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
+    """The feature columns of raw rows, with categorical values as plain Python objects."""
+    x = df[[c.name for c in schema.features]].copy()
+    for col in schema.categorical_features:
+        x[col] = x[col].astype(object).where(x[col].notna(), np.nan)
+    return x
+
+
+def fit_transform_splits(splits: dict[str, pd.DataFrame], schema: DatasetSchema,
+                         settings: TransformSettings) -> tuple[ColumnTransformer, dict[str, pd.DataFrame]]:
+    """Fit the preprocessor on ``splits['train']`` and apply it to every split: the pure transform stage.
+
+    Returns:
+        ``(preprocessor, features)``: the fitted preprocessor and, per split, the features with the label
+        column appended and the original row index kept.
+    """
+    pre = build_preprocessor(schema, settings)
+    pre.fit(as_model_input(splits["train"], schema))
+    features = {}
+    for name, part in splits.items():
+        out = pre.transform(as_model_input(part, schema))
+        out.index = part.index
+        out[schema.label] = part[schema.label].to_numpy()
+        features[name] = out
+    return pre, features
+
+
+@task(name="transform", cache_policy=CONTENT, result_serializer="json", persist_result=True)
+def transform(store_root: str, run_id: str, schema: DatasetSchema, splits: dict[str, ArtifactRef],
+              settings: TransformSettings) -> dict[str, ArtifactRef]:
+    """Prefect task: write ``transform/features_{split}`` and ``transform/preprocessor.skops``.
+
+    Returns:
+        References to the three feature tables and the fitted preprocessor.
+    """
+    store = ArtifactStore(store_root)
+    frames = {name: store.read_table(ref) for name, ref in splits.items()}
+    pre, features = fit_transform_splits(frames, schema, settings)
+    refs = {name: store.write_table(run_id, "transform", f"features_{name}", f) for name, f in features.items()}
+    refs["preprocessor"] = store.write_file(run_id, "transform", "preprocessor.skops", dump_skops(pre))
+    return refs

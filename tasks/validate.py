@@ -1,0 +1,164 @@
+"""Validate: run the dataset's Great Expectations suite on the raw data.
+
+Each expectation has a severity (GX's own field: ``critical`` is reported as ``error``, ``warning``
+and ``info`` as themselves). Any failed error expectation stops the run with a message naming every
+failed rule and column, after the report is written. When quarantine is on, rows that break
+row-level error rules go to ``quarantine.parquet`` with the rule that caught them, and the rest go
+on; rows are never dropped silently, and too large a quarantine is still an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import dataclass, field
+
+import pandas as pd
+from prefect import task
+
+from tasks.catalog import ArtifactRef, ArtifactStore
+from tasks.errors import ValidationFailed
+from tasks.schema import DatasetSchema
+
+SEVERITY_NAMES = {"critical": "error", "warning": "warning", "info": "info"}
+SAMPLE_SIZE = 10
+
+
+@dataclass
+class ValidationOutcome:
+    """What validation found.
+
+    Attributes:
+        results: One row per expectation (column, rule, severity, success, unexpected count and percent,
+            a sample of bad values, exception text, whether its rows were quarantined).
+        valid: The rows that go on.
+        quarantine: Rows set aside, with ``_rule`` and ``_column`` saying why.
+        errors: ``(column, rule, detail)`` of each failed error-severity expectation not handled by quarantine.
+    """
+
+    results: pd.DataFrame
+    valid: pd.DataFrame
+    quarantine: pd.DataFrame
+    errors: list[tuple[str | None, str, str]] = field(default_factory=list)
+
+
+def _run_suite(df: pd.DataFrame, schema: DatasetSchema, complete: bool):  # noqa: ANN202 (GX result type)
+    import great_expectations as gx
+
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    # GX 1.24's type check cannot match pandas 3's default `str` dtype under any type name (it
+    # compares dtype objects, and StringDtype(na_value=nan) equals none it builds), so GX sees string
+    # columns as `object`, which it matches; the caller's frame is not changed.
+    str_cols = {c: object for c in df.columns if isinstance(df[c].dtype, pd.StringDtype)}
+    gx_df = df.astype(str_cols) if str_cols else df
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ctx = gx.get_context(mode="ephemeral")
+        ctx.variables.progress_bars = {"globally": False, "metric_calculations": False}
+        batch_def = (ctx.data_sources.add_pandas("trainflow").add_dataframe_asset(schema.name)
+                     .add_batch_definition_whole_dataframe("all"))
+        suite = gx.ExpectationSuite(name=schema.name, expectations=[dict(e) for e in schema.expectations])
+        batch = batch_def.get_batch(batch_parameters={"dataframe": gx_df})
+        fmt = {"result_format": "COMPLETE" if complete else "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
+        return batch.validate(suite, result_format=fmt)
+
+
+def _describe(row: dict) -> str:
+    if pd.notna(row["exception"]):
+        return row["exception"]
+    if row["expectation"] == "expect_column_to_exist":
+        return "column is missing"
+    if row["unexpected_count"] is not None and not pd.isna(row["unexpected_count"]):
+        return f"{int(row['unexpected_count'])} bad rows ({row['unexpected_percent']:.1f}%), e.g. {row['sample']}"
+    return f"observed {row['observed_value']}"
+
+
+def validate_data(df: pd.DataFrame, schema: DatasetSchema, quarantine: bool = False,
+                  max_quarantine_fraction: float = 0.05) -> ValidationOutcome:
+    """Run the schema's GX suite on ``df``: the pure part of the validate stage.
+
+    Args:
+        df: Raw rows after ingest.
+        schema: The dataset's schema and suite.
+        quarantine: Set aside rows that break row-level error rules instead of failing.
+        max_quarantine_fraction: Above this share of quarantined rows the run fails anyway.
+
+    Returns:
+        The outcome; the caller decides what to write and whether to raise on ``errors``.
+    """
+    result = _run_suite(df, schema, complete=quarantine)
+    missing_cols = {c for c in (e["kwargs"].get("column") for e in schema.expectations) if c and c not in df.columns}
+    rows, bad_index = [], {}
+    for r in result.results:
+        cfg = r.expectation_config
+        res = r.result or {}
+        column = cfg.kwargs.get("column")
+        exc = (r.exception_info or {}).get("exception_message") if r.exception_info else None
+        if not exc and column in missing_cols and cfg.type != "expect_column_to_exist":
+            exc = f"column '{column}' is missing"
+        sample = res.get("partial_unexpected_list") or []
+        rows.append({
+            "expectation": cfg.type, "column": column,
+            "severity": SEVERITY_NAMES.get(str(getattr(cfg.severity, "value", cfg.severity)), "error"),
+            "success": bool(r.success), "unexpected_count": res.get("unexpected_count"),
+            "unexpected_percent": res.get("unexpected_percent"),
+            "observed_value": None if res.get("observed_value") is None else json.dumps(res["observed_value"],
+                                                                                          default=str),
+            "sample": json.dumps([None if pd.isna(v) else v for v in sample[:SAMPLE_SIZE]], default=str),
+            "exception": exc, "kwargs": json.dumps({k: v for k, v in cfg.kwargs.items() if k != "column"}, default=str),
+            "quarantined": False,
+        })
+        if quarantine and not r.success and rows[-1]["severity"] == "error" and "unexpected_index_list" in res:
+            bad_index[len(rows) - 1] = list(res["unexpected_index_list"])
+    results = pd.DataFrame(rows)
+    results["unexpected_count"] = results["unexpected_count"].astype("Int64")
+    results["unexpected_percent"] = results["unexpected_percent"].astype("Float64")
+
+    quarantined = pd.DataFrame(columns=[*df.columns, "_rule", "_column"])
+    keep = df
+    if bad_index:
+        all_bad = sorted({i for idx in bad_index.values() for i in idx})
+        if len(all_bad) <= max_quarantine_fraction * len(df):
+            parts = []
+            for pos, idx in bad_index.items():
+                part = df.loc[idx].copy()
+                part["_rule"], part["_column"] = results.at[pos, "expectation"], results.at[pos, "column"]
+                parts.append(part)
+                results.at[pos, "quarantined"] = True
+            quarantined = pd.concat(parts)
+            keep = df.drop(index=all_bad)
+        else:
+            for pos in bad_index:
+                results.at[pos, "exception"] = (
+                    f"quarantine would set aside {len(all_bad)} of {len(df)} rows, above the allowed "
+                    f"{max_quarantine_fraction:.0%}")
+    failed = results[(~results["success"]) & (results["severity"] == "error") & (~results["quarantined"])]
+    # A missing column fails every rule on it; name it once, by the rule that says so.
+    failed = failed[~(failed["column"].isin(missing_cols) & (failed["expectation"] != "expect_column_to_exist"))]
+    errors = [(None if pd.isna(r["column"]) else r["column"], r["expectation"], _describe(r))
+              for r in failed.to_dict("records")]
+    return ValidationOutcome(results=results, valid=keep, quarantine=quarantined, errors=errors)
+
+
+@task(name="validate")
+def validate(store_root: str, run_id: str, schema: DatasetSchema, raw: ArtifactRef, quarantine: bool = False,
+             max_quarantine_fraction: float = 0.05) -> ArtifactRef:
+    """Prefect task: validate ``raw`` and write ``validate/validation_results`` (and ``quarantine``, ``valid``).
+
+    Returns:
+        Reference to the rows that go on (``raw`` itself when nothing was quarantined).
+
+    Raises:
+        ValidationFailed: An error-severity expectation failed; the report is written first.
+    """
+    store = ArtifactStore(store_root)
+    outcome = validate_data(store.read_table(raw), schema, quarantine, max_quarantine_fraction)
+    report = store.write_table(run_id, "validate", "validation_results", outcome.results)
+    if outcome.errors:
+        raise ValidationFailed(schema.name, outcome.errors, store.uri(report))
+    if len(outcome.quarantine):
+        store.write_table(run_id, "validate", "quarantine", outcome.quarantine)
+        return store.write_table(run_id, "validate", "valid", outcome.valid)
+    return raw

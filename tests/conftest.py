@@ -1,0 +1,52 @@
+"""Shared fixtures: a project-local Prefect home, one Prefect test harness per session, tiny data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Set before Prefect is imported anywhere: project-local state, no analytics, and room for the
+# temporary server to start on a busy 2-core CI machine.
+os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect" / "test"))
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from tasks.ingest import ingest_data  # noqa: E402
+from tasks.schema import DatasetSchema, load_schema  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A real Prefect API (temporary database and server) for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def adult_schema() -> DatasetSchema:
+    return load_schema("adult")
+
+
+@pytest.fixture(scope="session")
+def adult_raw(adult_schema: DatasetSchema) -> pd.DataFrame:
+    """The bundled Adult data after ingest (32,561 rows)."""
+    return ingest_data(adult_schema)[0]
+
+
+@pytest.fixture()
+def adult_sample(adult_raw: pd.DataFrame) -> pd.DataFrame:
+    """2,000 Adult rows: small enough for fast flow tests, large enough for every category check."""
+    return adult_raw.sample(2000, random_state=0).reset_index(drop=True)
+
+
+@pytest.fixture()
+def workdir(tmp_path: Path) -> dict[str, str]:
+    """A fresh artifacts root and registry for one test."""
+    return {"root": str(tmp_path / "artifacts"), "registry": f"sqlite:///{tmp_path / 'registry.db'}"}

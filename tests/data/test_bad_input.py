@@ -1,0 +1,102 @@
+"""Bad input gets an error that names the dataset, the column and the rule, and a report."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tasks.errors import DataError
+from tasks.ingest import ingest_data
+from tasks.schema import DatasetSchema
+from tasks.validate import validate_data
+
+
+def _write(df: pd.DataFrame, path: Path) -> str:
+    df.to_parquet(path) if path.suffix == ".parquet" else df.to_csv(path, index=False)
+    return str(path)
+
+
+def _errors(df: pd.DataFrame, schema: DatasetSchema) -> list[tuple]:
+    return validate_data(df, schema).errors
+
+
+def test_missing_label_column(adult_sample: pd.DataFrame, adult_schema: DatasetSchema) -> None:
+    errors = _errors(adult_sample.drop(columns=["income"]), adult_schema)
+    assert ("income", "expect_column_to_exist", "column is missing") in errors
+    assert all(col == "income" for col, *_ in errors)  # one missing column is reported once, not per rule
+
+
+def test_renamed_feature(adult_sample: pd.DataFrame, adult_schema: DatasetSchema) -> None:
+    errors = _errors(adult_sample.rename(columns={"hours-per-week": "hours_per_week"}), adult_schema)
+    assert [(c, r) for c, r, _ in errors] == [("hours-per-week", "expect_column_to_exist")]
+
+
+def test_wrong_type(adult_sample: pd.DataFrame, adult_schema: DatasetSchema) -> None:
+    errors = _errors(adult_sample.assign(age=adult_sample["age"].astype(str) + " years"), adult_schema)
+    assert [(c, r) for c, r, _ in errors] == [("age", "expect_column_values_to_be_in_type_list")]
+
+
+def test_forty_percent_missing(adult_sample: pd.DataFrame, adult_schema: DatasetSchema) -> None:
+    bad = adult_sample.copy()
+    bad.loc[bad.sample(frac=0.4, random_state=0).index, "education"] = None
+    ((col, rule, detail),) = _errors(bad, adult_schema)
+    assert (col, rule) == ("education", "expect_column_values_to_not_be_null") and "40.0%" in detail
+
+
+def test_single_class_label(adult_sample: pd.DataFrame, adult_schema: DatasetSchema) -> None:
+    errors = _errors(adult_sample[adult_sample["income"] == "<=50K"], adult_schema)
+    assert [(c, r) for c, r, _ in errors] == [("income", "expect_column_unique_value_count_to_be_between")]
+
+
+def test_unknown_label_value_and_report(adult_sample: pd.DataFrame, adult_schema: DatasetSchema) -> None:
+    bad = adult_sample.copy()
+    bad.loc[:4, "income"] = "50K+"
+    out = validate_data(bad, adult_schema)
+    assert [(c, r) for c, r, _ in out.errors] == [("income", "expect_column_values_to_be_in_set")]
+    row = out.results[(out.results["column"] == "income") & (out.results["expectation"]
+                                                             == "expect_column_values_to_be_in_set")].iloc[0]
+    assert row["unexpected_count"] == 5 and "50K+" in row["sample"] and row["severity"] == "error"
+    assert set(out.results.columns) >= {"column", "expectation", "severity", "success", "unexpected_count",
+                                        "unexpected_percent", "sample"}
+
+
+def test_warnings_do_not_stop(adult_sample: pd.DataFrame, adult_schema: DatasetSchema) -> None:
+    bad = adult_sample.copy()
+    bad.loc[:9, "workclass"] = "Space-agency"  # a new category is a warning in the suite
+    out = validate_data(bad, adult_schema)
+    assert out.errors == []
+    warn = out.results[~out.results["success"]]
+    assert warn[["column", "severity"]].values.tolist() == [["workclass", "warning"]]
+
+
+def test_quarantine_sets_rows_aside(adult_sample: pd.DataFrame, adult_schema: DatasetSchema) -> None:
+    bad = adult_sample.copy()
+    bad.loc[:19, "income"] = None  # the label must never be null: a row-level error rule
+    assert _errors(bad, adult_schema)
+    out = validate_data(bad, adult_schema, quarantine=True)
+    assert out.errors == [] and len(out.quarantine) == 20 and len(out.valid) == len(bad) - 20
+    assert set(out.quarantine["_column"]) == {"income"}
+    assert set(out.quarantine.index) | set(out.valid.index) == set(bad.index)  # nothing silently dropped
+    too_many = bad.copy()
+    too_many.loc[:400, "income"] = None
+    assert validate_data(too_many, adult_schema, quarantine=True).errors  # 20% > the 5% allowed
+
+
+@pytest.mark.parametrize("case,rule", [("empty", "non_empty"), ("headers", "non_empty"),
+                                       ("corrupt", "parquet_readable"), ("missing", "source_exists")])
+def test_unreadable_files(case: str, rule: str, tmp_path: Path, adult_sample: pd.DataFrame,
+                          adult_schema: DatasetSchema) -> None:
+    if case == "empty":
+        path = tmp_path / "e.csv"
+        path.write_bytes(b"")
+    elif case == "headers":
+        path = Path(_write(adult_sample.head(0), tmp_path / "h.csv"))
+    elif case == "corrupt":
+        good = Path(_write(adult_sample, tmp_path / "ok.parquet"))
+        path = tmp_path / "c.parquet"
+        path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    else:
+        path = tmp_path / "nope.csv"
+    with pytest.raises(DataError) as err:
+        ingest_data(adult_schema, str(path))
+    assert err.value.rule == rule and err.value.dataset == "adult" and str(path.name) in str(err.value)

@@ -1,0 +1,72 @@
+"""The artifact catalog: atomic, never overwrites, hashes what it wrote."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tasks.catalog import ArtifactStore, new_run_id
+from tasks.errors import ArtifactError
+
+
+def test_write_read_roundtrip_and_manifest(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    run = new_run_id()
+    df = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", None]}, index=[10, 20, 30])
+    ref = store.write_table(run, "ingest", "raw", df)
+    assert ref.rows == 3 and ref.path == f"runs/{run}/ingest/raw.parquet"
+    back = store.read_table(ref)
+    pd.testing.assert_frame_equal(back, df, check_dtype=False)
+    assert list(back.index) == [10, 20, 30]  # the original row index survives
+    m = store.manifest(run)
+    assert m[["stage", "name", "rows"]].values.tolist() == [["ingest", "raw", 3]]
+    assert m.loc[0, "sha256"] == ref.sha256 and m.loc[0, "bytes"] > 0
+    assert not list((tmp_path / "runs" / run / "ingest").glob(".tmp-*"))  # no temporary file left behind
+
+
+def test_never_overwrites(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    run = new_run_id()
+    store.write_table(run, "s", "t", pd.DataFrame({"a": [1]}))
+    with pytest.raises(ArtifactError, match="already exists"):
+        store.write_table(run, "s", "t", pd.DataFrame({"a": [2]}))
+    assert store.read_table(store.find(run, "s", "t"))["a"].tolist() == [1]
+
+
+def test_tampered_artifact_is_refused(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    ref = store.write_file(new_run_id(), "s", "f.txt", b"hello")
+    store.local_path(ref).write_bytes(b"hellO")
+    with pytest.raises(ArtifactError, match="sha256"):
+        store.read_file(ref)
+
+
+def test_bundle_and_content_addressed_folder(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    run = new_run_id()
+    ref = store.write_bundle(run, "train", "model", {"a.txt": b"1", "b.txt": b"2"})
+    assert store.read_bundle(ref) == {"a.txt": b"1", "b.txt": b"2"}
+    sha1 = store.put_folder("models/x/abc", {"f": b"1"}, exist_ok=True)
+    sha2 = store.put_folder("models/x/abc", {"f": b"1"}, exist_ok=True)  # idempotent
+    assert sha1 == sha2
+    with pytest.raises(ArtifactError):
+        store.put_folder("models/x/abc", {"f": b"1"})
+
+
+def test_find_names_what_a_run_has(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    run = new_run_id()
+    store.write_table(run, "split", "train", pd.DataFrame({"a": [1]}))
+    with pytest.raises(ArtifactError, match="split/train"):
+        store.find(run, "train", "model")
+
+
+def test_reference_from_other_run_is_listed(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    a, b = new_run_id(), new_run_id()
+    ref = store.write_table(a, "split", "test", pd.DataFrame({"a": [1, 2]}))
+    store.add_reference(b, ref)
+    found = store.find(b, "split", "test")
+    assert found.run_id == a and found.sha256 == ref.sha256
+    assert store.manifest(b).loc[0, "source_run"] == a
+    assert len(store.manifest(a)) == 1  # the earlier run is not touched

@@ -1,0 +1,62 @@
+"""Split: sizes, stratification, time order, groups, seeds."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.errors import DataError
+from tasks.schema import ColumnSpec, DatasetSchema
+from tasks.split import SplitSettings, split_data
+
+
+def _schema(**roles: str) -> DatasetSchema:
+    cols = [ColumnSpec(name="x", type="float"), ColumnSpec(name="y", type="category", role="label")]
+    cols += [ColumnSpec(name=n, type="int", role=r) for n, r in roles.items()]
+    return DatasetSchema(name="toy", task="binary", label="y", columns=cols)
+
+
+def _frame(n: int = 1000) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"x": rng.normal(size=n), "y": np.where(rng.random(n) < 0.2, "a", "b"),
+                         "t": np.arange(n)[::-1], "g": rng.integers(0, 50, n)})
+
+
+def test_stratified_sizes_balance_and_disjoint(adult_raw: pd.DataFrame, adult_schema: DatasetSchema) -> None:
+    splits, summary = split_data(adult_raw, adult_schema, SplitSettings(), seed=7)
+    sizes = {k: len(v) for k, v in splits.items()}
+    assert sum(sizes.values()) == len(adult_raw)
+    assert abs(sizes["train"] / len(adult_raw) - 0.70) < 0.005 and abs(sizes["test"] / len(adult_raw) - 0.15) < 0.005
+    idx = [set(v.index) for v in splits.values()]
+    assert not (idx[0] & idx[1]) and not (idx[0] & idx[2]) and not (idx[1] & idx[2])
+    shares = summary[summary["class"] == ">50K"]["class_share"]
+    assert shares.max() - shares.min() < 0.003  # stratified: same class balance in every split
+
+
+def test_seeded() -> None:
+    df, schema = _frame(), _schema()
+    a, _ = split_data(df, schema, SplitSettings(), seed=1)
+    b, _ = split_data(df, schema, SplitSettings(), seed=1)
+    c, _ = split_data(df, schema, SplitSettings(), seed=2)
+    assert list(a["test"].index) == list(b["test"].index) != list(c["test"].index)
+
+
+def test_time_ordered_puts_latest_rows_last() -> None:
+    splits, summary = split_data(_frame(), _schema(t="time"), SplitSettings(), seed=0)
+    assert splits["train"]["t"].max() < splits["validation"]["t"].min()
+    assert splits["validation"]["t"].max() < splits["test"]["t"].min()
+    assert set(summary["strategy"]) == {"time"}
+
+
+def test_group_aware_keeps_groups_whole() -> None:
+    splits, _ = split_data(_frame(), _schema(g="group"), SplitSettings(), seed=0)
+    groups = [set(v["g"]) for v in splits.values()]
+    assert not (groups[0] & groups[1]) and not (groups[0] & groups[2]) and not (groups[1] & groups[2])
+
+
+def test_class_too_small_to_stratify_is_named() -> None:
+    df = _frame()
+    df.loc[df.index[:2], "y"] = "rare"
+    df = df[(df["y"] != "rare") | (df.index < 2)]
+    with pytest.raises(DataError, match="'rare' has 2 rows") as err:
+        split_data(df, _schema(), SplitSettings(), seed=0)
+    assert err.value.column == "y"

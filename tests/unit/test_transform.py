@@ -1,0 +1,41 @@
+"""Transform: learns from the training split alone; never changes its input; unseen categories coded -1."""
+
+import numpy as np
+import pandas as pd
+
+from tasks.schema import DatasetSchema
+from tasks.split import SplitSettings, split_data
+from tasks.transform import UNKNOWN_CODE, QuantileClipper, TransformSettings, as_model_input, fit_transform_splits
+
+
+def test_fitted_on_train_only(adult_raw: pd.DataFrame, adult_schema: DatasetSchema) -> None:
+    splits, _ = split_data(adult_raw, adult_schema, SplitSettings(), seed=0)
+    before = {k: v.copy() for k, v in splits.items()}
+    pre, feats = fit_transform_splits(splits, adult_schema, TransformSettings())
+    # scaled training features have mean ~0 and std ~1; the other splits only approximately
+    assert abs(feats["train"]["age"].mean()) < 1e-9
+    # poison the test split: the fitted statistics must not move
+    poisoned = {**splits, "test": splits["test"].assign(age=1000)}
+    pre2, _ = fit_transform_splits(poisoned, adult_schema, TransformSettings())
+    num = lambda p: p.named_transformers_["num"].named_steps["scale"].mean_  # noqa: E731
+    np.testing.assert_allclose(num(pre), num(pre2))
+    for k in splits:  # inputs are not modified
+        pd.testing.assert_frame_equal(splits[k], before[k])
+    assert list(feats["test"].index) == list(splits["test"].index)
+
+
+def test_unseen_category_gets_unknown_code(adult_raw: pd.DataFrame, adult_schema: DatasetSchema) -> None:
+    splits, _ = split_data(adult_raw, adult_schema, SplitSettings(), seed=0)
+    pre, _ = fit_transform_splits(splits, adult_schema, TransformSettings())
+    rows = as_model_input(splits["test"].head(3), adult_schema)
+    rows.iloc[0, rows.columns.get_loc("workclass")] = "Space-agency"
+    out = pre.transform(rows)
+    assert out["workclass"].iloc[0] == UNKNOWN_CODE and out["workclass"].iloc[1] != UNKNOWN_CODE
+
+
+def test_clipper_uses_training_quantiles() -> None:
+    x = pd.DataFrame({"a": np.arange(1000, dtype=float)})
+    clip = QuantileClipper(0.01, 0.99).fit(x)
+    out = clip.transform(pd.DataFrame({"a": [-1e6, 500.0, 1e6]}))
+    assert out[0, 0] == clip.lower_[0] and out[1, 0] == 500.0 and out[2, 0] == clip.upper_[0]
+    assert 9 < clip.lower_[0] < 11 and 988 < clip.upper_[0] < 990
