@@ -62,6 +62,14 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
+def folder_digest(files: dict[str, bytes]) -> str:
+    """sha256 of a folder of files: of their names and hashes, in name order."""
+    digest = hashlib.sha256()
+    for fname in sorted(files):
+        digest.update(f"{fname}:{hashlib.sha256(files[fname]).hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
 def _check_name(*parts: str) -> None:
     for part in parts:
         if not _NAME.match(part):
@@ -195,12 +203,10 @@ class ArtifactStore:
             The sha256 of the folder: of its files' names and hashes, in name order.
         """
         _check_name(*files)
-        digest = hashlib.sha256()
-        for fname in sorted(files):
-            digest.update(f"{fname}:{hashlib.sha256(files[fname]).hexdigest()}\n".encode())
+        sha = folder_digest(files)
         with self._lock:
             if exist_ok and self._exists(rel):
-                return digest.hexdigest()
+                return sha
             self._claim(rel)
         tmp = self._tmp(rel)
         self.fs.create_dir(self._abs(tmp), recursive=True)
@@ -213,7 +219,7 @@ class ArtifactStore:
             if not (exist_ok and self._exists(rel)):  # another writer stored the same content first
                 raise
             self.fs.delete_dir(self._abs(tmp))
-        return digest.hexdigest()
+        return sha
 
     def write_bundle(self, run_id: str, stage: str, name: str, files: dict[str, bytes]) -> ArtifactRef:
         """Write a folder of files (a model and its metadata) that appears all at once or not at all."""
@@ -270,12 +276,10 @@ class ArtifactStore:
         """Read every file of a bundle after checking the bundle's hash."""
         selector = pafs.FileSelector(self._abs(ref.path))
         files: dict[str, bytes] = {}
-        digest = hashlib.sha256()
-        for info in sorted(self.fs.get_file_info(selector), key=lambda i: i.base_name):
+        for info in self.fs.get_file_info(selector):
             with self.fs.open_input_stream(info.path) as f:
                 files[info.base_name] = f.read()
-            digest.update(f"{info.base_name}:{hashlib.sha256(files[info.base_name]).hexdigest()}\n".encode())
-        if digest.hexdigest() != ref.sha256:
+        if folder_digest(files) != ref.sha256:
             raise ArtifactError(f"bundle {ref.path} does not match its recorded sha256")
         return files
 

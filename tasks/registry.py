@@ -23,7 +23,7 @@ from prefect import task
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from tasks.catalog import ArtifactRef, ArtifactStore
+from tasks.catalog import ArtifactRef, ArtifactStore, folder_digest
 from tasks.errors import QualityGateFailed, RegistryError
 from tasks.lineage import environment_lineage
 from tasks.metrics import DIRECTION
@@ -141,13 +141,17 @@ class Registry:
         session.add(RegistryEvent(model_name=name, version=version, event=event,
                                   detail=json.loads(json.dumps(detail, default=str)), created=_now()))
 
-    def register(self, name: str, files: dict[str, bytes], sha256: str, run_id: str, family: str, task_type: str,
+    def register(self, name: str, files: dict[str, bytes], run_id: str, family: str, task_type: str,
                  metrics: dict[str, float], lineage: dict[str, Any]) -> dict[str, Any]:
         """Add a model version; ``candidate`` points at it, and ``production`` too if the model has none.
+
+        The files are stored under their own content hash, computed here, before the version row that
+        points at them is committed.
 
         Returns:
             The new version's row as a dict.
         """
+        sha256 = folder_digest(files)
         rel = f"models/{name}/{sha256}"
         ArtifactStore(self.root).put_folder(rel, files, exist_ok=True)  # content-addressed: stored once
         with Session(self.engine) as session, session.begin():
@@ -284,7 +288,7 @@ def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metric
             raise QualityGateFailed(f"model '{name}' of run {run_id} was not registered: " + "; ".join(misses))
         files = store.read_bundle(model)
         meta = json.loads(files["model.json"])
-        info = registry.register(name, files, model.sha256, run_id, meta["family"], task_type, metrics, lineage)
+        info = registry.register(name, files, run_id, meta["family"], task_type, metrics, lineage)
         store.write_table(run_id, "register", "registered_version", pd.DataFrame([{
             "model_name": name, "version": info["version"], "aliases": ",".join(info["aliases"]),
             "uri": info["uri"], "sha256": info["sha256"], "registry_url": registry.url}]))

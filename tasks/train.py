@@ -82,7 +82,9 @@ def build_estimator(family: str, task_type: str, settings: TrainSettings, seed: 
         from sklearn.svm import SVC, SVR, LinearSVC, LinearSVR
 
         if n_rows <= settings.svm_kernel_max_rows:
-            return SVR(**extra) if reg else SVC(**{"probability": True, "random_state": seed, **extra})
+            if reg:
+                return SVR(**extra)
+            return CalibratedClassifierCV(SVC(**{"random_state": seed, **extra}), ensemble=False)
         if reg:
             return LinearSVR(**{"random_state": seed, "max_iter": 5000, **extra})
         return CalibratedClassifierCV(LinearSVC(**{"random_state": seed, "max_iter": 5000, **extra}), cv=3)

@@ -1,0 +1,98 @@
+"""Model behaviour on real data: the quality bar on Adult, saved-model parity, sensible directions."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.evaluate import EvaluateSettings, evaluate_model, headline
+from tasks.modelio import bundle_files, load_bundle
+from tasks.predict import predict_frame
+from tasks.errors import DataError
+from tasks.schema import DatasetSchema, load_schema
+from tasks.split import SplitSettings, split_data
+from tasks.train import TrainSettings, train_models
+from tasks.transform import TransformSettings, as_model_input, fit_transform_splits
+
+
+@pytest.fixture(scope="module")
+def adult_model(adult_raw: pd.DataFrame, adult_schema: DatasetSchema):
+    splits, _ = split_data(adult_raw, adult_schema, SplitSettings(), seed=42)
+    pre, feats = fit_transform_splits(splits, adult_schema, TransformSettings())
+    serving, meta, board, history = train_models(adult_schema, feats["train"], feats["validation"], pre,
+                                                 TransformSettings(), TrainSettings(), seed=42)
+    pipeline, meta = load_bundle(bundle_files(serving, meta))  # evaluate exactly what is saved
+    return splits, serving, pipeline, meta, board, history
+
+
+def test_adult_reaches_published_quality(adult_model, adult_schema: DatasetSchema) -> None:
+    splits, _, pipeline, meta, board, history = adult_model
+    assert meta["family"] == "lightgbm" and list(board["family"]) == ["lightgbm", "logistic"]
+    assert history[history["family"] == "lightgbm"]["iteration"].max() > 50  # early stopping, not the first round
+    out = evaluate_model(adult_schema, pipeline, meta, splits["test"],
+                         pd.concat([splits["train"], splits["validation"]]),
+                         EvaluateSettings(cv_folds=3, permutation_repeats=1, plots=False),
+                         TransformSettings(), TrainSettings(), seed=42)
+    test = headline(out["metrics"], "binary")
+    # the issue's bar; published: AdaBoost ~0.928 AUC / 0.874 accuracy (10-fold CV), C4.5 error 15.5%
+    assert test["roc_auc"] >= 0.92 and test["accuracy"] >= 0.86, test
+    cv = out["metrics"][(out["metrics"]["split"] == "cv") & (out["metrics"]["metric"] == "roc_auc")]["value"].item()
+    assert cv >= 0.92
+    gaps = out["slice_gaps"]
+    sex = gaps[(gaps["attribute"] == "sex") & (gaps["metric"] == "predicted_positive_rate")].iloc[0]
+    assert sex["max_group"] == "Male" and sex["gap"] > 0.05  # the known disparity is reported, not hidden
+    assert len(out["errors"]) == 50 and out["errors"]["loss"].is_monotonic_decreasing
+    perm = out["feature_importance"][out["feature_importance"]["method"] == "permutation_roc_auc"]
+    assert set(perm.head(4)["feature"]) & {"relationship", "marital-status", "capital-gain", "age", "education-num"}
+
+
+def test_saved_model_predicts_like_the_trained_one(adult_model, adult_schema: DatasetSchema) -> None:
+    splits, serving, pipeline, *_ = adult_model
+    x = as_model_input(splits["test"], adult_schema)
+    np.testing.assert_array_equal(serving.predict_proba(x), pipeline.predict_proba(x))
+
+
+def test_direction_capital_gain_raises_income_odds(adult_model, adult_schema: DatasetSchema) -> None:
+    splits, _, pipeline, *_ = adult_model
+    rows = splits["test"].head(200)
+    low, high = rows.assign(**{"capital-gain": 0}), rows.assign(**{"capital-gain": 20000})
+    p_low = predict_frame(pipeline, adult_schema, low)[0]["proba_>50K"]
+    p_high = predict_frame(pipeline, adult_schema, high)[0]["proba_>50K"]
+    assert (p_high >= p_low).mean() > 0.95 and p_high.mean() > p_low.mean() + 0.3
+
+
+def test_unseen_category_at_inference(adult_model, adult_schema: DatasetSchema) -> None:
+    splits, _, pipeline, *_ = adult_model
+    rows = splits["test"].head(5).copy()
+    rows["occupation"] = rows["occupation"].astype(object)
+    rows.iloc[0, rows.columns.get_loc("occupation")] = "Astronaut"
+    preds, report = predict_frame(pipeline, adult_schema, rows)  # schema: unknown_categories = ignore
+    assert report["unseen_categories"] == {"occupation": ["Astronaut"]} and preds["proba_>50K"].notna().all()
+    strict = adult_schema.model_copy(update={"unknown_categories": "error"})
+    with pytest.raises(DataError, match="Astronaut") as err:
+        predict_frame(pipeline, strict, rows)
+    assert err.value.column == "occupation" and err.value.rule == "known_categories"
+    with pytest.raises(DataError, match="age"):
+        predict_frame(pipeline, adult_schema, rows.drop(columns=["age"]))
+
+
+# Cross-validated, since these test splits are small (27 to 86 rows): diabetes' test R² alone swings
+# from 0.18 to 0.48 with the seed.
+@pytest.mark.parametrize("name,metric,bound", [("wine", "accuracy", 0.9), ("breast_cancer", "roc_auc", 0.97),
+                                               ("diabetes", "r2", 0.3)])
+def test_other_builtin_datasets(name: str, metric: str, bound: float) -> None:
+    schema = load_schema(name)
+    from tasks.ingest import ingest_data
+
+    raw, _ = ingest_data(schema)
+    splits, _ = split_data(raw, schema, SplitSettings(), seed=0)
+    pre, feats = fit_transform_splits(splits, schema, TransformSettings())
+    serving, meta, board, _ = train_models(schema, feats["train"], feats["validation"], pre, TransformSettings(),
+                                           TrainSettings(families=["lightgbm", "logistic", "random_forest", "svm",
+                                                                   "decision_tree"]), seed=0)
+    assert len(board) == 5 and board["validation_score"].notna().all()
+    out = evaluate_model(schema, serving, meta, splits["test"], pd.concat([splits["train"], splits["validation"]]),
+                         EvaluateSettings(cv_folds=5, permutation_repeats=0, plots=False), TransformSettings(),
+                         TrainSettings(), seed=0)
+    m = out["metrics"]
+    assert m[(m["split"] == "cv") & (m["metric"] == metric)]["value"].item() >= bound
+    assert metric in headline(m, schema.task)

@@ -1,0 +1,71 @@
+"""The registry: versions, aliases, lineage, the quality gate, and concurrent writers."""
+
+import multiprocessing as mp
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.errors import RegistryError
+from tasks.modelio import bundle_files
+from tasks.registry import Registry, check_gate, load_model
+
+
+def _bundle(seed: int) -> dict[str, bytes]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame({"a": rng.normal(size=50), "b": rng.normal(size=50)})
+    pipe = Pipeline([("model", LogisticRegression().fit(x, x["a"] > 0))])
+    return bundle_files(pipe, {"family": "logistic"})
+
+
+def _register_many(url: str, n: int, seed: int) -> None:
+    reg = Registry(url)
+    for i in range(n):
+        reg.register("m", _bundle(seed * 100 + i), f"run-{seed}-{i}", "logistic", "binary", {"roc_auc": 0.9}, {"seed": seed})
+    reg.close()
+
+
+def test_versions_aliases_and_load(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    reg = Registry(url)
+    v1 = reg.register("m", _bundle(1), "run-1", "logistic", "binary", {"roc_auc": 0.8}, {"data_sha256": "abc"})
+    v2 = reg.register("m", _bundle(2), "run-2", "logistic", "binary", {"roc_auc": 0.85}, {})
+    assert (v1["version"], v2["version"]) == (1, 2)
+    assert reg.version_info("m", 1)["aliases"] == ["production"]  # the first version keeps production
+    assert v2["aliases"] == ["candidate"] and v1["lineage"]["data_sha256"] == "abc"
+    x = pd.DataFrame({"a": [1.0, -1.0], "b": [0.0, 0.0]})
+    prod = load_model("m", registry_url=url)
+    by_version = load_model("m", version=2, alias=None, registry_url=url)
+    assert prod.predict(x).tolist() == [True, False] and by_version.predict(x).tolist() == [True, False]
+    reg.set_alias("m", "production", 2, reason="test")
+    assert reg.resolve("m") == 2
+    events = reg.tables()["registry_events"]
+    assert events["event"].tolist().count("alias_set") == 4
+    with pytest.raises(RegistryError, match="no version 9"):
+        reg.set_alias("m", "production", 9, reason="test")
+    with pytest.raises(RegistryError, match="no alias"):
+        reg.resolve("unknown")
+
+
+def test_concurrent_writers_get_distinct_versions(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    Registry(url).close()
+    procs = [mp.get_context("spawn").Process(target=_register_many, args=(url, 5, s)) for s in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    versions = Registry(url).tables()["model_versions"]
+    assert sorted(versions["version"]) == list(range(1, 16))
+    assert versions["run_id"].nunique() == 15
+
+
+def test_gate() -> None:
+    assert check_gate({"roc_auc": 0.8, "rmse": 3.0}, {"roc_auc": 0.7, "rmse": 5}) == []
+    misses = check_gate({"roc_auc": 0.6, "rmse": 6.0}, {"roc_auc": 0.7, "rmse": 5, "r2": 0.1})
+    assert misses == ["roc_auc 0.6000 < required 0.7", "rmse 6.0000 > allowed 5", "r2 was not computed"]
