@@ -26,6 +26,7 @@ from tasks.cache import CONTENT
 from tasks.catalog import ArtifactRef, ArtifactStore
 from tasks.metrics import DIRECTION, positive_index
 from tasks.modelio import load_bundle
+from tasks.progress import progress
 from tasks.schema import DatasetSchema
 from tasks.train import TrainSettings, build_estimator, predict_scores, score
 from tasks.transform import TransformSettings, as_model_input, build_preprocessor, encoder_for
@@ -144,22 +145,31 @@ def cross_validate(schema: DatasetSchema, data: pd.DataFrame, meta: dict, transf
                 else KFold(folds, shuffle=True, random_state=seed))
     overrides = {"n_estimators": meta["best_iteration"]} if meta.get("best_iteration") else None
     rows = []
-    for fold, (tr, te) in enumerate(splitter.split(x, y)):
-        pipe = Pipeline([
-            ("preprocess", build_preprocessor(schema, transform_settings)),
-            ("encode", encoder_for(schema, meta["encoding"])),
-            ("model", build_estimator(meta["family"], schema.task, train_settings, seed, len(tr), overrides)),
-        ])
-        if pipe.steps[1][1] != "passthrough":
-            pipe.steps[1][1].set_output(transform="pandas")
-        fit_params = {}
-        if meta["family"] == "lightgbm" and meta["encoding"] == "native":
-            fit_params["model__categorical_feature"] = schema.categorical_features
-        pipe.fit(x.iloc[tr], y[tr], **fit_params)
-        s = predict_scores(pipe, x.iloc[te], schema.task)
-        m = score(schema.task, y[te], s, getattr(pipe, "classes_", None), schema.positive_class)
-        rows += [{"fold": fold, "metric": k, "value": v} for k, v in m.items()]
+    with progress(folds, f"{folds}-fold cross-validation") as bar:
+        for fold, (tr, te) in enumerate(splitter.split(x, y)):
+            rows += _cv_fold(schema, meta, transform_settings, train_settings, seed, overrides, x, y, tr, te, fold)
+            bar.advance(f"fold {fold + 1}")
     return pd.DataFrame(rows)
+
+
+def _cv_fold(schema: DatasetSchema, meta: dict, transform_settings: TransformSettings, train_settings: TrainSettings,
+             seed: int, overrides: dict | None, x: pd.DataFrame, y: np.ndarray, tr: np.ndarray, te: np.ndarray,
+             fold: int) -> list[dict]:
+    """Fit a fresh pipeline on one fold's training rows and score its held-out rows."""
+    pipe = Pipeline([
+        ("preprocess", build_preprocessor(schema, transform_settings)),
+        ("encode", encoder_for(schema, meta["encoding"])),
+        ("model", build_estimator(meta["family"], schema.task, train_settings, seed, len(tr), overrides)),
+    ])
+    if pipe.steps[1][1] != "passthrough":
+        pipe.steps[1][1].set_output(transform="pandas")
+    fit_params = {}
+    if meta["family"] == "lightgbm" and meta["encoding"] == "native":
+        fit_params["model__categorical_feature"] = schema.categorical_features
+    pipe.fit(x.iloc[tr], y[tr], **fit_params)
+    s = predict_scores(pipe, x.iloc[te], schema.task)
+    m = score(schema.task, y[te], s, getattr(pipe, "classes_", None), schema.positive_class)
+    return [{"fold": fold, "metric": k, "value": v} for k, v in m.items()]
 
 
 def feature_importance(schema: DatasetSchema, pipeline: Pipeline, x: pd.DataFrame, y: np.ndarray, metric: str,

@@ -21,7 +21,8 @@ from tasks.transform import as_model_input
 def known_categories(pipeline: Pipeline, schema: DatasetSchema) -> dict[str, set[str]]:
     """The categories the pipeline's preprocessor saw in training, per categorical column."""
     codes = pipeline.named_steps["preprocess"].named_transformers_["cat"].named_steps["codes"]
-    return {col: {str(v) for v in cats} for col, cats in zip(schema.categorical_features, codes.categories_)}
+    return {col: {str(v) for v in (*frequent, *rare)} for col, frequent, rare
+            in zip(schema.categorical_features, codes.categories_, codes.infrequent_categories_)}
 
 
 def unseen_categories(pipeline: Pipeline, schema: DatasetSchema, x: pd.DataFrame) -> dict[str, list[str]]:

@@ -24,16 +24,16 @@ ColumnType = Literal["int", "float", "category", "string", "bool", "datetime"]
 Role = Literal["feature", "label", "id", "time", "group", "ignore"]
 TaskType = Literal["binary", "multiclass", "regression"]
 
-# pandas dtype names GX sees for each schema type (string columns reach GX as `object`, see
-# tasks.validate); numeric types accept each other because a
+# pandas dtype names GX sees for each schema type (pandas `str` columns reach GX as
+# `pd.StringDtype()`, see tasks.validate); numeric types accept each other because a
 # missing value turns an int column into floats.
 PANDAS_TYPES: dict[str, list[str]] = {
     "int": ["int8", "int16", "int32", "int64", "Int8", "Int16", "Int32", "Int64", "uint8", "uint16", "uint32",
             "uint64", "UInt8", "UInt16", "UInt32", "UInt64", "float32", "float64", "Float32", "Float64"],
     "float": ["float16", "float32", "float64", "Float32", "Float64", "int8", "int16", "int32", "int64", "Int64",
               "uint8", "uint16", "uint32", "uint64"],
-    "category": ["object", "str", "category", "bool", "boolean"],
-    "string": ["object", "str"],
+    "category": ["StringDtype", "object", "str", "category", "bool", "boolean"],
+    "string": ["StringDtype", "object", "str"],
     "bool": ["bool", "boolean"],
     "datetime": ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]", "datetime64[ns, UTC]",
                  "datetime64[us, UTC]"],

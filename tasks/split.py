@@ -45,18 +45,19 @@ def _strategy(schema: DatasetSchema, settings: SplitSettings) -> str:
     return "stratified" if schema.is_classification else "random"
 
 
-def _two_way(df: pd.DataFrame, frac: float, strategy: str, schema: DatasetSchema,
-             seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _two_way(df: pd.DataFrame, pos: np.ndarray, frac: float, strategy: str, schema: DatasetSchema,
+             seed: int, strata: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Split row positions ``pos`` in two; rows are taken from ``df`` once, at the end."""
     if strategy == "time":
-        ordered = df.sort_values(schema.role_column("time"), kind="stable")
-        cut = int(round(len(ordered) * (1 - frac)))
-        return ordered.iloc[:cut], ordered.iloc[cut:]
+        order = pos[np.argsort(df[schema.role_column("time")].to_numpy()[pos], kind="stable")]
+        cut = int(round(len(order) * (1 - frac)))
+        return order[:cut], order[cut:]
     if strategy == "group":
         gss = GroupShuffleSplit(n_splits=1, test_size=frac, random_state=seed)
-        a, b = next(gss.split(df, groups=df[schema.role_column("group")]))
-        return df.iloc[a], df.iloc[b]
-    stratify = df[schema.label] if strategy == "stratified" else None
-    return train_test_split(df, test_size=frac, random_state=seed, stratify=stratify)
+        a, b = next(gss.split(pos, groups=df[schema.role_column("group")].to_numpy()[pos]))
+        return pos[a], pos[b]
+    stratify = strata[pos] if strategy == "stratified" else None
+    return train_test_split(pos, test_size=frac, random_state=seed, stratify=stratify)
 
 
 def split_data(df: pd.DataFrame, schema: DatasetSchema, settings: SplitSettings,
@@ -84,10 +85,11 @@ def split_data(df: pd.DataFrame, schema: DatasetSchema, settings: SplitSettings,
             raise DataError(schema.name, f"class {counts.idxmin()!r} has {counts.min()} rows; stratified "
                                          "splitting needs at least 3 per class", column=schema.label,
                             rule="min_class_rows")
-    rest, test = _two_way(df, settings.test_fraction, strategy, schema, seed)
+    strata = pd.factorize(df[schema.label])[0] if strategy == "stratified" else None
+    rest, test = _two_way(df, np.arange(len(df)), settings.test_fraction, strategy, schema, seed, strata)
     val_share = settings.validation_fraction / (1 - settings.test_fraction)
-    train, validation = _two_way(rest, val_share, strategy, schema, seed + 1)
-    splits = {"train": train, "validation": validation, "test": test}
+    train, validation = _two_way(df, rest, val_share, strategy, schema, seed + 1, strata)
+    splits = {"train": df.iloc[train], "validation": df.iloc[validation], "test": df.iloc[test]}
     rows = []
     for name, part in splits.items():
         base = {"split": name, "strategy": strategy, "rows": len(part), "fraction": len(part) / len(df)}

@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, RobustScaler, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, RobustScaler, StandardScaler
 
 from tasks.cache import CONTENT
 from tasks.catalog import ArtifactRef, ArtifactStore
@@ -45,6 +45,48 @@ class TransformSettings(BaseModel):
         5, ge=1, description="categories seen fewer times in training are grouped as infrequent")
     categorical_encoding: Encoding = Field(
         "auto", description="auto: native for LightGBM, ordinal for trees, one-hot for linear models and SVMs")
+
+
+class CategoryCoder(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Integer codes for categorical columns, learned in ``fit``, vectorised with pandas.
+
+    Per column: categories seen at least ``min_frequency`` times get codes 0..k-1 (sorted); rarer ones
+    share code k; a missing value is the category ``__missing__``; a category never seen gets -1.
+    (scikit-learn's OrdinalEncoder does the same, but counts categories in a Python loop over object
+    arrays: 13 of 26 seconds of transform on a million Adult rows.)
+
+    Args:
+        min_frequency: Rows a category needs in training to get a code of its own.
+    """
+
+    def __init__(self, min_frequency: int = 1):
+        self.min_frequency = min_frequency
+
+    def fit(self, X, y=None):  # noqa: ANN001, ANN201, N803
+        X = pd.DataFrame(X)
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = X.shape[1]
+        self.categories_, self.infrequent_categories_ = [], []
+        for col in X.columns:
+            counts = _as_categories(X[col]).value_counts()
+            self.categories_.append(np.asarray(sorted(counts.index[counts >= self.min_frequency]), dtype=object))
+            self.infrequent_categories_.append(np.asarray(sorted(counts.index[counts < self.min_frequency]),
+                                                          dtype=object))
+        return self
+
+    def transform(self, X):  # noqa: ANN001, ANN201, N803
+        X = pd.DataFrame(X)
+        out = np.empty(X.shape, dtype=np.float64)
+        for j, col in enumerate(X.columns):
+            frequent, rare = self.categories_[j], self.infrequent_categories_[j]
+            lookup = np.concatenate([np.arange(len(frequent)), np.full(len(rare), len(frequent))]).astype(np.float64)
+            codes = pd.Categorical(_as_categories(X[col]), categories=[*frequent, *rare]).codes
+            out[:, j] = np.where(codes >= 0, lookup[np.maximum(codes, 0)], UNKNOWN_CODE)
+        return out
+
+
+def _as_categories(s: pd.Series) -> pd.Series:
+    return s.astype("str").fillna(MISSING)
 
 
 class QuantileClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -79,11 +121,7 @@ def build_preprocessor(schema: DatasetSchema, settings: TransformSettings) -> Co
         numeric_steps.append(("clip", QuantileClipper(*settings.clip_quantiles)))
     if settings.scaling != "none":
         numeric_steps.append(("scale", StandardScaler() if settings.scaling == "standard" else RobustScaler()))
-    categorical = Pipeline([
-        ("impute", SimpleImputer(strategy="constant", fill_value=MISSING)),
-        ("codes", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=UNKNOWN_CODE,
-                                 min_frequency=settings.min_category_frequency, dtype=np.float64)),
-    ])
+    categorical = Pipeline([("codes", CategoryCoder(min_frequency=settings.min_category_frequency))])
     ct = ColumnTransformer(
         [("num", Pipeline(numeric_steps), schema.numeric_features),
          ("cat", categorical, schema.categorical_features)],
@@ -112,10 +150,10 @@ def encoder_for(schema: DatasetSchema, encoding: Encoding) -> ColumnTransformer 
 
 
 def as_model_input(df: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
-    """The feature columns of raw rows, with categorical values as plain Python objects."""
+    """The feature columns of raw rows, categorical values as pandas strings (whatever their raw type)."""
     x = df[[c.name for c in schema.features]].copy()
     for col in schema.categorical_features:
-        x[col] = x[col].astype(object).where(x[col].notna(), np.nan)
+        x[col] = x[col].astype("str")
     return x
 
 

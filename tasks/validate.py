@@ -48,10 +48,13 @@ def _run_suite(df: pd.DataFrame, schema: DatasetSchema, complete: bool):  # noqa
 
     for name in ("great_expectations", "great_expectations.data_context.types.base"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    # GX 1.24's type check cannot match pandas 3's default `str` dtype under any type name (it
-    # compares dtype objects, and StringDtype(na_value=nan) equals none it builds), so GX sees string
-    # columns as `object`, which it matches; the caller's frame is not changed.
-    str_cols = {c: object for c in df.columns if isinstance(df[c].dtype, pd.StringDtype)}
+    # GX 1.24's type check cannot match pandas 3's default `str` dtype under any type name: it compares
+    # dtype objects, and StringDtype(na_value=nan) equals none it builds. It does build pd.StringDtype()
+    # from the name "StringDtype", so GX gets string columns in exactly that dtype: the type rule is then
+    # one column-level comparison and every rule stays vectorised (as `object`, GX would check each
+    # value's type in Python). Mixed-type `object` columns pass as they are. The caller's frame is unchanged.
+    str_cols = {c: pd.StringDtype() for c in df.columns
+                if isinstance(df[c].dtype, pd.StringDtype) and df[c].dtype != pd.StringDtype()}
     gx_df = df.astype(str_cols) if str_cols else df
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # Set before Prefect is imported anywhere: project-local state, no analytics, and room for the
 # temporary server to start on a busy 2-core CI machine.
-os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect" / "test"))
+os.environ["PREFECT_HOME"] = str(ROOT / ".prefect" / "test")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
