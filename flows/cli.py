@@ -8,7 +8,8 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError

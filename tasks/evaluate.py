@@ -32,6 +32,8 @@ from tasks.train import TrainSettings, build_estimator, predict_scores, score
 from tasks.transform import TransformSettings, as_model_input, build_preprocessor, encoder_for
 
 MIN_SLICE_ROWS = 30
+MIN_SLICE_POSITIVES = 10  # per-group recall, precision, F1s and ROC-AUC with fewer positives are noise
+POSITIVE_METRICS = ("recall", "precision", "f1", "f1_macro", "roc_auc")
 
 
 class EvaluateSettings(BaseModel):
@@ -93,7 +95,8 @@ def slice_metrics(schema: DatasetSchema, test: pd.DataFrame, y: np.ndarray, scor
 
     Returns:
         ``(slices, gaps)``: one row per attribute and group; one row per attribute and metric with the
-        best and worst group (groups of fewer than MIN_SLICE_ROWS rows are reported but not ranked).
+        best and worst group. Groups of fewer than MIN_SLICE_ROWS rows (or, for POSITIVE_METRICS, fewer than
+        MIN_SLICE_POSITIVES actual positives) are reported but not ranked.
     """
     attributes = list(dict.fromkeys([*schema.sensitive, *schema.categorical_features]))
     rows = []
@@ -113,6 +116,7 @@ def slice_metrics(schema: DatasetSchema, test: pd.DataFrame, y: np.ndarray, scor
                 k = positive_index(np.asarray(classes).astype(str), schema.positive_class)
                 pos = np.asarray(classes).astype(str)[k]
                 row["actual_positive_rate"] = float((y[mask] == pos).mean())
+                row["positives"] = int((y[mask] == pos).sum())
                 row["predicted_positive_rate"] = float((scores[mask][:, k] >= 0.5).mean())
             keep = ("accuracy", "f1", "f1_macro", "recall", "precision", "roc_auc", "rmse", "mae", "r2")
             row.update({k: v for k, v in m.items() if k in keep})
@@ -126,7 +130,10 @@ def slice_metrics(schema: DatasetSchema, test: pd.DataFrame, y: np.ndarray, scor
                                                       "rmse", "mae", "r2", "predicted_positive_rate")]
     for attr, part in slices[slices["rows"] >= MIN_SLICE_ROWS].groupby("attribute", sort=False):
         for metric in metric_cols:
-            vals = part[["group", metric]].dropna()
+            ranked = part
+            if metric in POSITIVE_METRICS and "positives" in part:
+                ranked = part[part["positives"] >= MIN_SLICE_POSITIVES]
+            vals = ranked[["group", metric]].dropna()
             if len(vals) < 2:
                 continue
             hi, lo = vals.loc[vals[metric].idxmax()], vals.loc[vals[metric].idxmin()]

@@ -52,7 +52,7 @@ class LightGBMModel(BaseEstimator):
         self.classes = classes
 
     @classmethod
-    def from_text(cls, model_str: str, classes: list | None = None) -> "LightGBMModel":
+    def from_text(cls, model_str: str, classes: list | None = None) -> LightGBMModel:
         import lightgbm as lgb
 
         model = cls(classes=classes)

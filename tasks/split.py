@@ -29,7 +29,7 @@ class SplitSettings(BaseModel):
     strategy: str = Field("auto", description="auto (from the schema), stratified, random, time or group")
 
     @model_validator(mode="after")
-    def _fractions(self) -> "SplitSettings":
+    def _fractions(self) -> SplitSettings:
         if self.validation_fraction + self.test_fraction >= 0.8:
             raise ValueError("validation_fraction + test_fraction must leave at least 20% for training")
         return self
