@@ -1,4 +1,4 @@
-"""The training flow: ingest → validate → split → transform → train → evaluate → register → report.
+"""The training flow: ingest → validate → split → transform → train → evaluate → profile → register → report.
 
 Run it with ``python -m flows.training`` (``--help`` lists every setting), from a deployment, or
 call ``training(TrainingSettings(...))`` from Python.
@@ -13,6 +13,7 @@ from prefect import flow
 from pydantic import BaseModel, Field
 
 from tasks.catalog import ArtifactStore, new_run_id
+from tasks.drift import profile
 from tasks.evaluate import EvaluateSettings, evaluate
 from tasks.ingest import ingest
 from tasks.registry import RegisterSettings, register
@@ -88,13 +89,14 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     features = transform(root, run_id, schema, splits, s.transform)
     trained = train(root, run_id, schema, features, s.transform, s.train, s.seed)
     evaluation = evaluate(root, run_id, schema, trained["model"], splits, s.evaluate, s.transform, s.train, s.seed)
+    reference = profile(root, run_id, schema, splits, trained["model"])
     lineage = {"dataset": schema.name, "data_sha256": raw.sha256, "seed": s.seed,
                "schema": schema.model_dump(mode="json", exclude={"expectations"}),
                "settings": s.model_dump(mode="json")}
     registered = register(root, run_id, trained["model"], evaluation["metrics"], schema.task, s.registry, schema.name,
-                          lineage)
+                          lineage, reference)
     store = ArtifactStore(root)
-    for ref in [*splits.values(), *features.values(), *trained.values(), *evaluation.values()]:
+    for ref in [*splits.values(), *features.values(), *trained.values(), *evaluation.values(), reference]:
         store.add_reference(run_id, ref)  # artifacts reused from a cached earlier run are listed here too
     results = store.find(run_id, "validate", "validation_results")
     return report(root, run_id, schema.name, trained, evaluation, results, registered, schema.task)

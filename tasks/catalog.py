@@ -269,7 +269,7 @@ class ArtifactStore:
         return pq.read_table(pa.BufferReader(data), columns=columns).to_pandas()
 
     def read_file(self, ref: ArtifactRef) -> bytes:
-        """Read a file artifact after checking its hash."""
+        """Read a file artifact's bytes (for a table: its Parquet bytes) after checking its hash."""
         return self._verified_bytes(ref)
 
     def read_bundle(self, ref: ArtifactRef) -> dict[str, bytes]:

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 from prefect import task
 from pydantic import BaseModel, Field
@@ -31,6 +33,7 @@ from tasks.modelio import load_bundle
 from tasks.schema import PROJECT_ROOT
 
 DEFAULT_REGISTRY_URL = f"sqlite:///{PROJECT_ROOT / 'data' / 'registry' / 'registry.db'}"
+PROFILE_FILE = "reference_profile.parquet"
 DEFAULT_GATES = {"binary": {"roc_auc": 0.70}, "multiclass": {"f1_macro": 0.50}, "regression": {"r2": 0.10}}
 
 
@@ -222,6 +225,20 @@ class Registry:
         pipeline, meta = load_bundle(ArtifactStore(self.root).read_bundle(ref))
         return pipeline, {**meta, "registry_version": info["version"], "aliases": info["aliases"]}
 
+    def load_profile(self, name: str, version: int | None = None, alias: str | None = "production") -> pd.DataFrame:
+        """The drift reference profile stored with a version.
+
+        Raises:
+            RegistryError: The version was registered without a profile.
+        """
+        info = self.version_info(name, self.resolve(name, version, alias))
+        ref = ArtifactRef(run_id=info["run_id"], stage="registry", name=name, kind="bundle",
+                          path=f"models/{name}/{info['sha256']}", sha256=info["sha256"])
+        files = ArtifactStore(self.root).read_bundle(ref)
+        if PROFILE_FILE not in files:
+            raise RegistryError(f"model '{name}' v{info['version']} has no reference profile")
+        return pq.read_table(pa.BufferReader(files[PROFILE_FILE])).to_pandas()
+
     def tables(self) -> dict[str, pd.DataFrame]:
         """Every registry table as a DataFrame (for export to Parquet)."""
         with self.engine.connect() as conn:
@@ -254,7 +271,8 @@ def check_gate(metrics: dict[str, float], gate: dict[str, float]) -> list[str]:
 
 @task(name="register")
 def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metrics: ArtifactRef, task_type: str,
-             settings: RegisterSettings, dataset: str, lineage: dict[str, Any]) -> dict[str, Any]:
+             settings: RegisterSettings, dataset: str, lineage: dict[str, Any],
+             reference_profile: ArtifactRef | None = None) -> dict[str, Any]:
     """Prefect task: gate the model on its test metrics, then register it with its lineage.
 
     Args:
@@ -266,6 +284,7 @@ def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metric
         settings: Registry URL, model name, gate.
         dataset: Dataset name (the default model name).
         lineage: Run facts (settings, data hash, seed); code, library and device facts are added here.
+        reference_profile: The drift reference profile, stored with the version as ``reference_profile.parquet``.
 
     Returns:
         The registered version (name, version, aliases...).
@@ -287,6 +306,8 @@ def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metric
             registry.record(name, "gate_failed", run_id=run_id, misses=misses, metrics=metrics)
             raise QualityGateFailed(f"model '{name}' of run {run_id} was not registered: " + "; ".join(misses))
         files = store.read_bundle(model)
+        if reference_profile is not None:
+            files[PROFILE_FILE] = store.read_file(reference_profile)
         meta = json.loads(files["model.json"])
         info = registry.register(name, files, run_id, meta["family"], task_type, metrics, lineage)
         store.write_table(run_id, "register", "registered_version", pd.DataFrame([{

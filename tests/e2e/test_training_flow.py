@@ -20,7 +20,7 @@ from tasks.train import TrainSettings
 from tasks.transform import TransformSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = {"ingest", "validate", "split", "transform", "train", "evaluate", "register", "report"}
+STAGES = {"ingest", "validate", "split", "transform", "train", "evaluate", "drift", "register", "report"}
 
 
 def _settings(work: dict[str, str], **changes) -> TrainingSettings:
@@ -63,6 +63,9 @@ def test_training_flow_end_to_end(first_run: dict, work: dict[str, str]) -> None
     assert info["run_id"] == first_run["run_id"] and info["lineage"]["seed"] == 42
     assert info["lineage"]["libraries"]["lightgbm"] and info["lineage"]["accelerator"]["device"] in ("cpu", "cuda", "mps")
     assert info["lineage"]["data_sha256"] == store.find(first_run["run_id"], "ingest", "raw").sha256
+    profile = Registry(work["registry"]).load_profile("adult")  # stored with the version, for monitoring
+    assert {"age", "workclass", "__prediction__"} <= set(profile["feature"])
+    assert "drift" in set(manifest["stage"])
     raw = store.read_table(store.find(first_run["run_id"], "split", "test"))
     model = load_model("adult", registry_url=work["registry"])
     assert model.predict(raw.drop(columns=["income"]).head(5)).shape == (5,)
