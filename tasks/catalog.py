@@ -18,6 +18,7 @@ import io
 import re
 import secrets
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -161,18 +162,38 @@ class ArtifactStore:
         Raises:
             ArtifactError: The artifact already exists.
         """
+        return self.write_table_batches(run_id, stage, name, [df])
+
+    def write_table_batches(self, run_id: str, stage: str, name: str,
+                            batches: Iterable[pd.DataFrame | pa.Table]) -> ArtifactRef:
+        """Write a table from batches, one Parquet row group each, holding one batch in memory at a time.
+
+        The file appears under its name only once every batch is written (a failure leaves nothing);
+        every batch must have the first one's columns and types.
+        """
         _check_name(stage, name)
         rel = f"{self.run_dir(run_id)}/{stage}/{name}.parquet"
-        table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df)
         with self._lock:
             self._claim(rel)
         tmp = self._tmp(rel)
-        with self.fs.open_output_stream(self._abs(tmp)) as sink:
-            pq.write_table(table, sink, compression="zstd")
+        rows, writer = 0, None
+        try:
+            with self.fs.open_output_stream(self._abs(tmp)) as sink:
+                for batch in batches:
+                    table = batch if isinstance(batch, pa.Table) else pa.Table.from_pandas(batch)
+                    if writer is None:
+                        writer = pq.ParquetWriter(sink, table.schema, compression="zstd")
+                    writer.write_table(table.cast(writer.schema) if table.schema != writer.schema else table)
+                    rows += table.num_rows
+                if writer is None:
+                    raise ArtifactError(f"no batch to write for {rel}")
+                writer.close()
+        except BaseException:
+            self.fs.delete_file(self._abs(tmp))
+            raise
         sha, size = self._hash_file(tmp)
         self.fs.move(self._abs(tmp), self._abs(rel))
-        ref = ArtifactRef(run_id=run_id, stage=stage, name=name, kind="table", path=rel, sha256=sha,
-                          rows=table.num_rows)
+        ref = ArtifactRef(run_id=run_id, stage=stage, name=name, kind="table", path=rel, sha256=sha, rows=rows)
         self._record(ref, size)
         return ref
 

@@ -8,6 +8,7 @@ validate's business, so a wrong type is reported rather than silently coerced.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -44,23 +45,43 @@ def _read_sklearn(name: str, dataset: str) -> pd.DataFrame:
     return df
 
 
-def read_source(source: str, dataset: str, query: str | None = None) -> pd.DataFrame:
-    """Read raw rows from a source.
+def iter_source(source: str, dataset: str, query: str | None = None,
+                batch_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """Read raw rows from a source, in batches of at most ``batch_rows`` rows (one batch when None).
+
+    Parquet is read record batch by record batch, CSV and SQL in chunks, so memory stays bounded by
+    the batch size.
 
     Args:
         source: Path (CSV, Parquet file or folder), ``sklearn:NAME``, or a SQLAlchemy URL (with ``query``).
         dataset: Dataset name, for error messages.
         query: SQL query for a database source.
+        batch_rows: Rows per batch; None reads everything as one batch.
 
-    Returns:
-        The rows as read, with a plain 0..n-1 index.
+    Yields:
+        Batches with a plain index counting rows from the start of the source.
 
     Raises:
         DataError: The source is missing, empty, unreadable or has no rows.
     """
+    offset = 0
+    for batch in _raw_batches(source, dataset, query, batch_rows):
+        if len(batch) == 0:
+            continue
+        batch.index = pd.RangeIndex(offset, offset + len(batch))
+        offset += len(batch)
+        yield batch
+    if offset == 0:
+        raise DataError(dataset, f"source {source} has no rows", rule="non_empty")
+
+
+def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int | None) -> Iterator[pd.DataFrame]:
     if source.startswith("sklearn:"):
         df = _read_sklearn(source.split(":", 1)[1], dataset)
-    elif "://" in source and not source.startswith("file://"):
+        step = batch_rows or len(df)
+        yield from (df.iloc[i:i + step] for i in range(0, len(df), step))
+        return
+    if "://" in source and not source.startswith("file://"):
         import sqlalchemy as sa
 
         if not query:
@@ -68,36 +89,49 @@ def read_source(source: str, dataset: str, query: str | None = None) -> pd.DataF
         try:
             engine = sa.create_engine(source)
             with engine.connect() as conn:
-                df = pd.read_sql_query(sa.text(query), conn)
+                if batch_rows:
+                    yield from pd.read_sql_query(sa.text(query), conn, chunksize=batch_rows)
+                else:
+                    yield pd.read_sql_query(sa.text(query), conn)
             engine.dispose()
         except sa.exc.SQLAlchemyError as exc:
             raise DataError(dataset, f"SQL query failed on {source}: {exc.__class__.__name__}: "
                                      f"{str(exc).splitlines()[0]}", rule="sql_readable") from exc
-    else:
-        path = _resolve_path(source.removeprefix("file://"))
-        if not path.exists():
-            raise DataError(dataset, f"source file {path} does not exist", rule="source_exists")
-        if path.is_file() and path.stat().st_size == 0:
-            raise DataError(dataset, f"source file {path} is empty (0 bytes)", rule="non_empty")
-        name = path.name.lower()
-        try:
-            if path.is_dir() or name.endswith((".parquet", ".pq")):
-                df = pads.dataset(str(path), format="parquet", partitioning="hive").to_table().to_pandas()
-            elif name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
-                df = pd.read_csv(path, sep="\t" if name.endswith(".tsv") else ",", skipinitialspace=False)
+        return
+    path = _resolve_path(source.removeprefix("file://"))
+    if not path.exists():
+        raise DataError(dataset, f"source file {path} does not exist", rule="source_exists")
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(dataset, f"source file {path} is empty (0 bytes)", rule="non_empty")
+    name = path.name.lower()
+    try:
+        if path.is_dir() or name.endswith((".parquet", ".pq")):
+            data = pads.dataset(str(path), format="parquet", partitioning="hive")
+            if batch_rows:
+                yield from (pa.Table.from_batches([b]).to_pandas() for b in data.to_batches(batch_size=batch_rows))
             else:
-                raise DataError(dataset, f"source {path} is neither CSV nor Parquet", rule="source_format")
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise DataError(dataset, f"{path} is not a readable Parquet file ({str(exc).splitlines()[0]})",
-                            rule="parquet_readable") from exc
-        except pd.errors.EmptyDataError as exc:
-            raise DataError(dataset, f"{path} has no columns (empty CSV)", rule="non_empty") from exc
-        except pd.errors.ParserError as exc:
-            raise DataError(dataset, f"{path} is not valid CSV ({str(exc).splitlines()[0]})",
-                            rule="csv_readable") from exc
-    if len(df) == 0:
-        raise DataError(dataset, f"source {source} has columns {list(df.columns)} but no rows", rule="non_empty")
-    return df.reset_index(drop=True)
+                yield data.to_table().to_pandas()
+        elif name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
+            sep = "\t" if name.endswith(".tsv") else ","
+            if batch_rows:
+                yield from pd.read_csv(path, sep=sep, chunksize=batch_rows)
+            else:
+                yield pd.read_csv(path, sep=sep)
+        else:
+            raise DataError(dataset, f"source {path} is neither CSV nor Parquet", rule="source_format")
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(dataset, f"{path} is not a readable Parquet file ({str(exc).splitlines()[0]})",
+                        rule="parquet_readable") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(dataset, f"{path} has no columns (empty CSV)", rule="non_empty") from exc
+    except pd.errors.ParserError as exc:
+        raise DataError(dataset, f"{path} is not valid CSV ({str(exc).splitlines()[0]})", rule="csv_readable") from exc
+
+
+def read_source(source: str, dataset: str, query: str | None = None) -> pd.DataFrame:
+    """Read every row of a source at once (see :func:`iter_source` for sources, errors and batches)."""
+    batches = list(iter_source(source, dataset, query))
+    return batches[0] if len(batches) == 1 else pd.concat(batches)
 
 
 def normalise(df: pd.DataFrame, missing_markers: list[str]) -> pd.DataFrame:

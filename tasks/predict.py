@@ -1,4 +1,7 @@
-"""Predict: score raw rows with a model's own fitted pipeline, the way serving does.
+"""Predict: score raw rows with a registered model's own fitted pipeline, the way serving does.
+
+Batch inference reads the source in batches, validates each against the dataset's suite (without the
+label's rules), quarantines the rows that break row-level error rules, and scores the rest.
 
 Rows are normalised as ingest does, the schema's feature columns are checked, and categories the
 model never saw are handled as the schema says (``unknown_categories``): ``ignore`` encodes them as
@@ -7,22 +10,37 @@ unknown and reports them, ``error`` stops with the column and the values.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 import pandas as pd
+from prefect import task
+from pydantic import BaseModel, Field
 from sklearn.pipeline import Pipeline
 
-from tasks.errors import DataError
-from tasks.ingest import normalise
+from tasks.catalog import ArtifactStore
+from tasks.errors import DataError, ValidationFailed
+from tasks.ingest import iter_source, normalise
+from tasks.registry import Registry
 from tasks.schema import DatasetSchema
 from tasks.train import predict_scores
 from tasks.transform import as_model_input
+from tasks.validate import validate_data
 
 
 def known_categories(pipeline: Pipeline, schema: DatasetSchema) -> dict[str, set[str]]:
-    """The categories the pipeline's preprocessor saw in training, per categorical column."""
+    """The categories the pipeline's preprocessor saw in training, per categorical column.
+
+    Works for CategoryCoder and for scikit-learn's OrdinalEncoder (models registered before CategoryCoder),
+    whose ``infrequent_categories_`` holds None for a column without rare categories.
+    """
     codes = pipeline.named_steps["preprocess"].named_transformers_["cat"].named_steps["codes"]
-    return {col: {str(v) for v in (*frequent, *rare)} for col, frequent, rare
-            in zip(schema.categorical_features, codes.categories_, codes.infrequent_categories_)}
+    rare = getattr(codes, "infrequent_categories_", None) or [None] * len(codes.categories_)
+    return {col: {str(v) for v in (*seen, *(infrequent if infrequent is not None else ()))}
+            for col, seen, infrequent in zip(schema.categorical_features, codes.categories_, rare)}
 
 
 def unseen_categories(pipeline: Pipeline, schema: DatasetSchema, x: pd.DataFrame) -> dict[str, list[str]]:
@@ -36,8 +54,15 @@ def unseen_categories(pipeline: Pipeline, schema: DatasetSchema, x: pd.DataFrame
     return out
 
 
-def predict_frame(pipeline: Pipeline, schema: DatasetSchema, df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+def predict_frame(pipeline: Pipeline, schema: DatasetSchema, df: pd.DataFrame,
+                  normalised: bool = False) -> tuple[pd.DataFrame, dict]:
     """Predictions (and class probabilities) for raw rows, indexed like ``df``.
+
+    Args:
+        pipeline: A serving pipeline (preprocessing + model).
+        schema: The dataset's schema.
+        df: Raw rows (the label, if present, is ignored).
+        normalised: The rows already went through ingest's normalisation.
 
     Returns:
         ``(predictions, report)``; the report lists unseen categories per column.
@@ -45,7 +70,7 @@ def predict_frame(pipeline: Pipeline, schema: DatasetSchema, df: pd.DataFrame) -
     Raises:
         DataError: A feature column is missing, or an unseen category meets ``unknown_categories: error``.
     """
-    clean = normalise(df, schema.missing_markers)
+    clean = df if normalised else normalise(df, schema.missing_markers)
     missing = [c.name for c in schema.features if c.name not in clean.columns]
     if missing:
         raise DataError(schema.name, f"feature column(s) {missing} missing from the rows to score",
@@ -67,3 +92,83 @@ def predict_frame(pipeline: Pipeline, schema: DatasetSchema, df: pd.DataFrame) -
         for i, c in enumerate(classes):
             out[f"proba_{c}"] = scores[:, i]
     return out, {"unseen_categories": unseen}
+
+
+class PredictSettings(BaseModel):
+    """Which registered model scores the rows, and how."""
+
+    model_name: str | None = Field(None, description="registered model; None: the dataset name")
+    version: int | None = Field(None, description="model version; None: the version the alias points to")
+    alias: str = Field("production", description="alias to use when no version is given")
+    registry_url: str | None = Field(None, description="SQLAlchemy URL of the registry; None: data/registry")
+    batch_rows: int = Field(250_000, ge=1, description="rows read, validated and scored at a time (bounds memory)")
+    max_quarantine_fraction: float = Field(0.05, ge=0, le=1, description="fail a batch above this share of "
+                                                                          "quarantined rows")
+
+
+@task(name="predict")
+def predict(store_root: str, run_id: str, schema: DatasetSchema, source: str | None, query: str | None,
+            settings: PredictSettings) -> dict[str, Any]:
+    """Prefect task: score a batch source with a registered model; writes ``predict/predictions`` (row id,
+    prediction, class probabilities, model name and version, time), ``predict/validation_results``,
+    ``predict/quarantine`` (rows set aside, with the rule) and ``predict/predict_report``.
+
+    Reads, validates and scores ``batch_rows`` rows at a time, so memory is bounded by the batch.
+
+    Returns:
+        References and counts: predictions, rows scored and quarantined, model version, unseen categories.
+
+    Raises:
+        DataError: The source is unreadable, or a batch breaks an error-severity rule that quarantine cannot
+            handle; the validation results are written first and no predictions file appears.
+    """
+    store = ArtifactStore(store_root)
+    name = settings.model_name or schema.name
+    registry = Registry(settings.registry_url)
+    try:
+        version = registry.resolve(name, settings.version, settings.alias)
+        pipeline, _ = registry.load(name, version)
+    finally:
+        registry.close()
+    rules = schema.for_scoring()
+    id_col = schema.role_column("id")
+    scored_at = dt.datetime.now(dt.UTC)
+    results, quarantined, unseen, counts = [], [], {}, {"rows_in": 0, "rows_scored": 0, "rows_quarantined": 0}
+    src = source or schema.source
+
+    def scored_batches() -> Iterator[pd.DataFrame]:
+        for i, batch in enumerate(iter_source(src, schema.name, query, settings.batch_rows)):
+            clean = normalise(batch, schema.missing_markers)
+            outcome = validate_data(clean, rules, quarantine=True,
+                                    max_quarantine_fraction=settings.max_quarantine_fraction)
+            results.append(outcome.results.assign(batch=i))
+            if outcome.errors:
+                raise ValidationFailed(schema.name, outcome.errors, f"{store.run_uri(run_id)}/predict/"
+                                                                    "validation_results.parquet")
+            counts["rows_in"] += len(clean)
+            if len(outcome.quarantine):
+                quarantined.append(outcome.quarantine.assign(batch=i))
+                counts["rows_quarantined"] += outcome.quarantine.index.nunique()
+            if outcome.valid.empty:
+                continue
+            preds, report = predict_frame(pipeline, schema, outcome.valid, normalised=True)
+            for col, values in report["unseen_categories"].items():
+                unseen[col] = sorted(set(unseen.get(col, [])) | set(values))
+            row_id = outcome.valid[id_col] if id_col else pd.Series(outcome.valid.index, index=outcome.valid.index)
+            preds.insert(0, "row_id", row_id.to_numpy())
+            preds["model_name"], preds["model_version"], preds["scored_at"] = name, version, scored_at
+            counts["rows_scored"] += len(preds)
+            yield preds.reset_index(drop=True)
+
+    try:
+        predictions = store.write_table_batches(run_id, "predict", "predictions", scored_batches())
+    finally:
+        if results:
+            store.write_table(run_id, "predict", "validation_results", pd.concat(results, ignore_index=True))
+        if quarantined:
+            store.write_table(run_id, "predict", "quarantine", pd.concat(quarantined))
+    summary = {**counts, "model_name": name, "model_version": version, "unseen_categories": unseen}
+    store.write_table(run_id, "predict", "predict_report", pd.DataFrame([{
+        **{k: v for k, v in summary.items() if k != "unseen_categories"}, "source": src,
+        "unseen_categories": json.dumps(unseen), "scored_at": scored_at}]))
+    return {**summary, "predictions": predictions}

@@ -106,6 +106,12 @@ class DatasetSchema(BaseModel):
     def is_classification(self) -> bool:
         return self.task in ("binary", "multiclass")
 
+    def for_scoring(self) -> "DatasetSchema":
+        """This schema without the label's column and rules: what rows to be scored must satisfy."""
+        return self.model_copy(update={
+            "columns": [c for c in self.columns if c.name != self.label],
+            "expectations": [e for e in self.expectations if e.get("kwargs", {}).get("column") != self.label]})
+
 
 def load_schema(name: str, schemas_dir: str | Path | None = None) -> DatasetSchema:
     """Load ``schemas/<name>.json``.

@@ -147,3 +147,37 @@ def test_user_error_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1  # after it, only Prefect's note that its temporary server stopped
     assert errors[0].startswith("error: dataset 'adult'") and "missing.csv" in errors[0] and "source_exists" in errors[0]
+
+
+def test_batch_inference_scores_quarantines_and_matches_the_model(first_run: dict, work: dict[str, str],
+                                                                   tmp_path: Path) -> None:
+    from flows.inference import InferenceSettings, inference
+    from tasks.errors import RegistryError
+    from tasks.predict import PredictSettings
+
+    store = ArtifactStore(work["root"])
+    rows = store.read_table(store.find(first_run["run_id"], "split", "test")).drop(columns=["income"])
+    rows = rows.head(2000).reset_index(drop=True)
+    rows.loc[rows.index % 40 == 0, "age"] = None  # 2.5% per batch: breaks the 2% null rule, within quarantine
+    src = tmp_path / "batch.parquet"
+    rows.to_parquet(src)
+
+    def run(batch_rows: int, **model) -> dict:
+        return inference(InferenceSettings(source=str(src), artifacts_root=work["root"], model=PredictSettings(
+            registry_url=work["registry"], batch_rows=batch_rows, **model)))
+
+    out = run(700)
+    assert (out["rows_in"], out["rows_quarantined"], out["rows_scored"]) == (2000, 50, 1950)
+    preds = pd.read_parquet(out["predictions_path"])
+    assert preds["row_id"].tolist() == [i for i in range(2000) if i % 40]  # the input's row ids, in order
+    assert set(preds["model_version"]) == {1} and preds["scored_at"].notna().all()
+    model = load_model("adult", registry_url=work["registry"])
+    expected = model.predict_proba(rows.drop(index=range(0, 2000, 40)))[:, 1]
+    assert preds["proba_>50K"].to_numpy() == pytest.approx(expected)
+    quarantine = pd.read_parquet(Path(out["run_dir"]) / "predict" / "quarantine.parquet")
+    assert len(quarantine) == 50 and set(quarantine["_column"]) == {"age"}
+    one_batch = pd.read_parquet(run(10_000)["predictions_path"])
+    pd.testing.assert_frame_equal(one_batch.drop(columns="scored_at"), preds.drop(columns="scored_at"))
+    assert run(10_000, version=2)["model_version"] == 2
+    with pytest.raises(RegistryError, match="no alias 'champion'"):
+        run(10_000, alias="champion")

@@ -1,0 +1,72 @@
+"""The batch inference flow: read a batch source, validate it, score it with a registered model.
+
+``python -m flows.inference --source new-rows.parquet`` scores with the ``production`` version;
+``--model.version 3`` picks a version. Predictions go to ``runs/<run-id>/predict/predictions.parquet``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from pydantic import BaseModel, Field
+
+from flows.training import DEFAULT_ARTIFACTS_ROOT, resolve_root
+from tasks.catalog import ArtifactStore, new_run_id
+from tasks.predict import PredictSettings, predict
+from tasks.schema import load_schema
+
+
+class InferenceSettings(BaseModel):
+    """Settings of the batch inference flow."""
+
+    dataset: str = Field("adult", description="dataset name: its schema in schemas/ gives the rules and columns")
+    source: str | None = Field(None, description="CSV or Parquet file, partitioned Parquet folder, sklearn:NAME, or "
+                                                 "a SQLAlchemy URL; None: the schema's source")
+    query: str | None = Field(None, description="SQL query when the source is a database URL")
+    artifacts_root: str = Field(DEFAULT_ARTIFACTS_ROOT, description="folder or URI where runs/<run-id>/ are written")
+    schemas_dir: str | None = Field(None, description="folder of dataset schemas; None: the project's schemas/")
+    model: PredictSettings = Field(default_factory=PredictSettings)
+
+
+@flow(name="inference", description="Score a batch of rows with a registered model.")
+def inference(settings: InferenceSettings = InferenceSettings()) -> dict[str, Any]:
+    """Score a batch source.
+
+    Returns:
+        Run id and folder, model version, rows in, scored and quarantined, predictions path.
+
+    Raises:
+        TrainflowError: Unreadable source, unknown model or alias, a batch breaking an error rule.
+    """
+    root = resolve_root(settings.artifacts_root)
+    run_id = new_run_id()
+    schema = load_schema(settings.dataset, settings.schemas_dir)
+    out = predict(root, run_id, schema, settings.source, settings.query, settings.model)
+    store = ArtifactStore(root)
+    return {**{k: v for k, v in out.items() if k != "predictions"}, "run_id": run_id,
+            "run_dir": store.run_uri(run_id), "predictions_path": store.uri(out["predictions"])}
+
+
+def print_inference(summary: dict[str, Any]) -> None:
+    """Console table of an inference run."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"inference run {summary['run_id']}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("model", f"{summary['model_name']} v{summary['model_version']}")
+    table.add_row("rows", f"{summary['rows_in']:,} in, {summary['rows_scored']:,} scored, "
+                          f"{summary['rows_quarantined']:,} quarantined")
+    if summary["unseen_categories"]:
+        table.add_row("unseen categories", "; ".join(f"{k}: {', '.join(v[:5])}"
+                                                     for k, v in summary["unseen_categories"].items()))
+    table.add_row("predictions", summary["predictions_path"])
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    from flows.cli import main
+
+    raise SystemExit(main(inference, InferenceSettings, printer=print_inference, prog="python -m flows.inference"))
