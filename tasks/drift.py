@@ -23,6 +23,7 @@ rate changes and categories the reference never saw are reported beside each tes
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import numpy as np
@@ -35,7 +36,7 @@ from sklearn.pipeline import Pipeline
 
 from tasks.cache import CONTENT
 from tasks.catalog import ArtifactRef, ArtifactStore
-from tasks.metrics import positive_index
+from tasks.metrics import DIRECTION, positive_index
 from tasks.modelio import load_bundle
 from tasks.schema import DatasetSchema
 from tasks.transform import as_model_input
@@ -282,3 +283,135 @@ def profile(store_root: str, run_id: str, schema: DatasetSchema, splits: dict[st
     scores = drift_scores(pipeline, schema, store.read_table(splits["validation"]))
     table = build_profile(store.read_table(splits["train"]), schema, scores)
     return store.write_table(run_id, "drift", "reference_profile", table)
+
+
+def performance_drift(schema: DatasetSchema, y: np.ndarray, predictions: pd.DataFrame, reference: dict[str, float],
+                      max_drop: float) -> list[dict]:
+    """Rows for the drift report comparing metrics on labelled new rows with the model's test metrics."""
+    from tasks.train import score
+
+    proba_cols = [c for c in predictions.columns if c.startswith("proba_")]
+    if schema.task == "regression":
+        scores, classes = predictions["prediction"].to_numpy(dtype=float), None
+        y = np.asarray(y, dtype=float)
+    else:
+        scores, classes = predictions[proba_cols].to_numpy(), np.asarray([c[len("proba_"):] for c in proba_cols])
+        y = np.asarray(y).astype(str)
+    current = score(schema.task, y, scores, classes, schema.positive_class)
+    rows = []
+    for metric in ("roc_auc", "accuracy", "f1_macro", "rmse", "r2"):
+        if metric in current and metric in reference:
+            higher = DIRECTION[metric]
+            drop = (reference[metric] - current[metric]) if higher else (current[metric] - reference[metric])
+            if metric == "rmse":
+                drop = drop / max(abs(reference[metric]), EPS)  # relative for an error in label units
+            rows.append({"feature": f"performance:{metric}", "kind": "performance", "test": "metric_drop",
+                         "statistic": float(current[metric]), "p_value": np.nan, "threshold": float(max_drop),
+                         "drifted": bool(drop > max_drop), "rows": int(len(y)),
+                         "reference_value": float(reference[metric])})
+    return rows
+
+
+def drift_figures(profile: pd.DataFrame, df: pd.DataFrame, report: pd.DataFrame, top: int = 4) -> dict:
+    """Histograms of the most drifted features against the reference (matplotlib figures by name)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs = {}
+    drifted = report[report["drifted"] & report["feature"].isin(df.columns)].head(top)
+    for feature in drifted["feature"]:
+        kind, part = _profile_of(profile, feature)
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        if kind == "categorical":
+            ref = part[part["entry"] == "category"].set_index("key")["value"]
+            cur = df[feature].dropna().astype(str).value_counts(normalize=True)
+            cats = list(ref.sort_values(ascending=False).index[:15].union(cur.index[:15]))
+            x = np.arange(len(cats))
+            ax.bar(x - 0.2, ref.reindex(cats, fill_value=0), 0.4, label="reference")
+            ax.bar(x + 0.2, cur.reindex(cats, fill_value=0), 0.4, label="current")
+            ax.set_xticks(x, cats, rotation=60, ha="right", fontsize=7)
+        else:
+            levels, quantiles = _ref_quantiles(part)
+            current = df[feature].dropna().to_numpy(dtype=float)
+            lo, hi = min(quantiles[0], current.min(initial=quantiles[0])), max(quantiles[-1], current.max(initial=0))
+            edges = np.linspace(lo, hi if hi > lo else lo + 1, 31)  # equal widths: heights compare directly
+            ref_share = np.diff(np.interp(edges, quantiles, levels, left=0, right=1))
+            cur_share = np.histogram(df[feature].dropna(), bins=edges)[0] / max(df[feature].notna().sum(), 1)
+            ax.stairs(ref_share, edges, label="reference", fill=True, alpha=0.5)
+            ax.stairs(cur_share, edges, label="current", lw=2)
+        ax.set(title=f"{feature}: drifted", ylabel="share of rows")
+        ax.legend(fontsize=8)
+        figs[f"drift_{re.sub(r'[^A-Za-z0-9_.-]', '_', feature)}"] = fig
+    return figs
+
+
+class MonitorSettings(DriftSettings):
+    """Drift tests, plus the performance drop that counts as drift when labels arrive."""
+
+    max_metric_drop: float = Field(0.05, ge=0, description="performance drift when a metric falls by more than "
+                                                           "this (relative for rmse) below the model's test metric")
+
+
+@task(name="monitor_drift")
+def monitor_drift(store_root: str, run_id: str, schema: DatasetSchema, source: str | None, query: str | None,
+                  predictions: ArtifactRef, model_name: str, model_version: int, registry_url: str | None,
+                  settings: MonitorSettings) -> dict:
+    """Prefect task: drift of a scored batch against the model version's reference profile.
+
+    Writes ``drift/drift_report`` (feature, kind, test, statistic, p-value, threshold, drifted, missing rates,
+    new categories; drifted first), ``drift/drift_summary`` and PNG histograms of the most drifted features,
+    and publishes a markdown and a table artifact.
+
+    Returns:
+        The dataset-level summary (drifted features, share, dataset, prediction and performance drift).
+    """
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    from tasks.ingest import normalise, read_source
+    from tasks.registry import Registry
+
+    store = ArtifactStore(store_root)
+    registry = Registry(registry_url)
+    try:
+        reference = registry.load_profile(model_name, model_version)
+        version_metrics = registry.version_info(model_name, model_version)["metrics"]
+    finally:
+        registry.close()
+    preds = store.read_table(predictions)
+    rows = normalise(read_source(source or schema.source, schema.name, query), schema.missing_markers)
+    id_col = schema.role_column("id")
+    rows = rows.set_index(id_col, drop=False) if id_col else rows
+    rows = rows.loc[preds["row_id"].to_numpy()]
+    scores = (preds[[c for c in preds.columns if c == f"proba_{schema.positive_class}"]].iloc[:, 0].to_numpy()
+              if schema.task == "binary" else preds["prediction"].to_numpy())
+    report, summary = detect_drift(reference, rows, settings, scores)
+    summary["performance_drift"] = None
+    if schema.label in rows.columns and rows[schema.label].notna().all():
+        perf = performance_drift(schema, rows[schema.label].to_numpy(), preds, version_metrics,
+                                 settings.max_metric_drop)
+        summary["performance_drift"] = any(r["drifted"] for r in perf)
+        report = pd.concat([pd.DataFrame(perf), report], ignore_index=True)
+        report = report.sort_values("drifted", ascending=False, kind="stable", ignore_index=True)
+    summary.update({"model_name": model_name, "model_version": model_version, "rows": int(len(rows))})
+    refs = {"drift_report": store.write_table(run_id, "drift", "drift_report", report),
+            "drift_summary": store.write_table(run_id, "drift", "drift_summary", pd.DataFrame([summary]))}
+    for name, fig in drift_figures(reference, rows, report).items():
+        refs[name] = store.write_png(run_id, "drift", name, fig)
+    lines = [f"# Drift of run `{run_id}` against {model_name} v{model_version}", "",
+             f"{summary['drifted_features']} of {summary['features']} features drifted ({summary['share']:.0%}); "
+             f"dataset drift: **{summary['dataset_drift']}**; prediction drift: **{summary['prediction_drift']}**; "
+             f"performance drift: **{summary['performance_drift']}**.", "",
+             "| feature | test | statistic | p-value | threshold | drifted | new categories |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['feature']} | {r['test']} | {r['statistic']:.4g} | {r['p_value']:.3g} | {r['threshold']:.3g} | "
+              f"{'**yes**' if r['drifted'] else 'no'} | {r.get('new_categories') or ''} |"
+              for r in report.fillna({"new_categories": ""}).to_dict("records")]
+    lines += ["", "Plots: " + ", ".join(f"`{store.uri(v)}`" for k, v in refs.items() if k.startswith("drift_") and
+                                        v.kind == "file") or "none"]
+    key = f"drift-{schema.name}".replace("_", "-")
+    create_markdown_artifact("\n".join(lines), key=key, description=f"Drift report of run {run_id}")
+    create_table_artifact(report[["feature", "test", "statistic", "threshold", "drifted"]].fillna(0).to_dict("records"),
+                          key=f"{key}-table", description=f"Drift tests of run {run_id}")
+    return {**summary, "report_path": store.uri(refs["drift_report"])}

@@ -181,3 +181,37 @@ def test_batch_inference_scores_quarantines_and_matches_the_model(first_run: dic
     assert run(10_000, version=2)["model_version"] == 2
     with pytest.raises(RegistryError, match="no alias 'champion'"):
         run(10_000, alias="champion")
+
+
+def test_monitoring_reports_feature_prediction_and_performance_drift(first_run: dict, work: dict[str, str],
+                                                                     tmp_path: Path) -> None:
+    from flows.monitoring import MonitoringSettings, monitoring
+    from tasks.predict import PredictSettings
+
+    store = ArtifactStore(work["root"])
+    test_rows = store.read_table(store.find(first_run["run_id"], "split", "test")).reset_index(drop=True)
+
+    def monitor(df: pd.DataFrame, name: str) -> dict:
+        path = tmp_path / f"{name}.parquet"
+        df.to_parquet(path)
+        return monitoring(MonitoringSettings(source=str(path), artifacts_root=work["root"],
+                                             model=PredictSettings(registry_url=work["registry"])))
+
+    same = monitor(test_rows, "same")
+    assert same["drifted_features"] <= 1 and not same["prediction_drift"] and not same["performance_drift"]
+    shifted = monitor(test_rows.assign(age=test_rows["age"] + 8, **{"hours-per-week": test_rows["hours-per-week"] + 8}),
+                      "shifted")
+    report = pd.read_parquet(shifted["report_path"]).set_index("feature")
+    assert report.loc["age", "drifted"] and report.loc["hours-per-week", "drifted"] and shifted["prediction_drift"]
+    assert report.loc["age", "test"] == "wasserstein"  # 4,885 rows: a distance, not a p-value
+    assert (Path(shifted["run_dir"]) / "drift" / "drift_age.png").stat().st_size > 5000
+    flipped = test_rows.assign(income=test_rows["income"].map({"<=50K": ">50K", ">50K": "<=50K"}))
+    assert monitor(flipped, "flipped")["performance_drift"]
+
+    from prefect.client.orchestration import get_client
+
+    body = {"artifacts": {"key": {"any_": ["drift-adult"]}}, "flow_runs": {}, "task_runs": {}, "limit": 1,
+            "offset": 0, "sort": "CREATED_DESC"}
+    with get_client(sync_client=True) as client:
+        (art,) = client.request("POST", "/artifacts/filter", json=body).json()
+    assert "performance:roc_auc" in art["data"] and "**yes**" in art["data"]

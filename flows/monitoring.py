@@ -1,0 +1,69 @@
+"""The monitoring flow: score a new batch with the production model, then test it for drift.
+
+``python -m flows.monitoring --source new-batch.parquet`` writes predictions (as the inference flow
+does) and ``drift/drift_report.parquet`` against the reference profile stored with the model version;
+when the batch has labels, performance drift too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from pydantic import Field
+
+from flows.inference import InferenceSettings
+from flows.training import resolve_root
+from tasks.catalog import ArtifactStore, new_run_id
+from tasks.drift import MonitorSettings, monitor_drift
+from tasks.predict import predict
+from tasks.schema import load_schema
+
+
+class MonitoringSettings(InferenceSettings):
+    """Settings of the monitoring flow: the inference settings plus the drift tests."""
+
+    drift: MonitorSettings = Field(default_factory=MonitorSettings)
+
+
+@flow(name="monitoring", description="Score a new batch with the production model and test it for drift.")
+def monitoring(settings: MonitoringSettings = MonitoringSettings()) -> dict[str, Any]:
+    """Score a batch and report drift.
+
+    Returns:
+        The drift summary (features drifted, share, dataset, prediction and performance drift), the rows
+        scored and quarantined, and where the predictions and the report went.
+    """
+    root = resolve_root(settings.artifacts_root)
+    run_id = new_run_id()
+    schema = load_schema(settings.dataset, settings.schemas_dir)
+    scored = predict(root, run_id, schema, settings.source, settings.query, settings.model)
+    drift = monitor_drift(root, run_id, schema, settings.source, settings.query, scored["predictions"],
+                          scored["model_name"], scored["model_version"], settings.model.registry_url, settings.drift)
+    store = ArtifactStore(root)
+    return {**drift, "run_id": run_id, "run_dir": store.run_uri(run_id), "rows_scored": scored["rows_scored"],
+            "rows_quarantined": scored["rows_quarantined"], "predictions_path": store.uri(scored["predictions"])}
+
+
+def print_monitoring(summary: dict[str, Any]) -> None:
+    """Console table of a monitoring run."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"monitoring run {summary['run_id']}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("model", f"{summary['model_name']} v{summary['model_version']}")
+    table.add_row("rows", f"{summary['rows_scored']:,} scored, {summary['rows_quarantined']:,} quarantined")
+    table.add_row("drifted features", f"{summary['drifted_features']} of {summary['features']} ({summary['share']:.0%})")
+    table.add_row("dataset drift", str(summary["dataset_drift"]))
+    table.add_row("prediction drift", str(summary["prediction_drift"]))
+    table.add_row("performance drift", str(summary["performance_drift"]))
+    table.add_row("drift report", summary["report_path"])
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    from flows.cli import main
+
+    raise SystemExit(main(monitoring, MonitoringSettings, printer=print_monitoring, prog="python -m flows.monitoring"))
