@@ -188,6 +188,53 @@ class Registry:
                 raise RegistryError(f"model '{name}' has no version {version}")
             self._set_alias(session, name, alias, version, reason)
 
+    def promote(self, name: str, version: int, expected_champion: int | None, reason: str) -> bool:
+        """Point ``production`` at ``version`` if it still points at ``expected_champion`` (compare-and-set).
+
+        In one serialised transaction, so of two promotions decided against the same champion only the
+        first wins; the second finds production moved and changes nothing.
+
+        Returns:
+            True when production now points at ``version`` because of this call.
+        """
+        with Session(self.engine) as session, session.begin():
+            self._lock_model(session, name)
+            row = session.get(ModelAlias, (name, "production"))
+            current = row.version if row else None
+            if current != expected_champion:
+                self._event(session, name, version, "promotion_lost", expected=expected_champion, found=current,
+                            reason="production moved since the comparison")
+                return False
+            self._set_alias(session, name, "production", version, reason=reason)
+            return True
+
+    def rollback(self, name: str, to_version: int | None = None, reason: str = "rollback") -> int:
+        """Point ``production`` back at ``to_version``, or at the version it pointed to before the current one.
+
+        Returns:
+            The version production now points to.
+
+        Raises:
+            RegistryError: No such version, or no earlier production version to return to.
+        """
+        with Session(self.engine) as session, session.begin():
+            self._lock_model(session, name)
+            current = session.get(ModelAlias, (name, "production"))
+            if to_version is None:
+                events = session.execute(sa.select(RegistryEvent).where(
+                    RegistryEvent.model_name == name, RegistryEvent.event == "alias_set").order_by(
+                    RegistryEvent.id.desc())).scalars().all()
+                moves = [e for e in events if e.detail.get("alias") == "production"]
+                if not moves or moves[0].detail.get("previous") is None:
+                    raise RegistryError(f"model '{name}' has no earlier production version to roll back to")
+                to_version = int(moves[0].detail["previous"])
+            if session.execute(sa.select(ModelVersion).where(ModelVersion.model_name == name,
+                                                             ModelVersion.version == to_version)).first() is None:
+                raise RegistryError(f"model '{name}' has no version {to_version}")
+            self._set_alias(session, name, "production", to_version,
+                            reason=f"{reason} (from v{current.version if current else None})")
+            return to_version
+
     def record(self, name: str, event: str, version: int | None = None, **detail: Any) -> None:
         """Record an event (a failed gate, say) without changing any version or alias."""
         with Session(self.engine) as session, session.begin():
@@ -316,3 +363,126 @@ def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metric
         return {k: v for k, v in info.items() if k != "created"}
     finally:
         registry.close()
+
+
+class PromotionSettings(BaseModel):
+    """When a challenger replaces the champion."""
+
+    metric: str | None = Field(None, description="metric compared on the fresh holdout; None: roc_auc, f1_macro or "
+                                                 "rmse by task")
+    margin: float = Field(0.002, ge=0, description="the challenger must beat the champion by more than this")
+
+
+def compare_on_holdout(schema: Any, champion: Any, challenger: Any, holdout: pd.DataFrame,
+                       metric: str) -> tuple[float, float]:
+    """Score champion and challenger on the same labelled rows with one metric."""
+    from tasks.train import predict_scores, score
+    from tasks.transform import as_model_input
+
+    x = as_model_input(holdout, schema)
+    y = holdout[schema.label].to_numpy()
+    y = y.astype(float) if schema.task == "regression" else y.astype(str)
+    out = []
+    for model in (champion, challenger):
+        out.append(score(schema.task, y, predict_scores(model, x, schema.task), getattr(model, "classes_", None),
+                         schema.positive_class)[metric])
+    return out[0], out[1]
+
+
+@task(name="promote")
+def promote(store_root: str, run_id: str, schema: Any, holdout: ArtifactRef, model_name: str, challenger: int,
+            settings: PromotionSettings, registry_url: str | None) -> dict[str, Any]:
+    """Prefect task: champion/challenger on the same fresh holdout; promote only if better by the margin.
+
+    Writes ``promote/promotion`` (both scores, the decision and why) and records the decision in the registry.
+
+    Returns:
+        ``{"promoted", "champion", "challenger", "metric", "champion_score", "challenger_score", "reason"}``.
+    """
+    from tasks.metrics import DEFAULT_METRIC, better
+
+    store = ArtifactStore(store_root)
+    metric = settings.metric or DEFAULT_METRIC[schema.task]
+    registry = Registry(registry_url)
+    try:
+        try:
+            champion = registry.resolve(model_name, alias="production")
+        except RegistryError:
+            champion = None
+        decision: dict[str, Any] = {"champion": champion, "challenger": challenger, "metric": metric,
+                                    "champion_score": None, "challenger_score": None}
+        if champion == challenger:
+            decision.update(promoted=False, reason="the challenger is already production")
+        else:
+            holdout_rows = store.read_table(holdout)
+            champ_score = None
+            if champion is not None:
+                champ_score, chall_score = compare_on_holdout(schema, registry.load(model_name, champion)[0],
+                                                              registry.load(model_name, challenger)[0], holdout_rows,
+                                                              metric)
+                target = champ_score + settings.margin if DIRECTION[metric] else champ_score - settings.margin
+                wins = better(metric, chall_score, target)
+            else:
+                wins, chall_score = True, None
+            decision.update(champion_score=champ_score, challenger_score=chall_score)
+            if wins:
+                reason = (f"{metric} {chall_score:.4f} vs champion {champ_score:.4f} beats margin {settings.margin}"
+                          if champion is not None else "no production version yet")
+                promoted = registry.promote(model_name, challenger, champion, reason)
+                decision.update(promoted=promoted, reason=reason if promoted else "another promotion won first")
+            else:
+                reason = (f"{metric} {chall_score:.4f} vs champion {champ_score:.4f}: not better by margin "
+                          f"{settings.margin}; champion kept")
+                registry.record(model_name, "promotion_declined", challenger, champion=champion, reason=reason)
+                decision.update(promoted=False, reason=reason)
+    finally:
+        registry.close()
+    store.write_table(run_id, "promote", "promotion", pd.DataFrame([{**decision, "model_name": model_name,
+                                                                      "holdout_rows": holdout.rows}]))
+    return decision
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tasks.registry {list,rollback,promote}``: look at and move the production alias."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tasks.registry", description=main.__doc__)
+    parser.add_argument("--registry-url", help="SQLAlchemy URL (default: the SQLite file under data/registry)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_list = sub.add_parser("list", help="versions of a model with their aliases and test metrics")
+    p_list.add_argument("model")
+    p_back = sub.add_parser("rollback", help="point production back at the previous (or a given) version")
+    p_back.add_argument("model")
+    p_back.add_argument("--to", type=int, help="version to restore (default: the one before the current)")
+    p_prom = sub.add_parser("promote", help="point production at a version by hand")
+    p_prom.add_argument("model")
+    p_prom.add_argument("version", type=int)
+    args = parser.parse_args(argv)
+    registry = Registry(args.registry_url)
+    try:
+        if args.command == "list":
+            versions = registry.tables()["model_versions"]
+            versions = versions[versions["model_name"] == args.model]
+            if versions.empty:
+                raise RegistryError(f"model '{args.model}' has no versions")
+            for v in versions.to_dict("records"):
+                info = registry.version_info(args.model, int(v["version"]))
+                metrics = ", ".join(f"{k} {val:.4f}" for k, val in list(info["metrics"].items())[:3])
+                print(f"v{info['version']:<4} {info['family']:<14} {','.join(info['aliases']):<22} {metrics}  "
+                      f"run {info['run_id']}")
+        elif args.command == "rollback":
+            version = registry.rollback(args.model, args.to, reason="rollback from the command line")
+            print(f"{args.model}: production -> v{version}")
+        else:
+            registry.set_alias(args.model, "production", args.version, reason="promoted from the command line")
+            print(f"{args.model}: production -> v{args.version}")
+    except RegistryError as exc:
+        print(f"error: {exc}")
+        return 2
+    finally:
+        registry.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

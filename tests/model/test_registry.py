@@ -69,3 +69,47 @@ def test_gate() -> None:
     assert check_gate({"roc_auc": 0.8, "rmse": 3.0}, {"roc_auc": 0.7, "rmse": 5}) == []
     misses = check_gate({"roc_auc": 0.6, "rmse": 6.0}, {"roc_auc": 0.7, "rmse": 5, "r2": 0.1})
     assert misses == ["roc_auc 0.6000 < required 0.7", "rmse 6.0000 > allowed 5", "r2 was not computed"]
+
+
+def _promote(url: str, version: int, expected: int, results: "mp.Queue") -> None:
+    reg = Registry(url)
+    results.put((version, reg.promote("m", version, expected, reason="test")))
+    reg.close()
+
+
+def test_promotion_is_compare_and_set_and_rollback_restores(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    reg = Registry(url)
+    for i in range(3):
+        reg.register("m", _bundle(i), f"run-{i}", "logistic", "binary", {"roc_auc": 0.8}, {})
+    assert reg.resolve("m") == 1
+    # two challengers decided against the same champion, promoted from two processes at once: one wins
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_promote, args=(url, v, 1, results)) for v in (2, 3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    outcome = dict(results.get(timeout=10) for _ in procs)
+    assert sorted(outcome.values()) == [False, True]
+    winner = next(v for v, won in outcome.items() if won)
+    assert reg.resolve("m") == winner
+    events = reg.tables()["registry_events"]
+    assert "promotion_lost" in events["event"].tolist()
+    assert reg.rollback("m") == 1 and reg.resolve("m") == 1  # back to the version before
+    assert reg.rollback("m", to_version=3) == 3
+    with pytest.raises(RegistryError, match="no version 7"):
+        reg.rollback("m", to_version=7)
+
+
+def test_registry_command_line(tmp_path: Path) -> None:
+    from tasks.registry import main
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    reg = Registry(url)
+    for i in range(2):
+        reg.register("m", _bundle(i), f"run-{i}", "logistic", "binary", {"roc_auc": 0.8}, {})
+    assert main(["--registry-url", url, "promote", "m", "2"]) == 0 and reg.resolve("m") == 2
+    assert main(["--registry-url", url, "rollback", "m"]) == 0 and reg.resolve("m") == 1
+    assert main(["--registry-url", url, "rollback", "m", "--to", "9"]) == 2
