@@ -215,3 +215,33 @@ def test_monitoring_reports_feature_prediction_and_performance_drift(first_run: 
     with get_client(sync_client=True) as client:
         (art,) = client.request("POST", "/artifacts/filter", json=body).json()
     assert "performance:roc_auc" in art["data"] and "**yes**" in art["data"]
+
+
+def test_retraining_over_a_simulated_week(prefect_harness, tmp_path: Path) -> None:
+    from deployments.simulate import simulate
+    from flows.retraining import RetrainingSettings, retraining
+
+    days = simulate(tmp_path / "all", days=7, rows=1500, seed=3)
+    inbox = tmp_path / "batches"
+    inbox.mkdir()
+    work = {"root": str(tmp_path / "a"), "registry": f"sqlite:///{tmp_path / 'reg.db'}"}
+    settings = RetrainingSettings(batches=str(inbox), training=_settings(work, evaluate={"cv_folds": 0,
+                                                                                        "permutation_repeats": 0}))
+    days[0].rename(inbox / days[0].name)  # day 0 has no drift yet
+    first = retraining(settings)
+    assert first["retrain_reasons"] == ["no production model"] and first["promoted"] and first["challenger"] == 1
+    quiet = retraining(settings)  # same data, fresh model: nothing to do
+    assert quiet["retrained"] is False and quiet["drift"]["drifted_features"] == 0
+    for day in days[1:]:
+        day.rename(inbox / day.name)
+    drifted = retraining(settings)  # day 6: ages +4.8, a new workclass, 6% of labels flipped
+    assert drifted["retrained"] and drifted["challenger"] == 2
+    assert drifted["drift"]["performance_drift"] and drifted["drift"]["drifted_features"] >= 2
+    decision = drifted["decision"]
+    assert decision["champion"] == 1 and decision["challenger_score"] is not None
+    registry = Registry(work["registry"])
+    events = registry.tables()["registry_events"]
+    expected = "alias_set" if decision["promoted"] else "promotion_declined"
+    assert expected in events[events["version"] == 2]["event"].tolist()  # the decision is recorded either way
+    assert registry.resolve("adult") == (2 if decision["promoted"] else 1)
+    assert len(pd.read_parquet(Path(work["root"]) / "runs" / drifted["run_id"] / "promote" / "promotion.parquet")) == 1

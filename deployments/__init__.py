@@ -1,0 +1,1 @@
+"""Deployments of the flows (schedules and per-schedule parameters) and the demo data simulator."""

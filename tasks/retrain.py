@@ -1,0 +1,71 @@
+"""Retrain: assemble training data from history and recent labelled batches, and tell people what happened.
+
+The newest batch is held out: champion and challenger are compared on it, so it must not be trained on.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.logging import get_run_logger
+
+from tasks.catalog import ArtifactRef, ArtifactStore
+from tasks.errors import DataError, is_transient
+from tasks.ingest import normalise, read_source
+from tasks.schema import DatasetSchema
+
+BATCH_SUFFIXES = (".parquet", ".csv", ".csv.gz")
+
+
+def list_batches(folder: str | None) -> list[Path]:
+    """Batch files in a folder, oldest first (by name: name them by date)."""
+    if not folder:
+        return []
+    path = Path(folder)
+    if not path.is_dir():
+        raise DataError("retraining", f"batch folder {path} does not exist", rule="source_exists")
+    return sorted(p for p in path.iterdir() if p.name.endswith(BATCH_SUFFIXES))
+
+
+@task(name="combine", retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=is_transient)
+def combine(store_root: str, run_id: str, schema: DatasetSchema, history: str | None, batches: list[str],
+            holdout: str) -> dict[str, ArtifactRef]:
+    """Prefect task: write ``retrain/training_data`` (history + batches) and ``retrain/holdout`` (the newest batch).
+
+    Returns:
+        References to both tables.
+    """
+    store = ArtifactStore(store_root)
+    parts = [read_source(history, schema.name)] if history else []
+    parts += [read_source(b, schema.name) for b in batches]
+    if not parts:
+        raise DataError(schema.name, "no history and no batches to train on", rule="non_empty")
+    columns = [c.name for c in schema.columns]
+    data = pd.concat([p[[c for c in columns if c in p.columns]] for p in parts], ignore_index=True)
+    held = normalise(read_source(holdout, schema.name), schema.missing_markers)
+    return {"training_data": store.write_table(run_id, "retrain", "training_data", data),
+            "holdout": store.write_table(run_id, "retrain", "holdout", held)}
+
+
+@task(name="notify", retries=2, retry_delay_seconds=[2, 10])
+def notify(event: str, message: str, url: str | None, details: dict[str, Any] | None = None) -> bool:
+    """Prefect task: POST ``{"event", "message", "details"}`` as JSON to a webhook, or log it when no URL is set.
+
+    Returns:
+        True when a webhook was called.
+    """
+    try:
+        logger = get_run_logger()
+    except Exception:  # called outside a run
+        logger = logging.getLogger("trainflow")
+    logger.warning("[%s] %s", event, message)
+    if not url:
+        return False
+    import httpx
+
+    httpx.post(url, json={"event": event, "message": message, "details": details or {}}, timeout=10).raise_for_status()
+    return True
