@@ -7,7 +7,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
-.PHONY: venv run test bench clean
+.PHONY: venv run test bench ui clean
 
 venv: $(STAMP)
 
@@ -24,6 +24,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Prefect server on 127.0.0.1:4200 plus every deployment in deployments/prefect.yaml, served from here.
+ui: $(STAMP)
+	$(BIN)/python -m deployments.ui
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.flow_overhead

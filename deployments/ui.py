@@ -1,0 +1,52 @@
+"""`make ui`: start a Prefect server on 127.0.0.1 and serve the project's deployments, in one command.
+
+Prints the UI's address; Ctrl-C stops both. The server keeps its database in PREFECT_HOME
+(the project's .prefect/ under make).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+
+
+def wait_healthy(api: str, timeout: float = 120) -> None:
+    """Block until the Prefect API answers /health."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the Prefect server did not answer at {api} within {timeout:.0f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m deployments.ui", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=4200)
+    args = parser.parse_args()
+    api = f"http://127.0.0.1:{args.port}/api"
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
+                               str(args.port)])
+    try:
+        wait_healthy(api)
+        print(f"\nPrefect UI: http://127.0.0.1:{args.port}  (deployments served from here; Ctrl-C stops)\n",
+              flush=True)
+        env = {**os.environ, "PREFECT_API_URL": api}
+        subprocess.run([sys.executable, "-m", "deployments.serve"], env=env, check=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+if __name__ == "__main__":
+    main()
