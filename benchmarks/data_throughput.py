@@ -24,16 +24,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 FLOOR = r"""
-import json, resource, sys, time
+import json, sys, time
+from benchmarks.memory import peak_gib
 import pyarrow.parquet as pq
 t = time.perf_counter()
 table = pq.read_table(sys.argv[1])
 pq.write_table(table, sys.argv[2] + "/copy.parquet", compression="zstd")
-print(json.dumps({"total": time.perf_counter() - t, "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+print(json.dumps({"total": time.perf_counter() - t, "rss_gb": peak_gib()}))
 """
 
 STAGES = r"""
-import json, resource, sys, time
+import json, sys, time
+from benchmarks.memory import peak_gib
 from tasks.catalog import new_run_id
 from tasks.ingest import ingest
 from tasks.schema import load_schema
@@ -50,7 +52,7 @@ splits = split.fn(root, run, schema, valid, SplitSettings(), 42); times["split"]
 t = time.perf_counter()
 transform.fn(root, run, schema, splits, TransformSettings()); times["transform"] = time.perf_counter() - t
 times["total"] = sum(times.values())
-times["rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+times["rss_gb"] = peak_gib()
 print(json.dumps(times))
 """
 

@@ -37,6 +37,8 @@ class RetrainingSettings(BaseModel):
     drift: MonitorSettings = Field(default_factory=MonitorSettings)
     promotion: PromotionSettings = Field(default_factory=PromotionSettings)
     notify_url: str | None = Field(None, description="webhook called on promotion and on failure; None: logged only")
+    notify_block: str | None = Field(None, description="saved Prefect notification block (e.g. 'slack-webhook/ml-team') "
+                                                       "used on promotion and on failure")
 
 
 @flow(name="retraining", description="Monitor, retrain when needed, and promote only a better model.")
@@ -49,7 +51,8 @@ def retraining(settings: RetrainingSettings = RetrainingSettings()) -> dict[str,
     try:
         return _retrain(settings)
     except Exception as exc:
-        notify("retraining_failed", f"retraining of '{settings.training.dataset}' failed: {exc}", settings.notify_url)
+        notify("retraining_failed", f"retraining of '{settings.training.dataset}' failed: {exc}", settings.notify_url,
+               block=settings.notify_block)
         raise
 
 
@@ -102,7 +105,8 @@ def _retrain(settings: RetrainingSettings) -> dict[str, Any]:
                    challenger_test_metrics=trained["test_metrics"])
     if champion is None and "production" in trained["aliases"]:
         summary.update(promoted=True, reason="first version of the model: production by default")
-        notify("model_promoted", f"{name} v{trained['version']} is the first production model", settings.notify_url)
+        notify("model_promoted", f"{name} v{trained['version']} is the first production model", settings.notify_url,
+               block=settings.notify_block)
     elif data is None:
         summary.update(promoted=False, reason="no fresh batch to compare on; the new version waits as candidate")
     else:
@@ -111,7 +115,7 @@ def _retrain(settings: RetrainingSettings) -> dict[str, Any]:
         summary.update(promoted=decision["promoted"], reason=decision["reason"], decision=decision)
         if decision["promoted"]:
             notify("model_promoted", f"{name} v{trained['version']} promoted to production: {decision['reason']}",
-                   settings.notify_url, decision)
+                   settings.notify_url, decision, block=settings.notify_block)
     return summary
 
 

@@ -52,20 +52,26 @@ def combine(store_root: str, run_id: str, schema: DatasetSchema, history: str | 
 
 
 @task(name="notify", retries=2, retry_delay_seconds=[2, 10])
-def notify(event: str, message: str, url: str | None, details: dict[str, Any] | None = None) -> bool:
-    """Prefect task: POST ``{"event", "message", "details"}`` as JSON to a webhook, or log it when no URL is set.
+def notify(event: str, message: str, url: str | None, details: dict[str, Any] | None = None,
+           block: str | None = None) -> bool:
+    """Prefect task: tell people. Always logged; also POSTed as JSON ``{"event", "message", "details"}`` to a
+    webhook URL, and sent through a saved Prefect notification block (Slack, Teams, email...) by name.
 
     Returns:
-        True when a webhook was called.
+        True when a webhook or a block was called.
     """
     try:
         logger = get_run_logger()
     except Exception:  # called outside a run
         logger = logging.getLogger("trainflow")
     logger.warning("[%s] %s", event, message)
-    if not url:
-        return False
-    import httpx
+    if block:
+        from prefect.blocks.core import Block
 
-    httpx.post(url, json={"event": event, "message": message, "details": details or {}}, timeout=10).raise_for_status()
-    return True
+        Block.load(block).notify(body=message, subject=f"trainflow: {event}")
+    if url:
+        import httpx
+
+        httpx.post(url, json={"event": event, "message": message, "details": details or {}},
+                   timeout=10).raise_for_status()
+    return bool(url or block)

@@ -1,0 +1,108 @@
+"""Re-take the README's screenshots of the Prefect UI with headless Chromium (Debian's `chromium`).
+
+Starts a Prefect server on a free 127.0.0.1 port with a temporary PREFECT_HOME, serves the deployments,
+runs the retraining deployment on a simulated drifting week (two runs: train, then monitor and retrain),
+and saves `docs/ui-deployments.png` and `docs/ui-run-artifacts.png`.
+
+    apt-get install chromium        # once
+    python -m deployments.screenshot
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from deployments.simulate import simulate
+from deployments.ui import wait_healthy
+from tasks.schema import PROJECT_ROOT
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars", "--window-size=1500,950", "--virtual-time-budget=15000"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run_deployment(api: str, deployment_id: str, parameters: dict, timeout: float = 600) -> str:
+    run = httpx.post(f"{api}/deployments/{deployment_id}/create_flow_run", json={"parameters": parameters},
+                     timeout=30).json()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=10).json()
+        if state["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return run["id"]
+        time.sleep(2)
+    raise SystemExit(f"flow run {run['id']} did not finish in {timeout:.0f} s")
+
+
+def shoot(chromium: str, url: str, out: Path, profile: Path) -> None:
+    """Save a screenshot of a page."""
+    subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={out}", url],
+                   check=True, capture_output=True, timeout=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m deployments.screenshot", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(PROJECT_ROOT / "docs"))
+    args = parser.parse_args()
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        raise SystemExit("error: chromium not found; install Debian's package: apt-get install chromium")
+    tmp = Path(tempfile.mkdtemp(prefix="tf-shots-"))
+    port = _free_port()
+    ui = f"http://127.0.0.1:{port}"
+    api = f"{ui}/api"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_HOME=str(tmp / "home"))
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
+                               str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    served = None
+    try:
+        wait_healthy(api, timeout=180)
+        served = subprocess.Popen([sys.executable, "-m", "deployments.serve"], env={**env, "PREFECT_API_URL": api},
+                                  cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            deps = httpx.post(f"{api}/deployments/filter", json={"limit": 50}, timeout=10).json()
+            if len(deps) >= 4:
+                break
+            time.sleep(1)
+        nightly = next(d for d in deps if d["name"] == "adult-nightly")
+        days = simulate(tmp / "all", days=7, rows=2000)
+        inbox = tmp / "batches"
+        inbox.mkdir()
+        days[0].rename(inbox / days[0].name)
+        settings = {"batches": str(inbox), "training": {"artifacts_root": str(tmp / "artifacts"),
+                                                        "registry": {"registry_url": f"sqlite:///{tmp / 'r.db'}"}}}
+        _run_deployment(api, nightly["id"], {"settings": settings})
+        for day in days[1:]:
+            day.rename(inbox / day.name)
+        run_id = _run_deployment(api, nightly["id"], {"settings": settings})
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        shoot(chromium, f"{ui}/deployments", out / "ui-deployments.png", tmp / "chrome")
+        shoot(chromium, f"{ui}/runs/flow-run/{run_id}?tab=Artifacts", out / "ui-run-artifacts.png", tmp / "chrome")
+        print(f"wrote {out / 'ui-deployments.png'} and {out / 'ui-run-artifacts.png'}")
+    finally:
+        for proc in (served, server):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(30)
+
+
+if __name__ == "__main__":
+    main()
