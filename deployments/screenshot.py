@@ -2,7 +2,7 @@
 
 Starts a Prefect server on a free 127.0.0.1 port with a temporary PREFECT_HOME, serves the deployments,
 runs the retraining deployment on a simulated drifting week (two runs: train, then monitor and retrain),
-and saves `docs/ui-deployments.png` and `docs/ui-run-artifacts.png`.
+and saves `docs/ui-deployments.png` and `docs/ui-retraining-run.png`.
 
     apt-get install chromium        # once
     python -m deployments.screenshot
@@ -37,16 +37,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run_deployment(api: str, deployment_id: str, parameters: dict, timeout: float = 600) -> str:
-    run = httpx.post(f"{api}/deployments/{deployment_id}/create_flow_run", json={"parameters": parameters},
-                     timeout=30).json()
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        state = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=10).json()
-        if state["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-            return run["id"]
-        time.sleep(2)
-    raise SystemExit(f"flow run {run['id']} did not finish in {timeout:.0f} s")
+def _run_deployment(api: str, name: str, parameters: dict, timeout: float = 600) -> str:
+    """Run a deployment through the API (as the UI's Run button does), wait for it, return the run's id."""
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api}):
+        return str(run_deployment(name, parameters=parameters, timeout=timeout).id)
 
 
 def shoot(chromium: str, url: str, out: Path, profile: Path) -> None:
@@ -67,7 +64,8 @@ def main() -> None:
     ui = f"http://127.0.0.1:{port}"
     api = f"{ui}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_HOME=str(tmp / "home"))
+    # the UI calls the API address in its settings (port 4200 by default), not the --port given to the server
+    env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_HOME=str(tmp / "home"), PREFECT_UI_API_URL=api)
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
                                str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     served = None
@@ -75,28 +73,25 @@ def main() -> None:
         wait_healthy(api, timeout=180)
         served = subprocess.Popen([sys.executable, "-m", "deployments.serve"], env={**env, "PREFECT_API_URL": api},
                                   cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            deps = httpx.post(f"{api}/deployments/filter", json={"limit": 50}, timeout=10).json()
-            if len(deps) >= 4:
+        for _ in range(120):
+            if len(httpx.post(f"{api}/deployments/filter", json={"limit": 50}, timeout=10).json()) >= 4:
                 break
             time.sleep(1)
-        nightly = next(d for d in deps if d["name"] == "adult-nightly")
         days = simulate(tmp / "all", days=7, rows=2000)
         inbox = tmp / "batches"
         inbox.mkdir()
         days[0].rename(inbox / days[0].name)
         settings = {"batches": str(inbox), "training": {"artifacts_root": str(tmp / "artifacts"),
                                                         "registry": {"registry_url": f"sqlite:///{tmp / 'r.db'}"}}}
-        _run_deployment(api, nightly["id"], {"settings": settings})
+        _run_deployment(api, "retraining/adult-nightly", {"settings": settings})
         for day in days[1:]:
             day.rename(inbox / day.name)
-        run_id = _run_deployment(api, nightly["id"], {"settings": settings})
+        run_id = _run_deployment(api, "retraining/adult-nightly", {"settings": settings})
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         shoot(chromium, f"{ui}/deployments", out / "ui-deployments.png", tmp / "chrome")
-        shoot(chromium, f"{ui}/runs/flow-run/{run_id}?tab=Artifacts", out / "ui-run-artifacts.png", tmp / "chrome")
-        print(f"wrote {out / 'ui-deployments.png'} and {out / 'ui-run-artifacts.png'}")
+        shoot(chromium, f"{ui}/runs/flow-run/{run_id}", out / "ui-retraining-run.png", tmp / "chrome")
+        print(f"wrote {out / 'ui-deployments.png'} and {out / 'ui-retraining-run.png'}")
     finally:
         for proc in (served, server):
             if proc is not None:

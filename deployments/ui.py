@@ -33,8 +33,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=4200)
     args = parser.parse_args()
     api = f"http://127.0.0.1:{args.port}/api"
+    # the UI calls the API address in its settings (port 4200 by default), not the --port given to the server
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
-                               str(args.port)])
+                               str(args.port)], env={**os.environ, "PREFECT_UI_API_URL": api})
     try:
         wait_healthy(api)
         print(f"\nPrefect UI: http://127.0.0.1:{args.port}  (deployments served from here; Ctrl-C stops)\n",
