@@ -32,6 +32,8 @@ ui: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.flow_overhead
 	$(BIN)/python -m benchmarks.data_throughput
+	$(BIN)/python -m benchmarks.inference_throughput
+	$(BIN)/python -m benchmarks.drift_cost
 
 clean:
 	rm -rf $(VENV) .prefect .pytest_cache
