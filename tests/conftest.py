@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Set before Prefect is imported anywhere: project-local state, no analytics, and room for the
 # temporary server to start on a busy 2-core CI machine.
 os.environ["PREFECT_HOME"] = str(ROOT / ".prefect" / "test")
+Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect does not create parent folders
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
