@@ -150,7 +150,8 @@ def cross_validate(schema: DatasetSchema, data: pd.DataFrame, meta: dict, transf
     x = as_model_input(data, schema)
     splitter = (StratifiedKFold(folds, shuffle=True, random_state=seed) if schema.is_classification
                 else KFold(folds, shuffle=True, random_state=seed))
-    overrides = {"n_estimators": meta["best_iteration"]} if meta.get("best_iteration") else None
+    key = "max_epochs" if meta["family"] == "mlp" else "n_estimators"
+    overrides = {key: meta["best_iteration"]} if meta.get("best_iteration") else None
     rows = []
     with progress(folds, f"{folds}-fold cross-validation") as bar:
         for fold, (tr, te) in enumerate(splitter.split(x, y)):
@@ -166,7 +167,8 @@ def _cv_fold(schema: DatasetSchema, meta: dict, transform_settings: TransformSet
     pipe = Pipeline([
         ("preprocess", build_preprocessor(schema, transform_settings)),
         ("encode", encoder_for(schema, meta["encoding"])),
-        ("model", build_estimator(meta["family"], schema.task, train_settings, seed, len(tr), overrides)),
+        ("model", build_estimator(meta["family"], schema.task, train_settings, seed, len(tr), overrides,
+                                  categorical=schema.categorical_features)),
     ])
     if pipe.steps[1][1] != "passthrough":
         pipe.steps[1][1].set_output(transform="pandas")

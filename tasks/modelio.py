@@ -94,7 +94,11 @@ def bundle_files(pipeline: Pipeline, meta: dict) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     model = pipeline.steps[-1][1]
     booster = getattr(model, "booster_", None)
-    if booster is not None:
+    if hasattr(model, "to_files"):  # a torch model: weights as safetensors, config as JSON
+        files.update(model.to_files())
+        meta = {**meta, "model_format": "torch-safetensors"}
+        pipeline = Pipeline(pipeline.steps[:-1] + [("model", "passthrough")])
+    elif booster is not None:
         files["model.txt"] = booster.model_to_string().encode()
         if isinstance(model, LightGBMModel):
             classes = model.classes
@@ -113,7 +117,11 @@ def load_bundle(files: dict[str, bytes]) -> tuple[Pipeline, dict]:
     """Rebuild the one serving Pipeline (preprocessing + model) from a bundle's files."""
     meta = json.loads(files["model.json"])
     pipeline = load_skops(files["pipeline.skops"])
-    if meta.get("model_format") == "lightgbm-text":
+    if meta.get("model_format") == "torch-safetensors":
+        from tasks.nn import _MLPBase
+
+        pipeline = Pipeline(pipeline.steps[:-1] + [("model", _MLPBase.from_files(files))])
+    elif meta.get("model_format") == "lightgbm-text":
         cls = LightGBMRegressorModel if meta["classes"] is None else LightGBMClassifierModel
         model = cls.from_text(files["model.txt"].decode(), classes=meta["classes"])
         pipeline = Pipeline(pipeline.steps[:-1] + [("model", model)])

@@ -26,12 +26,13 @@ from tasks.device import detect_accelerator
 from tasks.errors import TrainflowError
 from tasks.metrics import DEFAULT_METRIC, DIRECTION, classification_metrics, regression_metrics
 from tasks.modelio import bundle_files, load_skops
+from tasks.nn import NNSettings
 from tasks.progress import progress
 from tasks.schema import DatasetSchema
 from tasks.transform import TransformSettings, encoder_for, encoding_for
 
-Family = Literal["lightgbm", "logistic", "decision_tree", "random_forest", "svm"]
-FAMILIES: tuple[str, ...] = ("lightgbm", "logistic", "decision_tree", "random_forest", "svm")
+Family = Literal["lightgbm", "logistic", "decision_tree", "random_forest", "svm", "mlp"]
+FAMILIES: tuple[str, ...] = ("lightgbm", "logistic", "decision_tree", "random_forest", "svm", "mlp")
 
 
 class TrainSettings(BaseModel):
@@ -48,13 +49,20 @@ class TrainSettings(BaseModel):
     n_jobs: int = Field(-1, description="parallel jobs for families that support them (-1: all cores)")
     params: dict[str, dict[str, Any]] = Field(
         {}, description='extra estimator parameters per family, e.g. {"lightgbm": {"num_leaves": 63}}')
+    nn: NNSettings = Field(default_factory=NNSettings, description="the neural network families (mlp)")
 
 
 def build_estimator(family: str, task_type: str, settings: TrainSettings, seed: int, n_rows: int,
-                    overrides: dict[str, Any] | None = None) -> Any:
-    """An unfitted estimator for a family and task type."""
+                    overrides: dict[str, Any] | None = None, categorical: list[str] | None = None) -> Any:
+    """An unfitted estimator for a family and task type (``categorical``: code columns, for the MLP)."""
     reg = task_type == "regression"
     extra = {**settings.params.get(family, {}), **(overrides or {})}
+    if family == "mlp":
+        from tasks.nn import MLPClassifier, MLPRegressor
+
+        nn_settings = settings.nn.model_copy(update={k: v for k, v in extra.items()
+                                                     if k in NNSettings.model_fields}).model_dump()
+        return (MLPRegressor if reg else MLPClassifier)(categorical=categorical, settings=nn_settings, seed=seed)
     if family == "lightgbm":
         import lightgbm as lgb
 
@@ -127,7 +135,7 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
         x_tr_e, x_va_e = encoder.transform(x_tr), encoder.transform(x_va)
     else:
         x_tr_e, x_va_e = x_tr, x_va
-    est = build_estimator(family, schema.task, settings, seed, len(x_tr))
+    est = build_estimator(family, schema.task, settings, seed, len(x_tr), categorical=schema.categorical_features)
     started = time.perf_counter()
     history = pd.DataFrame()
     best_iteration = None
@@ -145,6 +153,11 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
         curves = est.evals_result_.get("validation", {})
         history = pd.DataFrame([{"family": family, "iteration": i + 1, "split": "validation", "metric": m, "value": v}
                                 for m, values in curves.items() for i, v in enumerate(values)])
+    elif family == "mlp":
+        est.fit(x_tr_e, y_tr, X_val=x_va_e, y_val=y_va)
+        best_iteration = est.best_epoch_
+        history = est.history_.melt(id_vars="epoch", var_name="metric", value_name="value").rename(
+            columns={"epoch": "iteration"}).assign(family=family, split="train/validation")
     else:
         est.fit(x_tr_e, y_tr)
     fit_seconds = time.perf_counter() - started
@@ -155,6 +168,7 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
     metrics = score(schema.task, y_va, scores, classes, schema.positive_class)
     pipe = Pipeline([("encode", encoder), ("model", est)])
     info = {"family": family, "encoding": encoding, "estimator": type(est).__name__, "metrics": metrics,
+            "device": getattr(est, "device_", "cpu"),
             "fit_seconds": fit_seconds, "predict_seconds": predict_seconds, "best_iteration": best_iteration,
             "n_train": len(x_tr), "params": {k: v for k, v in est.get_params().items()
                                               if isinstance(v, (int, float, str, bool, type(None)))}}
@@ -200,7 +214,7 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
                          "metric": metric, "validation_score": info["metrics"].get(metric, np.nan),
                          "fit_seconds": info["fit_seconds"], "predict_seconds": info["predict_seconds"],
                          "best_iteration": info["best_iteration"], "n_train": info["n_train"],
-                         "device": "cpu", "accelerator_present": accel["device"],
+                         "device": info["device"], "accelerator_present": accel["device"],
                          "validation_metrics": json.dumps(info["metrics"]), "params": json.dumps(info["params"],
                                                                                                default=str)})
             bar.advance(family)
@@ -214,7 +228,7 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
     meta = {"family": best, "task": schema.task, "label": schema.label, "dataset": schema.name,
             "features": [c.name for c in schema.features], "positive_class": schema.positive_class,
             "selection_metric": metric, "validation_metrics": info["metrics"], "best_iteration": info["best_iteration"],
-            "params": info["params"], "encoding": info["encoding"], "seed": seed, "device": "cpu",
+            "params": info["params"], "encoding": info["encoding"], "seed": seed, "device": info["device"],
             "accelerator": accel}
     return serving, meta, board, pd.concat(histories, ignore_index=True)
 

@@ -132,10 +132,14 @@ def build_preprocessor(schema: DatasetSchema, settings: TransformSettings) -> Co
 
 def encoding_for(family: str, setting: Encoding) -> Encoding:
     """The categorical encoding a model family gets under a setting."""
+    if family == "mlp":
+        return "ordinal"  # embeddings need codes, whatever the setting
     if setting != "auto":
         return "ordinal" if setting == "native" and family != "lightgbm" else setting
     if family == "lightgbm":
         return "native"
+    if family == "mlp":
+        return "ordinal"  # the MLP embeds the category codes
     return "ordinal" if family in ("decision_tree", "random_forest") else "onehot"
 
 
