@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
+from deployments.ui import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"evaluate": {"cv_folds": 2, "permutation_repeats": 1}}
@@ -83,12 +82,6 @@ print(json.dumps({"inside": t2 - t1, "imports": t1 - t0}))
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run(code: str, settings: dict, env: dict) -> dict:
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code, json.dumps(settings)], cwd=ROOT, env=env, capture_output=True,
@@ -109,21 +102,13 @@ def main() -> None:
                 "PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_TASKS_REFRESH_CACHE": "true",
                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
     base_env.pop("PREFECT_API_URL", None)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
                                str(port)], env={**base_env, "PREFECT_HOME": str(tmp / "server")},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     api = f"http://127.0.0.1:{port}/api"
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            raise SystemExit("prefect server did not start in 120 s")
+        wait_healthy(api)
         modes = {"plain functions": (PLAIN, base_env),
                  "prefect, server running": (PREFECT, {**base_env, "PREFECT_API_URL": api}),
                  "prefect, cold (temporary server)": (PREFECT, base_env)}

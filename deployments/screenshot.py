@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,18 +22,12 @@ from pathlib import Path
 import httpx
 
 from deployments.simulate import simulate
-from deployments.ui import wait_healthy
+from deployments.ui import free_port, wait_healthy
 from tasks.schema import PROJECT_ROOT
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars", "--window-size=1500,950", "--virtual-time-budget=15000"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run_deployment(api: str, name: str, parameters: dict, timeout: float = 600) -> str:
@@ -60,7 +53,7 @@ def main() -> None:
     if not chromium:
         raise SystemExit("error: chromium not found; install Debian's package: apt-get install chromium")
     tmp = Path(tempfile.mkdtemp(prefix="tf-shots-"))
-    port = _free_port()
+    port = free_port()
     ui = f"http://127.0.0.1:{port}"
     api = f"{ui}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}

@@ -4,7 +4,6 @@ exactly as the UI's Run button runs them."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,10 @@ import pandas as pd
 import pytest
 
 from deployments.simulate import simulate
-from deployments.ui import wait_healthy
+from deployments.ui import free_port, wait_healthy
 from tasks.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +25,7 @@ def api(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("server")
     base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     base.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_LOGGING_LEVEL="WARNING")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     server_log = open(tmp / "server.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
