@@ -53,6 +53,7 @@ def test_deterministic_on_cpu(adult_features) -> None:
                               .predict_proba(x))
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # the overflow is the point
 def test_non_finite_loss_names_epoch_and_step() -> None:
     rng = np.random.default_rng(0)
     x = pd.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(size=2000)})
