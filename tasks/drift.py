@@ -242,9 +242,8 @@ def detect_drift(profile: pd.DataFrame, df: pd.DataFrame, settings: DriftSetting
                      "reference_missing_rate": ref_missing, "missing_rate": cur_missing,
                      "missing_rate_changed": abs(cur_missing - ref_missing) > settings.missing_rate_change})
     report = pd.DataFrame(rows)
-    for col in ("new_categories",):
-        if col not in report:
-            report[col] = ""
+    if "new_categories" not in report:
+        report["new_categories"] = ""
     report["new_categories"] = report["new_categories"].fillna("")
     report = report.sort_values(["drifted", "feature"], ascending=[False, True], ignore_index=True)
     features = report[report["feature"] != PREDICTION]

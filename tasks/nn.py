@@ -192,7 +192,6 @@ class _MLPBase(BaseEstimator):
         self.history_ = pd.DataFrame(history)
         self.best_epoch_ = int(self.history_.loc[self.history_.get("validation_loss",
                                                                    self.history_["train_loss"]).idxmin(), "epoch"])
-        self.device_ = self.device_
         return self
 
     def _raw(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803

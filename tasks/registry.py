@@ -264,12 +264,17 @@ class Registry:
                     "uri": ArtifactStore(self.root).path_uri(row.uri), "sha256": row.sha256, "metrics": row.metrics, "lineage": row.lineage,
                     "created": row.created, "aliases": sorted(aliases)}
 
-    def load(self, name: str, version: int | None = None, alias: str | None = "production") -> tuple[Any, dict]:
-        """Load a version's serving Pipeline and metadata (by number, or by alias)."""
+    def _version_files(self, name: str, version: int | None, alias: str | None) -> tuple[dict, dict[str, bytes]]:
+        """A version's row and its stored files, hash-checked."""
         info = self.version_info(name, self.resolve(name, version, alias))
         ref = ArtifactRef(run_id=info["run_id"], stage="registry", name=name, kind="bundle",
                           path=f"models/{name}/{info['sha256']}", sha256=info["sha256"])
-        pipeline, meta = load_bundle(ArtifactStore(self.root).read_bundle(ref))
+        return info, ArtifactStore(self.root).read_bundle(ref)
+
+    def load(self, name: str, version: int | None = None, alias: str | None = "production") -> tuple[Any, dict]:
+        """Load a version's serving Pipeline and metadata (by number, or by alias)."""
+        info, files = self._version_files(name, version, alias)
+        pipeline, meta = load_bundle(files)
         return pipeline, {**meta, "registry_version": info["version"], "aliases": info["aliases"]}
 
     def load_profile(self, name: str, version: int | None = None, alias: str | None = "production") -> pd.DataFrame:
@@ -278,10 +283,7 @@ class Registry:
         Raises:
             RegistryError: The version was registered without a profile.
         """
-        info = self.version_info(name, self.resolve(name, version, alias))
-        ref = ArtifactRef(run_id=info["run_id"], stage="registry", name=name, kind="bundle",
-                          path=f"models/{name}/{info['sha256']}", sha256=info["sha256"])
-        files = ArtifactStore(self.root).read_bundle(ref)
+        info, files = self._version_files(name, version, alias)
         if PROFILE_FILE not in files:
             raise RegistryError(f"model '{name}' v{info['version']} has no reference profile")
         return pq.read_table(pa.BufferReader(files[PROFILE_FILE])).to_pandas()
