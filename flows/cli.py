@@ -73,24 +73,28 @@ def _one_line(exc: ValidationError) -> str:
     return "invalid settings: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
 
 
-def print_summary(summary: dict[str, Any]) -> None:
-    """A short, readable table of the run for the console."""
+def print_rows(title: str, rows: list[tuple[str, str]]) -> None:
+    """A two-column console table (label, value) with a title; values are printed literally."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"training run {summary['run_id']} ({summary['dataset']})", show_header=False)
+    table = Table(title=title, show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("model", escape(f"{summary['family']} → {summary['model_name']} v{summary['version']} "
-                                  f"[{', '.join(summary['aliases'])}]"))
-    for k, v in summary["test_metrics"].items():
-        table.add_row(f"test {k}", f"{v:.4f}")
-    table.add_row("artifacts", summary["run_dir"])
-    table.add_row("manifest", f"{summary['run_dir']}/manifest.parquet")
-    table.add_row("model file", summary["model_uri"])
-    table.add_row("registry", summary["registry_uri"])
+    for label, value in rows:
+        table.add_row(label, escape(str(value)))
     Console().print(table)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """A short, readable table of the training run for the console."""
+    rows = [("model", f"{summary['family']} → {summary['model_name']} v{summary['version']} "
+                      f"[{', '.join(summary['aliases'])}]")]
+    rows += [(f"test {k}", f"{v:.4f}") for k, v in summary["test_metrics"].items()]
+    rows += [("artifacts", summary["run_dir"]), ("manifest", f"{summary['run_dir']}/manifest.parquet"),
+             ("model file", summary["model_uri"]), ("registry", summary["registry_uri"])]
+    print_rows(f"training run {summary['run_id']} ({summary['dataset']})", rows)
 
 
 class _UserErrorFilter(logging.Filter):

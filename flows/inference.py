@@ -50,20 +50,16 @@ def inference(settings: InferenceSettings = InferenceSettings()) -> dict[str, An
 
 def print_inference(summary: dict[str, Any]) -> None:
     """Console table of an inference run."""
-    from rich.console import Console
-    from rich.table import Table
+    from flows.cli import print_rows
 
-    table = Table(title=f"inference run {summary['run_id']}", show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("model", f"{summary['model_name']} v{summary['model_version']}")
-    table.add_row("rows", f"{summary['rows_in']:,} in, {summary['rows_scored']:,} scored, "
-                          f"{summary['rows_quarantined']:,} quarantined")
+    rows = [("model", f"{summary['model_name']} v{summary['model_version']}"),
+            ("rows", f"{summary['rows_in']:,} in, {summary['rows_scored']:,} scored, "
+                     f"{summary['rows_quarantined']:,} quarantined")]
     if summary["unseen_categories"]:
-        table.add_row("unseen categories", "; ".join(f"{k}: {', '.join(v[:5])}"
-                                                     for k, v in summary["unseen_categories"].items()))
-    table.add_row("predictions", summary["predictions_path"])
-    Console().print(table)
+        rows.append(("unseen categories", "; ".join(f"{k}: {', '.join(v[:5])}"
+                                                    for k, v in summary["unseen_categories"].items())))
+    rows.append(("predictions", summary["predictions_path"]))
+    print_rows(f"inference run {summary['run_id']}", rows)
 
 
 if __name__ == "__main__":

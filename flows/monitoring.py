@@ -47,20 +47,14 @@ def monitoring(settings: MonitoringSettings = MonitoringSettings()) -> dict[str,
 
 def print_monitoring(summary: dict[str, Any]) -> None:
     """Console table of a monitoring run."""
-    from rich.console import Console
-    from rich.table import Table
+    from flows.cli import print_rows
 
-    table = Table(title=f"monitoring run {summary['run_id']}", show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("model", f"{summary['model_name']} v{summary['model_version']}")
-    table.add_row("rows", f"{summary['rows_scored']:,} scored, {summary['rows_quarantined']:,} quarantined")
-    table.add_row("drifted features", f"{summary['drifted_features']} of {summary['features']} ({summary['share']:.0%})")
-    table.add_row("dataset drift", str(summary["dataset_drift"]))
-    table.add_row("prediction drift", str(summary["prediction_drift"]))
-    table.add_row("performance drift", str(summary["performance_drift"]))
-    table.add_row("drift report", summary["report_path"])
-    Console().print(table)
+    print_rows(f"monitoring run {summary['run_id']}", [
+        ("model", f"{summary['model_name']} v{summary['model_version']}"),
+        ("rows", f"{summary['rows_scored']:,} scored, {summary['rows_quarantined']:,} quarantined"),
+        ("drifted features", f"{summary['drifted_features']} of {summary['features']} ({summary['share']:.0%})"),
+        ("dataset drift", summary["dataset_drift"]), ("prediction drift", summary["prediction_drift"]),
+        ("performance drift", summary["performance_drift"]), ("drift report", summary["report_path"])])
 
 
 if __name__ == "__main__":

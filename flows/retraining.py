@@ -121,22 +121,18 @@ def _retrain(settings: RetrainingSettings) -> dict[str, Any]:
 
 def print_retraining(summary: dict[str, Any]) -> None:
     """Console table of a retraining run."""
-    from rich.console import Console
-    from rich.table import Table
+    from flows.cli import print_rows
 
-    table = Table(title=f"retraining run {summary['run_id']} ({summary['model_name']})", show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("champion before", f"v{summary['champion']}" if summary["champion"] else "none")
+    rows = [("champion before", f"v{summary['champion']}" if summary["champion"] else "none")]
     if "drift" in summary:
         d = summary["drift"]
-        table.add_row("drift", f"{d['drifted_features']} features ({d['share']:.0%}); prediction {d['prediction_drift']}; "
-                               f"performance {d['performance_drift']}")
-    table.add_row("retrained", f"{summary['retrained']} ({'; '.join(summary['retrain_reasons']) or '-'})")
+        rows.append(("drift", f"{d['drifted_features']} features ({d['share']:.0%}); prediction "
+                              f"{d['prediction_drift']}; performance {d['performance_drift']}"))
+    rows.append(("retrained", f"{summary['retrained']} ({'; '.join(summary['retrain_reasons']) or '-'})"))
     if summary.get("challenger"):
-        table.add_row("challenger", f"v{summary['challenger']}")
-    table.add_row("promoted", f"{summary['promoted']}: {summary['reason']}")
-    Console().print(table)
+        rows.append(("challenger", f"v{summary['challenger']}"))
+    rows.append(("promoted", f"{summary['promoted']}: {summary['reason']}"))
+    print_rows(f"retraining run {summary['run_id']} ({summary['model_name']})", rows)
 
 
 if __name__ == "__main__":
