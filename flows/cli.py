@@ -92,6 +92,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     rows = [("model", f"{summary['family']} → {summary['model_name']} v{summary['version']} "
                       f"[{', '.join(summary['aliases'])}]")]
     rows += [(f"test {k}", f"{v:.4f}") for k, v in summary["test_metrics"].items()]
+    for family, m in summary.get("test_leaderboard", {}).items():
+        if family != summary["family"]:
+            rows.append((f"  vs {family}", ", ".join(f"{k} {v:.4f}" for k, v in m.items())))
     rows += [("artifacts", summary["run_dir"]), ("manifest", f"{summary['run_dir']}/manifest.parquet"),
              ("model file", summary["model_uri"]), ("registry", summary["registry_uri"])]
     print_rows(f"training run {summary['run_id']} ({summary['dataset']})", rows)

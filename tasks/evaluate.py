@@ -10,6 +10,7 @@ validation rows, so no fold's statistics leak into another.
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 
@@ -19,13 +20,14 @@ from prefect import task
 from pydantic import BaseModel, Field
 from sklearn import metrics as skm
 from sklearn.inspection import permutation_importance
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
 from sklearn.pipeline import Pipeline
 
 from tasks.cache import CONTENT
 from tasks.catalog import ArtifactRef, ArtifactStore
 from tasks.metrics import DIRECTION, positive_index
 from tasks.modelio import load_bundle
+from tasks.nn import NETWORKS
 from tasks.progress import progress
 from tasks.schema import DatasetSchema
 from tasks.train import TrainSettings, build_estimator, predict_scores, score
@@ -148,9 +150,15 @@ def cross_validate(schema: DatasetSchema, data: pd.DataFrame, meta: dict, transf
     """k-fold CV of the chosen family with its chosen settings; the whole pipeline is refitted per fold."""
     y = _y(data, schema)
     x = as_model_input(data, schema)
-    splitter = (StratifiedKFold(folds, shuffle=True, random_state=seed) if schema.is_classification
-                else KFold(folds, shuffle=True, random_state=seed))
-    key = "max_epochs" if meta["family"] == "mlp" else "n_estimators"
+    if schema.role_column("time"):  # a fold only ever trains on rows older than the rows it scores
+        order = np.argsort(data[schema.role_column("time")].to_numpy(), kind="stable")
+        x, y = x.iloc[order], y[order]
+        splitter = TimeSeriesSplit(folds)
+    elif schema.is_classification:
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    else:
+        splitter = KFold(folds, shuffle=True, random_state=seed)
+    key = "max_epochs" if meta["family"] in NETWORKS else "n_estimators"
     overrides = {key: meta["best_iteration"]} if meta.get("best_iteration") else None
     rows = []
     with progress(folds, f"{folds}-fold cross-validation") as bar:
@@ -167,8 +175,7 @@ def _cv_fold(schema: DatasetSchema, meta: dict, transform_settings: TransformSet
     pipe = Pipeline([
         ("preprocess", build_preprocessor(schema, transform_settings)),
         ("encode", encoder_for(schema, meta["encoding"])),
-        ("model", build_estimator(meta["family"], schema.task, train_settings, seed, len(tr), overrides,
-                                  categorical=schema.categorical_features)),
+        ("model", build_estimator(meta["family"], schema.task, train_settings, seed, len(tr), overrides, schema)),
     ])
     if pipe.steps[1][1] != "passthrough":
         pipe.steps[1][1].set_output(transform="pandas")
@@ -321,10 +328,14 @@ def evaluate_model(schema: DatasetSchema, pipeline: Pipeline, meta: dict, test: 
 @task(name="evaluate", cache_policy=CONTENT, result_serializer="json", persist_result=True)
 def evaluate(store_root: str, run_id: str, schema: DatasetSchema, model: ArtifactRef, splits: dict[str, ArtifactRef],
              settings: EvaluateSettings, transform_settings: TransformSettings, train_settings: TrainSettings,
-             seed: int) -> dict[str, ArtifactRef]:
+             seed: int, candidates: dict[str, ArtifactRef] | None = None) -> dict[str, ArtifactRef]:
     """Prefect task: evaluate a model bundle on a test split; writes every table under ``evaluate/``.
 
     Works on any run's artifacts: pass another run's model and splits to re-evaluate without retraining.
+
+    Args:
+        candidates: The other families' bundles by family: scored on the same test rows into
+            ``evaluate/test_leaderboard`` (the baselines a network is measured against).
 
     Returns:
         References to every table and plot written, by name.
@@ -332,18 +343,36 @@ def evaluate(store_root: str, run_id: str, schema: DatasetSchema, model: Artifac
     store = ArtifactStore(store_root)
     pipeline, meta = load_bundle(store.read_bundle(model))
     tv = pd.concat([store.read_table(splits["train"]), store.read_table(splits["validation"])])
-    result = evaluate_model(schema, pipeline, meta, store.read_table(splits["test"]), tv, settings, transform_settings,
-                            train_settings, seed)
+    test = store.read_table(splits["test"])
+    result = evaluate_model(schema, pipeline, meta, test, tv, settings, transform_settings, train_settings, seed)
+    others = {family: load_bundle(store.read_bundle(ref))[0] for family, ref in (candidates or {}).items()}
+    result["test_leaderboard"] = test_leaderboard(schema, {meta["family"]: pipeline, **others}, test,
+                                                  meta["selection_metric"], meta["family"])
     refs = {name: store.write_png(run_id, "evaluate", name, fig) for name, fig in result.pop("figures").items()}
     refs.update({name: store.write_table(run_id, "evaluate", name, df) for name, df in result.items()})
     return refs
+
+
+def test_leaderboard(schema: DatasetSchema, pipelines: dict[str, Pipeline], test: pd.DataFrame, metric: str,
+                     selected: str) -> pd.DataFrame:
+    """Every family's test metrics, best first by the selection metric (reported, never used to choose)."""
+    x, y = as_model_input(test, schema), _y(test, schema)
+    rows = []
+    for family, pipe in pipelines.items():
+        m = score(schema.task, y, predict_scores(pipe, x, schema.task), getattr(pipe, "classes_", None),
+                  schema.positive_class)
+        rows.append({"family": family, "selected": family == selected, "metric": metric,
+                     "test_score": m.get(metric, np.nan), "test_metrics": json.dumps(m)})
+    board = pd.DataFrame(rows).sort_values("test_score", ascending=not DIRECTION.get(metric, True), ignore_index=True)
+    board.insert(0, "rank", np.arange(1, len(board) + 1))
+    return board
 
 
 def headline(metrics: pd.DataFrame, task_type: str) -> dict[str, float]:
     """The test metrics a person reads first, in a fixed order."""
     order = {"binary": ["roc_auc", "accuracy", "f1", "pr_auc", "log_loss"],
              "multiclass": ["accuracy", "f1_macro", "roc_auc", "log_loss"],
-             "regression": ["rmse", "mae", "r2"]}[task_type]
+             "regression": ["rmse", "mae", "mape", "r2"]}[task_type]
     test = metrics[(metrics["split"] == "test") & metrics["class"].isna()].set_index("metric")["value"]
     return {m: float(test[m]) for m in order if m in test.index}
 

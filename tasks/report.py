@@ -29,6 +29,12 @@ def summary_markdown(summary: dict[str, Any], leaderboard: pd.DataFrame, gaps: p
               "| --- | --- | --- | --- | --- |"]
     lines += [f"| {r['rank']} | {r['family']} | {r['metric']} | {r['validation_score']:.4f} | {r['fit_seconds']:.2f} |"
               for r in leaderboard.to_dict("records")]
+    if len(summary.get("test_leaderboard", {})) > 1:
+        lines += ["", "## Every family on the test split (reported, not used to choose)", "",
+                  "| family | " + " | ".join(next(iter(summary["test_leaderboard"].values()))) + " |",
+                  "| --- |" + " --- |" * len(next(iter(summary["test_leaderboard"].values())))]
+        lines += [f"| {family} | " + " | ".join(f"{v:.4f}" for v in m.values()) + " |"
+                  for family, m in summary["test_leaderboard"].items()]
     sens = gaps[gaps["sensitive"]] if len(gaps) else gaps
     if len(sens):
         lines += ["", "## Largest gaps between groups of sensitive attributes", "",
@@ -64,14 +70,21 @@ def report(store_root: str, run_id: str, dataset: str, trained: dict[str, Artifa
         vr = store.read_table(validation_results)
         warnings = vr[(~vr["success"]) & (vr["severity"] == "warning")]
     test = headline(metrics, task_type)
-    plots = {k: store.uri(v) for k, v in evaluation.items() if v.kind == "file" and v.name.endswith(".png")}
+    test_board = {}
+    if "test_leaderboard" in evaluation:
+        for r in store.read_table(evaluation["test_leaderboard"]).to_dict("records"):
+            m = json.loads(r["test_metrics"])
+            test_board[r["family"]] = {k: m[k] for k in test if k in m}
+    plots = {k: store.uri(v) for k, v in {**trained, **evaluation}.items()
+             if v.kind == "file" and v.name.endswith(".png")}
     summary = {"run_id": run_id, "dataset": dataset, "run_dir": store.run_uri(run_id),
         "family": board.iloc[0]["family"], "model_name": registered["name"], "version": registered["version"],
-        "aliases": registered["aliases"], "test_metrics": test, "model_uri": store.uri(trained["model"]),
+        "aliases": registered["aliases"], "test_metrics": test, "test_leaderboard": test_board, "model_uri": store.uri(trained["model"]),
         "registry_uri": registered["uri"]}
     store.write_table(run_id, "report", "run_summary", pd.DataFrame([{
-        **{k: v for k, v in summary.items() if k not in ("test_metrics", "aliases")},
-        "aliases": ",".join(summary["aliases"]), "test_metrics": json.dumps(test)}]))
+        **{k: v for k, v in summary.items() if k not in ("test_metrics", "aliases", "test_leaderboard")},
+        "aliases": ",".join(summary["aliases"]), "test_metrics": json.dumps(test),
+        "test_leaderboard": json.dumps(test_board)}]))
     create_markdown_artifact(summary_markdown(summary, board, gaps, warnings, plots), key=f"training-{dataset}".replace(
         "_", "-"), description=f"Training run {run_id}")
     create_table_artifact([{"metric": k, "value": round(v, 6)} for k, v in test.items()],

@@ -20,8 +20,8 @@ from tasks.errors import DataError, TrainflowError
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SCHEMAS_DIR = PROJECT_ROOT / "schemas"
 
-ColumnType = Literal["int", "float", "category", "string", "bool", "datetime"]
-Role = Literal["feature", "label", "id", "time", "group", "ignore"]
+ColumnType = Literal["int", "float", "category", "string", "text", "bool", "datetime"]
+Role = Literal["feature", "label", "id", "time", "group", "split", "ignore"]
 TaskType = Literal["binary", "multiclass", "regression"]
 
 # pandas dtype names GX sees for each schema type (pandas `str` columns reach GX as
@@ -34,6 +34,7 @@ PANDAS_TYPES: dict[str, list[str]] = {
               "uint8", "uint16", "uint32", "uint64"],
     "category": ["StringDtype", "object", "str", "category", "bool", "boolean"],
     "string": ["StringDtype", "object", "str"],
+    "text": ["StringDtype", "object", "str"],
     "bool": ["bool", "boolean"],
     "datetime": ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]", "datetime64[ns, UTC]",
                  "datetime64[us, UTC]"],
@@ -48,6 +49,26 @@ class ColumnSpec(BaseModel):
     type: ColumnType
     role: Role = "feature"
     description: str = ""
+
+
+class ImageSpec(BaseModel):
+    """An image dataset: each row holds one image's pixels as feature columns, row by row."""
+
+    height: int = Field(ge=1, description="pixels per column")
+    width: int = Field(ge=1, description="pixels per row")
+    channels: int = Field(1, ge=1, description="colour channels (channel-major pixel columns)")
+
+
+class SeriesSpec(BaseModel):
+    """A time series: one row per time step; models see a window of past values and forecast the next."""
+
+    time: str = Field(description="the time column (ordered)")
+    value: str = Field(description="the observed value, forecast one step ahead")
+    window: int = Field(24, ge=2, description="past values the model sees")
+    season: int = Field(12, ge=1, description="steps per season; the seasonal-naive baseline repeats this lag")
+
+    def lag(self, k: int) -> str:
+        return f"lag_{k}"
 
 
 class DatasetSchema(BaseModel):
@@ -65,6 +86,11 @@ class DatasetSchema(BaseModel):
         missing_markers: Strings that mean "missing" in the raw data (``?``).
         unknown_categories: At inference, ``ignore`` an unseen category (encoded as unknown) or ``error``.
         expectations: The Great Expectations suite, in GX's own JSON form.
+        families: Model families trained when the settings name none (e.g. the CNN for an image dataset).
+        nn: Network settings that suit this dataset (batch size, epochs...); fields set in the flow's
+            settings win.
+        image: Set for image datasets: the pixel columns' shape.
+        series: Set for time series: models are trained on windows of past values (``model_view``).
     """
 
     name: str
@@ -79,6 +105,32 @@ class DatasetSchema(BaseModel):
     missing_markers: list[str] = Field(default_factory=list)
     unknown_categories: Literal["ignore", "error"] = "ignore"
     expectations: list[dict] = Field(default_factory=list)
+    families: list[str] | None = None
+    nn: dict = Field(default_factory=dict)
+    image: ImageSpec | None = None
+    series: SeriesSpec | None = None
+
+    @property
+    def modality(self) -> str:
+        """tabular, image, text or series."""
+        if self.image is not None:
+            return "image"
+        if self.series is not None:
+            return "series"
+        return "text" if self.text_features else "tabular"
+
+    def model_view(self) -> "DatasetSchema":
+        """The schema of what models see: for a time series, the windowed table the split stage makes
+        (``time``, ``lag_{window}`` ... ``lag_1`` and the value as label); otherwise this schema."""
+        if self.series is None:
+            return self
+        s = self.series
+        cols = [ColumnSpec(name=s.time, type="float", role="time"),
+                *[ColumnSpec(name=s.lag(k), type="float", description=f"value {k} steps before")
+                  for k in range(s.window, 0, -1)],
+                ColumnSpec(name=s.value, type="float", role="label")]
+        return self.model_copy(update={"columns": cols, "label": s.value, "task": "regression", "expectations": [],
+                                       "sensitive": []})
 
     def column(self, name: str) -> ColumnSpec:
         for c in self.columns:
@@ -101,6 +153,10 @@ class DatasetSchema(BaseModel):
     @property
     def categorical_features(self) -> list[str]:
         return [c.name for c in self.features if c.type == "category"]
+
+    @property
+    def text_features(self) -> list[str]:
+        return [c.name for c in self.features if c.type == "text"]
 
     @property
     def is_classification(self) -> bool:

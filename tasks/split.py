@@ -2,7 +2,9 @@
 
 Stratified on the label for classification, time-ordered when the schema names a time column
 (the latest rows are the test rows), group-aware when it names a group column (no group straddles
-two splits). Seeded; the original row index is kept so any row can be traced back to the raw data.
+two splits), predefined when the schema names a split column (rows tagged ``test`` are the test rows).
+A time series is first cut into windows of past values (``make_windows``), then split in time order.
+Seeded; the original row index is kept so any row can be traced back to the raw data.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ class SplitSettings(BaseModel):
 
     validation_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of rows for validation")
     test_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of rows for the test split")
-    strategy: str = Field("auto", description="auto (from the schema), stratified, random, time or group")
+    strategy: str = Field("auto", description="auto (from the schema), stratified, random, time, group, or "
+                                              "predefined (the schema's split column marks the test rows)")
+    train_fraction: float = Field(1.0, gt=0, le=1, description="keep this share of the training rows (stratified "
+                                                              "sample), e.g. to fine-tune on few labels")
 
     @model_validator(mode="after")
     def _fractions(self) -> SplitSettings:
@@ -38,6 +43,8 @@ class SplitSettings(BaseModel):
 def _strategy(schema: DatasetSchema, settings: SplitSettings) -> str:
     if settings.strategy != "auto":
         return settings.strategy
+    if schema.role_column("split"):
+        return "predefined"
     if schema.role_column("time"):
         return "time"
     if schema.role_column("group"):
@@ -60,6 +67,21 @@ def _two_way(df: pd.DataFrame, pos: np.ndarray, frac: float, strategy: str, sche
     return train_test_split(pos, test_size=frac, random_state=seed, stratify=stratify)
 
 
+def make_windows(df: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
+    """A time series as supervised rows: each step's ``window`` past values (``lag_k``) and its value.
+
+    The first ``window`` steps have no full history and are dropped; rows stay in time order.
+    """
+    s = schema.series
+    ordered = df.sort_values(s.time, kind="stable")
+    values = pd.to_numeric(ordered[s.value]).astype(float)
+    out = pd.DataFrame({s.time: pd.to_numeric(ordered[s.time]).astype(float)}, index=ordered.index)
+    for k in range(s.window, 0, -1):
+        out[s.lag(k)] = values.shift(k)
+    out[s.value] = values
+    return out.iloc[s.window:]
+
+
 def split_data(df: pd.DataFrame, schema: DatasetSchema, settings: SplitSettings,
                seed: int) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Split rows into train, validation and test: the pure part of the split stage.
@@ -76,6 +98,8 @@ def split_data(df: pd.DataFrame, schema: DatasetSchema, settings: SplitSettings,
     Raises:
         DataError: Too few rows, or a class too small to stratify.
     """
+    if schema.series is not None:
+        df, schema = make_windows(df, schema), schema.model_view()
     strategy = _strategy(schema, settings)
     if len(df) < 20:
         raise DataError(schema.name, f"need at least 20 rows to split, found {len(df)}", rule="min_rows")
@@ -85,10 +109,23 @@ def split_data(df: pd.DataFrame, schema: DatasetSchema, settings: SplitSettings,
             raise DataError(schema.name, f"class {counts.idxmin()!r} has {counts.min()} rows; stratified "
                                          "splitting needs at least 3 per class", column=schema.label,
                             rule="min_class_rows")
+    if strategy == "predefined":
+        tags = df[schema.role_column("split")].astype("str").to_numpy()
+        rest, test = np.flatnonzero(tags != "test"), np.flatnonzero(tags == "test")
+        if len(test) == 0:
+            raise DataError(schema.name, "no row is tagged 'test' in the split column", column=schema.role_column(
+                "split"), rule="predefined_split")
+        strategy = "stratified" if schema.is_classification else "random"
+        val_share = settings.validation_fraction
+    else:
+        rest, test = _two_way(df, np.arange(len(df)), settings.test_fraction, strategy, schema, seed,
+                              pd.factorize(df[schema.label])[0] if strategy == "stratified" else None)
+        val_share = settings.validation_fraction / (1 - settings.test_fraction)
     strata = pd.factorize(df[schema.label])[0] if strategy == "stratified" else None
-    rest, test = _two_way(df, np.arange(len(df)), settings.test_fraction, strategy, schema, seed, strata)
-    val_share = settings.validation_fraction / (1 - settings.test_fraction)
     train, validation = _two_way(df, rest, val_share, strategy, schema, seed + 1, strata)
+    if settings.train_fraction < 1:
+        train, _ = _two_way(df, train, 1 - settings.train_fraction, strategy if strategy != "time" else "random",
+                            schema, seed + 2, strata)
     splits = {"train": df.iloc[train], "validation": df.iloc[validation], "test": df.iloc[test]}
     rows = []
     for name, part in splits.items():

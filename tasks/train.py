@@ -1,16 +1,20 @@
 """Train: fit each requested model family, score it on the validation split, keep the best.
 
 Families: logistic regression (ridge for regression), decision tree, random forest, SVM (kernel SVM
-up to a row limit, linear beyond it) and LightGBM with early stopping on the validation split.
-Every family gets the same fitted preprocessor; the winner is saved with it as one serving
-Pipeline (skops, and LightGBM's own text format for the booster).
+up to a row limit, linear beyond it), LightGBM with early stopping on the validation split, and the
+networks of ``tasks.nn`` (``mlp``, ``cnn``, ``transformer``, ``gru``) with their baselines
+(``tfidf_logistic``, ``seasonal_naive``). Every family gets the same fitted preprocessor; the winner
+is saved with it as one serving Pipeline (skops, LightGBM's own text format, safetensors), and every
+other candidate beside it so that evaluate can score all of them on the test split.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import warnings
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -26,19 +30,26 @@ from tasks.device import detect_accelerator
 from tasks.errors import TrainflowError
 from tasks.metrics import DEFAULT_METRIC, DIRECTION, classification_metrics, regression_metrics
 from tasks.modelio import bundle_files, load_skops
-from tasks.nn import NNSettings
-from tasks.progress import progress
+from tasks.nn import NETWORKS, NNSettings
+from tasks.progress import Progress, progress
 from tasks.schema import DatasetSchema
 from tasks.transform import TransformSettings, encoder_for, encoding_for
 
-Family = Literal["lightgbm", "logistic", "decision_tree", "random_forest", "svm", "mlp"]
-FAMILIES: tuple[str, ...] = ("lightgbm", "logistic", "decision_tree", "random_forest", "svm", "mlp")
+Family = Literal["lightgbm", "logistic", "decision_tree", "random_forest", "svm", "mlp", "cnn", "transformer", "gru",
+                 "tfidf_logistic", "seasonal_naive"]
+FAMILIES: tuple[str, ...] = ("lightgbm", "logistic", "decision_tree", "random_forest", "svm", "mlp", "cnn",
+                             "transformer", "gru", "tfidf_logistic", "seasonal_naive")
+DEFAULT_FAMILIES = {"tabular": ["lightgbm", "logistic"], "image": ["cnn", "logistic"],
+                    "text": ["transformer", "tfidf_logistic"], "series": ["gru", "seasonal_naive"]}
 
 
 class TrainSettings(BaseModel):
     """Which model families to train and how."""
 
-    families: list[Family] = Field(["lightgbm", "logistic"], description="model families to train and compare")
+    families: list[Family] | None = Field(
+        None, description="model families to train and compare; None: the schema's, else by kind of data (tabular: "
+                          "lightgbm, logistic; images: cnn, logistic; text: transformer, tfidf_logistic; series: "
+                          "gru, seasonal_naive)")
     selection_metric: str | None = Field(
         None, description="validation metric that picks the winner; None: roc_auc, f1_macro or rmse by task")
     lightgbm_max_rounds: int = Field(2000, ge=1, description="LightGBM boosting rounds before early stopping")
@@ -49,20 +60,62 @@ class TrainSettings(BaseModel):
     n_jobs: int = Field(-1, description="parallel jobs for families that support them (-1: all cores)")
     params: dict[str, dict[str, Any]] = Field(
         {}, description='extra estimator parameters per family, e.g. {"lightgbm": {"num_leaves": 63}}')
-    nn: NNSettings = Field(default_factory=NNSettings, description="the neural network families (mlp)")
+    nn: NNSettings = Field(default_factory=NNSettings, description="the neural network families (mlp, cnn, "
+                                                                    "transformer, gru)")
+
+
+def families_for(schema: DatasetSchema, settings: TrainSettings) -> list[str]:
+    """The families to train: the settings', else the schema's, else the default for the kind of data."""
+    return list(dict.fromkeys(settings.families or schema.families or DEFAULT_FAMILIES[schema.modality]))
+
+
+def nn_settings_for(schema: DatasetSchema, settings: TrainSettings) -> NNSettings:
+    """The schema's network defaults (``schema.nn``) under the fields the settings set explicitly."""
+    return NNSettings(**{**schema.nn, **settings.nn.model_dump(exclude_unset=True)})
+
+
+def network_spec(family: str, schema: DatasetSchema) -> dict[str, Any]:
+    """What a network reads, from the schema: category columns, image shape, text column or window."""
+    if family == "cnn":
+        if schema.image is None:
+            raise TrainflowError(f"the cnn family needs an image dataset; schema '{schema.name}' has no image block")
+        return {"shape": [schema.image.channels, schema.image.height, schema.image.width]}
+    if family == "transformer":
+        if not schema.text_features:
+            raise TrainflowError(f"the transformer family needs a text column; schema '{schema.name}' has none")
+        return {"text": schema.text_features[0]}
+    if family == "gru":
+        lags = [c for c in schema.numeric_features if c.startswith("lag_")]
+        if not lags:
+            raise TrainflowError(f"the gru family needs a time series; schema '{schema.name}' has no series block")
+        return {"lags": lags}
+    return {"categorical": schema.categorical_features}
 
 
 def build_estimator(family: str, task_type: str, settings: TrainSettings, seed: int, n_rows: int,
-                    overrides: dict[str, Any] | None = None, categorical: list[str] | None = None) -> Any:
-    """An unfitted estimator for a family and task type (``categorical``: code columns, for the MLP)."""
+                    overrides: dict[str, Any] | None = None, schema: DatasetSchema | None = None) -> Any:
+    """An unfitted estimator for a family and task type (``schema``: what networks and baselines read)."""
     reg = task_type == "regression"
     extra = {**settings.params.get(family, {}), **(overrides or {})}
-    if family == "mlp":
-        from tasks.nn import MLPClassifier, MLPRegressor
+    if family in NETWORKS:
+        from tasks.nn import network_for
 
-        nn_settings = settings.nn.model_copy(update={k: v for k, v in extra.items()
-                                                     if k in NNSettings.model_fields}).model_dump()
-        return (MLPRegressor if reg else MLPClassifier)(categorical=categorical, settings=nn_settings, seed=seed)
+        base = nn_settings_for(schema, settings) if schema is not None else settings.nn
+        nn_settings = base.model_copy(update={k: v for k, v in extra.items() if k in NNSettings.model_fields})
+        spec = network_spec(family, schema) if schema is not None else {}
+        return network_for(family, task_type)(settings=nn_settings.model_dump(), seed=seed, spec=spec)
+    if family == "seasonal_naive":
+        from tasks.baselines import SeasonalNaive
+
+        if schema is None or schema.series is None:
+            raise TrainflowError("the seasonal_naive family needs a time series (a schema with a series block)")
+        return SeasonalNaive(lag_column=schema.series.lag(schema.series.season))
+    if family == "tfidf_logistic":
+        from tasks.baselines import tfidf_logistic
+
+        if schema is None or not schema.text_features:
+            raise TrainflowError("the tfidf_logistic family needs a text column")
+        return tfidf_logistic(schema.text_features[0], seed, **extra)
     if family == "lightgbm":
         import lightgbm as lgb
 
@@ -113,13 +166,19 @@ def score(task_type: str, y: np.ndarray, scores: np.ndarray, classes: np.ndarray
 
 
 def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validation: pd.DataFrame,
-               transform_settings: TransformSettings, settings: TrainSettings,
-               seed: int) -> tuple[Pipeline, dict, pd.DataFrame]:
+               transform_settings: TransformSettings, settings: TrainSettings, seed: int,
+               checkpoint_dir: str | None = None,
+               init_weights: dict | None = None) -> tuple[Pipeline, dict, pd.DataFrame]:
     """Fit one family's encoding step and estimator on training features.
+
+    Args:
+        checkpoint_dir: Networks checkpoint every epoch to ``<dir>/<family>.pt`` and resume from it.
+        init_weights: A state dict a network starts from (transfer learning).
 
     Returns:
         ``(fitted encode+model pipeline, info, history)``; ``info`` holds the validation metrics,
-        timings and the best iteration, ``history`` the per-iteration validation curve (LightGBM).
+        timings and the best iteration, ``history`` the per-iteration validation curve (LightGBM)
+        or the per-epoch history (networks).
     """
     label = schema.label
     x_tr, y_tr = train.drop(columns=[label]), train[label].to_numpy()
@@ -135,7 +194,7 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
         x_tr_e, x_va_e = encoder.transform(x_tr), encoder.transform(x_va)
     else:
         x_tr_e, x_va_e = x_tr, x_va
-    est = build_estimator(family, schema.task, settings, seed, len(x_tr), categorical=schema.categorical_features)
+    est = build_estimator(family, schema.task, settings, seed, len(x_tr), schema=schema)
     started = time.perf_counter()
     history = pd.DataFrame()
     best_iteration = None
@@ -153,8 +212,19 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
         curves = est.evals_result_.get("validation", {})
         history = pd.DataFrame([{"family": family, "iteration": i + 1, "split": "validation", "metric": m, "value": v}
                                 for m, values in curves.items() for i, v in enumerate(values)])
-    elif family == "mlp":
-        est.fit(x_tr_e, y_tr, X_val=x_va_e, y_val=y_va)
+    elif family in NETWORKS:
+        s = est.nn_settings
+        path = Path(checkpoint_dir) / f"{family}.pt" if checkpoint_dir and s.checkpoint else None
+        bar = Progress(s.max_epochs, f"{family} epochs")
+        try:
+            est.fit(x_tr_e, y_tr, X_val=x_va_e, y_val=y_va, checkpoint=path, init_weights=init_weights,
+                    on_epoch=lambda row: bar.advance(f"epoch {row['epoch']}, validation loss "
+                                                     f"{row.get('validation_loss', row['train_loss']):.4f}"))
+        finally:
+            bar.close()
+        bar.finish()
+        if path is not None:
+            path.unlink(missing_ok=True)  # the model is saved; a re-run starts afresh (or is cached)
         best_iteration = est.best_epoch_
         history = est.history_.melt(id_vars="epoch", var_name="metric", value_name="value").rename(
             columns={"epoch": "iteration"}).assign(family=family, split="train/validation")
@@ -170,8 +240,11 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
     info = {"family": family, "encoding": encoding, "estimator": type(est).__name__, "metrics": metrics,
             "device": getattr(est, "device_", "cpu"),
             "fit_seconds": fit_seconds, "predict_seconds": predict_seconds, "best_iteration": best_iteration,
-            "n_train": len(x_tr), "params": {k: v for k, v in est.get_params().items()
+            "n_train": len(x_tr), "params": {k: v for k, v in est.get_params(deep=False).items()
                                               if isinstance(v, (int, float, str, bool, type(None)))}}
+    if family in NETWORKS:
+        info["params"].update(est.nn_settings.model_dump(exclude={"init_from"}))
+        info["transferred_tensors"] = est.transferred_
     if history.empty:
         history = pd.DataFrame([{"family": family, "iteration": 1, "split": "validation",
                                  "metric": k, "value": v} for k, v in metrics.items()])
@@ -179,35 +252,41 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
 
 
 def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.DataFrame, preprocessor: Any,
-                 transform_settings: TransformSettings, settings: TrainSettings,
-                 seed: int) -> tuple[Pipeline, dict, pd.DataFrame, pd.DataFrame]:
+                 transform_settings: TransformSettings, settings: TrainSettings, seed: int,
+                 checkpoint_dir: str | None = None,
+                 init_weights: dict | None = None) -> tuple[Pipeline, dict, pd.DataFrame, pd.DataFrame]:
     """Train every family and keep the best on the validation split: the pure part of the train stage.
 
     Args:
-        schema: Dataset schema.
+        schema: Dataset schema (for a series, its ``model_view``).
         train: Training features (from transform) with the label column.
         validation: Validation features with the label column.
         preprocessor: The fitted preprocessor, the first step of the saved Pipeline.
         transform_settings: Gives the categorical encoding.
         settings: Families and their settings.
         seed: Random seed.
+        checkpoint_dir: Where networks checkpoint each epoch (None: no checkpoints).
+        init_weights: A state dict the networks start from (transfer learning).
 
     Returns:
-        ``(serving pipeline, metadata, leaderboard, history)``.
+        ``(serving pipeline, metadata, leaderboard, history)``; ``metadata["candidates"]`` holds the
+        serving pipeline of every other family, for scoring on the test split.
 
     Raises:
         TrainflowError: No family given, an unknown family, or an unknown selection metric.
     """
-    if not settings.families:
+    families = families_for(schema, settings)
+    if not families:
         raise TrainflowError("no model family to train: settings.train.families is empty")
     metric = settings.selection_metric or DEFAULT_METRIC[schema.task]
     if metric not in DIRECTION:
         raise TrainflowError(f"unknown selection metric '{metric}' (known: {', '.join(DIRECTION)})")
     accel = detect_accelerator()
     fitted, rows, histories = {}, [], []
-    with progress(len(settings.families), "training") as bar:
-        for family in dict.fromkeys(settings.families):
-            pipe, info, hist = fit_family(family, schema, train, validation, transform_settings, settings, seed)
+    with progress(len(families), "training") as bar:
+        for family in families:
+            pipe, info, hist = fit_family(family, schema, train, validation, transform_settings, settings, seed,
+                                          checkpoint_dir, init_weights)
             fitted[family] = (pipe, info)
             histories.append(hist)
             rows.append({"family": family, "estimator": info["estimator"], "encoding": info["encoding"],
@@ -229,26 +308,115 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
             "features": [c.name for c in schema.features], "positive_class": schema.positive_class,
             "selection_metric": metric, "validation_metrics": info["metrics"], "best_iteration": info["best_iteration"],
             "params": info["params"], "encoding": info["encoding"], "seed": seed, "device": info["device"],
-            "accelerator": accel}
+            "accelerator": accel, "versions": library_versions()}
+    if "transferred_tensors" in info:
+        meta["transferred_tensors"] = info["transferred_tensors"]
+    meta["candidates"] = {f: Pipeline([("preprocess", preprocessor), *p.steps]) for f, (p, _) in fitted.items()
+                          if f != best}
     return serving, meta, board, pd.concat(histories, ignore_index=True)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a model depends on (recorded in its metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for lib in ("scikit-learn", "lightgbm", "torch", "numpy", "pandas"):
+        try:
+            out[lib] = version(lib)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def loss_curves(history: pd.DataFrame):  # noqa: ANN201 (a matplotlib Figure, or None)
+    """Train and validation loss per epoch of each network family, as one figure (None: no network)."""
+    nets = history[history["metric"].isin(["train_loss", "validation_loss"])]
+    if nets.empty:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (family, metric), part in nets.groupby(["family", "metric"]):
+        ax.plot(part["iteration"], part["value"], label=f"{family} {metric.replace('_', ' ')}",
+                linestyle="-" if metric == "train_loss" else "--")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title("Loss curves")
+    ax.legend()
+    return fig
+
+
+def checkpoint_dir_for(store_root: str, features: dict[str, ArtifactRef], settings: TrainSettings,
+                       seed: int) -> str | None:
+    """``<root>/checkpoints/<key>``: the same data, settings and seed find the same checkpoints after a crash.
+
+    None for a remote store (checkpoints need a local file system).
+    """
+    if "://" in store_root and not store_root.startswith("file://"):
+        return None
+    key = hashlib.sha256(json.dumps([features["train"].sha256, features["validation"].sha256,
+                                     settings.model_dump(mode="json"), seed]).encode()).hexdigest()[:20]
+    return str(Path(store_root.removeprefix("file://")) / "checkpoints" / key)
+
+
+def registered_weights(init_from: str, registry_url: str | None) -> dict:
+    """The network weights of a registered version, ``NAME@ALIAS`` or ``NAME:VERSION``, for fine-tuning."""
+    from tasks.registry import Registry
+
+    name, version, alias = init_from, None, "production"
+    if "@" in init_from:
+        name, alias = init_from.split("@", 1)
+    elif ":" in init_from:
+        name, v = init_from.split(":", 1)
+        version, alias = int(v), None
+    registry = Registry(registry_url)
+    try:
+        pipeline, _ = registry.load(name, version, alias)
+    finally:
+        registry.close()
+    model = pipeline.steps[-1][1]
+    if not hasattr(model, "model_"):
+        raise TrainflowError(f"init_from {init_from}: that version is a {type(model).__name__}, not a network")
+    return model.model_.state_dict()
 
 
 @task(name="train", cache_policy=CONTENT, result_serializer="json", persist_result=True)
 def train(store_root: str, run_id: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
-          transform_settings: TransformSettings, settings: TrainSettings, seed: int) -> dict[str, ArtifactRef]:
-    """Prefect task: write ``train/leaderboard``, ``train/training_history`` and the ``train/model`` bundle.
+          transform_settings: TransformSettings, settings: TrainSettings, seed: int,
+          registry_url: str | None = None) -> dict[str, ArtifactRef]:
+    """Prefect task: write ``train/leaderboard``, ``train/training_history``, the ``train/model`` bundle,
+    a ``train/candidate_<family>`` bundle per other family, and ``train/loss_curves.png`` for networks.
+
+    Args:
+        registry_url: The registry ``settings.nn.init_from`` names a model of (None: the default).
 
     Returns:
-        References to the model bundle, the leaderboard and the history.
+        References to the model bundle, the candidates, the leaderboard, the history and the plot.
     """
     store = ArtifactStore(store_root)
     preprocessor = load_skops(store.read_file(features["preprocessor"]))
+    nn = nn_settings_for(schema, settings)
+    init = registered_weights(nn.init_from, registry_url) if nn.init_from else None
     serving, meta, board, history = train_models(
         schema, store.read_table(features["train"]), store.read_table(features["validation"]), preprocessor,
-        transform_settings, settings, seed)
+        transform_settings, settings, seed, checkpoint_dir_for(store_root, features, settings, seed), init)
     meta["run_id"] = run_id
-    return {
+    if nn.init_from:
+        meta["init_from"] = nn.init_from
+    candidates = meta.pop("candidates")
+    refs = {
         "leaderboard": store.write_table(run_id, "train", "leaderboard", board),
         "history": store.write_table(run_id, "train", "training_history", history),
         "model": store.write_bundle(run_id, "train", "model", bundle_files(serving, meta)),
     }
+    for family, pipe in candidates.items():
+        refs[f"candidate_{family}"] = store.write_bundle(run_id, "train", f"candidate_{family}", bundle_files(
+            pipe, {**meta, "family": family, "candidate": True}))
+    figure = loss_curves(history)
+    if figure is not None:
+        refs["loss_curves"] = store.write_png(run_id, "train", "loss_curves", figure)
+    return refs

@@ -115,16 +115,24 @@ class QuantileClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
 
 def build_preprocessor(schema: DatasetSchema, settings: TransformSettings) -> ColumnTransformer:
-    """The unfitted preprocessor for a dataset (numbers and categorical codes, original column names)."""
+    """The unfitted preprocessor for a dataset (numbers and categorical codes, original column names).
+
+    Text columns pass through untouched (the text models tokenise them). Pixels and windows of a series
+    are only imputed: clipping or scaling each column on its own would distort the image or the series,
+    so the CNN and the forecaster standardise the whole signal themselves (their statistics are saved
+    with the model).
+    """
+    signal = schema.modality in ("image", "series")
     numeric_steps: list = [("impute", SimpleImputer(strategy=settings.numeric_imputation))]
-    if settings.clip_quantiles:
+    if settings.clip_quantiles and not signal:
         numeric_steps.append(("clip", QuantileClipper(*settings.clip_quantiles)))
-    if settings.scaling != "none":
+    if settings.scaling != "none" and not signal:
         numeric_steps.append(("scale", StandardScaler() if settings.scaling == "standard" else RobustScaler()))
     categorical = Pipeline([("codes", CategoryCoder(min_frequency=settings.min_category_frequency))])
     ct = ColumnTransformer(
         [("num", Pipeline(numeric_steps), schema.numeric_features),
-         ("cat", categorical, schema.categorical_features)],
+         ("cat", categorical, schema.categorical_features),
+         *([("text", "passthrough", schema.text_features)] if schema.text_features else [])],
         remainder="drop", verbose_feature_names_out=False,
     )
     return ct.set_output(transform="pandas")
@@ -156,7 +164,7 @@ def encoder_for(schema: DatasetSchema, encoding: Encoding) -> ColumnTransformer 
 def as_model_input(df: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
     """The feature columns of raw rows, categorical values as pandas strings (whatever their raw type)."""
     x = df[[c.name for c in schema.features]].copy()
-    for col in schema.categorical_features:
+    for col in [*schema.categorical_features, *schema.text_features]:
         x[col] = x[col].astype("str")
     return x
 

@@ -46,10 +46,10 @@ def test_deterministic_on_cpu(adult_features) -> None:
     _, _, feats = adult_features
     x, y = feats["train"].drop(columns="income").head(3000), feats["train"]["income"].head(3000).to_numpy()
     cats = ["workclass", "education", "marital-status", "occupation", "relationship", "race", "sex", "native-country"]
-    fit = lambda: MLPClassifier(categorical=cats, settings={"max_epochs": 3}, seed=7).fit(x, y)  # noqa: E731
+    fit = lambda: MLPClassifier(settings={"max_epochs": 3}, seed=7, spec={"categorical": cats}).fit(x, y)  # noqa: E731
     np.testing.assert_array_equal(fit().predict_proba(x), fit().predict_proba(x))
     assert not np.array_equal(fit().predict_proba(x),
-                              MLPClassifier(categorical=cats, settings={"max_epochs": 3}, seed=8).fit(x, y)
+                              MLPClassifier(settings={"max_epochs": 3}, seed=8, spec={"categorical": cats}).fit(x, y)
                               .predict_proba(x))
 
 
