@@ -202,6 +202,9 @@ def fit_loop(model: Any, inputs: list, target: Any, val_inputs: list | None, val
             break
         started = time.perf_counter()
         model.train()
+        for m in model.modules():  # a frozen body keeps its normalisation statistics too (transfer learning)
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()):
+                m.eval()
         order = torch.randperm(len(data[0]), generator=generator)[:n][rank::world]
         if not streamed:
             order = order.to(device)
@@ -469,8 +472,8 @@ class _Net(BaseEstimator):
             y_val: Validation target.
             checkpoint: Checkpoint file (resumed from when it exists).
             on_epoch: Called with each epoch's history row.
-            init_weights: A state dict to start from (transfer learning); tensors whose shape differs
-                (the head, for other classes) keep their fresh initialisation.
+            init_weights: A state dict to start from (transfer learning): the body's tensors are copied,
+                the head is always new.
         """
         import torch
 
@@ -486,7 +489,8 @@ class _Net(BaseEstimator):
         self.transferred_ = 0
         if init_weights is not None:
             own = model.state_dict()
-            usable = {k: v for k, v in init_weights.items() if k in own and own[k].shape == v.shape}
+            usable = {k: v for k, v in init_weights.items()
+                      if k in own and own[k].shape == v.shape and not k.startswith("head.")}  # always a new head
             if not any(k.startswith(("body.", "embeddings.", "tokens.", "positions.", "encoder.", "rnn."))
                        for k in usable):
                 raise TrainflowError("init_from: none of the registered model's body weights fit this network "
