@@ -1,4 +1,4 @@
-"""The training flow: ingest → validate → split → transform → train → evaluate → profile → register → report.
+"""The training flow: ingest → validate → split → transform → tune → train → evaluate → profile → register → report.
 
 Run it with ``python -m flows.training`` (``--help`` lists every setting), from a deployment, or
 call ``training(TrainingSettings(...))`` from Python.
@@ -6,6 +6,7 @@ call ``training(TrainingSettings(...))`` from Python.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from tasks.schema import PROJECT_ROOT, load_schema
 from tasks.split import SplitSettings, split
 from tasks.train import TrainSettings, train
 from tasks.transform import TransformSettings, transform
+from tasks.tune import TuneSettings, plan_tuning, tune, tune_trials, with_params
 from tasks.validate import validate
 
 DEFAULT_ARTIFACTS_ROOT = str(PROJECT_ROOT / "data")
@@ -58,6 +60,7 @@ class TrainingSettings(BaseModel):
     validation: ValidateSettings = Field(default_factory=ValidateSettings)
     split: SplitSettings = Field(default_factory=SplitSettings)
     transform: TransformSettings = Field(default_factory=TransformSettings)
+    tune: TuneSettings = Field(default_factory=TuneSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
     registry: RegisterSettings = Field(default_factory=RegisterSettings)
@@ -90,14 +93,25 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     splits = split(root, run_id, schema, valid, s.split, s.seed)
     model_schema = schema.model_view()  # a time series is windowed by split: models see the windows
     features = transform(root, run_id, model_schema, splits, s.transform)
-    trained = train(root, run_id, model_schema, features, s.transform, s.train, s.seed, s.registry.registry_url)
+    train_settings, tuned = s.train, None
+    if s.tune.enabled:  # workers share one Optuna study; they run on the flow's task runner
+        plan = plan_tuning(root, model_schema, features, s.train, s.tune, s.seed)
+        deadline = time.time() + s.tune.timeout_seconds if s.tune.timeout_seconds else None
+        workers = [tune_trials.submit(root, model_schema, features, s.transform, s.train, s.tune, plan, s.seed,
+                                      deadline, worker) for worker in range(s.tune.workers)]
+        [w.result() for w in workers]
+        tuned = tune(root, run_id, s.tune, plan, s.seed)
+        train_settings = with_params(s.train, tuned["family"], tuned["best_params"])
+    trained = train(root, run_id, model_schema, features, s.transform, train_settings, s.seed,
+                    s.registry.registry_url)
     candidates = {k.removeprefix("candidate_"): v for k, v in trained.items() if k.startswith("candidate_")}
-    evaluation = evaluate(root, run_id, model_schema, trained["model"], splits, s.evaluate, s.transform, s.train,
-                          s.seed, candidates)
+    evaluation = evaluate(root, run_id, model_schema, trained["model"], splits, s.evaluate, s.transform,
+                          train_settings, s.seed, candidates)
     reference = profile(root, run_id, model_schema, splits, trained["model"])
     lineage = {"dataset": schema.name, "data_sha256": raw.sha256, "seed": s.seed,
                "schema": schema.model_dump(mode="json", exclude={"expectations"}),
-               "settings": s.model_dump(mode="json")}
+               "settings": s.model_dump(mode="json"),
+               "tuning": {k: v for k, v in tuned.items() if k != "artifacts"} if tuned else None}
     registered = register(root, run_id, trained["model"], evaluation["metrics"], model_schema.task, s.registry,
                           schema.name, lineage, reference)
     store = ArtifactStore(root)

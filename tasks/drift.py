@@ -62,6 +62,13 @@ class DriftSettings(BaseModel):
     missing_rate_change: float = Field(0.1, ge=0, le=1, description="report a missing-rate change above this")
 
 
+TEXT_LENGTH = ":length"
+
+
+def _text_length(s: pd.Series) -> pd.Series:
+    return s.astype("str").str.len().astype("Float64").astype(float)
+
+
 def _numeric_kind(s: pd.Series) -> str:
     present = s.dropna().to_numpy(dtype=float)
     if len(present) == 0:
@@ -90,7 +97,9 @@ def build_profile(df: pd.DataFrame, schema: DatasetSchema, scores: np.ndarray | 
     bin, missing_rate, rows, std), ``key`` (quantile level, category or bin edge), ``value``.
     """
     rows: list[dict] = []
-    columns = {c.name: df[c.name] for c in schema.features}
+    columns = {c.name: df[c.name] for c in schema.features if c.type != "text"}
+    # a text column is profiled by its length in characters (``review:length``): free text has no categories
+    columns.update({f"{c}{TEXT_LENGTH}": _text_length(df[c]) for c in schema.text_features})
     if scores is not None:
         columns[PREDICTION] = pd.Series(scores)
     levels = np.linspace(0, 1, N_QUANTILES)
@@ -222,6 +231,8 @@ def detect_drift(profile: pd.DataFrame, df: pd.DataFrame, settings: DriftSetting
             if scores is None:
                 continue
             s = pd.Series(scores)
+        elif feature.endswith(TEXT_LENGTH) and feature.removesuffix(TEXT_LENGTH) in df.columns:
+            s = _text_length(df[feature.removesuffix(TEXT_LENGTH)])
         elif feature not in df.columns:
             rows.append({"feature": feature, "kind": kind, "test": "missing_column", "statistic": np.nan,
                          "p_value": np.nan, "threshold": np.nan, "drifted": True, "rows": 0})

@@ -203,7 +203,8 @@ def fit_loop(model: Any, inputs: list, target: Any, val_inputs: list | None, val
         started = time.perf_counter()
         model.train()
         for m in model.modules():  # a frozen body keeps its normalisation statistics too (transfer learning)
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()):
+            frozen = not any(p.requires_grad for p in m.parameters())
+            if frozen and isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.eval()
         order = torch.randperm(len(data[0]), generator=generator)[:n][rank::world]
         if not streamed:
@@ -568,8 +569,8 @@ class _Classifier(ClassifierMixin):
         y = y.astype(str)
         if fit:
             self.classes = sorted(np.unique(y).tolist())
-        lookup = {c: i for i, c in enumerate(self.classes)}
-        return np.asarray([lookup.get(v, -100) for v in y], dtype=np.int64)  # -100: ignored by the loss
+        codes = pd.Categorical(y, categories=self.classes).codes.astype(np.int64)
+        return np.where(codes < 0, -100, codes)  # -100 (a class not seen in training): ignored by the loss
 
     def _n_out(self) -> int:
         return len(self.classes)

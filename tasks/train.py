@@ -167,13 +167,16 @@ def score(task_type: str, y: np.ndarray, scores: np.ndarray, classes: np.ndarray
 
 def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validation: pd.DataFrame,
                transform_settings: TransformSettings, settings: TrainSettings, seed: int,
-               checkpoint_dir: str | None = None,
-               init_weights: dict | None = None) -> tuple[Pipeline, dict, pd.DataFrame]:
+               checkpoint_dir: str | None = None, init_weights: dict | None = None,
+               on_iteration: Any = None) -> tuple[Pipeline, dict, pd.DataFrame]:
     """Fit one family's encoding step and estimator on training features.
 
     Args:
         checkpoint_dir: Networks checkpoint every epoch to ``<dir>/<family>.pt`` and resume from it.
         init_weights: A state dict a network starts from (transfer learning).
+        on_iteration: ``f(step, score)`` after each LightGBM round or network epoch, with the validation
+            score (larger is better: LightGBM's first metric, negated when it is a loss; the network's
+            epoch metric); tuning prunes trials with it by raising.
 
     Returns:
         ``(fitted encode+model pipeline, info, history)``; ``info`` holds the validation metrics,
@@ -206,8 +209,15 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
             # LightGBM 4.7 deprecates eval_set for eval_X/eval_y, but its eval_X path does not encode
             # string class labels (ValueError: could not convert string to float); eval_set does.
             warnings.filterwarnings("ignore", message=".*'eval_set' is deprecated")
+            callbacks = [lgb.early_stopping(settings.early_stopping_rounds, verbose=False)]
+            if on_iteration is not None:
+                def report(env: Any) -> None:
+                    _, _, value, higher_better = env.evaluation_result_list[0][:4]
+                    on_iteration(env.iteration + 1, value if higher_better else -value)
+
+                callbacks.append(report)
             est.fit(x_tr_e, y_tr, eval_set=[(x_va_e, y_va)], eval_names=["validation"], categorical_feature=cats,
-                    callbacks=[lgb.early_stopping(settings.early_stopping_rounds, verbose=False)])
+                    callbacks=callbacks)
         best_iteration = int(est.best_iteration_ or est.n_estimators)
         curves = est.evals_result_.get("validation", {})
         history = pd.DataFrame([{"family": family, "iteration": i + 1, "split": "validation", "metric": m, "value": v}
@@ -215,14 +225,23 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
     elif family in NETWORKS:
         s = est.nn_settings
         path = Path(checkpoint_dir) / f"{family}.pt" if checkpoint_dir and s.checkpoint else None
-        bar = Progress(s.max_epochs, f"{family} epochs")
+        bar = Progress(s.max_epochs, f"{family} epochs") if on_iteration is None else None  # no artifact per trial
+
+        def on_epoch(row: dict) -> None:
+            if bar is not None:
+                loss = row.get("validation_loss", row["train_loss"])
+                bar.advance(f"epoch {row['epoch']}, validation loss {loss:.4f}")
+            if on_iteration is not None:
+                on_iteration(row["epoch"], row["validation_metric"])
+
         try:
             est.fit(x_tr_e, y_tr, X_val=x_va_e, y_val=y_va, checkpoint=path, init_weights=init_weights,
-                    on_epoch=lambda row: bar.advance(f"epoch {row['epoch']}, validation loss "
-                                                     f"{row.get('validation_loss', row['train_loss']):.4f}"))
+                    on_epoch=on_epoch)
         finally:
-            bar.close()
-        bar.finish()
+            if bar is not None:
+                bar.close()
+        if bar is not None:
+            bar.finish()
         if path is not None:
             path.unlink(missing_ok=True)  # the model is saved; a re-run starts afresh (or is cached)
         best_iteration = est.best_epoch_
@@ -245,6 +264,7 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
     if family in NETWORKS:
         info["params"].update(est.nn_settings.model_dump(exclude={"init_from"}))
         info["transferred_tensors"] = est.transferred_
+        info["precision"] = "bfloat16 autocast" if est.device_ == "cuda" else "float32"
     if history.empty:
         history = pd.DataFrame([{"family": family, "iteration": 1, "split": "validation",
                                  "metric": k, "value": v} for k, v in metrics.items()])
@@ -309,8 +329,9 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
             "selection_metric": metric, "validation_metrics": info["metrics"], "best_iteration": info["best_iteration"],
             "params": info["params"], "encoding": info["encoding"], "seed": seed, "device": info["device"],
             "accelerator": accel, "versions": library_versions()}
-    if "transferred_tensors" in info:
-        meta["transferred_tensors"] = info["transferred_tensors"]
+    for key in ("transferred_tensors", "precision"):
+        if key in info:
+            meta[key] = info[key]
     meta["candidates"] = {f: Pipeline([("preprocess", preprocessor), *p.steps]) for f, (p, _) in fitted.items()
                           if f != best}
     return serving, meta, board, pd.concat(histories, ignore_index=True)

@@ -1,0 +1,412 @@
+"""Tune: grid, random or Bayesian (Optuna TPE) search of one family's hyperparameters, cross-validated.
+
+The objective is a k-fold cross-validated metric on the training and validation rows (the test split is
+never seen); the metric and its direction come from the settings. Bad trials are pruned (median or
+successive halving) on the per-iteration validation score of the first fold (LightGBM rounds, network
+epochs) and on the running mean over folds. A trial that raises is recorded as failed and the study goes on.
+
+The study lives in an Optuna RDB storage (SQLite under the artifacts root by default, any SQLAlchemy URL
+for several machines) and its name comes from the data, the family, the method and the space, so a
+re-run after a crash finishes the missing trials and a larger ``n_trials`` extends the study. Workers
+(``tune_trials`` tasks) run through the flow's task runner, threads by default, and share the study.
+
+Search spaces for each family live in ``SEARCH_SPACES``; ``TuneSettings.space`` overrides them. For the
+networks the space includes the architecture (layers, widths, dropout, embedding sizes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from pydantic import BaseModel, Field
+
+from tasks.catalog import ArtifactRef, ArtifactStore
+from tasks.errors import TrainflowError
+from tasks.metrics import DEFAULT_METRIC, DIRECTION
+from tasks.nn import NETWORKS, NNSettings
+from tasks.schema import DatasetSchema
+from tasks.train import TrainSettings, families_for, fit_family
+from tasks.transform import TransformSettings
+
+
+class ParamSpec(BaseModel):
+    """One hyperparameter's range."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = Field(None, description="lowest value (float, int)")
+    high: float | None = Field(None, description="highest value (float, int)")
+    log: bool = Field(False, description="sample on a log scale")
+    choices: list[Any] | None = Field(None, description="values (categorical)")
+    grid: list[Any] | None = Field(None, description="values for grid search; None: choices, or low, middle, high")
+
+    def suggest(self, trial: Any, name: str) -> Any:
+        if self.type == "categorical":
+            return trial.suggest_categorical(name, self.choices)
+        if self.type == "int":
+            return trial.suggest_int(name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(name, float(self.low), float(self.high), log=self.log)
+
+    def grid_values(self) -> list[Any]:
+        if self.grid is not None:
+            return list(self.grid)
+        if self.type == "categorical":
+            return list(self.choices)
+        mid = math.sqrt(self.low * self.high) if self.log and self.low > 0 else (self.low + self.high) / 2
+        values = [self.low, mid, self.high]
+        return sorted({int(round(v)) for v in values}) if self.type == "int" else values
+
+
+def _p(type_: str, low: float | None = None, high: float | None = None, log: bool = False,
+       choices: list | None = None) -> ParamSpec:
+    return ParamSpec(type=type_, low=low, high=high, log=log, choices=choices)
+
+
+# One place for every family's default search space.
+SEARCH_SPACES: dict[str, dict[str, ParamSpec]] = {
+    "lightgbm": {"num_leaves": _p("int", 8, 256, log=True), "learning_rate": _p("float", 0.01, 0.3, log=True),
+                 "min_child_samples": _p("int", 5, 200, log=True), "colsample_bytree": _p("float", 0.4, 1.0),
+                 "subsample": _p("float", 0.5, 1.0), "reg_lambda": _p("float", 1e-3, 10.0, log=True)},
+    "logistic": {"C": _p("float", 1e-3, 100.0, log=True)},
+    "decision_tree": {"max_depth": _p("int", 2, 20), "min_samples_leaf": _p("int", 1, 100, log=True)},
+    "random_forest": {"max_depth": _p("categorical", choices=[None, 8, 16, 32]),
+                      "min_samples_leaf": _p("int", 1, 50, log=True),
+                      "max_features": _p("categorical", choices=["sqrt", "log2", 0.5, 1.0])},
+    "svm": {"C": _p("float", 1e-2, 100.0, log=True)},
+    "tfidf_logistic": {"C": _p("float", 0.1, 100.0, log=True)},
+    # networks: the architecture is part of the space (n_layers x width, channels, model size)
+    "mlp": {"n_layers": _p("int", 1, 3), "width": _p("int", 32, 256, log=True), "dropout": _p("float", 0.0, 0.5),
+            "embedding_dim": _p("int", 2, 16, log=True), "learning_rate": _p("float", 3e-4, 1e-2, log=True),
+            "weight_decay": _p("float", 1e-6, 1e-2, log=True)},
+    "cnn": {"n_blocks": _p("int", 1, 3), "base_channels": _p("categorical", choices=[8, 16, 32]),
+            "dropout": _p("float", 0.0, 0.5), "learning_rate": _p("float", 3e-4, 1e-2, log=True)},
+    "transformer": {"model_dim": _p("categorical", choices=[32, 64, 128]), "layers": _p("int", 1, 3),
+                    "dropout": _p("float", 0.0, 0.3), "learning_rate": _p("float", 3e-4, 3e-3, log=True)},
+    "gru": {"rnn_cell": _p("categorical", choices=["gru", "lstm"]), "rnn_hidden": _p("int", 8, 64, log=True),
+            "learning_rate": _p("float", 1e-3, 1e-2, log=True)},
+}
+
+
+class TuneSettings(BaseModel):
+    """Hyperparameter search (a stage of the training flow; on by default with a small budget)."""
+
+    enabled: bool = Field(True, description="tune before the final training")
+    family: str | None = Field(None, description="family to tune; None: the first family to train")
+    method: Literal["grid", "random", "tpe"] = Field("tpe", description="grid, random, or tpe (Bayesian, Optuna)")
+    n_trials: int = Field(10, ge=1, description="trials in the study (a re-run completes or extends it)")
+    timeout_seconds: float | None = Field(None, gt=0, description="stop starting trials after this long")
+    cv_folds: int = Field(3, ge=2, description="k of the cross-validated objective")
+    metric: str | None = Field(None, description="objective metric; None: roc_auc, f1_macro or rmse by task")
+    pruner: Literal["none", "median", "halving"] = Field("median", description="prune bad trials: median or "
+                                                                               "successive halving")
+    workers: int = Field(1, ge=1, description="trials run at once, as tasks on the flow's task runner")
+    storage: str | None = Field(None, description="Optuna storage URL; None: SQLite at <artifacts_root>/tuning/"
+                                                  "optuna.db")
+    space: dict[str, ParamSpec] = Field({}, description="override the family's search space, by parameter")
+
+
+def search_space(family: str, settings: TuneSettings) -> dict[str, ParamSpec]:
+    """The family's default space under the settings' overrides."""
+    if family not in SEARCH_SPACES:
+        raise TrainflowError(f"no search space for family '{family}' (tunable: {', '.join(SEARCH_SPACES)})")
+    return {**SEARCH_SPACES[family], **settings.space}
+
+
+def to_train_params(family: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's parameters as estimator or network settings (architecture parameters expanded)."""
+    out = dict(params)
+    if family == "mlp" and "n_layers" in out:
+        n, width = int(out.pop("n_layers")), int(out.pop("width", 128))
+        out["hidden"] = [max(8, width // 2 ** i) for i in range(n)]
+    if family == "cnn" and "n_blocks" in out:
+        n, base = int(out.pop("n_blocks")), int(out.pop("base_channels", 16))
+        out["channels"] = [base * 2 ** i for i in range(n)]
+    return out
+
+
+def with_params(settings: TrainSettings, family: str, params: dict[str, Any]) -> TrainSettings:
+    """Train settings with a family's parameters replaced (network fields go to ``nn``)."""
+    params = to_train_params(family, params)
+    if family in NETWORKS:
+        nn = settings.nn.model_copy(update={k: v for k, v in params.items() if k in NNSettings.model_fields})
+        nn.__pydantic_fields_set__ |= set(params)  # explicitly set: they win over the schema's defaults
+        return settings.model_copy(update={"nn": nn})
+    return settings.model_copy(update={"params": {**settings.params, family: {**settings.params.get(family, {}),
+                                                                              **params}}})
+
+
+def _sampler(method: str, space: dict[str, ParamSpec], seed: int):  # noqa: ANN202
+    import optuna
+
+    if method == "grid":
+        return optuna.samplers.GridSampler({k: v.grid_values() for k, v in space.items()}, seed=seed)
+    if method == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, len(space))))
+
+
+def _pruner(kind: str):  # noqa: ANN202
+    import optuna
+
+    if kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=5)
+    if kind == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    return optuna.pruners.NopPruner()
+
+
+def open_study(storage: str, name: str, method: str, space: dict[str, ParamSpec], direction: str, seed: int,
+               pruner: str):  # noqa: ANN201
+    """Create or load a study in a storage several workers share (stale running trials are retried)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8; they are what resumes a crash
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        rdb = optuna.storages.RDBStorage(
+            storage, engine_kwargs={"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None,
+            heartbeat_interval=10, grace_period=30,  # a crashed worker's running trial is failed, then retried
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+    return optuna.create_study(storage=rdb, study_name=name, direction=direction, load_if_exists=True,
+                               sampler=_sampler(method, space, seed), pruner=_pruner(pruner))
+
+
+def folds_of(schema: DatasetSchema, data: pd.DataFrame, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k folds of the tuning rows: stratified, time-ordered (forward chaining) or shuffled."""
+    from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
+
+    y = data[schema.label].to_numpy()
+    if schema.role_column("time") and schema.role_column("time") in data:
+        order = np.argsort(data[schema.role_column("time")].to_numpy(), kind="stable")
+        return [(order[a], order[b]) for a, b in TimeSeriesSplit(k).split(order)]
+    if schema.is_classification:
+        return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(data, y.astype(str)))
+    return list(KFold(k, shuffle=True, random_state=seed).split(data))
+
+
+def objective(schema: DatasetSchema, data: pd.DataFrame, family: str, space: dict[str, ParamSpec],
+              transform_settings: TransformSettings, train_settings: TrainSettings, metric: str, folds: list,
+              seed: int, n_jobs: int | None = None):  # noqa: ANN201
+    """The Optuna objective: the mean validation metric over the folds for one trial's parameters."""
+    import optuna
+
+    maximize = DIRECTION[metric]
+
+    def run(trial: optuna.Trial) -> float:
+        params = {name: spec.suggest(trial, name) for name, spec in space.items()}
+        settings = with_params(train_settings, family, params)
+        if n_jobs is not None:  # parallel workers: one core each
+            settings = settings.model_copy(update={"n_jobs": n_jobs})
+        scores, started = [], time.perf_counter()
+
+        def report(step: int, value: float) -> None:  # first fold: per round / epoch
+            trial.report(value if maximize else -value, step)  # ``value`` is larger-is-better
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at iteration {step}")
+
+        for fold, (tr, va) in enumerate(folds):
+            try:
+                _, info, _ = fit_family(family, schema, data.iloc[tr], data.iloc[va], transform_settings, settings,
+                                        seed, on_iteration=report if fold == 0 else None)
+            except optuna.TrialPruned:
+                raise
+            except Exception as exc:  # recorded with the trial; the study goes on (catch= in optimize)
+                trial.set_user_attr("error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                raise
+            scores.append(info["metrics"][metric])
+            trial.set_user_attr("fold_scores", scores)
+            if fold >= 1:  # later folds: the running mean, at steps past any iteration count
+                trial.report(float(np.mean(scores)), 1_000_000 + fold)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after fold {fold + 1}")
+        trial.set_user_attr("seconds", time.perf_counter() - started)
+        return float(np.mean(scores))
+
+    return run
+
+
+def study_name(schema: DatasetSchema, features: dict[str, ArtifactRef], family: str, settings: TuneSettings,
+               metric: str, seed: int) -> str:
+    """The same data, family, method, space, folds, metric and seed always name the same study."""
+    key = json.dumps([features["train"].sha256, features["validation"].sha256, family, settings.method,
+                      {k: v.model_dump() for k, v in search_space(family, settings).items()}, settings.cv_folds,
+                      metric, settings.pruner, seed], sort_keys=True, default=str)
+    return f"{schema.name}-{family}-{settings.method}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def storage_url(store_root: str, settings: TuneSettings) -> str:
+    if settings.storage:
+        return settings.storage
+    if "://" in store_root and not store_root.startswith("file://"):
+        raise TrainflowError("tuning on a remote artifacts root needs settings.tune.storage (an RDB URL)")
+    folder = Path(store_root.removeprefix("file://")) / "tuning"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'optuna.db'}"
+
+
+def trials_table(study: Any) -> pd.DataFrame:
+    """One row per trial: number, state, params (JSON), fold scores, mean, std, seconds, started."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        folds = t.user_attrs.get("fold_scores", [])
+        duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and \
+            t.datetime_start else None
+        rows.append({"trial": t.number, "state": t.state.name.lower(), "params": json.dumps(t.params, default=str),
+                     "fold_scores": json.dumps(folds), "mean": t.value if t.value is not None else np.nan,
+                     "std": float(np.std(folds, ddof=1)) if len(folds) > 1 else np.nan,
+                     "folds_done": len(folds), "seconds": duration, "started": t.datetime_start,
+                     "error": t.user_attrs.get("error", "") if t.state.name == "FAIL" else ""})
+    return pd.DataFrame(rows)
+
+
+class _Plan(BaseModel):
+    family: str
+    metric: str
+    direction: Literal["maximize", "minimize"]
+    storage: str
+    study: str
+    left: int = 0  # trials still to run when the study was planned
+
+
+def plan_study(store_root: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
+               train_settings: TrainSettings, settings: TuneSettings, seed: int) -> dict[str, str]:
+    """What to tune and where the study lives; creates the study (no trial is run here)."""
+    family = settings.family or families_for(schema, train_settings)[0]
+    metric = settings.metric or train_settings.selection_metric or DEFAULT_METRIC[schema.task]
+    if metric not in DIRECTION:
+        raise TrainflowError(f"unknown tuning metric '{metric}' (known: {', '.join(DIRECTION)})")
+    plan = _Plan(family=family, metric=metric, direction="maximize" if DIRECTION[metric] else "minimize",
+                 storage=storage_url(store_root, settings), study=study_name(schema, features, family, settings,
+                                                                              metric, seed))
+    # create the storage's tables and the study once, before workers open it side by side
+    study = open_study(plan.storage, plan.study, settings.method, search_space(family, settings), plan.direction,
+                       seed, settings.pruner)
+    plan.left = max(0, settings.n_trials - _finished(study))
+    return plan.model_dump()
+
+
+def _finished(study: Any) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+
+
+def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
+               transform_settings: TransformSettings, train_settings: TrainSettings, settings: TuneSettings,
+               plan: dict[str, str], seed: int, deadline: float | None = None, worker: int = 0) -> int:
+    """One worker of ``settings.workers``: run its share of the trials the plan left, until the time is up.
+
+    Returns:
+        How many trials this worker ran.
+    """
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    p = _Plan(**plan)
+    space = search_space(p.family, settings)
+    study = open_study(p.storage, p.study, settings.method, space, p.direction, seed, settings.pruner)
+    share = p.left // settings.workers + (1 if worker < p.left % settings.workers else 0)
+    left = min(share, settings.n_trials - _finished(study))
+    if left <= 0:
+        return 0
+    store = ArtifactStore(store_root)
+    data = pd.concat([store.read_table(features["train"]), store.read_table(features["validation"])])
+    folds = folds_of(schema, data, settings.cv_folds, seed)
+    timeout = None if deadline is None else max(0.0, deadline - time.time())
+    before = len(study.get_trials(deepcopy=False))
+    n_jobs = 1 if settings.workers > 1 else None
+    study.optimize(objective(schema, data, p.family, space, transform_settings, train_settings, p.metric, folds, seed,
+                             n_jobs),
+                   n_trials=left, timeout=timeout, catch=(Exception,),
+                   callbacks=[MaxTrialsCallback(settings.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                           TrialState.FAIL))])
+    return len(study.get_trials(deepcopy=False)) - before
+
+
+def best_score_figure(trials: pd.DataFrame, metric: str, maximize: bool):  # noqa: ANN201
+    """Each trial's CV score and the best so far, over trial numbers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = trials[trials["state"] == "complete"].sort_values("trial")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter(done["trial"], done["mean"], s=12, alpha=0.6, label="trial")
+    best = done["mean"].cummax() if maximize else done["mean"].cummin()
+    ax.step(done["trial"], best, where="post", color="C1", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"CV {metric}")
+    ax.set_title("Best score over trials")
+    ax.legend()
+    return fig
+
+
+def summarise(store_root: str, run_id: str, settings: TuneSettings, plan: dict[str, str], seed: int) -> dict:
+    """Write ``tune/trials`` and ``tune/best_score.png``; return the best parameters and score."""
+    p = _Plan(**plan)
+    study = open_study(p.storage, p.study, settings.method, search_space(p.family, settings), p.direction, seed,
+                       settings.pruner)
+    trials = trials_table(study)
+    store = ArtifactStore(store_root)
+    refs = {"trials": store.write_table(run_id, "tune", "trials", trials)}
+    complete = trials[trials["state"] == "complete"]
+    if complete.empty:
+        raise TrainflowError(f"tuning {p.family}: none of {len(trials)} trials completed (states: "
+                             f"{trials['state'].value_counts().to_dict()}; errors: "
+                             f"{sorted(set(trials['error']) - {''})[:3]})")
+    refs["best_score"] = store.write_png(run_id, "tune", "best_score", best_score_figure(
+        trials, p.metric, p.direction == "maximize"))
+    best = study.best_trial
+    return {"family": p.family, "metric": p.metric, "best_score": float(best.value), "best_params": best.params,
+            "best_trial": best.number, "trials": len(trials), "states": trials["state"].value_counts().to_dict(),
+            "study": p.study, "storage": p.storage, "artifacts": {k: v.model_dump() for k, v in refs.items()}}
+
+
+@task(name="plan_tuning")
+def plan_tuning(store_root: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
+                train_settings: TrainSettings, settings: TuneSettings, seed: int) -> dict[str, str]:
+    """Prefect task: choose the family, metric, storage and study name."""
+    return plan_study(store_root, schema, features, train_settings, settings, seed)
+
+
+@task(name="tune_trials")
+def tune_trials(store_root: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
+                transform_settings: TransformSettings, train_settings: TrainSettings, settings: TuneSettings,
+                plan: dict[str, str], seed: int, deadline: float | None = None, worker: int = 0) -> int:
+    """Prefect task: tuning worker number ``worker`` (submit ``settings.workers`` of them to run trials in
+    parallel on the flow's task runner)."""
+    return run_trials(store_root, schema, features, transform_settings, train_settings, settings, plan, seed, deadline,
+                      worker)
+
+
+@task(name="tune")
+def tune(store_root: str, run_id: str, settings: TuneSettings, plan: dict[str, str], seed: int) -> dict:
+    """Prefect task: the study's trials as Parquet, the best parameters, a table and a plot for the UI."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    result = summarise(store_root, run_id, settings, plan, seed)
+    store = ArtifactStore(store_root)
+    trials = store.read_table(ArtifactRef(**result["artifacts"]["trials"]))
+    top = trials[trials["state"] == "complete"].sort_values("mean", ascending=not DIRECTION[result["metric"]]).head(10)
+    create_table_artifact([{"trial": int(r["trial"]), f"cv {result['metric']}": round(float(r["mean"]), 5),
+                            "std": None if pd.isna(r["std"]) else round(float(r["std"]), 5),
+                            "seconds": round(float(r["seconds"] or 0), 2), "params": r["params"]}
+                           for r in top.to_dict("records")],
+                          key=f"tuning-{plan['study'][:40].lower()}".replace("_", "-"),
+                          description=f"Top trials of {result['study']}")
+    plot = store.uri(ArtifactRef(**result["artifacts"]["best_score"]))
+    create_markdown_artifact(
+        f"# Tuning {result['family']} ({settings.method})\n\nBest CV {result['metric']} **{result['best_score']:.4f}** "
+        f"at trial {result['best_trial']} of {result['trials']} ({result['states']}).\n\nBest parameters: "
+        f"`{json.dumps(result['best_params'], default=str)}`\n\nBest score over trials: `{plot}`",
+        description=f"Tuning of run {run_id}")
+    return result

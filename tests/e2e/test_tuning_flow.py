@@ -1,0 +1,45 @@
+"""Tuning as a stage of the training flow, with two workers on the flow's task runner."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from flows.training import TrainingSettings, training
+from tasks.registry import Registry
+
+
+def test_flow_tunes_in_parallel_and_trains_with_the_best_params(prefect_harness, workdir: dict[str, str]) -> None:
+    settings = TrainingSettings.model_validate({
+        "dataset": "breast_cancer", "artifacts_root": workdir["root"],
+        "registry": {"registry_url": workdir["registry"]}, "evaluate": {"cv_folds": 0},
+        "train": {"families": ["lightgbm", "logistic"], "lightgbm_max_rounds": 200},
+        "tune": {"family": "lightgbm", "method": "tpe", "n_trials": 6, "workers": 2}})
+    summary = training(settings)
+    run = Path(summary["run_dir"])
+    trials = pd.read_parquet(run / "tune" / "trials.parquet")
+    assert len(trials) == 6 and set(trials["state"]) <= {"complete", "pruned", "fail"}
+    assert (trials["state"] == "complete").any() and (run / "tune" / "best_score.png").exists()
+    starts = trials.sort_values("started")["started"].tolist()
+    ends = [s + pd.Timedelta(seconds=d) for s, d in zip(trials.sort_values("started")["started"],
+                                                        trials.sort_values("started")["seconds"])]
+    assert any(starts[i + 1] < ends[i] for i in range(len(starts) - 1))  # two trials ran at the same time
+
+    registry = Registry(workdir["registry"])
+    try:
+        _, meta = registry.load("breast_cancer", alias="production")
+        lineage = registry.version_info("breast_cancer", 1)["lineage"]
+    finally:
+        registry.close()
+    tuning = lineage["tuning"] if isinstance(lineage, dict) else json.loads(lineage)["tuning"]
+    best = tuning["best_params"]
+    if meta["family"] == "lightgbm":
+        assert all(meta["params"][k] == v for k, v in best.items() if k in meta["params"])
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterType
+
+    with get_client(sync_client=True) as client:
+        tables = client.read_artifacts(artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["table"])))
+    top = [a for a in tables if (a.key or "").startswith("tuning-breast-cancer-lightgbm")]
+    assert top and "cv roc_auc" in str(top[-1].data)

@@ -1,0 +1,118 @@
+"""Tuning on real data (breast_cancer, Adult rows): methods, budgets, failures, pruning, resume, parallel workers."""
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tasks.catalog import ArtifactStore, new_run_id
+from tasks.ingest import ingest_data
+from tasks.schema import load_schema
+from tasks.split import SplitSettings, split_data
+from tasks.train import TrainSettings
+from tasks.transform import TransformSettings, fit_transform_splits
+from tasks.tune import ParamSpec, TuneSettings, plan_study, run_trials, summarise, to_train_params, with_params
+
+
+@pytest.fixture(scope="module")
+def cancer(tmp_path_factory: pytest.TempPathFactory):
+    schema = load_schema("breast_cancer")
+    splits, _ = split_data(ingest_data(schema)[0], schema, SplitSettings(), 0)
+    _, feats = fit_transform_splits(splits, schema, TransformSettings())
+    root = str(tmp_path_factory.mktemp("tune"))
+    store, run = ArtifactStore(root), new_run_id()
+    refs = {k: store.write_table(run, "transform", f"features_{k}", v) for k, v in feats.items()}
+    return schema, root, refs, splits
+
+
+def _study(cancer, settings: TuneSettings, train: TrainSettings | None = None, seed: int = 0, **kw):
+    schema, root, refs, _ = cancer
+    train = train or TrainSettings(families=["logistic"])
+    plan = plan_study(root, schema, refs, train, settings, seed)
+    ran = run_trials(root, schema, refs, TransformSettings(), train, settings, plan, seed, **kw)
+    return plan, ran, summarise(root, new_run_id(), settings, plan, seed)
+
+
+def _trials(root: str, result: dict) -> pd.DataFrame:
+    ref = result["artifacts"]["trials"]
+    return pd.read_parquet(Path(root) / ref["path"])
+
+
+def test_grid_search_tries_every_listed_value(cancer) -> None:
+    settings = TuneSettings(method="grid", n_trials=10, space={"C": ParamSpec(type="float", low=0.01, high=10,
+                                                                             log=True, grid=[0.01, 1.0, 10.0])})
+    _, ran, result = _study(cancer, settings)
+    trials = _trials(cancer[1], result)
+    assert ran == 3 and len(trials) == 3  # the grid is exhausted before the budget
+    assert sorted(json.loads(p)["C"] for p in trials["params"]) == [0.01, 1.0, 10.0]
+    assert result["metric"] == "roc_auc" and result["best_params"]["C"] in (0.01, 1.0, 10.0)
+    folds = json.loads(trials.loc[0, "fold_scores"])
+    assert len(folds) == 3 and trials.loc[0, "mean"] == pytest.approx(sum(folds) / 3)
+    assert {"trial", "state", "params", "fold_scores", "mean", "std", "seconds"} <= set(trials.columns)
+
+
+def test_random_search_is_repeatable_with_a_seed(cancer) -> None:
+    params = []
+    for root_suffix in ("a", "b"):
+        schema, root, refs, splits = cancer
+        settings = TuneSettings(method="random", n_trials=4, storage=f"sqlite:///{root}/{root_suffix}.db")
+        _, _, result = _study(cancer, settings, seed=5)
+        params.append(list(_trials(root, result)["params"]))
+    assert params[0] == params[1] and len(set(params[0])) == 4
+
+
+def test_a_failing_trial_is_recorded_and_the_study_goes_on(cancer) -> None:
+    # C must be positive: scikit-learn raises for -1, that trial fails, the others complete
+    settings = TuneSettings(method="grid", n_trials=5, space={
+        "C": ParamSpec(type="float", low=0.1, high=10, grid=[0.1, -1.0, 10.0])})
+    _, _, result = _study(cancer, settings)
+    trials = _trials(cancer[1], result).set_index("trial")
+    assert len(trials) == 3 and sorted(trials["state"]) == ["complete", "complete", "fail"]
+    failed = trials[trials["state"] == "fail"].iloc[0]
+    assert json.loads(failed["params"])["C"] == -1.0 and "C" in failed["error"]
+    assert result["best_params"]["C"] in (0.1, 10.0)
+
+
+def test_study_resumes_and_extends(cancer) -> None:
+    schema, root, refs, _ = cancer
+    storage = f"sqlite:///{root}/resume.db"
+    first = _study(cancer, TuneSettings(method="tpe", n_trials=3, storage=storage))
+    again = _study(cancer, TuneSettings(method="tpe", n_trials=3, storage=storage))
+    assert first[1] == 3 and again[1] == 0 and again[0]["study"] == first[0]["study"]  # nothing left to do
+    more = _study(cancer, TuneSettings(method="tpe", n_trials=5, storage=storage))
+    assert more[0]["study"] == first[0]["study"] and more[1] == 2  # the same study, two trials more
+    assert more[2]["trials"] == 5
+
+
+def test_time_budget_stops_starting_trials(cancer) -> None:
+    settings = TuneSettings(method="random", n_trials=200, storage=f"sqlite:///{cancer[1]}/budget.db")
+    started = time.time()
+    _, ran, _ = _study(cancer, settings, deadline=time.time() + 3)
+    assert 1 <= ran < 200 and time.time() - started < 30
+
+
+def test_lightgbm_trials_are_pruned_on_their_rounds(adult_raw, adult_schema, tmp_path: Path) -> None:
+    splits, _ = split_data(adult_raw.sample(6000, random_state=1), adult_schema, SplitSettings(), 0)
+    _, feats = fit_transform_splits(splits, adult_schema, TransformSettings())
+    store, run = ArtifactStore(str(tmp_path)), new_run_id()
+    refs = {k: store.write_table(run, "transform", f"features_{k}", v) for k, v in feats.items()}
+    train = TrainSettings(families=["lightgbm"], lightgbm_max_rounds=300)
+    settings = TuneSettings(method="random", n_trials=12, pruner="halving")
+    plan = plan_study(str(tmp_path), adult_schema, refs, train, settings, 0)
+    run_trials(str(tmp_path), adult_schema, refs, TransformSettings(), train, settings, plan, 0)
+    result = summarise(str(tmp_path), new_run_id(), settings, plan, 0)
+    trials = _trials(str(tmp_path), result)
+    assert (trials["state"] == "pruned").sum() >= 1 and (trials["state"] == "complete").sum() >= 3
+    assert result["best_score"] >= 0.90  # CV ROC-AUC on 6,000 Adult rows
+
+
+def test_architecture_is_part_of_the_network_space() -> None:
+    assert to_train_params("mlp", {"n_layers": 3, "width": 128, "dropout": 0.2}) == {
+        "hidden": [128, 64, 32], "dropout": 0.2}
+    assert to_train_params("cnn", {"n_blocks": 2, "base_channels": 16}) == {"channels": [16, 32]}
+    tuned = with_params(TrainSettings(), "mlp", {"n_layers": 1, "width": 40, "learning_rate": 0.01})
+    assert tuned.nn.hidden == [40] and tuned.nn.learning_rate == 0.01
+    assert {"hidden", "learning_rate"} <= tuned.nn.model_fields_set  # win over a schema's network defaults
+    assert with_params(TrainSettings(), "lightgbm", {"num_leaves": 7}).params == {"lightgbm": {"num_leaves": 7}}
