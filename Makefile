@@ -34,6 +34,8 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.data_throughput
 	$(BIN)/python -m benchmarks.inference_throughput
 	$(BIN)/python -m benchmarks.drift_cost
+	$(BIN)/python -m benchmarks.training_throughput
+	$(BIN)/python -m benchmarks.tuning
 
 clean:
 	rm -rf $(VENV) .prefect .pytest_cache

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from prefect import flow
 from pydantic import Field
 
-from flows.training import TrainingSettings, resolve_root
+from flows.training import TrainingSettings, resolve_root, run_tuning
 from tasks.catalog import ArtifactRef, ArtifactStore, new_run_id
 from tasks.errors import TrainflowError
 from tasks.evaluate import evaluate
@@ -24,7 +24,7 @@ from tasks.train import train
 from tasks.transform import transform
 from tasks.validate import validate
 
-Stage = Literal["ingest", "validate", "split", "transform", "train", "evaluate"]
+Stage = Literal["ingest", "validate", "split", "transform", "tune", "train", "evaluate"]
 
 
 class StageSettings(TrainingSettings):
@@ -55,6 +55,7 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
     store = ArtifactStore(root)
     run_id = new_run_id()
     schema = load_schema(settings.dataset, settings.schemas_dir)
+    view = schema.model_view()  # what transform, tune, train and evaluate see (a series' windows)
     s, stage = settings, settings.stage
     inputs: list[ArtifactRef] = []
 
@@ -77,13 +78,18 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
             else ("ingest", "raw")
         outputs = split(root, run_id, schema, borrow(source_stage, name), s.split, s.seed)
     elif stage == "transform":
-        outputs = transform(root, run_id, schema, {n: borrow("split", n) for n in SPLITS}, s.transform)
+        outputs = transform(root, run_id, view, {n: borrow("split", n) for n in SPLITS}, s.transform)
+    elif stage == "tune":
+        result = run_tuning(root, run_id, view, {n: borrow("transform", f"features_{n}") for n in SPLITS}, s)
+        if result is None:
+            raise TrainflowError("nothing to tune by default for these families: name one with --tune.family")
+        outputs = {k: ArtifactRef(**v) for k, v in result["artifacts"].items()}
     elif stage == "train":
         features = {n: borrow("transform", f"features_{n}") for n in SPLITS}
         features["preprocessor"] = borrow("transform", "preprocessor.skops")
-        outputs = train(root, run_id, schema, features, s.transform, s.train, s.seed)
+        outputs = train(root, run_id, view, features, s.transform, s.train, s.seed, s.registry.registry_url)
     else:
-        outputs = evaluate(root, run_id, schema, borrow("train", "model"), {n: borrow("split", n) for n in SPLITS},
+        outputs = evaluate(root, run_id, view, borrow("train", "model"), {n: borrow("split", n) for n in SPLITS},
                            s.evaluate, s.transform, s.train, s.seed)
     for ref in [*inputs, *(outputs.values() if isinstance(outputs, dict) else [])]:
         store.add_reference(run_id, ref)

@@ -13,13 +13,13 @@ from typing import Any
 from prefect import flow
 from pydantic import BaseModel, Field
 
-from tasks.catalog import ArtifactStore, new_run_id
+from tasks.catalog import ArtifactRef, ArtifactStore, new_run_id
 from tasks.drift import profile
 from tasks.evaluate import EvaluateSettings, evaluate
 from tasks.ingest import ingest
 from tasks.registry import RegisterSettings, register
 from tasks.report import report
-from tasks.schema import PROJECT_ROOT, load_schema
+from tasks.schema import PROJECT_ROOT, DatasetSchema, load_schema
 from tasks.split import SplitSettings, split
 from tasks.train import TrainSettings, train
 from tasks.transform import TransformSettings, transform
@@ -66,6 +66,23 @@ class TrainingSettings(BaseModel):
     registry: RegisterSettings = Field(default_factory=RegisterSettings)
 
 
+def run_tuning(root: str, run_id: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
+               s: TrainingSettings) -> dict[str, Any] | None:
+    """The tuning stage: plan the study, run ``s.tune.workers`` workers on the flow's task runner, summarise.
+
+    Returns None when there is nothing to tune (only networks and baselines without a named family).
+    """
+    plan = plan_tuning(root, schema, features, s.train, s.tune, s.seed)
+    if plan is None:
+        return None
+    deadline = time.time() + s.tune.timeout_seconds if s.tune.timeout_seconds else None
+    workers = [tune_trials.submit(root, schema, features, s.transform, s.train, s.tune, plan, s.seed, deadline, worker)
+               for worker in range(s.tune.workers)]
+    for w in workers:
+        w.result()
+    return tune(root, run_id, s.tune, plan, s.seed)
+
+
 def resolve_root(root: str) -> str:
     """An absolute artifacts root (URIs are left as they are)."""
     return root if "://" in root else str(Path(root).expanduser().resolve())
@@ -94,13 +111,9 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     model_schema = schema.model_view()  # a time series is windowed by split: models see the windows
     features = transform(root, run_id, model_schema, splits, s.transform)
     train_settings, tuned = s.train, None
-    if s.tune.enabled:  # workers share one Optuna study; they run on the flow's task runner
-        plan = plan_tuning(root, model_schema, features, s.train, s.tune, s.seed)
-        deadline = time.time() + s.tune.timeout_seconds if s.tune.timeout_seconds else None
-        workers = [tune_trials.submit(root, model_schema, features, s.transform, s.train, s.tune, plan, s.seed,
-                                      deadline, worker) for worker in range(s.tune.workers)]
-        [w.result() for w in workers]
-        tuned = tune(root, run_id, s.tune, plan, s.seed)
+    if s.tune.enabled:
+        tuned = run_tuning(root, run_id, model_schema, features, s)
+    if tuned is not None:
         train_settings = with_params(s.train, tuned["family"], tuned["best_params"])
     trained = train(root, run_id, model_schema, features, s.transform, train_settings, s.seed,
                     s.registry.registry_url)

@@ -99,7 +99,8 @@ class TuneSettings(BaseModel):
     """Hyperparameter search (a stage of the training flow; on by default with a small budget)."""
 
     enabled: bool = Field(True, description="tune before the final training")
-    family: str | None = Field(None, description="family to tune; None: the first family to train")
+    family: str | None = Field(None, description="family to tune; None: the first family to train that is not a "
+                                                 "network (a network's trials take minutes each on a CPU: name it)")
     method: Literal["grid", "random", "tpe"] = Field("tpe", description="grid, random, or tpe (Bayesian, Optuna)")
     n_trials: int = Field(10, ge=1, description="trials in the study (a re-run completes or extends it)")
     timeout_seconds: float | None = Field(None, gt=0, description="stop starting trials after this long")
@@ -276,10 +277,20 @@ class _Plan(BaseModel):
     left: int = 0  # trials still to run when the study was planned
 
 
+def tunable_family(schema: DatasetSchema, train_settings: TrainSettings) -> str | None:
+    """The first family to train that has a search space and is not a network (None: nothing to tune)."""
+    return next((f for f in families_for(schema, train_settings) if f in SEARCH_SPACES and f not in NETWORKS), None)
+
+
 def plan_study(store_root: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
-               train_settings: TrainSettings, settings: TuneSettings, seed: int) -> dict[str, str]:
-    """What to tune and where the study lives; creates the study (no trial is run here)."""
-    family = settings.family or families_for(schema, train_settings)[0]
+               train_settings: TrainSettings, settings: TuneSettings, seed: int) -> dict[str, str] | None:
+    """What to tune and where the study lives; creates the study (no trial is run here).
+
+    Returns None when no family is named and none of the families to train is tunable by default.
+    """
+    family = settings.family or tunable_family(schema, train_settings)
+    if family is None:
+        return None
     metric = settings.metric or train_settings.selection_metric or DEFAULT_METRIC[schema.task]
     if metric not in DIRECTION:
         raise TrainflowError(f"unknown tuning metric '{metric}' (known: {', '.join(DIRECTION)})")
@@ -312,7 +323,8 @@ def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, Artif
 
     p = _Plan(**plan)
     space = search_space(p.family, settings)
-    study = open_study(p.storage, p.study, settings.method, space, p.direction, seed, settings.pruner)
+    # each worker samples with its own seed: the same seed would make parallel workers propose the same trials
+    study = open_study(p.storage, p.study, settings.method, space, p.direction, seed + worker, settings.pruner)
     share = p.left // settings.workers + (1 if worker < p.left % settings.workers else 0)
     left = min(share, settings.n_trials - _finished(study))
     if left <= 0:
@@ -373,8 +385,8 @@ def summarise(store_root: str, run_id: str, settings: TuneSettings, plan: dict[s
 
 @task(name="plan_tuning")
 def plan_tuning(store_root: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
-                train_settings: TrainSettings, settings: TuneSettings, seed: int) -> dict[str, str]:
-    """Prefect task: choose the family, metric, storage and study name."""
+                train_settings: TrainSettings, settings: TuneSettings, seed: int) -> dict[str, str] | None:
+    """Prefect task: choose the family, metric, storage and study name (None: nothing to tune)."""
     return plan_study(store_root, schema, features, train_settings, settings, seed)
 
 

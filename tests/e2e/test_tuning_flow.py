@@ -43,3 +43,18 @@ def test_flow_tunes_in_parallel_and_trains_with_the_best_params(prefect_harness,
         tables = client.read_artifacts(artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["table"])))
     top = [a for a in tables if (a.key or "").startswith("tuning-breast-cancer-lightgbm")]
     assert top and "cv roc_auc" in str(top[-1].data)
+
+
+def test_tune_runs_alone_on_an_earlier_runs_features(prefect_harness, workdir: dict[str, str]) -> None:
+    from flows.stage import StageSettings, run_stage
+
+    first = training(TrainingSettings.model_validate({
+        "dataset": "breast_cancer", "artifacts_root": workdir["root"], "tune": {"enabled": False},
+        "registry": {"registry_url": workdir["registry"]}, "evaluate": {"cv_folds": 0}}))
+    out = run_stage(StageSettings.model_validate({
+        "stage": "tune", "from_run": first["run_id"], "dataset": "breast_cancer", "artifacts_root": workdir["root"],
+        "tune": {"family": "logistic", "method": "random", "n_trials": 3}}))
+    assert "tune/trials" in out["outputs"] and "transform/features_train" in out["outputs"]
+    trials = pd.read_parquet(out["outputs"]["tune/trials"])
+    assert len(trials) == 3 and set(json.loads(trials.loc[0, "params"])) == {"C"}
+    assert not (Path(first["run_dir"]) / "tune").exists()  # the earlier run is untouched
