@@ -92,7 +92,7 @@ def test_served_deployments_schedule_and_run_retraining(api: str, tmp_path: Path
     registry_url = f"sqlite:///{tmp_path / 'registry.db'}"
     settings = {"batches": str(inbox), "training": {
         "artifacts_root": str(tmp_path / "artifacts"), "registry": {"registry_url": registry_url},
-        "evaluate": {"cv_folds": 0, "permutation_repeats": 0}}}
+        "evaluate": {"cv_folds": 0, "permutation_repeats": 0}, "tune": {"enabled": False}}}
     first = _run_and_wait(api, "retraining/adult-nightly", {"settings": settings})
     assert first["state_type"] == "COMPLETED", first["state"]
     for day in days[1:]:

@@ -20,12 +20,12 @@ from tasks.train import TrainSettings
 from tasks.transform import TransformSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = {"ingest", "validate", "split", "transform", "train", "evaluate", "drift", "register", "report"}
+STAGES = {"ingest", "validate", "split", "transform", "tune", "train", "evaluate", "drift", "register", "report"}
 
 
 def _settings(work: dict[str, str], **changes) -> TrainingSettings:
     base = {"artifacts_root": work["root"], "registry": {"registry_url": work["registry"]},
-            "evaluate": {"cv_folds": 2, "permutation_repeats": 1}}
+            "evaluate": {"cv_folds": 2, "permutation_repeats": 1}, "tune": {"enabled": False}}
     return TrainingSettings.model_validate({**base, **changes})
 
 
@@ -45,7 +45,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def first_run(prefect_harness, work: dict[str, str]) -> dict:
-    return training(_settings(work))
+    return training(_settings(work, tune={"enabled": True}))  # the default: tuning with a small budget
 
 
 def test_training_flow_end_to_end(first_run: dict, work: dict[str, str]) -> None:
@@ -83,7 +83,7 @@ def test_prefect_artifacts_on_the_run(first_run: dict) -> None:
 
 
 def test_second_identical_run_reuses_cached_stages(first_run: dict, work: dict[str, str]) -> None:
-    second = training(_settings(work))
+    second = training(_settings(work, tune={"enabled": True}))
     store = ArtifactStore(work["root"])
     for stage, name in [("split", "train"), ("transform", "features_train"), ("train", "model"),
                         ("evaluate", "metrics")]:

@@ -48,7 +48,8 @@ def _test_scores(view, splits, pipe) -> dict:
 
 
 def test_cnn_on_digits_reaches_the_svc_reference() -> None:
-    view, splits, serving, meta, board, history = _fit("digits", TrainSettings(families=["cnn"]))
+    view, splits, serving, meta, board, history = _fit("digits", TrainSettings(families=["cnn"],
+                                                                                nn={"channels": [16, 32]}))
     model = serving.steps[-1][1]
     assert isinstance(model, CNNClassifier) and meta["family"] == "cnn"
     pixels = splits["train"][[c for c in view.numeric_features]].to_numpy(dtype=float)
@@ -62,7 +63,8 @@ def test_cnn_on_digits_reaches_the_svc_reference() -> None:
 
 
 def test_text_transformer_against_tfidf_baseline() -> None:
-    view, splits, serving, meta, board, _ = _fit("fine_food", TrainSettings(nn={"max_epochs": 5}))
+    view, splits, serving, meta, board, _ = _fit("fine_food", TrainSettings(nn={"max_epochs": 5, "max_tokens": 64,
+                                                                                            "model_dim": 32}))
     assert set(board["family"]) == {"transformer", "tfidf_logistic"}
     assert len(splits["test"]) == 1000 and (splits["test"]["split"] == "test").all()  # the package's own split
     pipes = {meta["family"]: serving, **meta["candidates"]}
@@ -98,7 +100,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     straight = subprocess.run([*worker, str(tmp_path / "a.pt"), str(tmp_path / "a.npy")], env=env, text=True,
                               capture_output=True, check=True)
-    assert "done 24 epochs, first 1" in straight.stdout
+    assert "done 16 epochs, first 1" in straight.stdout
     ck = tmp_path / "b.pt"
     proc = subprocess.Popen([*worker, str(ck), str(tmp_path / "b.npy")], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -109,11 +111,11 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:
     proc.wait()
     assert proc.returncode == -signal.SIGKILL and not (tmp_path / "b.npy").exists()
     state = torch.load(ck, weights_only=True)
-    assert 6 <= state["epoch"] < 24 and not list(tmp_path.glob(".b.pt.*.tmp"))  # whole checkpoints only
+    assert 6 <= state["epoch"] < 16 and not list(tmp_path.glob(".b.pt.*.tmp"))  # whole checkpoints only
     resumed = subprocess.run([*worker, str(ck), str(tmp_path / "b.npy")], env=env, text=True, capture_output=True,
                              check=True)
     assert f"epoch {state['epoch'] + 1}\n" in resumed.stdout and "epoch 1\n" not in resumed.stdout
-    assert "done 24 epochs, first 1" in resumed.stdout  # the history kept the epochs before the kill
+    assert "done 16 epochs, first 1" in resumed.stdout  # the history kept the epochs before the kill
     np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
 
 
