@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                     end = (first["started"] + pd.to_timedelta(first["seconds"], unit="s")).max()
                     rows.append({"seed": seed, "method": method, "trials": b, "best_cv_auc": first["mean"].max(),
                                  "wall_s": (end - start).total_seconds()})
+                    print(f"seed {seed} {method:6s} {b:3d} trials: best {rows[-1]['best_cv_auc']:.4f} "
+                          f"in {rows[-1]['wall_s']:.1f} s", flush=True)
         table = pd.DataFrame(rows)
         print(f"Adult, {args.rows:,} rows, LightGBM, 3-fold CV ROC-AUC; best after N trials, per seed")
         print(table.pivot_table(index=["trials", "seed"], columns="method", values=["best_cv_auc", "wall_s"])
