@@ -116,3 +116,14 @@ def test_architecture_is_part_of_the_network_space() -> None:
     assert tuned.nn.hidden == [40] and tuned.nn.learning_rate == 0.01
     assert {"hidden", "learning_rate"} <= tuned.nn.model_fields_set  # win over a schema's network defaults
     assert with_params(TrainSettings(), "lightgbm", {"num_leaves": 7}).params == {"lightgbm": {"num_leaves": 7}}
+
+
+def test_network_trials_search_the_architecture(cancer) -> None:
+    train = TrainSettings(families=["mlp"], nn={"max_epochs": 12, "patience": 12, "batch_size": 64})
+    settings = TuneSettings(family="mlp", method="random", n_trials=4, pruner="median",
+                            storage=f"sqlite:///{cancer[1]}/mlp.db")
+    _, ran, result = _study(cancer, settings, train=train)
+    trials = _trials(cancer[1], result)
+    assert ran == 4 and (trials["state"] == "complete").sum() >= 3
+    assert {"n_layers", "width", "dropout", "embedding_dim"} <= set(result["best_params"])
+    assert result["best_score"] >= 0.95  # CV ROC-AUC of an MLP on breast_cancer
