@@ -95,14 +95,20 @@ class ArtifactStore:
         self._lock = threading.Lock()
 
     # -- paths -----------------------------------------------------------------------------
+    def local_folder(self, *parts: str) -> Path | None:
+        """``<root>/<parts...>`` on the local disk, for files that need a real path (checkpoints, a SQLite
+        database); None when the root is a remote filesystem."""
+        return Path(self.base, *parts) if isinstance(self.fs, pafs.LocalFileSystem) else None
+
     def _abs(self, rel: str) -> str:
         return f"{self.base}/{rel}"
 
     def local_path(self, ref: ArtifactRef) -> Path:
         """The artifact's path on the local disk (local stores only)."""
-        if not isinstance(self.fs, pafs.LocalFileSystem):
+        path = self.local_folder(ref.path)
+        if path is None:
             raise ArtifactError(f"store {self.root} is not local")
-        return Path(self._abs(ref.path))
+        return path
 
     def path_uri(self, rel: str) -> str:
         """Where a path relative to the root lies (local path or URI)."""

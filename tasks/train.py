@@ -377,11 +377,10 @@ def checkpoint_dir_for(store_root: str, features: dict[str, ArtifactRef], settin
 
     None for a remote store (checkpoints need a local file system).
     """
-    if "://" in store_root and not store_root.startswith("file://"):
-        return None
     key = hashlib.sha256(json.dumps([features["train"].sha256, features["validation"].sha256,
                                      settings.model_dump(mode="json"), seed]).encode()).hexdigest()[:20]
-    return str(Path(store_root.removeprefix("file://")) / "checkpoints" / key)
+    folder = ArtifactStore(store_root).local_folder("checkpoints", key)
+    return str(folder) if folder is not None else None
 
 
 def registered_weights(init_from: str, registry_url: str | None) -> dict:

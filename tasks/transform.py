@@ -146,8 +146,6 @@ def encoding_for(family: str, setting: Encoding) -> Encoding:
         return "ordinal" if setting == "native" and family != "lightgbm" else setting
     if family == "lightgbm":
         return "native"
-    if family == "mlp":
-        return "ordinal"  # the MLP embeds the category codes
     return "ordinal" if family in ("decision_tree", "random_forest") else "onehot"
 
 

@@ -21,7 +21,6 @@ import json
 import math
 import time
 import warnings
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -250,9 +249,9 @@ def study_name(schema: DatasetSchema, features: dict[str, ArtifactRef], family: 
 def storage_url(store_root: str, settings: TuneSettings) -> str:
     if settings.storage:
         return settings.storage
-    if "://" in store_root and not store_root.startswith("file://"):
+    folder = ArtifactStore(store_root).local_folder("tuning")
+    if folder is None:
         raise TrainflowError("tuning on a remote artifacts root needs settings.tune.storage (an RDB URL)")
-    folder = Path(store_root.removeprefix("file://")) / "tuning"
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'optuna.db'}"
 
