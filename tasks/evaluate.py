@@ -346,23 +346,30 @@ def evaluate(store_root: str, run_id: str, schema: DatasetSchema, model: Artifac
     test = store.read_table(splits["test"])
     result = evaluate_model(schema, pipeline, meta, test, tv, settings, transform_settings, train_settings, seed)
     others = {family: load_bundle(store.read_bundle(ref))[0] for family, ref in (candidates or {}).items()}
-    result["test_leaderboard"] = test_leaderboard(schema, {meta["family"]: pipeline, **others}, test,
-                                                  meta["selection_metric"], meta["family"])
+    m = result["metrics"]
+    selected = m[(m["split"] == "test") & m["class"].isna()].set_index("metric")["value"].to_dict()  # scored once
+    result["test_leaderboard"] = test_leaderboard(schema, others, test, meta["selection_metric"], meta["family"],
+                                                  selected)
     refs = {name: store.write_png(run_id, "evaluate", name, fig) for name, fig in result.pop("figures").items()}
     refs.update({name: store.write_table(run_id, "evaluate", name, df) for name, df in result.items()})
     return refs
 
 
-def test_leaderboard(schema: DatasetSchema, pipelines: dict[str, Pipeline], test: pd.DataFrame, metric: str,
-                     selected: str) -> pd.DataFrame:
-    """Every family's test metrics, best first by the selection metric (reported, never used to choose)."""
+def test_leaderboard(schema: DatasetSchema, others: dict[str, Pipeline], test: pd.DataFrame, metric: str,
+                     selected: str, selected_metrics: dict[str, float]) -> pd.DataFrame:
+    """Every family's test metrics, best first by the selection metric (reported, never used to choose).
+
+    Args:
+        others: The other families' pipelines, scored here on ``test``.
+        selected: The selected family, whose test metrics ``evaluate_model`` already computed.
+    """
     x, y = as_model_input(test, schema), _y(test, schema)
-    rows = []
-    for family, pipe in pipelines.items():
-        m = score(schema.task, y, predict_scores(pipe, x, schema.task), getattr(pipe, "classes_", None),
-                  schema.positive_class)
-        rows.append({"family": family, "selected": family == selected, "metric": metric,
-                     "test_score": m.get(metric, np.nan), "test_metrics": json.dumps(m)})
+    scored = {selected: selected_metrics}
+    for family, pipe in others.items():
+        scored[family] = score(schema.task, y, predict_scores(pipe, x, schema.task), getattr(pipe, "classes_", None),
+                               schema.positive_class)
+    rows = [{"family": family, "selected": family == selected, "metric": metric,
+             "test_score": m.get(metric, np.nan), "test_metrics": json.dumps(m)} for family, m in scored.items()]
     board = pd.DataFrame(rows).sort_values("test_score", ascending=not DIRECTION.get(metric, True), ignore_index=True)
     board.insert(0, "rank", np.arange(1, len(board) + 1))
     return board
