@@ -29,12 +29,13 @@ def summary_markdown(summary: dict[str, Any], leaderboard: pd.DataFrame, gaps: p
               "| --- | --- | --- | --- | --- |"]
     lines += [f"| {r['rank']} | {r['family']} | {r['metric']} | {r['validation_score']:.4f} | {r['fit_seconds']:.2f} |"
               for r in leaderboard.to_dict("records")]
-    if len(summary.get("test_leaderboard", {})) > 1:
+    board = summary.get("test_leaderboard", {})
+    if len(board) > 1:
+        names = list(summary["test_metrics"])  # every family's metrics are keyed like the headline's
         lines += ["", "## Every family on the test split (reported, not used to choose)", "",
-                  "| family | " + " | ".join(next(iter(summary["test_leaderboard"].values()))) + " |",
-                  "| --- |" + " --- |" * len(next(iter(summary["test_leaderboard"].values())))]
-        lines += [f"| {family} | " + " | ".join(f"{v:.4f}" for v in m.values()) + " |"
-                  for family, m in summary["test_leaderboard"].items()]
+                  "| family | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+        lines += [f"| {family} | " + " | ".join(f"{m[k]:.4f}" if k in m else "" for k in names) + " |"
+                  for family, m in board.items()]
     sens = gaps[gaps["sensitive"]] if len(gaps) else gaps
     if len(sens):
         lines += ["", "## Largest gaps between groups of sensitive attributes", "",
@@ -79,8 +80,8 @@ def report(store_root: str, run_id: str, dataset: str, trained: dict[str, Artifa
              if v.kind == "file" and v.name.endswith(".png")}
     summary = {"run_id": run_id, "dataset": dataset, "run_dir": store.run_uri(run_id),
         "family": board.iloc[0]["family"], "model_name": registered["name"], "version": registered["version"],
-        "aliases": registered["aliases"], "test_metrics": test, "test_leaderboard": test_board, "model_uri": store.uri(trained["model"]),
-        "registry_uri": registered["uri"]}
+        "aliases": registered["aliases"], "test_metrics": test, "test_leaderboard": test_board,
+        "model_uri": store.uri(trained["model"]), "registry_uri": registered["uri"]}
     store.write_table(run_id, "report", "run_summary", pd.DataFrame([{
         **{k: v for k, v in summary.items() if k not in ("test_metrics", "aliases", "test_leaderboard")},
         "aliases": ",".join(summary["aliases"]), "test_metrics": json.dumps(test),
