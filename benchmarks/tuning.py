@@ -18,9 +18,9 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pandas as pd
 
+from flows.training import TrainingSettings, tuning_runner, tuning_workers
 from tasks.catalog import ArtifactStore, new_run_id
 from tasks.ingest import ingest_data
 from tasks.schema import load_schema
@@ -33,7 +33,10 @@ TRAIN = TrainSettings(families=["lightgbm"], lightgbm_max_rounds=300, early_stop
 GRID = {"num_leaves": ParamSpec(type="int", low=15, high=63, grid=[15, 63]),
         "learning_rate": ParamSpec(type="float", low=0.05, high=0.1, grid=[0.05, 0.1]),
         "min_child_samples": ParamSpec(type="int", low=10, high=50, grid=[10, 50]),
-        "colsample_bytree": ParamSpec(type="float", low=0.6, high=1.0, grid=[0.6, 1.0])}
+        "colsample_bytree": ParamSpec(type="float", low=0.6, high=1.0, grid=[0.6, 1.0]),
+        # the rest of LightGBM's default space held at one value: 2^4 = 16 points in all
+        "subsample": ParamSpec(type="float", low=1.0, high=1.0, grid=[1.0]),
+        "reg_lambda": ParamSpec(type="float", low=0.0, high=0.0, grid=[0.0])}
 
 
 def _features(root: str, rows: int):  # noqa: ANN202
@@ -42,8 +45,9 @@ def _features(root: str, rows: int):  # noqa: ANN202
     _, feats = fit_transform_splits(splits, schema, TransformSettings())
     share = rows / (len(feats["train"]) + len(feats["validation"]))
     store, run = ArtifactStore(root), new_run_id()
-    refs = {k: store.write_table(run, "transform", f"features_{k}",
-                                 feats[k].sample(frac=min(share, 1.0), random_state=0)) for k in ("train", "validation")}
+    refs = {k: store.write_table(run, "transform", f"features_{k}", feats[k].sample(frac=min(share, 1.0),
+                                                                                    random_state=0))
+            for k in ("train", "validation")}
     return schema, refs
 
 
@@ -64,12 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--parallel-only", action="store_true", help="skip part 1 (random against TPE)")
     args = parser.parse_args(argv)
     budgets = [b for b in (10, 25, 50) if b <= args.trials]
     with tempfile.TemporaryDirectory() as root:
         schema, refs = _features(root, args.rows)
         rows = []
-        for seed in args.seeds:
+        for seed in [] if args.parallel_only else args.seeds:
             for method in ("random", "tpe"):
                 settings = TuneSettings(method=method, n_trials=args.trials, pruner="none", cv_folds=3)
                 trials, _ = _study(root, schema, refs, settings, seed)
@@ -81,40 +86,53 @@ def main(argv: list[str] | None = None) -> int:
                                  "wall_s": (end - start).total_seconds()})
                     print(f"seed {seed} {method:6s} {b:3d} trials: best {rows[-1]['best_cv_auc']:.4f} "
                           f"in {rows[-1]['wall_s']:.1f} s", flush=True)
-        table = pd.DataFrame(rows)
-        print(f"Adult, {args.rows:,} rows, LightGBM, 3-fold CV ROC-AUC; best after N trials, per seed")
-        print(table.pivot_table(index=["trials", "seed"], columns="method", values=["best_cv_auc", "wall_s"])
-              .to_string(float_format=lambda v: f"{v:.4f}"))
-        mean = table.groupby(["trials", "method"])[["best_cv_auc", "wall_s"]].mean().unstack()
-        print("\nmean over seeds")
-        print(mean.to_string(float_format=lambda v: f"{v:.4f}"))
-        # trials TPE needed to reach random search's best at the largest budget, per seed
-        for seed in args.seeds:
-            best_random = table[(table["seed"] == seed) & (table["method"] == "random")]["best_cv_auc"].max()
-            settings = TuneSettings(method="tpe", n_trials=args.trials, pruner="none", cv_folds=3)
-            trials, _ = _study(root, schema, refs, settings, seed)  # already complete: read back
-            reached = trials.index[trials["mean"].cummax() >= best_random - 1e-9]
-            print(f"seed {seed}: random's best {best_random:.4f} after {args.trials} trials; TPE reached it at "
-                  f"trial {int(reached[0]) + 1 if len(reached) else 'never'}")
+        if rows:  # part 1 ran
+            table = pd.DataFrame(rows)
+            print(f"Adult, {args.rows:,} rows, LightGBM, 3-fold CV ROC-AUC; best after N trials, per seed")
+            print(table.pivot_table(index=["trials", "seed"], columns="method", values=["best_cv_auc", "wall_s"])
+                  .to_string(float_format=lambda v: f"{v:.4f}"))
+            mean = table.groupby(["trials", "method"])[["best_cv_auc", "wall_s"]].mean().unstack()
+            print("\nmean over seeds")
+            print(mean.to_string(float_format=lambda v: f"{v:.4f}"))
+            # trials TPE needed to reach random search's best at the largest budget, per seed
+            for seed in args.seeds:
+                best_random = table[(table["seed"] == seed) & (table["method"] == "random")]["best_cv_auc"].max()
+                settings = TuneSettings(method="tpe", n_trials=args.trials, pruner="none", cv_folds=3)
+                trials, _ = _study(root, schema, refs, settings, seed)  # already complete: read back
+                reached = trials.index[trials["mean"].cummax() >= best_random - 1e-9]
+                print(f"seed {seed}: random's best {best_random:.4f} after {args.trials} trials; TPE reached it at "
+                      f"trial {int(reached[0]) + 1 if len(reached) else 'never'}")
 
+        tuning_workers.with_options(task_runner=tuning_runner(TuneSettings()))(  # start Prefect's temporary server
+            root, schema, refs, TrainingSettings(), {"family": "logistic", "metric": "roc_auc", "direction": "maximize",
+                                                     "storage": f"sqlite:///{root}/warm.db", "study": "warm-up"})
         par = []
-        for workers, jobs in ((1, -1), (1, 1), (2, 1)):
+        for workers, jobs, runner in ((1, -1, None), (1, 1, None), (2, 1, None), (2, 1, "threads"), (2, 1, "dask")):
             settings = TuneSettings(method="grid", n_trials=16, pruner="none", cv_folds=3, space=GRID,
-                                    workers=workers, storage=f"sqlite:///{root}/grid-{workers}-{jobs}.db")
+                                    workers=workers, storage=f"sqlite:///{root}/grid-{workers}-{jobs}-{runner}.db",
+                                    dask_address="local" if runner == "dask" else None)
             train = TRAIN.model_copy(update={"n_jobs": jobs})
             plan = plan_study(root, schema, refs, train, settings, 0)
             started = time.perf_counter()
-            with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(lambda w, s=settings, t=train, p=plan: run_trials(
-                    root, schema, refs, TransformSettings(), t, s, p, 0, worker=w), range(workers)))
+            if runner is None:  # run_trials called from a thread pool: the work alone
+                with ThreadPoolExecutor(workers) as pool:
+                    list(pool.map(lambda w, s=settings, t=train, p=plan: run_trials(
+                        root, schema, refs, TransformSettings(), t, s, p, 0, worker=w), range(workers)))
+            else:  # the flow's path: a tuning-workers subflow on its task runner (a Dask cluster starts inside)
+                flow_settings = TrainingSettings(train=train, tune=settings, seed=0)
+                tuning_workers.with_options(task_runner=tuning_runner(settings))(root, schema, refs, flow_settings,
+                                                                                plan)
             wall = time.perf_counter() - started
             trials = trials_table(open_study(plan["storage"], plan["study"], "grid", search_space("lightgbm", settings),
                                              "maximize", 0, "none"))
-            par.append({"workers": workers, "lightgbm threads per trial": 2 if jobs == -1 else jobs,
+            par.append({"workers": workers, "run by": {None: "thread pool", "threads": "Prefect threads",
+                                                       "dask": "Prefect + Dask"}[runner],
+                        "lightgbm threads per trial": 2 if jobs == -1 else jobs,
                         "trials": len(trials), "best_cv_auc": trials["mean"].max(), "wall_s": wall})
         par = pd.DataFrame(par)
         par["speed-up vs 1 worker, 1 thread"] = par.loc[1, "wall_s"] / par["wall_s"]
-        print("\nthe same 16-point grid, 1 worker against 2 (threads, as the flow's task runner)")
+        print("\nthe same 16-point grid, 1 worker against 2: a bare thread pool, then the flow's tuning-workers "
+              "subflow on Prefect's thread pool and on a temporary local Dask cluster (its start-up included)")
         print(par.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
 

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from tasks.catalog import ArtifactRef, ArtifactStore, new_run_id
+from tasks.errors import TrainflowError
 from tasks.drift import profile
 from tasks.evaluate import EvaluateSettings, evaluate
 from tasks.ingest import ingest
@@ -66,9 +68,37 @@ class TrainingSettings(BaseModel):
     registry: RegisterSettings = Field(default_factory=RegisterSettings)
 
 
+def tuning_runner(settings: TuneSettings) -> TaskRunner:
+    """Threads by default; a Dask cluster through prefect-dask when ``settings.dask_address`` is set."""
+    if settings.dask_address is None:
+        return ThreadPoolTaskRunner(max_workers=settings.workers)
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError as e:
+        raise TrainflowError("tune.dask_address needs prefect-dask: pip install 'trainflow[dask]'") from e
+    if settings.dask_address == "local":  # one single-threaded process per worker
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:  # this run's API, the temporary one too: tasks report there
+            api = str(client.api_url)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": settings.workers, "threads_per_worker": 1,
+                                              "processes": True,
+                                              "env": {"PREFECT_API_URL": api}})
+    return DaskTaskRunner(address=settings.dask_address)
+
+
+@flow(name="tuning-workers", description="Run a tuning study's workers in parallel on a task runner.")
+def tuning_workers(root: str, model_schema: DatasetSchema, features: dict[str, ArtifactRef], s: TrainingSettings,
+                   plan: dict[str, Any], deadline: float | None = None) -> int:
+    """Submit ``s.tune.workers`` workers that share the planned study; returns how many trials they ran."""
+    futures = [tune_trials.submit(root, model_schema, features, s.transform, s.train, s.tune, plan, s.seed, deadline, w)
+               for w in range(s.tune.workers)]
+    return sum(f.result() for f in futures)
+
+
 def run_tuning(root: str, run_id: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
                s: TrainingSettings) -> dict[str, Any] | None:
-    """The tuning stage: plan the study, run ``s.tune.workers`` workers on the flow's task runner, summarise.
+    """The tuning stage: plan the study, run its workers (threads or Dask), summarise.
 
     Returns None when there is nothing to tune (only networks and baselines without a named family).
     """
@@ -76,10 +106,7 @@ def run_tuning(root: str, run_id: str, schema: DatasetSchema, features: dict[str
     if plan is None:
         return None
     deadline = time.time() + s.tune.timeout_seconds if s.tune.timeout_seconds else None
-    workers = [tune_trials.submit(root, schema, features, s.transform, s.train, s.tune, plan, s.seed, deadline, worker)
-               for worker in range(s.tune.workers)]
-    for w in workers:
-        w.result()
+    tuning_workers.with_options(task_runner=tuning_runner(s.tune))(root, schema, features, s, plan, deadline)
     return tune(root, run_id, s.tune, plan, s.seed)
 
 

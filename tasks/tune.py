@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import socket
 import time
 import warnings
 from typing import Any, Literal
@@ -107,7 +109,11 @@ class TuneSettings(BaseModel):
     metric: str | None = Field(None, description="objective metric; None: roc_auc, f1_macro or rmse by task")
     pruner: Literal["none", "median", "halving"] = Field("median", description="prune bad trials: median or "
                                                                                "successive halving")
-    workers: int = Field(1, ge=1, description="trials run at once, as tasks on the flow's task runner")
+    workers: int = Field(1, ge=1, description="trials run at once, as parallel tasks")
+    dask_address: str | None = Field(None, description="run the workers on a Dask cluster through prefect-dask (the "
+                                                       "'dask' extra): a scheduler address such as "
+                                                       "tcp://10.0.0.5:8786, or 'local' for a temporary cluster of "
+                                                       "`workers` processes here; None: threads")
     storage: str | None = Field(None, description="Optuna storage URL; None: SQLite at <artifacts_root>/tuning/"
                                                   "optuna.db")
     space: dict[str, ParamSpec] = Field({}, description="override the family's search space, by parameter")
@@ -163,6 +169,10 @@ def _pruner(kind: str):  # noqa: ANN202
     return optuna.pruners.NopPruner()
 
 
+HEARTBEAT_SECONDS = 10  # a running trial's worker writes a heartbeat this often
+GRACE_SECONDS = 30  # a running trial without a heartbeat for this long is failed (its worker died) and re-run
+
+
 def open_study(storage: str, name: str, method: str, space: dict[str, ParamSpec], direction: str, seed: int,
                pruner: str):  # noqa: ANN201
     """Create or load a study in a storage several workers share (stale running trials are retried)."""
@@ -173,7 +183,7 @@ def open_study(storage: str, name: str, method: str, space: dict[str, ParamSpec]
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         rdb = optuna.storages.RDBStorage(
             storage, engine_kwargs={"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None,
-            heartbeat_interval=10, grace_period=30,  # a crashed worker's running trial is failed, then retried
+            heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,  # a crashed worker's trial is retried
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
     return optuna.create_study(storage=rdb, study_name=name, direction=direction, load_if_exists=True,
                                sampler=_sampler(method, space, seed), pruner=_pruner(pruner))
@@ -201,6 +211,7 @@ def objective(schema: DatasetSchema, data: pd.DataFrame, family: str, space: dic
     maximize = DIRECTION[metric]
 
     def run(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # which process ran it
         params = {name: spec.suggest(trial, name) for name, spec in space.items()}
         settings = with_params(train_settings, family, params)
         if n_jobs is not None:  # parallel workers: one core each
@@ -257,18 +268,30 @@ def storage_url(store_root: str, settings: TuneSettings) -> str:
 
 
 def trials_table(study: Any) -> pd.DataFrame:
-    """One row per trial: number, state, params (JSON), fold scores, mean, std, seconds, started."""
+    """One row per trial: number, state, params (JSON), fold scores, mean, std, seconds, started, worker, error.
+
+    A trial whose worker died is failed by its stale heartbeat and re-run as a new trial: ``retry_of`` names the
+    failed one and its ``error`` names the retry.
+    """
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs}
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         folds = t.user_attrs.get("fold_scores", [])
         duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and \
             t.datetime_start else None
+        error = ""
+        if t.state.name == "FAIL":
+            error = t.user_attrs.get("error") or (f"its worker stopped (stale heartbeat); retried as trial "
+                                                  f"{retried[t.number]}" if t.number in retried else "no error "
+                                                  "recorded (the objective returned no finite value)")
         rows.append({"trial": t.number, "state": t.state.name.lower(), "params": json.dumps(t.params, default=str),
                      "fold_scores": json.dumps(folds), "mean": t.value if t.value is not None else np.nan,
                      "std": float(np.std(folds, ddof=1)) if len(folds) > 1 else np.nan,
                      "folds_done": len(folds), "seconds": duration, "started": t.datetime_start,
-                     "error": t.user_attrs.get("error", "") if t.state.name == "FAIL" else ""})
-    return pd.DataFrame(rows)
+                     "worker": t.user_attrs.get("worker", ""), "retry_of": t.system_attrs.get("failed_trial"),
+                     "error": error})
+    return pd.DataFrame(rows).astype({"retry_of": "Int64"}) if rows else pd.DataFrame(rows)
 
 
 class _Plan(BaseModel):
@@ -308,9 +331,13 @@ def plan_study(store_root: str, schema: DatasetSchema, features: dict[str, Artif
 
 
 def _finished(study: Any) -> int:
+    """Trials that count against the budget: complete, pruned or failed (a crashed trial that is retried does not)."""
     from optuna.trial import TrialState
 
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.system_attrs["failed_trial"] for t in trials if "failed_trial" in t.system_attrs}
+    return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+               or (t.state == TrialState.FAIL and t.number not in retried) for t in trials)
 
 
 def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
@@ -321,13 +348,12 @@ def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, Artif
     Returns:
         How many trials this worker ran.
     """
-    from optuna.study import MaxTrialsCallback
-    from optuna.trial import TrialState
-
     p = _Plan(**plan)
     space = search_space(p.family, settings)
-    # each worker samples with its own seed: the same seed would make parallel workers propose the same trials
-    study = open_study(p.storage, p.study, settings.method, space, p.direction, seed + worker, settings.pruner)
+    # random and TPE: each worker samples with its own seed, or parallel workers would propose the same trials;
+    # grid: one seed for all, as Optuna gives trial k the k-th point of the seed's shuffled grid (no point twice)
+    sampler_seed = seed if settings.method == "grid" else seed + worker
+    study = open_study(p.storage, p.study, settings.method, space, p.direction, sampler_seed, settings.pruner)
     share = p.left // settings.workers + (1 if worker < p.left % settings.workers else 0)
     left = min(share, settings.n_trials - _finished(study))
     if left <= 0:
@@ -336,14 +362,18 @@ def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, Artif
     data = pd.concat([store.read_table(features["train"]), store.read_table(features["validation"])])
     folds = folds_of(schema, data, settings.cv_folds, seed)
     timeout = None if deadline is None else max(0.0, deadline - time.time())
-    before = len(study.get_trials(deepcopy=False))
     n_jobs = 1 if settings.workers > 1 else None
+    ran: list[int] = []
+
+    def after(st: Any, trial: Any) -> None:  # count this worker's trials; stop when the study's budget is spent
+        ran.append(trial.number)
+        if _finished(st) >= settings.n_trials:
+            st.stop()
+
     study.optimize(objective(schema, data, p.family, space, transform_settings, train_settings, p.metric, folds, seed,
                              n_jobs),
-                   n_trials=left, timeout=timeout, catch=(Exception,),
-                   callbacks=[MaxTrialsCallback(settings.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                                           TrialState.FAIL))])
-    return len(study.get_trials(deepcopy=False)) - before
+                   n_trials=left, timeout=timeout, catch=(Exception,), callbacks=[after])
+    return len(ran)
 
 
 def best_score_figure(trials: pd.DataFrame, metric: str, maximize: bool):  # noqa: ANN201

@@ -1,6 +1,7 @@
-"""Tuning as a stage of the training flow, with two workers on the flow's task runner."""
+"""Tuning as a stage of the training flow: two workers on threads, then on a temporary Dask cluster."""
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -58,3 +59,12 @@ def test_tune_runs_alone_on_an_earlier_runs_features(prefect_harness, workdir: d
     trials = pd.read_parquet(out["outputs"]["tune/trials"])
     assert len(trials) == 3 and set(json.loads(trials.loc[0, "params"])) == {"C"}
     assert not (Path(first["run_dir"]) / "tune").exists()  # the earlier run is untouched
+
+    # the same stage with its two workers on a temporary Dask cluster (prefect-dask): trials run in two other processes
+    dask = run_stage(StageSettings.model_validate({
+        "stage": "tune", "from_run": first["run_id"], "dataset": "breast_cancer", "artifacts_root": workdir["root"],
+        "tune": {"family": "logistic", "method": "tpe", "n_trials": 4, "workers": 2, "dask_address": "local"}}))
+    trials = pd.read_parquet(dask["outputs"]["tune/trials"])
+    pids = {int(w.rsplit(":", 1)[1]) for w in trials["worker"]}
+    assert len(trials) == 4 and (trials["state"] == "complete").all()
+    assert len(pids) == 2 and os.getpid() not in pids

@@ -1,6 +1,10 @@
 """Tuning on real data (breast_cancer, Adult rows): methods, budgets, failures, pruning, resume, parallel workers."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +18,8 @@ from tasks.split import SplitSettings, split_data
 from tasks.train import TrainSettings
 from tasks.transform import TransformSettings, fit_transform_splits
 from tasks.tune import ParamSpec, TuneSettings, plan_study, run_trials, summarise, to_train_params, with_params
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +59,22 @@ def test_grid_search_tries_every_listed_value(cancer) -> None:
     assert {"trial", "state", "params", "fold_scores", "mean", "std", "seconds"} <= set(trials.columns)
 
 
+def test_parallel_grid_workers_try_each_point_once(cancer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    schema, root, refs, _ = cancer
+    train = TrainSettings(families=["decision_tree"])
+    settings = TuneSettings(method="grid", n_trials=8, workers=2, storage=f"sqlite:///{root}/grid2.db", space={
+        "max_depth": ParamSpec(type="int", low=2, high=8, grid=[2, 4, 6, 8]),
+        "min_samples_leaf": ParamSpec(type="int", low=1, high=20, grid=[1, 20])})
+    plan = plan_study(root, schema, refs, train, settings, 0)
+    with ThreadPoolExecutor(2) as pool:
+        ran = list(pool.map(lambda w: run_trials(root, schema, refs, TransformSettings(), train, settings, plan, 0,
+                                                 worker=w), range(2)))
+    trials = _trials(root, summarise(root, new_run_id(), settings, plan, 0))
+    assert ran == [4, 4] and len(trials) == 8 and trials["params"].nunique() == 8  # the whole 4 x 2 grid, no repeat
+
+
 def test_random_search_is_repeatable_with_a_seed(cancer) -> None:
     params = []
     for root_suffix in ("a", "b"):
@@ -84,6 +106,49 @@ def test_study_resumes_and_extends(cancer) -> None:
     more = _study(cancer, TuneSettings(method="tpe", n_trials=5, storage=storage))
     assert more[0]["study"] == first[0]["study"] and more[1] == 2  # the same study, two trials more
     assert more[2]["trials"] == 5
+
+
+def test_a_killed_workers_trial_is_failed_and_retried_when_the_study_resumes(cancer, monkeypatch) -> None:
+    import optuna
+
+    from tasks import tune
+
+    schema, root, refs, _ = cancer
+    # slow LightGBM trials (a small fixed learning rate, no early stop for 1,500 rounds) so the kill lands mid-trial
+    train = TrainSettings(families=["lightgbm"], lightgbm_max_rounds=1500, early_stopping_rounds=1500)
+    settings = TuneSettings(method="random", n_trials=3, pruner="none", storage=f"sqlite:///{root}/crash.db",
+                            space={"learning_rate": ParamSpec(type="float", low=0.001, high=0.002)})
+    plan = plan_study(root, schema, refs, train, settings, 0)
+    args = {"root": root, "refs": {k: v.model_dump(mode="json") for k, v in refs.items()},
+            "train": train.model_dump(mode="json"), "tune": settings.model_dump(mode="json"), "plan": plan, "seed": 0}
+    worker = subprocess.Popen([sys.executable, str(Path(__file__).with_name("tune_worker.py")), json.dumps(args)],
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.DEVNULL)
+    study = optuna.load_study(study_name=plan["study"], storage=plan["storage"])
+    state = optuna.trial.TrialState
+    try:  # kill it once one trial is complete and the next has finished a fold
+        deadline = time.time() + 120
+        while time.time() < deadline and worker.poll() is None:
+            trials = study.get_trials(deepcopy=False)
+            if any(t.state == state.COMPLETE for t in trials) and any(
+                    t.state == state.RUNNING and t.user_attrs.get("fold_scores") for t in trials):
+                break
+            time.sleep(0.05)
+    finally:
+        worker.kill()
+    assert worker.wait() == -signal.SIGKILL  # it was still working when killed
+    killed = next(t for t in study.get_trials(deepcopy=False) if t.state == state.RUNNING)
+
+    monkeypatch.setattr(tune, "GRACE_SECONDS", 2)  # not the 30 s a real cluster waits for a slow heartbeat
+    time.sleep(3)
+    plan = plan_study(root, schema, refs, train, settings, 0)
+    assert plan["left"] == 2  # the running trial is not done: the killed worker's share is left
+    run_trials(root, schema, refs, TransformSettings(), train, settings, plan, 0)
+    trials = _trials(root, summarise(root, new_run_id(), settings, plan, 0)).set_index("trial")
+    failed = trials.loc[killed.number]
+    retry = trials[trials["retry_of"] == killed.number]
+    assert failed["state"] == "fail" and f"retried as trial {retry.index[0]}" in failed["error"]
+    assert len(retry) == 1 and retry.iloc[0]["state"] == "complete" and retry.iloc[0]["params"] == failed["params"]
+    assert (trials["state"] == "complete").sum() == 3  # the budget is met: the crashed trial does not count
 
 
 def test_time_budget_stops_starting_trials(cancer) -> None:
