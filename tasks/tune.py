@@ -16,6 +16,7 @@ networks the space includes the architecture (layers, widths, dropout, embedding
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -448,10 +449,13 @@ def tune(store_root: str, run_id: str, settings: TuneSettings, plan: dict[str, s
                            for r in top.to_dict("records")],
                           key=f"tuning-{plan['study'][:40].lower()}".replace("_", "-"),
                           description=f"Top trials of {result['study']}")
-    plot = store.uri(ArtifactRef(**result["artifacts"]["best_score"]))
+    plot = ArtifactRef(**result["artifacts"]["best_score"])
+    # the UI renders a PNG data URI in markdown; a file path would only be text there
+    image = base64.b64encode(store.read_file(plot)).decode()
     create_markdown_artifact(
         f"# Tuning {result['family']} ({settings.method})\n\nBest CV {result['metric']} **{result['best_score']:.4f}** "
         f"at trial {result['best_trial']} of {result['trials']} ({result['states']}).\n\nBest parameters: "
-        f"`{json.dumps(result['best_params'], default=str)}`\n\nBest score over trials: `{plot}`",
+        f"`{json.dumps(result['best_params'], default=str)}`\n\n![Best score over trials](data:image/png;base64,"
+        f"{image})\n\n`{store.uri(plot)}`", key=f"tuning-plot-{plan['study'][:35].lower()}".replace("_", "-"),
         description=f"Tuning of run {run_id}")
     return result
