@@ -6,6 +6,7 @@ call ``training(TrainingSettings(...))`` from Python.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,13 @@ def tuning_runner(settings: TuneSettings) -> TaskRunner:
         return DaskTaskRunner(cluster_kwargs={"n_workers": settings.workers, "threads_per_worker": 1,
                                               "processes": True,
                                               "env": {"PREFECT_API_URL": api}})
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        logging.getLogger(__name__).warning(
+            "tune.dask_address %s: no PREFECT_API_URL is set, so each Dask worker starts a temporary Prefect server "
+            "of its own and the UI will not show the tune_trials runs; point PREFECT_API_URL at a Prefect server",
+            settings.dask_address)
     return DaskTaskRunner(address=settings.dask_address)
 
 

@@ -45,7 +45,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def first_run(prefect_harness, work: dict[str, str]) -> dict:
-    return training(_settings(work, tune={"enabled": True}))  # the default: tuning with a small budget
+    return training(_settings(work, tune={"enabled": True, "n_trials": 4}))  # tuning on, as by default (10 trials)
 
 
 def test_training_flow_end_to_end(first_run: dict, work: dict[str, str]) -> None:
