@@ -16,8 +16,8 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from tasks.catalog import ArtifactRef, ArtifactStore, new_run_id
-from tasks.errors import TrainflowError
 from tasks.drift import profile
+from tasks.errors import TrainflowError
 from tasks.evaluate import EvaluateSettings, evaluate
 from tasks.ingest import ingest
 from tasks.registry import RegisterSettings, register

@@ -285,7 +285,7 @@ def trials_table(study: Any) -> pd.DataFrame:
         if t.state.name == "FAIL":
             error = t.user_attrs.get("error") or (f"its worker stopped (stale heartbeat); retried as trial "
                                                   f"{retried[t.number]}" if t.number in retried else "no error "
-                                                  "recorded (the objective returned no finite value)")
+                                                  "recorded: no finite objective value, or a worker stopped twice")
         rows.append({"trial": t.number, "state": t.state.name.lower(), "params": json.dumps(t.params, default=str),
                      "fold_scores": json.dumps(folds), "mean": t.value if t.value is not None else np.nan,
                      "std": float(np.std(folds, ddof=1)) if len(folds) > 1 else np.nan,
