@@ -2,7 +2,8 @@
 
 Starts a Prefect server on a free 127.0.0.1 port with a temporary PREFECT_HOME, serves the deployments,
 runs the retraining deployment on a simulated drifting week (two runs: train, then monitor and retrain),
-and saves `docs/ui-deployments.png` and `docs/ui-retraining-run.png`.
+and saves `docs/ui-deployments.png`, `docs/ui-retraining-run.png` and `docs/ui-tuning.png` (the tuning
+artifact of the training subflow).
 
     apt-get install chromium        # once
     python -m deployments.screenshot
@@ -84,7 +85,11 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         shoot(chromium, f"{ui}/deployments", out / "ui-deployments.png", tmp / "chrome")
         shoot(chromium, f"{ui}/runs/flow-run/{run_id}", out / "ui-retraining-run.png", tmp / "chrome")
-        print(f"wrote {out / 'ui-deployments.png'} and {out / 'ui-retraining-run.png'}")
+        # the training subflow tuned (on by default): its markdown artifact shows the best-score plot
+        plots = [a for a in httpx.post(f"{api}/artifacts/filter", json={"sort": "CREATED_DESC"}, timeout=10).json()
+                 if (a.get("key") or "").startswith("tuning-plot-")]
+        shoot(chromium, f"{ui}/artifacts/artifact/{plots[0]['id']}", out / "ui-tuning.png", tmp / "chrome")
+        print(f"wrote {out / 'ui-deployments.png'}, {out / 'ui-retraining-run.png'} and {out / 'ui-tuning.png'}")
     finally:
         for proc in (served, server):
             if proc is not None:

@@ -383,6 +383,7 @@ def best_score_figure(trials: pd.DataFrame, metric: str, maximize: bool):  # noq
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     done = trials[trials["state"] == "complete"].sort_values("trial")
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -390,6 +391,7 @@ def best_score_figure(trials: pd.DataFrame, metric: str, maximize: bool):  # noq
     best = done["mean"].cummax() if maximize else done["mean"].cummin()
     ax.step(done["trial"], best, where="post", color="C1", label="best so far")
     ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers, not 0.5 steps
     ax.set_ylabel(f"CV {metric}")
     ax.set_title("Best score over trials")
     ax.legend()
