@@ -20,7 +20,6 @@ from prefect import task
 from pydantic import BaseModel, Field
 from sklearn import metrics as skm
 from sklearn.inspection import permutation_importance
-from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
 from sklearn.pipeline import Pipeline
 
 from tasks.cache import CONTENT
@@ -30,6 +29,7 @@ from tasks.modelio import load_bundle
 from tasks.nn import NETWORKS
 from tasks.progress import progress
 from tasks.schema import DatasetSchema
+from tasks.split import cv_folds
 from tasks.train import TrainSettings, build_estimator, predict_scores, score
 from tasks.transform import TransformSettings, as_model_input, build_preprocessor, encoder_for
 
@@ -150,19 +150,11 @@ def cross_validate(schema: DatasetSchema, data: pd.DataFrame, meta: dict, transf
     """k-fold CV of the chosen family with its chosen settings; the whole pipeline is refitted per fold."""
     y = _y(data, schema)
     x = as_model_input(data, schema)
-    if schema.role_column("time"):  # a fold only ever trains on rows older than the rows it scores
-        order = np.argsort(data[schema.role_column("time")].to_numpy(), kind="stable")
-        x, y = x.iloc[order], y[order]
-        splitter = TimeSeriesSplit(folds)
-    elif schema.is_classification:
-        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    else:
-        splitter = KFold(folds, shuffle=True, random_state=seed)
     key = "max_epochs" if meta["family"] in NETWORKS else "n_estimators"
     overrides = {key: meta["best_iteration"]} if meta.get("best_iteration") else None
     rows = []
     with progress(folds, f"{folds}-fold cross-validation") as bar:
-        for fold, (tr, te) in enumerate(splitter.split(x, y)):
+        for fold, (tr, te) in enumerate(cv_folds(schema, data, folds, seed)):
             rows += _cv_fold(schema, meta, transform_settings, train_settings, seed, overrides, x, y, tr, te, fold)
             bar.advance(f"fold {fold + 1}")
     return pd.DataFrame(rows)

@@ -36,6 +36,7 @@ from tasks.errors import TrainflowError
 from tasks.metrics import DEFAULT_METRIC, DIRECTION
 from tasks.nn import NETWORKS, NNSettings
 from tasks.schema import DatasetSchema
+from tasks.split import cv_folds
 from tasks.train import TrainSettings, families_for, fit_family
 from tasks.transform import TransformSettings
 
@@ -188,19 +189,6 @@ def open_study(storage: str, name: str, method: str, space: dict[str, ParamSpec]
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
     return optuna.create_study(storage=rdb, study_name=name, direction=direction, load_if_exists=True,
                                sampler=_sampler(method, space, seed), pruner=_pruner(pruner))
-
-
-def folds_of(schema: DatasetSchema, data: pd.DataFrame, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """k folds of the tuning rows: stratified, time-ordered (forward chaining) or shuffled."""
-    from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
-
-    y = data[schema.label].to_numpy()
-    if schema.role_column("time") and schema.role_column("time") in data:
-        order = np.argsort(data[schema.role_column("time")].to_numpy(), kind="stable")
-        return [(order[a], order[b]) for a, b in TimeSeriesSplit(k).split(order)]
-    if schema.is_classification:
-        return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(data, y.astype(str)))
-    return list(KFold(k, shuffle=True, random_state=seed).split(data))
 
 
 def objective(schema: DatasetSchema, data: pd.DataFrame, family: str, space: dict[str, ParamSpec],
@@ -361,7 +349,7 @@ def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, Artif
         return 0
     store = ArtifactStore(store_root)
     data = pd.concat([store.read_table(features["train"]), store.read_table(features["validation"])])
-    folds = folds_of(schema, data, settings.cv_folds, seed)
+    folds = cv_folds(schema, data, settings.cv_folds, seed)
     timeout = None if deadline is None else max(0.0, deadline - time.time())
     n_jobs = 1 if settings.workers > 1 else None
     ran: list[int] = []
