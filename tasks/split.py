@@ -123,19 +123,20 @@ def split_data(df: pd.DataFrame, schema: DatasetSchema, settings: SplitSettings,
             raise DataError(schema.name, f"class {counts.idxmin()!r} has {counts.min()} rows; stratified "
                                          "splitting needs at least 3 per class", column=schema.label,
                             rule="min_class_rows")
-    if strategy == "predefined":
+    predefined = strategy == "predefined"  # the split column marks the test rows; the rest is split as usual
+    if predefined:
+        strategy = "stratified" if schema.is_classification else "random"
+    strata = pd.factorize(df[schema.label])[0] if strategy == "stratified" else None
+    if predefined:
         tags = df[schema.role_column("split")].astype("str").to_numpy()
         rest, test = np.flatnonzero(tags != "test"), np.flatnonzero(tags == "test")
         if len(test) == 0:
             raise DataError(schema.name, "no row is tagged 'test' in the split column", column=schema.role_column(
                 "split"), rule="predefined_split")
-        strategy = "stratified" if schema.is_classification else "random"
         val_share = settings.validation_fraction
     else:
-        rest, test = _two_way(df, np.arange(len(df)), settings.test_fraction, strategy, schema, seed,
-                              pd.factorize(df[schema.label])[0] if strategy == "stratified" else None)
+        rest, test = _two_way(df, np.arange(len(df)), settings.test_fraction, strategy, schema, seed, strata)
         val_share = settings.validation_fraction / (1 - settings.test_fraction)
-    strata = pd.factorize(df[schema.label])[0] if strategy == "stratified" else None
     train, validation = _two_way(df, rest, val_share, strategy, schema, seed + 1, strata)
     if settings.train_fraction < 1:
         train, _ = _two_way(df, train, 1 - settings.train_fraction, strategy if strategy != "time" else "random",
