@@ -16,6 +16,7 @@ import json
 import os
 
 from tasks.catalog import ArtifactStore, new_run_id
+from tasks.evaluate import label_values
 from tasks.ingest import ingest_data
 from tasks.modelio import bundle_files
 from tasks.schema import PROJECT_ROOT, load_schema
@@ -41,8 +42,7 @@ def run(dataset: str, family: str, seed: int, artifacts_root: str, nn: dict) -> 
     serving, meta, board, history = train_models(view, feats["train"], feats["validation"], pre,
                                                  TransformSettings(), settings, seed)
     test = splits["test"]
-    y = test[view.label].to_numpy()
-    y = y.astype(float) if view.task == "regression" else y.astype(str)
+    y = label_values(test, view)
     test_metrics = score(view.task, y, predict_scores(serving, as_model_input(test, view), view.task),
                          getattr(serving, "classes_", None), view.positive_class)
     summary = {"dataset": dataset, "family": family, "processes": world, "backend": dist.get_backend()

@@ -48,7 +48,8 @@ class EvaluateSettings(BaseModel):
     plots: bool = Field(True, description="write PNG plots of the curves and importances")
 
 
-def _y(df: pd.DataFrame, schema: DatasetSchema) -> np.ndarray:
+def label_values(df: pd.DataFrame, schema: DatasetSchema) -> np.ndarray:
+    """The label column as the metrics expect it: floats for regression, strings for classes."""
     y = df[schema.label].to_numpy()
     return y.astype(float) if schema.task == "regression" else y.astype(str)
 
@@ -148,7 +149,7 @@ def slice_metrics(schema: DatasetSchema, test: pd.DataFrame, y: np.ndarray, scor
 def cross_validate(schema: DatasetSchema, data: pd.DataFrame, meta: dict, transform_settings: TransformSettings,
                    train_settings: TrainSettings, folds: int, seed: int) -> pd.DataFrame:
     """k-fold CV of the chosen family with its chosen settings; the whole pipeline is refitted per fold."""
-    y = _y(data, schema)
+    y = label_values(data, schema)
     x = as_model_input(data, schema)
     key = "max_epochs" if meta["family"] in NETWORKS else "n_estimators"
     overrides = {key: meta["best_iteration"]} if meta.get("best_iteration") else None
@@ -274,7 +275,7 @@ def evaluate_model(schema: DatasetSchema, pipeline: Pipeline, meta: dict, test: 
         A dict of DataFrames (``metrics``, ``confusion_matrix``, ``curves``, ``cv``, ``errors``, ``slices``,
         ``slice_gaps``, ``feature_importance``) and ``figures`` (matplotlib figures by name).
     """
-    x, y = as_model_input(test, schema), _y(test, schema)
+    x, y = as_model_input(test, schema), label_values(test, schema)
     scores = predict_scores(pipeline, x, schema.task)
     classes = getattr(pipeline, "classes_", None)
     test_metrics = score(schema.task, y, scores, classes, schema.positive_class)
@@ -355,7 +356,7 @@ def test_leaderboard(schema: DatasetSchema, others: dict[str, Pipeline], test: p
         others: The other families' pipelines, scored here on ``test``.
         selected: The selected family, whose test metrics ``evaluate_model`` already computed.
     """
-    x, y = as_model_input(test, schema), _y(test, schema)
+    x, y = as_model_input(test, schema), label_values(test, schema)
     scored = {selected: selected_metrics}
     for family, pipe in others.items():
         scored[family] = score(schema.task, y, predict_scores(pipe, x, schema.task), getattr(pipe, "classes_", None),
