@@ -388,7 +388,6 @@ class _Net(BaseEstimator):
             column (Transformer), ``lags`` columns oldest first (forecaster).
     """
 
-    network = "mlp"
     eval_rows = 4096  # rows per forward pass when predicting
 
     def __init__(self, settings: dict | None = None, seed: int = 0, spec: dict | None = None):
@@ -400,64 +399,29 @@ class _Net(BaseEstimator):
     def nn_settings(self) -> NNSettings:
         return NNSettings(**{k: v for k, v in (self.settings or {}).items() if not k.startswith("_")})
 
-    # -- what each network reads ------------------------------------------------------------
+    # -- what each network reads (overridden by each network) --------------------------------
     def _learn(self, X: pd.DataFrame) -> dict:  # noqa: N803
         """Statistics of the training inputs the network needs (JSON-able, saved with the model)."""
-        spec = self.spec or {}
-        s = self.nn_settings
-        if self.network == "mlp":
-            return {"cardinalities": [int(max(X[c].max(), 0)) + 1 for c in spec.get("categorical") or []]}
-        if self.network == "cnn":
-            pixels = X.to_numpy(dtype=np.float32)
-            return {"mean": float(pixels.mean()), "std": float(pixels.std() or 1.0)}
-        if self.network == "transformer":
-            counts = Counter(t for doc in X[spec["text"]].astype("str") for t in tokenize(doc))
-            words = [w for w, c in counts.most_common(s.vocab_size - 3) if c >= s.min_token_count]
-            return {"vocabulary": words}  # ids: 0 padding, 1 unknown, 2.. the words
-        windows = self._windows(X, {})
-        return {"log": bool((windows > 0).all()), "scale": 1.0}
-
-    def _windows(self, X: pd.DataFrame, state: dict) -> np.ndarray:  # noqa: N803
-        w = X[(self.spec or {})["lags"]].to_numpy(dtype=np.float64)
-        return np.log(np.maximum(w, 1e-12)) if state.get("log") else w
+        raise NotImplementedError
 
     def _inputs(self, X: pd.DataFrame) -> list:  # noqa: N803
-        import torch
+        """The input tensors of rows."""
+        raise NotImplementedError
 
-        spec, state = self.spec or {}, self.state_
-        if self.network == "mlp":
-            cats = list(spec.get("categorical") or [])
-            numeric = np.nan_to_num(X.drop(columns=cats).to_numpy(dtype=np.float32))
-            codes = (X[cats].to_numpy(dtype=np.int64) + 1 if cats else np.zeros((len(X), 0), dtype=np.int64))
-            if cats:
-                codes = np.clip(codes, 0, np.asarray(state["cardinalities"])[None, :] + 1)
-            return [torch.from_numpy(numeric), torch.from_numpy(codes)]
-        if self.network == "cnn":
-            return [torch.from_numpy(np.nan_to_num(X.to_numpy(dtype=np.float32)))]
-        if self.network == "transformer":
-            s = self.nn_settings
-            lookup = {w: i + 2 for i, w in enumerate(state["vocabulary"])}
-            ids = np.zeros((len(X), s.max_tokens), dtype=np.int64)
-            for r, doc in enumerate(X[spec["text"]].astype("str")):
-                row = [lookup.get(t, 1) for t in tokenize(doc)][:s.max_tokens] or [1]
-                ids[r, :len(row)] = row
-            return [torch.from_numpy(ids)]
-        w = self._windows(X, state)
-        return [torch.from_numpy(((w - w[:, -1:]) / state["scale"]).astype(np.float32))]
+    def _module(self, n_out: int) -> Any:
+        """The untrained torch module."""
+        raise NotImplementedError
+
+    def _fit_target(self, X: pd.DataFrame, encoded: np.ndarray) -> None:  # noqa: N803
+        """Learn statistics of the training target (the forecaster's scale); none by default."""
+
+    def _target(self, X: pd.DataFrame, encoded: np.ndarray) -> np.ndarray:  # noqa: N803
+        """The training target of rows from the encoded labels (the forecaster's depends on X)."""
+        return encoded
 
     def _build(self) -> Any:
-        s, state, spec = self.nn_settings, self.state_, self.spec or {}
-        n_out = self._n_out()
-        if self.network == "mlp":
-            n_numeric = len(self.feature_names_in_) - len(spec.get("categorical") or [])
-            model = _mlp_module(n_numeric, state["cardinalities"], n_out, s)
-        elif self.network == "cnn":
-            model = _cnn_module(spec["shape"], state["mean"], state["std"], n_out, s)
-        elif self.network == "transformer":
-            model = _text_module(len(state["vocabulary"]) + 2, n_out, s)
-        else:
-            model = _rnn_module(n_out, s)
-        _init_linear(model, s.init)
+        model = self._module(self._n_out())
+        _init_linear(model, self.nn_settings.init)
         return model
 
     # -- training -----------------------------------------------------------------------------
@@ -484,8 +448,7 @@ class _Net(BaseEstimator):
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.state_ = self._learn(X)
         target = self._encode_y(np.asarray(y), fit=True)
-        if self.network == "gru":  # the forecaster predicts the change from the last value, standardised
-            self.state_["scale"] = float(np.std(self._target(X, target)) or 1.0)
+        self._fit_target(X, target)
         model = self._build()
         self.transferred_ = 0
         if init_weights is not None:
@@ -513,13 +476,6 @@ class _Net(BaseEstimator):
         watched = self.history_.get("validation_loss", self.history_["train_loss"])
         self.best_epoch_ = int(self.history_.loc[watched.idxmin(), "epoch"])
         return self
-
-    def _target(self, X: pd.DataFrame, encoded: np.ndarray) -> np.ndarray:  # noqa: N803
-        if self.network != "gru":
-            return encoded
-        last = self._windows(X, self.state_)[:, -1]
-        values = np.log(np.maximum(encoded[:, 0], 1e-12)) if self.state_["log"] else encoded[:, 0]
-        return ((values - last) / self.state_["scale"]).astype(np.float32)[:, None]
 
     def _raw(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         import torch
@@ -601,8 +557,6 @@ class _Regressor(RegressorMixin):
 
     def _encode_y(self, y: np.ndarray, fit: bool = False) -> np.ndarray:
         y = y.astype(np.float64)
-        if self.network == "gru":
-            return y[:, None]  # the forecaster standardises the change from the last value (``_target``)
         if fit:
             self.state_["y"] = [float(y.mean()), float(y.std() or 1.0)]
         mean, std = self.state_["y"]
@@ -621,39 +575,120 @@ class _Regressor(RegressorMixin):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         raw = self._raw(X)[:, 0]
-        if self.network == "gru":
-            change = raw * self.state_["scale"] + self._windows(X, self.state_)[:, -1]
-            return np.exp(change) if self.state_["log"] else change
         mean, std = self.state_.get("y", [0.0, 1.0])
         return raw * std + mean
 
 
-class MLPClassifier(_Classifier, _Net):
+class _MLPNet(_Net):
+    """Tabular MLP: numeric columns and an embedding per categorical code column (``spec["categorical"]``)."""
+
+    def _learn(self, X: pd.DataFrame) -> dict:  # noqa: N803
+        return {"cardinalities": [int(max(X[c].max(), 0)) + 1 for c in (self.spec or {}).get("categorical") or []]}
+
+    def _inputs(self, X: pd.DataFrame) -> list:  # noqa: N803
+        import torch
+
+        cats = list((self.spec or {}).get("categorical") or [])
+        numeric = np.nan_to_num(X.drop(columns=cats).to_numpy(dtype=np.float32))
+        codes = (X[cats].to_numpy(dtype=np.int64) + 1 if cats else np.zeros((len(X), 0), dtype=np.int64))
+        if cats:
+            codes = np.clip(codes, 0, np.asarray(self.state_["cardinalities"])[None, :] + 1)
+        return [torch.from_numpy(numeric), torch.from_numpy(codes)]
+
+    def _module(self, n_out: int) -> Any:
+        n_numeric = len(self.feature_names_in_) - len((self.spec or {}).get("categorical") or [])
+        return _mlp_module(n_numeric, self.state_["cardinalities"], n_out, self.nn_settings)
+
+
+class MLPClassifier(_Classifier, _MLPNet):
     """Tabular MLP classifier."""
 
 
-class MLPRegressor(_Regressor, _Net):
+class MLPRegressor(_Regressor, _MLPNet):
     """Tabular MLP regressor."""
 
 
 class CNNClassifier(_Classifier, _Net):
-    """CNN over images stored as pixel columns."""
+    """CNN over images stored as pixel columns (``spec["shape"]``: [C, H, W])."""
 
-    network = "cnn"
     eval_rows = 1024
+
+    def _learn(self, X: pd.DataFrame) -> dict:  # noqa: N803
+        pixels = X.to_numpy(dtype=np.float32)
+        return {"mean": float(pixels.mean()), "std": float(pixels.std() or 1.0)}
+
+    def _inputs(self, X: pd.DataFrame) -> list:  # noqa: N803
+        import torch
+
+        return [torch.from_numpy(np.nan_to_num(X.to_numpy(dtype=np.float32)))]
+
+    def _module(self, n_out: int) -> Any:
+        return _cnn_module(self.spec["shape"], self.state_["mean"], self.state_["std"], n_out, self.nn_settings)
 
 
 class TextTransformerClassifier(_Classifier, _Net):
-    """Transformer encoder over the tokens of one text column."""
+    """Transformer encoder over the tokens of one text column (``spec["text"]``)."""
 
-    network = "transformer"
     eval_rows = 256  # attention memory grows with rows x tokens^2
+
+    def _learn(self, X: pd.DataFrame) -> dict:  # noqa: N803
+        s = self.nn_settings
+        counts = Counter(t for doc in X[self.spec["text"]].astype("str") for t in tokenize(doc))
+        words = [w for w, c in counts.most_common(s.vocab_size - 3) if c >= s.min_token_count]
+        return {"vocabulary": words}  # ids: 0 padding, 1 unknown, 2.. the words
+
+    def _inputs(self, X: pd.DataFrame) -> list:  # noqa: N803
+        import torch
+
+        s = self.nn_settings
+        lookup = {w: i + 2 for i, w in enumerate(self.state_["vocabulary"])}
+        ids = np.zeros((len(X), s.max_tokens), dtype=np.int64)
+        for r, doc in enumerate(X[self.spec["text"]].astype("str")):
+            row = [lookup.get(t, 1) for t in tokenize(doc)][:s.max_tokens] or [1]
+            ids[r, :len(row)] = row
+        return [torch.from_numpy(ids)]
+
+    def _module(self, n_out: int) -> Any:
+        return _text_module(len(self.state_["vocabulary"]) + 2, n_out, self.nn_settings)
 
 
 class RNNForecaster(_Regressor, _Net):
-    """GRU or LSTM forecaster: one step ahead from a window of past values."""
+    """GRU or LSTM forecaster: one step ahead from a window of past values (``spec["lags"]``, oldest first).
 
-    network = "gru"
+    It predicts the change from the window's last value (of the log when the series is positive),
+    standardised by the training changes' spread.
+    """
+
+    def _windows(self, X: pd.DataFrame, state: dict) -> np.ndarray:  # noqa: N803
+        w = X[self.spec["lags"]].to_numpy(dtype=np.float64)
+        return np.log(np.maximum(w, 1e-12)) if state.get("log") else w
+
+    def _learn(self, X: pd.DataFrame) -> dict:  # noqa: N803
+        return {"log": bool((self._windows(X, {}) > 0).all()), "scale": 1.0}
+
+    def _inputs(self, X: pd.DataFrame) -> list:  # noqa: N803
+        import torch
+
+        w = self._windows(X, self.state_)
+        return [torch.from_numpy(((w - w[:, -1:]) / self.state_["scale"]).astype(np.float32))]
+
+    def _module(self, n_out: int) -> Any:
+        return _rnn_module(n_out, self.nn_settings)
+
+    def _encode_y(self, y: np.ndarray, fit: bool = False) -> np.ndarray:
+        return y.astype(np.float64)[:, None]  # standardised as a change from the last value in ``_target``
+
+    def _fit_target(self, X: pd.DataFrame, encoded: np.ndarray) -> None:  # noqa: N803
+        self.state_["scale"] = float(np.std(self._target(X, encoded)) or 1.0)
+
+    def _target(self, X: pd.DataFrame, encoded: np.ndarray) -> np.ndarray:  # noqa: N803
+        last = self._windows(X, self.state_)[:, -1]
+        values = np.log(np.maximum(encoded[:, 0], 1e-12)) if self.state_["log"] else encoded[:, 0]
+        return ((values - last) / self.state_["scale"]).astype(np.float32)[:, None]
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        change = self._raw(X)[:, 0] * self.state_["scale"] + self._windows(X, self.state_)[:, -1]
+        return np.exp(change) if self.state_["log"] else change
 
 
 NET_CLASSES = {c.__name__: c for c in (MLPClassifier, MLPRegressor, CNNClassifier, TextTransformerClassifier,
