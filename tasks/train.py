@@ -385,7 +385,7 @@ def checkpoint_dir_for(store_root: str, features: dict[str, ArtifactRef], settin
 
 def registered_weights(init_from: str, registry_url: str | None) -> dict:
     """The network weights of a registered version, ``NAME@ALIAS`` or ``NAME:VERSION``, for fine-tuning."""
-    from tasks.registry import Registry
+    from tasks.registry import load_model
 
     name, version, alias = init_from, None, "production"
     if "@" in init_from:
@@ -393,12 +393,7 @@ def registered_weights(init_from: str, registry_url: str | None) -> dict:
     elif ":" in init_from:
         name, v = init_from.split(":", 1)
         version, alias = int(v), None
-    registry = Registry(registry_url)
-    try:
-        pipeline, _ = registry.load(name, version, alias)
-    finally:
-        registry.close()
-    model = pipeline.steps[-1][1]
+    model = load_model(name, version, alias, registry_url).steps[-1][1]
     if not hasattr(model, "model_"):
         raise TrainflowError(f"init_from {init_from}: that version is a {type(model).__name__}, not a network")
     return model.model_.state_dict()
