@@ -1,6 +1,11 @@
 """Serve every deployment declared in ``deployments/prefect.yaml`` to the Prefect API in PREFECT_API_URL.
 
     python -m deployments.serve            # with `prefect server start` running (or use `make ui`)
+    python -m deployments.serve --file my-deployments.yaml
+
+A declaration's ``schedules`` take the fields of ``prefect.schedules.Schedule`` as prefect.yaml writes them:
+``cron``, ``interval`` (seconds) or ``rrule``, and ``timezone``, ``anchor_date``, ``active``, ``slug`` and
+``parameters`` (per-schedule values that replace the deployment's top-level parameters of the same name).
 
 The UI then lists the deployments with their schedules and parameter forms, and its Run button starts
 a flow run here. Stop with Ctrl-C.
@@ -9,6 +14,7 @@ a flow run here. Stop with Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib
 import os
 from pathlib import Path
@@ -26,16 +32,26 @@ def load_declarations(path: Path = DEPLOYMENTS_FILE) -> list[dict[str, Any]]:
     return yaml.safe_load(path.read_text())["deployments"]
 
 
+def build_schedule(spec: dict[str, Any]) -> Any:
+    """A ``prefect.schedules.Schedule`` from a prefect.yaml schedule entry (interval in seconds)."""
+    from prefect.schedules import Schedule
+
+    fields = dict(spec)
+    if fields.get("interval") is not None:
+        fields["interval"] = dt.timedelta(seconds=float(fields["interval"]))
+    if isinstance(fields.get("anchor_date"), str):
+        fields["anchor_date"] = dt.datetime.fromisoformat(fields["anchor_date"])
+    return Schedule(**fields)
+
+
 def build_deployments(declarations: list[dict[str, Any]]) -> list:
     """``RunnerDeployment`` objects for the declarations (nothing is sent to the API here)."""
-    from prefect.schedules import Cron
-
     out = []
     for d in declarations:
         file, func = d["entrypoint"].split(":")
         module = importlib.import_module(file.removesuffix(".py").replace("/", "."))
         flow = getattr(module, func)
-        schedules = [Cron(s["cron"], timezone=s.get("timezone")) for s in d.get("schedules") or []]
+        schedules = [build_schedule(s) for s in d.get("schedules") or []]
         out.append(flow.to_deployment(name=d["name"], description=d.get("description"), tags=d.get("tags"),
                                       parameters=d.get("parameters"), schedules=schedules or None,
                                       concurrency_limit=d.get("concurrency_limit")))
@@ -43,11 +59,14 @@ def build_deployments(declarations: list[dict[str, Any]]) -> list:
 
 
 def main() -> None:
-    argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__.splitlines()[0]).parse_args()
+    parser = argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__.splitlines()[0])
+    parser.add_argument("--file", type=Path, default=DEPLOYMENTS_FILE, help="a prefect.yaml of deployments")
+    args = parser.parse_args()
+    declarations = load_declarations(args.file.resolve())
     os.chdir(PROJECT_ROOT)  # parameters hold paths relative to the project root
     from prefect import serve
 
-    serve(*build_deployments(load_declarations()))
+    serve(*build_deployments(declarations))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from tasks.cache import CONTENT
 from tasks.catalog import ArtifactRef, ArtifactStore
 from tasks.metrics import DIRECTION, positive_index
 from tasks.modelio import load_bundle
+from tasks.progress import run_logger
 from tasks.schema import DatasetSchema
 from tasks.transform import as_model_input
 
@@ -405,6 +406,10 @@ def monitor_drift(store_root: str, run_id: str, schema: DatasetSchema, source: s
         report = pd.concat([pd.DataFrame(perf), report], ignore_index=True)
         report = report.sort_values("drifted", ascending=False, kind="stable", ignore_index=True)
     summary.update({"model_name": model_name, "model_version": model_version, "rows": int(len(rows))})
+    run_logger().info("drift: %d of %d features drifted (%.0f%%) on %d rows against %s v%s; dataset drift %s, "
+                      "prediction drift %s, performance drift %s", summary["drifted_features"], summary["features"],
+                      100 * summary["share"], len(rows), model_name, model_version, summary["dataset_drift"],
+                      summary["prediction_drift"], summary["performance_drift"])
     refs = {"drift_report": store.write_table(run_id, "drift", "drift_report", report),
             "drift_summary": store.write_table(run_id, "drift", "drift_summary", pd.DataFrame([summary]))}
     for name, fig in drift_figures(reference, rows, report).items():

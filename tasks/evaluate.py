@@ -27,7 +27,7 @@ from tasks.catalog import ArtifactRef, ArtifactStore
 from tasks.metrics import DIRECTION, positive_index
 from tasks.modelio import load_bundle
 from tasks.nn import NETWORKS
-from tasks.progress import progress
+from tasks.progress import progress, run_logger
 from tasks.schema import DatasetSchema
 from tasks.split import cv_folds
 from tasks.train import TrainSettings, build_estimator, predict_scores, score
@@ -345,6 +345,8 @@ def evaluate(store_root: str, run_id: str, schema: DatasetSchema, model: Artifac
                                                   selected)
     refs = {name: store.write_png(run_id, "evaluate", name, fig) for name, fig in result.pop("figures").items()}
     refs.update({name: store.write_table(run_id, "evaluate", name, df) for name, df in result.items()})
+    run_logger().info("evaluate: %s on %d test rows: %s", meta["family"], len(test),
+                      ", ".join(f"{k} {v:.4f}" for k, v in headline(m, schema.task).items()))
     return refs
 
 

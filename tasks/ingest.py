@@ -21,6 +21,7 @@ from prefect import task
 
 from tasks.catalog import ArtifactRef, ArtifactStore
 from tasks.errors import DataError, is_transient
+from tasks.progress import run_logger
 from tasks.schema import PROJECT_ROOT, DatasetSchema
 
 SKLEARN_DATASETS = ("breast_cancer", "wine", "diabetes", "iris", "digits")
@@ -240,4 +241,7 @@ def ingest(store_root: str, run_id: str, schema: DatasetSchema, source: str | No
     store = ArtifactStore(store_root)
     raw, report = ingest_data(schema, source, query, missing_markers)
     store.write_table(run_id, "ingest", "ingest_report", report)
-    return store.write_table(run_id, "ingest", "raw", raw)
+    ref = store.write_table(run_id, "ingest", "raw", raw)
+    run_logger().info("ingest: %d rows x %d columns of dataset '%s' (sha256 %s)", len(raw), raw.shape[1], schema.name,
+                      ref.sha256[:12])
+    return ref

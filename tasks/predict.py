@@ -24,6 +24,7 @@ from sklearn.pipeline import Pipeline
 from tasks.catalog import ArtifactStore
 from tasks.errors import DataError, ValidationFailed
 from tasks.ingest import iter_source, normalise
+from tasks.progress import run_logger
 from tasks.registry import Registry
 from tasks.schema import DatasetSchema
 from tasks.train import predict_scores
@@ -171,4 +172,7 @@ def predict(store_root: str, run_id: str, schema: DatasetSchema, source: str | N
     store.write_table(run_id, "predict", "predict_report", pd.DataFrame([{
         **{k: v for k, v in summary.items() if k != "unseen_categories"}, "source": src,
         "unseen_categories": json.dumps(unseen), "scored_at": scored_at}]))
+    run_logger().info("predict: %s v%d scored %d of %d rows, %d quarantined%s", name, version, counts["rows_scored"],
+                      counts["rows_in"], counts["rows_quarantined"],
+                      f"; unseen categories in {', '.join(unseen)}" if unseen else "")
     return {**summary, "predictions": predictions}

@@ -1,12 +1,25 @@
-"""Progress for long stages: a Prefect progress artifact inside a run, a console bar in a terminal."""
+"""Progress for long stages: a Prefect progress artifact inside a run, a console bar in a terminal, and the
+run's log lines (the UI's Logs tab and the console)."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from contextlib import contextmanager
 from collections.abc import Iterator
 
 from prefect.context import TaskRunContext, FlowRunContext
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """Prefect's run logger inside a flow or task run (the UI's Logs tab and the console), else ``trainflow``'s."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("trainflow")
 
 
 class Progress:

@@ -30,6 +30,7 @@ from tasks.errors import QualityGateFailed, RegistryError
 from tasks.lineage import environment_lineage
 from tasks.metrics import DIRECTION
 from tasks.modelio import load_bundle
+from tasks.progress import run_logger
 from tasks.schema import PROJECT_ROOT
 
 DEFAULT_REGISTRY_URL = f"sqlite:///{PROJECT_ROOT / 'data' / 'registry' / 'registry.db'}"
@@ -353,12 +354,15 @@ def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metric
         misses = check_gate(metrics, gate)
         if misses:
             registry.record(name, "gate_failed", run_id=run_id, misses=misses, metrics=metrics)
+            run_logger().warning("register: quality gate failed: %s", "; ".join(misses))
             raise QualityGateFailed(f"model '{name}' of run {run_id} was not registered: " + "; ".join(misses))
         files = store.read_bundle(model)
         if reference_profile is not None:
             files[PROFILE_FILE] = store.read_file(reference_profile)
         meta = json.loads(files["model.json"])
         info = registry.register(name, files, run_id, meta["family"], task_type, metrics, lineage)
+        run_logger().info("register: %s v%d [%s] (%s), quality gate %s passed", name, info["version"],
+                          ", ".join(info["aliases"]), meta["family"], gate)
         store.write_table(run_id, "register", "registered_version", pd.DataFrame([{
             "model_name": name, "version": info["version"], "aliases": ",".join(info["aliases"]),
             "uri": info["uri"], "sha256": info["sha256"], "registry_url": registry.url}]))
@@ -441,6 +445,8 @@ def promote(store_root: str, run_id: str, schema: Any, holdout: ArtifactRef, mod
         registry.close()
     store.write_table(run_id, "promote", "promotion", pd.DataFrame([{**decision, "model_name": model_name,
                                                                       "holdout_rows": holdout.rows}]))
+    run_logger().info("promote: %s v%s %s: %s", model_name, challenger,
+                      "promoted to production" if decision["promoted"] else "not promoted", decision["reason"])
     return decision
 
 

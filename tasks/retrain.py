@@ -5,17 +5,16 @@ The newest batch is held out: champion and challenger are compared on it, so it 
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from prefect import task
-from prefect.logging import get_run_logger
 
 from tasks.catalog import ArtifactRef, ArtifactStore
 from tasks.errors import DataError, is_transient
 from tasks.ingest import normalise, read_source
+from tasks.progress import run_logger
 from tasks.schema import DatasetSchema
 
 BATCH_SUFFIXES = (".parquet", ".csv", ".csv.gz")
@@ -60,11 +59,7 @@ def notify(event: str, message: str, url: str | None, details: dict[str, Any] | 
     Returns:
         True when a webhook or a block was called.
     """
-    try:
-        logger = get_run_logger()
-    except Exception:  # called outside a run
-        logger = logging.getLogger("trainflow")
-    logger.warning("[%s] %s", event, message)
+    run_logger().warning("[%s] %s", event, message)
     if block:
         from prefect.blocks.core import Block
 

@@ -18,6 +18,7 @@ from sklearn.model_selection import GroupShuffleSplit, KFold, StratifiedKFold, T
 from tasks.cache import CONTENT
 from tasks.catalog import ArtifactRef, ArtifactStore
 from tasks.errors import DataError
+from tasks.progress import run_logger
 from tasks.schema import DatasetSchema
 
 SPLITS = ("train", "validation", "test")
@@ -166,4 +167,5 @@ def split(store_root: str, run_id: str, schema: DatasetSchema, data: ArtifactRef
     store = ArtifactStore(store_root)
     splits, summary = split_data(store.read_table(data), schema, settings, seed)
     store.write_table(run_id, "split", "split_summary", summary)
+    run_logger().info("split: %s rows", " / ".join(f"{name} {len(part)}" for name, part in splits.items()))
     return {name: store.write_table(run_id, "split", name, part) for name, part in splits.items()}

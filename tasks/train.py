@@ -31,7 +31,7 @@ from tasks.errors import TrainflowError
 from tasks.metrics import DEFAULT_METRIC, DIRECTION, classification_metrics, regression_metrics
 from tasks.modelio import bundle_files, load_skops
 from tasks.nn import NETWORKS, NNSettings
-from tasks.progress import Progress, progress
+from tasks.progress import Progress, progress, run_logger
 from tasks.schema import DatasetSchema
 from tasks.transform import TransformSettings, encoder_for, encoding_for
 
@@ -226,11 +226,15 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
         s = est.nn_settings
         path = Path(checkpoint_dir) / f"{family}.pt" if checkpoint_dir and s.checkpoint else None
         bar = Progress(s.max_epochs, f"{family} epochs") if on_iteration is None else None  # no artifact per trial
+        logger = run_logger()
 
         def on_epoch(row: dict) -> None:
             if bar is not None:
                 loss = row.get("validation_loss", row["train_loss"])
                 bar.advance(f"epoch {row['epoch']}, validation loss {loss:.4f}")
+                logger.info("%s epoch %d/%d: train loss %.4f, validation loss %.4f, validation metric %.4f",
+                            family, row["epoch"], s.max_epochs, row["train_loss"], loss,
+                            row.get("validation_metric", float("nan")))
             if on_iteration is not None:
                 on_iteration(row["epoch"], row["validation_metric"])
 
@@ -423,6 +427,9 @@ def train(store_root: str, run_id: str, schema: DatasetSchema, features: dict[st
     if nn.init_from:
         meta["init_from"] = nn.init_from
     candidates = meta.pop("candidates")
+    run_logger().info("train: selected %s, validation %s %.4f%s", meta["family"], meta["selection_metric"],
+                      board.iloc[0]["validation_score"], "".join(
+                          f"; {r['family']} {r['validation_score']:.4f}" for r in board.iloc[1:].to_dict("records")))
     refs = {
         "leaderboard": store.write_table(run_id, "train", "leaderboard", board),
         "history": store.write_table(run_id, "train", "training_history", history),

@@ -25,6 +25,7 @@ from sklearn.preprocessing import OneHotEncoder, RobustScaler, StandardScaler
 from tasks.cache import CONTENT
 from tasks.catalog import ArtifactRef, ArtifactStore
 from tasks.modelio import dump_skops
+from tasks.progress import run_logger
 from tasks.schema import DatasetSchema
 
 MISSING = "__missing__"
@@ -198,5 +199,7 @@ def transform(store_root: str, run_id: str, schema: DatasetSchema, splits: dict[
     frames = {name: store.read_table(ref) for name, ref in splits.items()}
     pre, features = fit_transform_splits(frames, schema, settings)
     refs = {name: store.write_table(run_id, "transform", f"features_{name}", f) for name, f in features.items()}
+    run_logger().info("transform: fitted on %d training rows; %d feature columns", len(frames["train"]),
+                      features["train"].shape[1])
     refs["preprocessor"] = store.write_file(run_id, "transform", "preprocessor.skops", dump_skops(pre))
     return refs

@@ -35,6 +35,7 @@ from tasks.catalog import ArtifactRef, ArtifactStore
 from tasks.errors import TrainflowError
 from tasks.metrics import DEFAULT_METRIC, DIRECTION
 from tasks.nn import NETWORKS, NNSettings
+from tasks.progress import run_logger
 from tasks.schema import DatasetSchema
 from tasks.split import cv_folds
 from tasks.train import TrainSettings, families_for, fit_family
@@ -283,6 +284,26 @@ def trials_table(study: Any) -> pd.DataFrame:
     return pd.DataFrame(rows).astype({"retry_of": "Int64"}) if rows else pd.DataFrame(rows)
 
 
+def trial_line(study: Any, trial: Any, metric: str) -> str:
+    """One log line for a finished trial: number, state, CV score, best so far, seconds, parameters."""
+    folds = trial.user_attrs.get("fold_scores", [])
+    score = f"{metric} {trial.value:.4f} over {len(folds)} folds" if trial.value is not None else \
+        f"{len(folds)} folds done"
+    seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() \
+        if trial.datetime_complete and trial.datetime_start else float("nan")
+    try:
+        best = f"best {study.best_value:.4f} (trial {study.best_trial.number})"
+    except ValueError:  # no trial has completed yet
+        best = "no completed trial yet"
+    error = f", error: {trial.user_attrs['error'][:200]}" if trial.user_attrs.get("error") else ""
+    params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
+    return f"tune trial {trial.number} {trial.state.name.lower()}: {score}; {best}; {seconds:.1f} s; {params}{error}"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 class _Plan(BaseModel):
     family: str
     metric: str
@@ -353,9 +374,11 @@ def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, Artif
     timeout = None if deadline is None else max(0.0, deadline - time.time())
     n_jobs = 1 if settings.workers > 1 else None
     ran: list[int] = []
+    logger = run_logger()
 
     def after(st: Any, trial: Any) -> None:  # count this worker's trials; stop when the study's budget is spent
         ran.append(trial.number)
+        logger.info("%s", trial_line(st, trial, p.metric))
         if _finished(st) >= settings.n_trials:
             st.stop()
 

@@ -19,6 +19,7 @@ from prefect import task
 
 from tasks.catalog import ArtifactRef, ArtifactStore
 from tasks.errors import ValidationFailed
+from tasks.progress import run_logger
 from tasks.schema import DatasetSchema
 
 SEVERITY_NAMES = {"critical": "error", "warning": "warning", "info": "info"}
@@ -145,6 +146,17 @@ def validate_data(df: pd.DataFrame, schema: DatasetSchema, quarantine: bool = Fa
     return ValidationOutcome(results=results, valid=keep, quarantine=quarantined, errors=errors)
 
 
+def verdict(results: pd.DataFrame, quarantined: int = 0) -> str:
+    """One line on a validation: passed or failed, rule counts, quarantined rows, the first failed rules."""
+    failed = results[~results["success"].astype(bool)]
+    errors = int(((failed["severity"] == "error") & ~failed["quarantined"].astype(bool)).sum())
+    names = [f"{c}: {rule}" if isinstance(c, str) else rule for c, rule in zip(failed["column"], failed["expectation"])]
+    shown = "; failed " + ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "") if names else ""
+    return (f"{'FAILED' if errors else 'passed'}: {len(results) - len(failed)} of {len(results)} rules passed, "
+            f"{errors} error rules failed, {len(failed) - errors} warning or quarantined, {quarantined} rows "
+            f"quarantined{shown}")
+
+
 @task(name="validate")
 def validate(store_root: str, run_id: str, schema: DatasetSchema, raw: ArtifactRef, quarantine: bool = False,
              max_quarantine_fraction: float = 0.05) -> ArtifactRef:
@@ -159,6 +171,7 @@ def validate(store_root: str, run_id: str, schema: DatasetSchema, raw: ArtifactR
     store = ArtifactStore(store_root)
     outcome = validate_data(store.read_table(raw), schema, quarantine, max_quarantine_fraction)
     report = store.write_table(run_id, "validate", "validation_results", outcome.results)
+    run_logger().info("validate: %s", verdict(outcome.results, len(outcome.quarantine)))
     if outcome.errors:
         raise ValidationFailed(schema.name, outcome.errors, store.uri(report))
     if len(outcome.quarantine):

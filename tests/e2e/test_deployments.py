@@ -1,18 +1,23 @@
-"""Against a real `prefect server start`: the deployments are served, scheduled, and run from the API
-exactly as the UI's Run button runs them."""
+"""Against a real `prefect server start`: the deployments are served; the scheduler service creates the
+nightly runs and fires a scheduled retraining that the served process runs; a run started through the API,
+as the UI's Run button does, retrains on a drifted week."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pandas as pd
 import pytest
+import yaml
 
+from deployments.serve import load_declarations
 from deployments.simulate import simulate
 from deployments.ui import free_port, wait_healthy
 from tasks.registry import Registry
@@ -20,25 +25,46 @@ from tasks.registry import Registry
 ROOT = Path(__file__).resolve().parents[2]
 
 
+SOON_SECONDS = 75  # the scheduled deployment first fires this long after serve starts (serve needs ~20 s)
+
+
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory):
+def world(tmp_path_factory: pytest.TempPathFactory):
+    """A real `prefect server start` serving the project's deployments plus `retraining/adult-soon`: the nightly
+    retraining with a schedule that first fires SOON_SECONDS from now, and this test's data in its schedule's
+    parameters (per-schedule parameters, as prefect.yaml declares them)."""
     tmp = tmp_path_factory.mktemp("server")
     base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     base.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_LOGGING_LEVEL="WARNING")
+    days = simulate(tmp / "all", days=7, rows=1500, seed=5)
+    inbox = tmp / "batches"
+    inbox.mkdir()
+    days[0].rename(inbox / days[0].name)
+    registry_url = f"sqlite:///{tmp / 'registry.db'}"
+    settings = {"batches": str(inbox), "training": {
+        "artifacts_root": str(tmp / "artifacts"), "registry": {"registry_url": registry_url},
+        "evaluate": {"cv_folds": 0, "permutation_repeats": 0}, "tune": {"enabled": False}}}
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
-    server_log = open(tmp / "server.log", "w")
+    server_log = tmp / "server.log"
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
                                str(port)], env={**base, "PREFECT_HOME": str(tmp / "server-home")}, cwd=ROOT,
-                              stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True)
-    serve_log = open(tmp / "serve.log", "w")
+                              stdout=open(server_log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
     served = None
     try:
         wait_healthy(url, timeout=180)
-        served = subprocess.Popen([sys.executable, "-m", "deployments.serve"], cwd=ROOT, stdout=serve_log,
-                                  stderr=subprocess.STDOUT, start_new_session=True,
+        nightly = next(d for d in load_declarations() if d["name"] == "adult-nightly")
+        first_fire = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=SOON_SECONDS)
+        soon = {**nightly, "name": "adult-soon", "schedules": [
+            {"interval": 86400, "anchor_date": first_fire.isoformat(), "parameters": {"settings": settings}}]}
+        file = tmp / "deployments.yaml"
+        file.write_text(yaml.safe_dump({"deployments": [*load_declarations(), soon]}))
+        served = subprocess.Popen([sys.executable, "-m", "deployments.serve", "--file", str(file)], cwd=ROOT,
+                                  stdout=open(tmp / "serve.log", "w"), stderr=subprocess.STDOUT,
+                                  start_new_session=True,
                                   env={**base, "PREFECT_HOME": str(tmp / "serve-home"), "PREFECT_API_URL": url})
-        yield url
+        yield {"api": url, "tmp": tmp, "days": days, "inbox": inbox, "settings": settings,
+               "registry_url": registry_url, "first_fire": first_fire, "server_log": server_log}
     finally:
         for proc in (served, server):
             if proc is not None:
@@ -49,13 +75,26 @@ def api(tmp_path_factory: pytest.TempPathFactory):
                     proc.kill()
 
 
-def _deployments(api: str, expected: int, attempts: int = 120) -> list[dict]:
+def _deployments(api: str, expected: int, attempts: int = 120) -> dict[str, dict]:
+    """The served deployments by "flow/deployment" name, once at least ``expected`` are registered."""
     for _ in range(attempts):
         found = httpx.post(f"{api}/deployments/filter", json={"limit": 50}, timeout=10).json()
         if len(found) >= expected:
-            return found
+            flows = {f["id"]: f["name"] for f in httpx.post(f"{api}/flows/filter", json={}, timeout=10).json()}
+            return {f"{flows[d['flow_id']]}/{d['name']}": d for d in found}
         time.sleep(1)
     raise AssertionError(f"only {len(found)} deployments registered after {attempts} tries")
+
+
+def _runs_of(api: str, deployment: dict, types: list[str]) -> list[dict]:
+    """The deployment's flow runs in one of these state types, soonest first."""
+    body = {"deployments": {"id": {"any_": [deployment["id"]]}}, "sort": "EXPECTED_START_TIME_ASC",
+            "flow_runs": {"state": {"type": {"any_": types}}}}
+    return httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json()
+
+
+def _scheduler_errors(log: Path) -> list[str]:
+    return [line for line in log.read_text().splitlines() if "ERROR" in line or "Traceback" in line]
 
 
 def _run_and_wait(api: str, name: str, parameters: dict, timeout: float = 420) -> dict:
@@ -68,46 +107,64 @@ def _run_and_wait(api: str, name: str, parameters: dict, timeout: float = 420) -
     return httpx.get(f"{api}/flow_runs/{run.id}", timeout=10).json()
 
 
-def test_api_accepts_the_nulls_the_ui_sends(api: str) -> None:
+def test_api_accepts_the_nulls_the_ui_sends(world: dict) -> None:
     # the UI posts filters with explicit nulls; fastapi 0.151+ made the server reject them (pyproject caps it)
     body = {"offset": None, "limit": None, "sort": None, "flows": None, "deployments": None}
-    assert httpx.post(f"{api}/deployments/filter", json=body, timeout=10).status_code == 200
+    assert httpx.post(f"{world['api']}/deployments/filter", json=body, timeout=10).status_code == 200
 
 
-def test_served_deployments_schedule_and_run_retraining(api: str, tmp_path: Path) -> None:
-    served = _deployments(api, 4)
-    flows = {f["id"]: f["name"] for f in httpx.post(f"{api}/flows/filter", json={}, timeout=10).json()}
-    deps = {f"{flows[d['flow_id']]}/{d['name']}": d for d in served}
-    assert set(deps) == {"training/adult", "inference/adult", "monitoring/adult", "retraining/adult-nightly"}
+def test_the_nightly_deployment_has_upcoming_runs_within_a_minute(world: dict) -> None:
+    deps = _deployments(world["api"], 5)
+    assert set(deps) == {"training/adult", "inference/adult", "monitoring/adult", "retraining/adult-nightly",
+                         "retraining/adult-soon"}
     nightly = deps["retraining/adult-nightly"]
     (schedule,) = nightly["schedules"]
     assert schedule["schedule"]["cron"] == "0 2 * * *" and schedule["schedule"]["timezone"] == "Europe/Berlin"
     assert "settings" in nightly["parameter_openapi_schema"]["properties"]  # the UI's parameter form
     assert nightly["parameters"]["settings"]["batches"] == "data/batches"
+    upcoming: list[dict] = []
+    for _ in range(60):  # the UI's Upcoming tab: runs the scheduler service created
+        upcoming = _runs_of(world["api"], nightly, types=["SCHEDULED"])
+        if upcoming:
+            break
+        time.sleep(1)
+    assert upcoming, f"no scheduled run after 60 s; scheduler errors: {_scheduler_errors(world['server_log'])[:3]}"
+    first = dt.datetime.fromisoformat(upcoming[0]["expected_start_time"]).astimezone(ZoneInfo("Europe/Berlin"))
+    assert (first.hour, first.minute) == (2, 0) and "auto-scheduled" in upcoming[0]["tags"]
 
-    days = simulate(tmp_path / "all", days=7, rows=1500, seed=5)
-    inbox = tmp_path / "batches"
-    inbox.mkdir()
-    days[0].rename(inbox / days[0].name)
-    registry_url = f"sqlite:///{tmp_path / 'registry.db'}"
-    settings = {"batches": str(inbox), "training": {
-        "artifacts_root": str(tmp_path / "artifacts"), "registry": {"registry_url": registry_url},
-        "evaluate": {"cv_folds": 0, "permutation_repeats": 0}, "tune": {"enabled": False}}}
-    first = _run_and_wait(api, "retraining/adult-nightly", {"settings": settings})
-    assert first["state_type"] == "COMPLETED", first["state"]
-    for day in days[1:]:
-        day.rename(inbox / day.name)
-    second = _run_and_wait(api, "retraining/adult-nightly", {"settings": settings})
+
+def test_the_scheduler_fires_retraining_then_the_run_button_retrains_on_drift(world: dict) -> None:
+    api = world["api"]
+    soon = _deployments(api, 5)["retraining/adult-soon"]
+    assert dt.datetime.fromisoformat(soon["created"]) < world["first_fire"], "served after its first run time"
+    deadline = world["first_fire"] + dt.timedelta(seconds=480)
+    runs: list[dict] = []
+    while dt.datetime.now(dt.UTC) < deadline:  # nothing here starts a run: the scheduler and the served process do
+        runs = _runs_of(api, soon, types=["COMPLETED", "FAILED", "CRASHED", "CANCELLED"])
+        if runs:
+            break
+        time.sleep(2)
+    assert runs, f"the scheduled run did not finish; scheduler errors: {_scheduler_errors(world['server_log'])[:3]}"
+    (fired,) = runs
+    assert fired["state_type"] == "COMPLETED", fired["state"]
+    assert "auto-scheduled" in fired["tags"] and fired["parameters"]["settings"]["batches"] == str(world["inbox"])
+    assert dt.datetime.fromisoformat(fired["expected_start_time"]) == world["first_fire"]
+    assert _scheduler_errors(world["server_log"]) == []
+    registry = Registry(world["registry_url"])
+    assert registry.tables()["model_versions"]["version"].tolist() == [1]  # no model yet: the first is trained
+
+    for day in world["days"][1:]:
+        day.rename(world["inbox"] / day.name)
+    second = _run_and_wait(api, "retraining/adult-nightly", {"settings": world["settings"]})
     assert second["state_type"] == "COMPLETED", second["state"]
-
-    registry = Registry(registry_url)
     versions = registry.tables()["model_versions"]
     assert versions["version"].tolist() == [1, 2]  # trained, then retrained on the drifted week
     events = registry.tables()["registry_events"]
     assert {"promotion_declined", "alias_set"} & set(events[events["version"] == 2]["event"])
-    reports = list((tmp_path / "artifacts" / "runs").glob("*/drift/drift_report.parquet"))
+    reports = list((world["tmp"] / "artifacts" / "runs").glob("*/drift/drift_report.parquet"))
     assert len(reports) == 1 and pd.read_parquet(reports[0])["drifted"].any()
     arts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"key": {"any_": ["drift-adult"]}},
                                                        "limit": 5, "offset": 0, "sort": "CREATED_DESC",
                                                        "flow_runs": {}, "task_runs": {}}, timeout=10).json()
     assert arts and arts[0]["flow_run_id"] == second["id"]
+    assert _scheduler_errors(world["server_log"]) == []
