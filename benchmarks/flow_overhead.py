@@ -34,7 +34,7 @@ PLAIN = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import pandas as pd
-from flows.training import TrainingSettings
+from flows.training import TrainingSettings, resolve_root
 from tasks.catalog import ArtifactStore, new_run_id
 from tasks.evaluate import evaluate_model, headline
 from tasks.ingest import ingest_data
@@ -47,7 +47,7 @@ from tasks.transform import fit_transform_splits
 from tasks.validate import validate_data
 s = TrainingSettings.model_validate(json.loads(sys.argv[1]))
 t1 = time.perf_counter()
-store, run = ArtifactStore(s.artifacts_root), new_run_id()
+store, run = ArtifactStore(resolve_root(s.artifacts_root)), new_run_id()
 schema = load_schema(s.dataset)
 raw, report = ingest_data(schema)
 store.write_table(run, "ingest", "ingest_report", report); store.write_table(run, "ingest", "raw", raw)

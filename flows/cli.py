@@ -4,6 +4,7 @@ supplies values that flags then override. Errors a user can cause end in one lin
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import sys
@@ -81,10 +82,17 @@ def print_rows(title: str, rows: list[tuple[str, str]]) -> None:
 
     table = Table(title=title, show_header=False)
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")  # wrapped, never cut with an ellipsis
     for label, value in rows:
         table.add_row(label, escape(str(value)))
     Console().print(table)
+
+
+def print_paths(paths: dict[str, str]) -> None:
+    """Label and path, one a line and never cut, so that a path can be copied whole."""
+    width = max(map(len, paths), default=0)
+    for label, path in paths.items():
+        print(f"{label:<{width}}  {path}")
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -95,9 +103,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     for family, m in summary.get("test_leaderboard", {}).items():
         if family != summary["family"]:
             rows.append((f"  vs {family}", ", ".join(f"{k} {v:.4f}" for k, v in m.items())))
-    rows += [("artifacts", summary["run_dir"]), ("manifest", f"{summary['run_dir']}/manifest.parquet"),
-             ("model file", summary["model_uri"]), ("registry", summary["registry_uri"])]
     print_rows(f"training run {summary['run_id']} ({summary['dataset']})", rows)
+    print_paths({"artifacts": summary["run_dir"], "manifest": f"{summary['run_dir']}/manifest.parquet",
+                 "model file": summary["model_uri"], "registry": summary["registry_uri"]})
 
 
 class _UserErrorFilter(logging.Filter):
@@ -109,18 +117,37 @@ class _UserErrorFilter(logging.Filter):
         return True
 
 
+_last_words: list[str] = []
+
+
+def _say_last_words() -> None:
+    for line in _last_words:
+        print(line, file=sys.stderr, flush=True)
+    _last_words.clear()
+
+
 def main(flow_fn: Callable[[BaseModel], dict[str, Any]], settings_cls: type[BaseModel],
          argv: list[str] | None = None, prog: str | None = None,
          printer: Callable[[dict[str, Any]], None] = print_summary) -> int:
-    """Parse settings, run the flow, print its summary; return the exit code (2 for a user error)."""
+    """Parse settings, check them, run the flow, print its summary; return the exit code (2 for a user error).
+
+    Settings that ``check()`` can refuse without running anything (unknown schema, missing file) are refused
+    before Prefect starts its temporary server. The one-line error of a failed run is printed at exit, after
+    the temporary server's shutdown lines, so that it is the last line the command prints.
+    """
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).addFilter(_UserErrorFilter())
     prog = prog or f"python -m flows.{flow_fn.name if hasattr(flow_fn, 'name') else flow_fn.__name__}"
+    atexit.register(_say_last_words)  # before Prefect registers the server's stop, so it runs after it
     try:
         settings = parse_settings(settings_cls, sys.argv[1:] if argv is None else argv, prog)
+        if hasattr(settings, "check"):
+            settings.check()
         summary = flow_fn(settings)
     except TrainflowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _last_words.append(f"error: {exc}")
+        if argv is not None:  # called from Python (tests): say it now
+            _say_last_words()
         return 2
     printer(summary)
     return 0

@@ -9,24 +9,33 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from flows.training import DEFAULT_ARTIFACTS_ROOT, resolve_root
+from flows.training import ARTIFACTS_ROOT_HELP, resolve_root
 from tasks.catalog import ArtifactStore, new_run_id
+from tasks.forms import FormModel, dataset_field
+from tasks.ingest import check_source
 from tasks.predict import PredictSettings, predict
 from tasks.schema import load_schema
+from tasks.ui import tag_flow_run
 
 
-class InferenceSettings(BaseModel):
+class InferenceSettings(FormModel):
     """Settings of the batch inference flow."""
 
-    dataset: str = Field("adult", description="dataset name: its schema in schemas/ gives the rules and columns")
+    dataset: str = dataset_field("adult", "dataset name: its schema in schemas/ gives the rules and columns")
     source: str | None = Field(None, description="CSV or Parquet file, partitioned Parquet folder, sklearn:NAME, or "
-                                                 "a SQLAlchemy URL; None: the schema's source")
+                                                 "a SQLAlchemy URL; empty: the schema's source")
     query: str | None = Field(None, description="SQL query when the source is a database URL")
-    artifacts_root: str = Field(DEFAULT_ARTIFACTS_ROOT, description="folder or URI where runs/<run-id>/ are written")
-    schemas_dir: str | None = Field(None, description="folder of dataset schemas; None: the project's schemas/")
+    artifacts_root: str | None = Field(None, description=ARTIFACTS_ROOT_HELP)
+    schemas_dir: str | None = Field(None, description="folder of dataset schemas; empty: the project's schemas/")
     model: PredictSettings = Field(default_factory=PredictSettings)
+
+    def check(self) -> None:
+        """Unknown schema or unreadable source, found before Prefect starts (raises TrainflowError)."""
+        schema = load_schema(self.dataset, self.schemas_dir)
+        if self.source:
+            check_source(self.source, schema.name)
 
 
 @flow(name="inference", description="Score a batch of rows with a registered model.")
@@ -42,6 +51,7 @@ def inference(settings: InferenceSettings = InferenceSettings()) -> dict[str, An
     root = resolve_root(settings.artifacts_root)
     run_id = new_run_id()
     schema = load_schema(settings.dataset, settings.schemas_dir)
+    tag_flow_run(schema.name)
     out = predict(root, run_id, schema, settings.source, settings.query, settings.model)
     store = ArtifactStore(root)
     return {**{k: v for k, v in out.items() if k != "predictions"}, "run_id": run_id,

@@ -18,6 +18,7 @@ from tasks.catalog import ArtifactStore, new_run_id
 from tasks.drift import MonitorSettings, monitor_drift
 from tasks.predict import predict
 from tasks.schema import load_schema
+from tasks.ui import tag_flow_run
 
 
 class MonitoringSettings(InferenceSettings):
@@ -37,6 +38,7 @@ def monitoring(settings: MonitoringSettings = MonitoringSettings()) -> dict[str,
     root = resolve_root(settings.artifacts_root)
     run_id = new_run_id()
     schema = load_schema(settings.dataset, settings.schemas_dir)
+    tag_flow_run(schema.name)
     scored = predict(root, run_id, schema, settings.source, settings.query, settings.model)
     drift = monitor_drift(root, run_id, schema, settings.source, settings.query, scored["predictions"],
                           scored["model_name"], scored["model_version"], settings.model.registry_url, settings.drift)

@@ -14,19 +14,22 @@ import datetime as dt
 from typing import Any
 
 from prefect import flow
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from flows.training import TrainingSettings, resolve_root, training
 from tasks.catalog import ArtifactStore, new_run_id
 from tasks.drift import MonitorSettings, monitor_drift
 from tasks.errors import RegistryError
+from tasks.forms import FormModel
 from tasks.predict import PredictSettings, predict
 from tasks.registry import PromotionSettings, Registry, promote
+from tasks.report import report_retraining
 from tasks.retrain import combine, list_batches, notify
 from tasks.schema import load_schema
+from tasks.ui import tag_flow_run
 
 
-class RetrainingSettings(BaseModel):
+class RetrainingSettings(FormModel):
     """Settings of the retraining flow."""
 
     training: TrainingSettings = Field(default_factory=TrainingSettings)
@@ -36,9 +39,15 @@ class RetrainingSettings(BaseModel):
     max_model_age_days: float = Field(7.0, gt=0, description="retrain when the production model is older than this")
     drift: MonitorSettings = Field(default_factory=MonitorSettings)
     promotion: PromotionSettings = Field(default_factory=PromotionSettings)
-    notify_url: str | None = Field(None, description="webhook called on promotion and on failure; None: logged only")
+    notify_url: str | None = Field(None, description="webhook called on promotion and on failure; empty: logged only")
     notify_block: str | None = Field(None, description="saved Prefect notification block (e.g. 'slack-webhook/ml-team') "
                                                        "used on promotion and on failure")
+
+    def check(self) -> None:
+        """The training settings' checks and a readable batches folder, before Prefect starts."""
+        self.training.check()
+        if self.batches:
+            list_batches(self.batches)
 
 
 @flow(name="retraining", description="Monitor, retrain when needed, and promote only a better model.")
@@ -49,7 +58,7 @@ def retraining(settings: RetrainingSettings = RetrainingSettings()) -> dict[str,
         What was decided and why: drift summary, whether it retrained, the challenger, the promotion decision.
     """
     try:
-        return _retrain(settings)
+        return report_retraining(_retrain(settings))
     except Exception as exc:
         notify("retraining_failed", f"retraining of '{settings.training.dataset}' failed: {exc}", settings.notify_url,
                block=settings.notify_block)
@@ -61,6 +70,7 @@ def _retrain(settings: RetrainingSettings) -> dict[str, Any]:
     root = resolve_root(t.artifacts_root)
     run_id = new_run_id()
     schema = load_schema(t.dataset, t.schemas_dir)
+    tag_flow_run(schema.name)
     name = t.registry.model_name or schema.name
     batches = [str(b) for b in list_batches(settings.batches)]
     registry = Registry(t.registry.registry_url)

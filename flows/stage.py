@@ -10,19 +10,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import pandas as pd
 from prefect import flow
 from pydantic import Field
 
 from flows.training import TrainingSettings, resolve_root, run_tuning
 from tasks.catalog import ArtifactRef, ArtifactStore, new_run_id
-from tasks.errors import TrainflowError
-from tasks.evaluate import evaluate
+from tasks.errors import ArtifactError, TrainflowError
+from tasks.evaluate import evaluate, headline
 from tasks.ingest import ingest
 from tasks.schema import load_schema
 from tasks.split import SPLITS, split
 from tasks.train import train
 from tasks.transform import transform
-from tasks.validate import validate
+from tasks.validate import validate, verdict
 
 Stage = Literal["ingest", "validate", "split", "transform", "tune", "train", "evaluate"]
 
@@ -95,21 +96,57 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
         store.add_reference(run_id, ref)
     manifest = store.manifest(run_id)
     return {"run_id": run_id, "stage": stage, "from_run": s.from_run, "run_dir": store.run_uri(run_id),
+            "result": stage_result(store, run_id, stage, view.task),
             "outputs": {f"{r['stage']}/{r['name']}": store.path_uri(r["path"]) for r in manifest.to_dict("records")}}
 
 
-def print_stage(summary: dict[str, Any]) -> None:
-    """Console table of what the stage wrote and borrowed."""
-    from rich.console import Console
-    from rich.table import Table
+def stage_result(store: ArtifactStore, run_id: str, stage: str, task_type: str) -> list[tuple[str, str]]:
+    """What a person wants to know of the stage that just ran, as (label, value) rows read from its artifacts."""
+    def table(stage_name: str, name: str) -> pd.DataFrame | None:
+        try:
+            return store.read_table(store.find(run_id, stage_name, name))
+        except ArtifactError:
+            return None
 
-    table = Table(title=f"stage {summary['stage']}: run {summary['run_id']}"
-                        + (f" (inputs from {summary['from_run']})" if summary["from_run"] else ""))
-    table.add_column("artifact")
-    table.add_column("path")
-    for name, path in summary["outputs"].items():
-        table.add_row(name, path)
-    Console().print(table)
+    rows: list[tuple[str, str]] = []
+    if stage == "ingest":
+        raw = table("ingest", "raw")
+        rows.append(("rows", f"{len(raw):,} rows x {raw.shape[1]} columns"))
+    elif stage == "validate":
+        quarantine = table("validate", "quarantine")
+        rows.append(("validation", verdict(table("validate", "validation_results"),
+                                           0 if quarantine is None else len(quarantine))))
+    elif stage == "split":
+        rows += [(name, f"{len(table('split', name)):,} rows") for name in SPLITS]
+    elif stage == "transform":
+        rows += [(f"features_{name}", "{:,} rows x {} columns".format(*table("transform", f"features_{name}").shape))
+                 for name in SPLITS]
+    elif stage == "tune":
+        trials = table("tune", "trials")
+        done = trials[trials["state"] == "complete"]
+        rows.append(("trials", ", ".join(f"{n} {state}" for state, n in trials["state"].value_counts().items())))
+        if len(done):
+            best = done.loc[done["mean"].idxmax() if done["mean"].notna().any() else done.index[0]]
+            rows += [("best trial", f"{int(best['trial'])}: CV {best['mean']:.4f}"), ("best params", best["params"])]
+    elif stage == "train":
+        for r in table("train", "leaderboard").to_dict("records"):
+            rows.append((f"{r['rank']}. {r['family']}", f"validation {r['metric']} {r['validation_score']:.4f}"
+                                                          f"{' (selected)' if r['selected'] else ''}"))
+    elif stage == "evaluate":
+        rows += [(f"test {k}", f"{v:.4f}") for k, v in headline(table("evaluate", "metrics"), task_type).items()]
+        board = table("evaluate", "test_leaderboard")
+        for r in (board.to_dict("records") if board is not None and len(board) > 1 else []):
+            rows.append((f"  {r['family']}", f"test {r['metric']} {r['test_score']:.4f}"))
+    return rows
+
+
+def print_stage(summary: dict[str, Any]) -> None:
+    """Console: the stage's result, then every artifact it wrote or borrowed with its whole path."""
+    from flows.cli import print_paths, print_rows
+
+    print_rows(f"stage {summary['stage']}: run {summary['run_id']}"
+               + (f" (inputs from {summary['from_run']})" if summary["from_run"] else ""), summary["result"])
+    print_paths(summary["outputs"])
 
 
 if __name__ == "__main__":

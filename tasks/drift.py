@@ -29,18 +29,20 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from prefect import task
-from pydantic import BaseModel, Field
+from pydantic import Field
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 from sklearn.pipeline import Pipeline
 
 from tasks.cache import CONTENT
 from tasks.catalog import ArtifactRef, ArtifactStore
+from tasks.forms import FormModel
 from tasks.metrics import DIRECTION, positive_index
 from tasks.modelio import load_bundle
 from tasks.progress import run_logger
 from tasks.schema import DatasetSchema
 from tasks.transform import as_model_input
+from tasks.ui import embedded_png, publish, table_rows
 
 PREDICTION = "__prediction__"  # the profile's entry for the model's scores
 N_QUANTILES = 101  # 0%, 1%, ... 100%
@@ -50,7 +52,7 @@ MIN_EXPECTED = 5.0
 EPS = 1e-6
 
 
-class DriftSettings(BaseModel):
+class DriftSettings(FormModel):
     """How drift is tested; thresholds apply per feature."""
 
     small_sample: int = Field(1000, ge=1, description="up to this many current rows: KS / chi-square, else distances")
@@ -378,8 +380,6 @@ def monitor_drift(store_root: str, run_id: str, schema: DatasetSchema, source: s
     Returns:
         The dataset-level summary (drifted features, share, dataset, prediction and performance drift).
     """
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
-
     from tasks.ingest import normalise, read_source
     from tasks.registry import Registry
 
@@ -414,19 +414,19 @@ def monitor_drift(store_root: str, run_id: str, schema: DatasetSchema, source: s
             "drift_summary": store.write_table(run_id, "drift", "drift_summary", pd.DataFrame([summary]))}
     for name, fig in drift_figures(reference, rows, report).items():
         refs[name] = store.write_png(run_id, "drift", name, fig)
+    columns = ["feature", "test", "statistic", "p_value", "threshold", "drifted", "new_categories"]
+    rows_shown = table_rows(report.reindex(columns=columns))
     lines = [f"# Drift of run `{run_id}` against {model_name} v{model_version}", "",
              f"{summary['drifted_features']} of {summary['features']} features drifted ({summary['share']:.0%}); "
              f"dataset drift: **{summary['dataset_drift']}**; prediction drift: **{summary['prediction_drift']}**; "
              f"performance drift: **{summary['performance_drift']}**.", "",
              "| feature | test | statistic | p-value | threshold | drifted | new categories |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['feature']} | {r['test']} | {r['statistic']:.4g} | {r['p_value']:.3g} | {r['threshold']:.3g} | "
-              f"{'**yes**' if r['drifted'] else 'no'} | {r.get('new_categories') or ''} |"
-              for r in report.fillna({"new_categories": ""}).to_dict("records")]
-    lines += ["", "Plots: " + ", ".join(f"`{store.uri(v)}`" for k, v in refs.items() if k.startswith("drift_") and
-                                        v.kind == "file") or "none"]
-    key = f"drift-{schema.name}".replace("_", "-")
-    create_markdown_artifact("\n".join(lines), key=key, description=f"Drift report of run {run_id}")
-    create_table_artifact(report[["feature", "test", "statistic", "threshold", "drifted"]].fillna(0).to_dict("records"),
-                          key=f"{key}-table", description=f"Drift tests of run {run_id}")
+    lines += [f"| {r['feature']} | {r['test']} | {r['statistic']} | {r['p_value']} | {r['threshold']} | "
+              f"{'**yes**' if r['drifted'] else 'no'} | {r['new_categories']} |" for r in rows_shown]
+    plots = {k: v for k, v in refs.items() if k.startswith("drift_") and v.kind == "file"}
+    lines += [""] + [f"{embedded_png(store.read_file(v), k)}\n\n`{store.uri(v)}`\n" for k, v in plots.items()]
+    key = f"drift-{schema.name}"
+    publish("markdown", "\n".join(lines), key, f"Drift report of run {run_id}", on_flow_run=True)
+    publish("table", rows_shown, f"{key}-table", f"Drift tests of run {run_id}")
     return {**summary, "report_path": store.uri(refs["drift_report"])}

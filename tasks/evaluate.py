@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from prefect import task
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sklearn import metrics as skm
 from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 
 from tasks.cache import CONTENT
 from tasks.catalog import ArtifactRef, ArtifactStore
+from tasks.forms import FormModel
 from tasks.metrics import DIRECTION, positive_index
 from tasks.modelio import load_bundle
 from tasks.nn import NETWORKS
@@ -38,7 +39,7 @@ MIN_SLICE_POSITIVES = 10  # per-group recall, precision, F1s and ROC-AUC with fe
 POSITIVE_METRICS = ("recall", "precision", "f1", "f1_macro", "roc_auc")
 
 
-class EvaluateSettings(BaseModel):
+class EvaluateSettings(FormModel):
     """What evaluation computes."""
 
     cv_folds: int = Field(5, ge=0, description="k for k-fold cross-validation on train+validation (0: skip)")

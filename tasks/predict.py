@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from prefect import task
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sklearn.pipeline import Pipeline
 
 from tasks.catalog import ArtifactStore
 from tasks.errors import DataError, ValidationFailed
+from tasks.forms import FormModel
 from tasks.ingest import iter_source, normalise
 from tasks.progress import run_logger
 from tasks.registry import Registry
@@ -95,13 +96,13 @@ def predict_frame(pipeline: Pipeline, schema: DatasetSchema, df: pd.DataFrame,
     return out, {"unseen_categories": unseen}
 
 
-class PredictSettings(BaseModel):
+class PredictSettings(FormModel):
     """Which registered model scores the rows, and how."""
 
-    model_name: str | None = Field(None, description="registered model; None: the dataset name")
-    version: int | None = Field(None, description="model version; None: the version the alias points to")
+    model_name: str | None = Field(None, description="registered model; empty: the dataset name")
+    version: int | None = Field(None, description="model version; empty: the version the alias points to")
     alias: str = Field("production", description="alias to use when no version is given")
-    registry_url: str | None = Field(None, description="SQLAlchemy URL of the registry; None: data/registry")
+    registry_url: str | None = Field(None, description="SQLAlchemy URL of the registry; empty: data/registry")
     batch_rows: int = Field(250_000, ge=1, description="rows read, validated and scored at a time (bounds memory)")
     max_quarantine_fraction: float = Field(0.05, ge=0, le=1, description="fail a batch above this share of "
                                                                           "quarantined rows")

@@ -52,8 +52,9 @@ class Progress:
             self._bar.update(self._task, advance=1, description=f"{self.description} {label}".strip())
 
     def finish(self, label: str = "done") -> None:
-        """Mark the whole stage done (early stopping ends a loop before its last step)."""
-        if self._artifact_id is not None and self.done < self.total:
+        """Mark the whole stage done (early stopping ends a loop before its last step), replacing the last
+        step's label, which would otherwise stay on the finished bar."""
+        if self._artifact_id is not None:
             from prefect.artifacts import update_progress_artifact
 
             update_progress_artifact(self._artifact_id, progress=100.0, description=f"{self.description}: {label}")
@@ -69,5 +70,6 @@ def progress(total: int, description: str) -> Iterator[Progress]:
     p = Progress(total, description)
     try:
         yield p
+        p.finish()
     finally:
         p.close()

@@ -22,11 +22,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from prefect import task
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from tasks.catalog import ArtifactRef, ArtifactStore, folder_digest
 from tasks.errors import QualityGateFailed, RegistryError
+from tasks.forms import FormModel
 from tasks.lineage import environment_lineage
 from tasks.metrics import DIRECTION
 from tasks.modelio import load_bundle
@@ -83,14 +84,14 @@ class RegistryEvent(Base):
     created: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
-class RegisterSettings(BaseModel):
+class RegisterSettings(FormModel):
     """Where models are registered and what they must reach."""
 
     registry_url: str | None = Field(
-        None, description="SQLAlchemy URL of the registry database; None: a SQLite file under data/registry")
-    model_name: str | None = Field(None, description="registered model name; None: the dataset name")
+        None, description="SQLAlchemy URL of the registry database; empty: a SQLite file under data/registry")
+    model_name: str | None = Field(None, description="registered model name; empty: the dataset name")
     quality_gate: dict[str, float] | None = Field(
-        None, description="minimum test metrics (maximum for error metrics such as rmse); None: by task, "
+        None, description="minimum test metrics (maximum for error metrics such as rmse); empty: by task, "
                           "roc_auc>=0.70, f1_macro>=0.50 or r2>=0.10")
 
 
@@ -361,8 +362,9 @@ def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metric
             files[PROFILE_FILE] = store.read_file(reference_profile)
         meta = json.loads(files["model.json"])
         info = registry.register(name, files, run_id, meta["family"], task_type, metrics, lineage)
-        run_logger().info("register: %s v%d [%s] (%s), quality gate %s passed", name, info["version"],
-                          ", ".join(info["aliases"]), meta["family"], gate)
+        run_logger().info("register: %s v%d [%s] (%s); quality gate passed: %s", name, info["version"],
+                          ", ".join(info["aliases"]), meta["family"],
+                          ", ".join(f"{k} {'>=' if DIRECTION.get(k, True) else '<='} {v}" for k, v in gate.items()))
         store.write_table(run_id, "register", "registered_version", pd.DataFrame([{
             "model_name": name, "version": info["version"], "aliases": ",".join(info["aliases"]),
             "uri": info["uri"], "sha256": info["sha256"], "registry_url": registry.url}]))
@@ -371,10 +373,10 @@ def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metric
         registry.close()
 
 
-class PromotionSettings(BaseModel):
+class PromotionSettings(FormModel):
     """When a challenger replaces the champion."""
 
-    metric: str | None = Field(None, description="metric compared on the fresh holdout; None: roc_auc, f1_macro or "
+    metric: str | None = Field(None, description="metric compared on the fresh holdout; empty: roc_auc, f1_macro or "
                                                  "rmse by task")
     margin: float = Field(0.002, ge=0, description="the challenger must beat the champion by more than this")
 

@@ -7,10 +7,11 @@ from typing import Any
 
 import pandas as pd
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks.catalog import ArtifactRef, ArtifactStore
 from tasks.evaluate import headline
+from tasks.progress import run_logger
+from tasks.ui import embedded_png, publish, readable
 
 
 def _fmt(v: Any) -> str:
@@ -18,8 +19,8 @@ def _fmt(v: Any) -> str:
 
 
 def summary_markdown(summary: dict[str, Any], leaderboard: pd.DataFrame, gaps: pd.DataFrame,
-                     warnings: pd.DataFrame, plots: dict[str, str]) -> str:
-    """The run's summary as markdown for the Prefect UI."""
+                     warnings: pd.DataFrame, plots: dict[str, tuple[str, bytes]]) -> str:
+    """The run's summary as markdown for the Prefect UI (``plots``: name -> (path, PNG bytes), shown inline)."""
     lines = [f"# Training run `{summary['run_id']}`: {summary['dataset']}", "",
              f"Model **{summary['family']}**, registered as **{summary['model_name']} v{summary['version']}** "
              f"({', '.join(summary['aliases']) or 'no alias'}).", "", "## Test metrics", "",
@@ -48,7 +49,9 @@ def summary_markdown(summary: dict[str, Any], leaderboard: pd.DataFrame, gaps: p
         lines += [f"- `{r['column']}`: {r['expectation']} ({r['unexpected_count']} rows)"
                   for r in warnings.to_dict("records")]
     if plots:
-        lines += ["", "## Plots", ""] + [f"- {name}: `{path}`" for name, path in plots.items()]
+        lines += ["", "## Plots", ""]
+        for name, (path, png) in plots.items():
+            lines += [f"### {name.replace('_', ' ')}", "", embedded_png(png, name), "", f"`{path}`", ""]
     lines += ["", f"Artifacts: `{summary['run_dir']}` (see `manifest.parquet`)."]
     return "\n".join(lines)
 
@@ -76,7 +79,7 @@ def report(store_root: str, run_id: str, dataset: str, trained: dict[str, Artifa
         for r in store.read_table(evaluation["test_leaderboard"]).to_dict("records"):
             m = json.loads(r["test_metrics"])
             test_board[r["family"]] = {k: m[k] for k in test if k in m}
-    plots = {k: store.uri(v) for k, v in {**trained, **evaluation}.items()
+    plots = {k: (store.uri(v), store.read_file(v)) for k, v in {**trained, **evaluation}.items()
              if v.kind == "file" and v.name.endswith(".png")}
     summary = {"run_id": run_id, "dataset": dataset, "run_dir": store.run_uri(run_id),
         "family": board.iloc[0]["family"], "model_name": registered["name"], "version": registered["version"],
@@ -86,8 +89,41 @@ def report(store_root: str, run_id: str, dataset: str, trained: dict[str, Artifa
         **{k: v for k, v in summary.items() if k not in ("test_metrics", "aliases", "test_leaderboard")},
         "aliases": ",".join(summary["aliases"]), "test_metrics": json.dumps(test),
         "test_leaderboard": json.dumps(test_board)}]))
-    create_markdown_artifact(summary_markdown(summary, board, gaps, warnings, plots), key=f"training-{dataset}".replace(
-        "_", "-"), description=f"Training run {run_id}")
-    create_table_artifact([{"metric": k, "value": round(v, 6)} for k, v in test.items()],
-                          key=f"test-metrics-{dataset}".replace("_", "-"), description=f"Test metrics of run {run_id}")
+    publish("markdown", summary_markdown(summary, board, gaps, warnings, plots), f"training-{dataset}",
+            f"Training run {run_id}", on_flow_run=True)
+    publish("table", [{"metric": k, "value": readable(v)} for k, v in test.items()], f"test-metrics-{dataset}",
+            f"Test metrics of run {run_id}", on_flow_run=True)
+    return summary
+
+
+def retraining_markdown(summary: dict[str, Any]) -> str:
+    """A retraining run's decisions as markdown: why it retrained (or not), the drift verdict, the promotion."""
+    champion = f"v{summary['champion']}" if summary["champion"] else "none"
+    lines = [f"# Retraining run `{summary['run_id']}`: {summary['model_name']}", "",
+             f"- champion before: **{champion}**"]
+    if "drift" in summary:
+        d = summary["drift"]
+        lines.append(f"- drift: {d['drifted_features']} features ({d['share']:.0%}); dataset drift "
+                     f"**{d['dataset_drift']}**, prediction drift **{d['prediction_drift']}**, performance drift "
+                     f"**{d['performance_drift']}**")
+    lines.append(f"- retrained: **{summary['retrained']}** ({'; '.join(summary['retrain_reasons']) or '-'})")
+    if summary.get("challenger"):
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary.get("challenger_test_metrics", {}).items())
+        lines.append(f"- challenger: **v{summary['challenger']}** (test {metrics}), training run "
+                     f"`{summary['training_run']}`")
+    decision = summary.get("decision") or {}
+    if decision.get("champion_score") is not None:
+        lines.append(f"- {decision['metric']} on the held-out batch: champion {decision['champion_score']:.4f}, "
+                     f"challenger {decision['challenger_score']:.4f}")
+    lines.append(f"- promoted: **{summary['promoted']}**: {summary['reason']}")
+    return "\n".join(lines)
+
+
+@task(name="report_retraining")
+def report_retraining(summary: dict[str, Any]) -> dict[str, Any]:
+    """Prefect task: the retraining run's decisions as a markdown artifact on the flow run, and one log line."""
+    run_logger().info("retraining: retrained %s, promoted %s: %s", summary["retrained"], summary["promoted"],
+                      summary["reason"])
+    publish("markdown", retraining_markdown(summary), f"retraining-{summary['model_name']}",
+            f"Retraining run {summary['run_id']}", on_flow_run=True)
     return summary

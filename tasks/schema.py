@@ -169,6 +169,11 @@ class DatasetSchema(BaseModel):
             "expectations": [e for e in self.expectations if e.get("kwargs", {}).get("column") != self.label]})
 
 
+def known_datasets(schemas_dir: str | Path | None = None) -> list[str]:
+    """The names of the dataset schemas in a folder (the project's ``schemas/`` by default)."""
+    return sorted(p.stem for p in (Path(schemas_dir) if schemas_dir else DEFAULT_SCHEMAS_DIR).glob("*.json"))
+
+
 def load_schema(name: str, schemas_dir: str | Path | None = None) -> DatasetSchema:
     """Load ``schemas/<name>.json``.
 
@@ -178,7 +183,7 @@ def load_schema(name: str, schemas_dir: str | Path | None = None) -> DatasetSche
     folder = Path(schemas_dir) if schemas_dir else DEFAULT_SCHEMAS_DIR
     path = folder / f"{name}.json"
     if not path.exists():
-        known = sorted(p.stem for p in folder.glob("*.json"))
+        known = known_datasets(folder)
         raise TrainflowError(f"no schema for dataset '{name}' in {folder} (known: {', '.join(known) or 'none'}); "
                              f"create one with `python -m tasks.schema infer --name {name} --source PATH --label COL`")
     try:

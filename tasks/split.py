@@ -12,19 +12,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from prefect import task
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 from sklearn.model_selection import GroupShuffleSplit, KFold, StratifiedKFold, TimeSeriesSplit, train_test_split
 
 from tasks.cache import CONTENT
 from tasks.catalog import ArtifactRef, ArtifactStore
 from tasks.errors import DataError
+from tasks.forms import FormModel
 from tasks.progress import run_logger
 from tasks.schema import DatasetSchema
 
 SPLITS = ("train", "validation", "test")
 
 
-class SplitSettings(BaseModel):
+class SplitSettings(FormModel):
     """How to split the rows."""
 
     validation_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of rows for validation")

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from prefect import task
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
@@ -28,6 +28,7 @@ from tasks.cache import CONTENT
 from tasks.catalog import ArtifactRef, ArtifactStore
 from tasks.device import detect_accelerator
 from tasks.errors import TrainflowError
+from tasks.forms import FormModel, optional_twin
 from tasks.metrics import DEFAULT_METRIC, DIRECTION, classification_metrics, regression_metrics
 from tasks.modelio import bundle_files, load_skops
 from tasks.nn import NETWORKS, NNSettings
@@ -43,15 +44,19 @@ DEFAULT_FAMILIES = {"tabular": ["lightgbm", "logistic"], "image": ["cnn", "logis
                     "text": ["transformer", "tfidf_logistic"], "series": ["gru", "seasonal_naive"]}
 
 
-class TrainSettings(BaseModel):
+NNChoices = optional_twin(NNSettings, "NNChoices", "Network settings this run sets; each one left empty comes from "
+                                                    "the dataset schema's nn block, else the built-in default.")
+
+
+class TrainSettings(FormModel):
     """Which model families to train and how."""
 
     families: list[Family] | None = Field(
-        None, description="model families to train and compare; None: the schema's, else by kind of data (tabular: "
+        None, description="model families to train and compare; empty: the schema's, else by kind of data (tabular: "
                           "lightgbm, logistic; images: cnn, logistic; text: transformer, tfidf_logistic; series: "
                           "gru, seasonal_naive)")
     selection_metric: str | None = Field(
-        None, description="validation metric that picks the winner; None: roc_auc, f1_macro or rmse by task")
+        None, description="validation metric that picks the winner; empty: roc_auc, f1_macro or rmse by task")
     lightgbm_max_rounds: int = Field(2000, ge=1, description="LightGBM boosting rounds before early stopping")
     lightgbm_learning_rate: float = Field(0.05, gt=0, description="LightGBM learning rate")
     early_stopping_rounds: int = Field(100, ge=1, description="stop LightGBM after this many rounds without gain")
@@ -60,8 +65,8 @@ class TrainSettings(BaseModel):
     n_jobs: int = Field(-1, description="parallel jobs for families that support them (-1: all cores)")
     params: dict[str, dict[str, Any]] = Field(
         {}, description='extra estimator parameters per family, e.g. {"lightgbm": {"num_leaves": 63}}')
-    nn: NNSettings = Field(default_factory=NNSettings, description="the neural network families (mlp, cnn, "
-                                                                    "transformer, gru)")
+    nn: NNChoices = Field(default_factory=NNChoices, description="the neural network families (mlp, cnn, "
+                                                                  "transformer, gru)")
 
 
 def families_for(schema: DatasetSchema, settings: TrainSettings) -> list[str]:
@@ -69,9 +74,10 @@ def families_for(schema: DatasetSchema, settings: TrainSettings) -> list[str]:
     return list(dict.fromkeys(settings.families or schema.families or DEFAULT_FAMILIES[schema.modality]))
 
 
-def nn_settings_for(schema: DatasetSchema, settings: TrainSettings) -> NNSettings:
-    """The schema's network defaults (``schema.nn``) under the fields the settings set explicitly."""
-    return NNSettings(**{**schema.nn, **settings.nn.model_dump(exclude_unset=True)})
+def nn_settings_for(schema: DatasetSchema | None, settings: TrainSettings) -> NNSettings:
+    """The network settings a run uses: those the settings set, else the schema's (``schema.nn``), else the
+    built-in defaults."""
+    return NNSettings(**{**(schema.nn if schema is not None else {}), **settings.nn.model_dump(exclude_none=True)})
 
 
 def network_spec(family: str, schema: DatasetSchema) -> dict[str, Any]:
@@ -100,7 +106,7 @@ def build_estimator(family: str, task_type: str, settings: TrainSettings, seed: 
     if family in NETWORKS:
         from tasks.nn import network_for
 
-        base = nn_settings_for(schema, settings) if schema is not None else settings.nn
+        base = nn_settings_for(schema, settings)
         nn_settings = base.model_copy(update={k: v for k, v in extra.items() if k in NNSettings.model_fields})
         spec = network_spec(family, schema) if schema is not None else {}
         return network_for(family, task_type)(settings=nn_settings.model_dump(), seed=seed, spec=spec)

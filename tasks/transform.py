@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from prefect import task
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -24,6 +24,7 @@ from sklearn.preprocessing import OneHotEncoder, RobustScaler, StandardScaler
 
 from tasks.cache import CONTENT
 from tasks.catalog import ArtifactRef, ArtifactStore
+from tasks.forms import FormModel
 from tasks.modelio import dump_skops
 from tasks.progress import run_logger
 from tasks.schema import DatasetSchema
@@ -34,7 +35,7 @@ UNKNOWN_CODE = -1
 Encoding = Literal["auto", "onehot", "ordinal", "native"]
 
 
-class TransformSettings(BaseModel):
+class TransformSettings(FormModel):
     """How features are prepared; every step is fitted on the training split only."""
 
     numeric_imputation: Literal["median", "mean", "most_frequent"] = Field(

@@ -16,7 +16,6 @@ networks the space includes the architecture (layers, widths, dropout, embedding
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import math
@@ -33,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from tasks.catalog import ArtifactRef, ArtifactStore
 from tasks.errors import TrainflowError
+from tasks.forms import FormModel
 from tasks.metrics import DEFAULT_METRIC, DIRECTION
 from tasks.nn import NETWORKS, NNSettings
 from tasks.progress import run_logger
@@ -40,9 +40,10 @@ from tasks.schema import DatasetSchema
 from tasks.split import cv_folds
 from tasks.train import TrainSettings, families_for, fit_family
 from tasks.transform import TransformSettings
+from tasks.ui import embedded_png, publish, readable
 
 
-class ParamSpec(BaseModel):
+class ParamSpec(FormModel):
     """One hyperparameter's range."""
 
     type: Literal["float", "int", "categorical"]
@@ -50,7 +51,7 @@ class ParamSpec(BaseModel):
     high: float | None = Field(None, description="highest value (float, int)")
     log: bool = Field(False, description="sample on a log scale")
     choices: list[Any] | None = Field(None, description="values (categorical)")
-    grid: list[Any] | None = Field(None, description="values for grid search; None: choices, or low, middle, high")
+    grid: list[Any] | None = Field(None, description="values for grid search; empty: choices, or low, middle, high")
 
     def suggest(self, trial: Any, name: str) -> Any:
         if self.type == "categorical":
@@ -99,25 +100,25 @@ SEARCH_SPACES: dict[str, dict[str, ParamSpec]] = {
 }
 
 
-class TuneSettings(BaseModel):
+class TuneSettings(FormModel):
     """Hyperparameter search (a stage of the training flow; on by default with a small budget)."""
 
     enabled: bool = Field(True, description="tune before the final training")
-    family: str | None = Field(None, description="family to tune; None: the first family to train that is not a "
+    family: str | None = Field(None, description="family to tune; empty: the first family to train that is not a "
                                                  "network (a network's trials take minutes each on a CPU: name it)")
     method: Literal["grid", "random", "tpe"] = Field("tpe", description="grid, random, or tpe (Bayesian, Optuna)")
     n_trials: int = Field(10, ge=1, description="trials in the study (a re-run completes or extends it)")
     timeout_seconds: float | None = Field(None, gt=0, description="stop starting trials after this long")
     cv_folds: int = Field(3, ge=2, description="k of the cross-validated objective")
-    metric: str | None = Field(None, description="objective metric; None: roc_auc, f1_macro or rmse by task")
+    metric: str | None = Field(None, description="objective metric; empty: roc_auc, f1_macro or rmse by task")
     pruner: Literal["none", "median", "halving"] = Field("median", description="prune bad trials: median or "
                                                                                "successive halving")
     workers: int = Field(1, ge=1, description="trials run at once, as parallel tasks")
     dask_address: str | None = Field(None, description="run the workers on a Dask cluster through prefect-dask (the "
                                                        "'dask' extra): a scheduler address such as "
                                                        "tcp://10.0.0.5:8786, or 'local' for a temporary cluster of "
-                                                       "`workers` processes here; None: threads")
-    storage: str | None = Field(None, description="Optuna storage URL; None: SQLite at <artifacts_root>/tuning/"
+                                                       "`workers` processes here; empty: threads")
+    storage: str | None = Field(None, description="Optuna storage URL; empty: SQLite at ARTIFACTS_ROOT/tuning/"
                                                   "optuna.db")
     space: dict[str, ParamSpec] = Field({}, description="override the family's search space, by parameter")
 
@@ -450,25 +451,21 @@ def tune_trials(store_root: str, schema: DatasetSchema, features: dict[str, Arti
 @task(name="tune")
 def tune(store_root: str, run_id: str, settings: TuneSettings, plan: dict[str, str], seed: int) -> dict:
     """Prefect task: the study's trials as Parquet, the best parameters, a table and a plot for the UI."""
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
-
     result = summarise(store_root, run_id, settings, plan, seed)
     store = ArtifactStore(store_root)
     trials = store.read_table(ArtifactRef(**result["artifacts"]["trials"]))
     top = trials[trials["state"] == "complete"].sort_values("mean", ascending=not DIRECTION[result["metric"]]).head(10)
-    create_table_artifact([{"trial": int(r["trial"]), f"cv {result['metric']}": round(float(r["mean"]), 5),
-                            "std": None if pd.isna(r["std"]) else round(float(r["std"]), 5),
-                            "seconds": round(float(r["seconds"] or 0), 2), "params": r["params"]}
-                           for r in top.to_dict("records")],
-                          key=f"tuning-{plan['study'][:40].lower()}".replace("_", "-"),
-                          description=f"Top trials of {result['study']}")
+    publish("table", [{"trial": int(r["trial"]), f"cv {result['metric']}": readable(r["mean"]),
+                       "std": readable(r["std"]), "seconds": readable(r["seconds"], 3),
+                       **{k: readable(v) for k, v in json.loads(r["params"]).items()}}  # a column per parameter
+                      for r in top.to_dict("records")],
+            f"tuning-{plan['study'][:40]}", f"Top trials of {result['study']}")
     plot = ArtifactRef(**result["artifacts"]["best_score"])
-    # the UI renders a PNG data URI in markdown; a file path would only be text there
-    image = base64.b64encode(store.read_file(plot)).decode()
-    create_markdown_artifact(
-        f"# Tuning {result['family']} ({settings.method})\n\nBest CV {result['metric']} **{result['best_score']:.4f}** "
-        f"at trial {result['best_trial']} of {result['trials']} ({result['states']}).\n\nBest parameters: "
-        f"`{json.dumps(result['best_params'], default=str)}`\n\n![Best score over trials](data:image/png;base64,"
-        f"{image})\n\n`{store.uri(plot)}`", key=f"tuning-plot-{plan['study'][:35].lower()}".replace("_", "-"),
-        description=f"Tuning of run {run_id}")
+    states = ", ".join(f"{n} {state}" for state, n in result["states"].items())
+    params = "\n".join(f"| {k} | {readable(v)} |" for k, v in result["best_params"].items())
+    publish("markdown",
+            f"# Tuning {result['family']} ({settings.method})\n\nBest CV {result['metric']} **{result['best_score']:.4f}** "
+            f"at trial {result['best_trial']} of {result['trials']} ({states}).\n\n| best parameter | value |\n"
+            f"| --- | --- |\n{params}\n\n{embedded_png(store.read_file(plot), 'Best score over trials')}\n\n"
+            f"`{store.uri(plot)}`", f"tuning-plot-{plan['study'][:35]}", f"Tuning of run {run_id}")
     return result

@@ -152,9 +152,8 @@ def verdict(results: pd.DataFrame, quarantined: int = 0) -> str:
     errors = int(((failed["severity"] == "error") & ~failed["quarantined"].astype(bool)).sum())
     names = [f"{c}: {rule}" if isinstance(c, str) else rule for c, rule in zip(failed["column"], failed["expectation"])]
     shown = "; failed " + ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "") if names else ""
-    return (f"{'FAILED' if errors else 'passed'}: {len(results) - len(failed)} of {len(results)} rules passed, "
-            f"{errors} error rules failed, {len(failed) - errors} warning or quarantined, {quarantined} rows "
-            f"quarantined{shown}")
+    return (f"{'FAILED' if errors else 'passed'}: {len(results) - len(failed)}/{len(results)} rules; failed "
+            f"{errors} error, {len(failed) - errors} warning or quarantined; {quarantined} rows quarantined{shown}")
 
 
 @task(name="validate")

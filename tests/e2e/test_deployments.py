@@ -148,6 +148,7 @@ def test_the_scheduler_fires_retraining_then_the_run_button_retrains_on_drift(wo
     (fired,) = runs
     assert fired["state_type"] == "COMPLETED", fired["state"]
     assert "auto-scheduled" in fired["tags"] and fired["parameters"]["settings"]["batches"] == str(world["inbox"])
+    assert "adult" in fired["tags"]  # the dataset the run really used (the deployment itself has no dataset tag)
     assert dt.datetime.fromisoformat(fired["expected_start_time"]) == world["first_fire"]
     assert _scheduler_errors(world["server_log"]) == []
     registry = Registry(world["registry_url"])

@@ -140,9 +140,19 @@ def test_user_error_is_one_line_not_a_traceback(tmp_path: Path) -> None:
                          timeout=300)
     assert out.returncode == 2, out.stderr[-2000:]
     assert "Traceback" not in out.stdout + out.stderr
-    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1  # after it, only Prefect's note that its temporary server stopped
-    assert errors[0].startswith("error: dataset 'adult'") and "missing.csv" in errors[0] and "source_exists" in errors[0]
+    printed = (out.stdout + out.stderr).strip().splitlines()
+    assert printed[-1].startswith("error: dataset 'adult'") and "missing.csv" in printed[-1]  # the last line
+    assert "source_exists" in printed[-1] and sum(line.startswith("error:") for line in printed) == 1
+    assert "temporary server" not in out.stdout + out.stderr  # found before Prefect started
+
+
+def test_a_run_that_fails_inside_prefect_ends_with_its_error_line(first_run: dict, work: dict[str, str]) -> None:
+    out = subprocess.run([sys.executable, "-m", "flows.inference", "--model.version", "99", "--model.registry-url",
+                          work["registry"], "--artifacts-root", work["root"]], capture_output=True, text=True,
+                         cwd=ROOT, env={**os.environ, "PREFECT_LOGGING_LEVEL": "INFO"}, timeout=300)
+    printed = (out.stdout + out.stderr).strip().splitlines()
+    assert out.returncode == 2 and "Traceback" not in out.stdout + out.stderr
+    assert printed[-1] == "error: model 'adult' has no version 99"  # after the temporary server's shutdown lines
 
 
 def test_batch_inference_scores_quarantines_and_matches_the_model(first_run: dict, work: dict[str, str],

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import parse_settings
+from flows.cli import main, parse_settings
 from flows.training import TrainingSettings
 from tasks.errors import TrainflowError
 
@@ -43,3 +43,18 @@ def test_help_lists_every_setting() -> None:
         for name in names:
             assert f"--{name.replace('_', '-')}" in flat, name
     assert "(default: adult)" in flat and "--config" in flat
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--dataset", "no_such_dataset"], "no schema for dataset 'no_such_dataset'"),
+    (["--tune.family", "no_such_family"], "unknown family 'no_such_family'"),
+    (["--ingest.source", "sklearn:no_such_set"], "unknown scikit-learn dataset 'no_such_set'"),
+])
+def test_mistakes_are_refused_before_the_flow_runs(flags: list[str], expected: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    def flow_fn(settings: TrainingSettings) -> dict:
+        raise AssertionError("the flow started")
+
+    assert main(flow_fn, TrainingSettings, argv=flags) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0]
