@@ -2,8 +2,10 @@
 
 Starts a Prefect server on a free 127.0.0.1 port with a temporary PREFECT_HOME, serves the deployments,
 runs the retraining deployment on a simulated drifting week (two runs: train, then monitor and retrain),
-and saves `docs/ui-deployments.png`, `docs/ui-retraining-run.png` and `docs/ui-tuning.png` (the tuning
-artifact of the training subflow).
+and saves `docs/ui-deployments.png`, `docs/ui-retraining-run.png`, `docs/ui-tuning.png` (the tuning
+artifact of the training subflow, its plot inline), `docs/ui-logs.png` (the Logs tab of that training run:
+the project's line per stage and per trial) and `docs/ui-upcoming.png` (the nightly deployment's Upcoming
+tab: the runs its schedule created).
 
     apt-get install chromium        # once
     python -m deployments.screenshot
@@ -89,7 +91,14 @@ def main() -> None:
         plots = [a for a in httpx.post(f"{api}/artifacts/filter", json={"sort": "CREATED_DESC"}, timeout=10).json()
                  if (a.get("key") or "").startswith("tuning-plot-")]
         shoot(chromium, f"{ui}/artifacts/artifact/{plots[0]['id']}", out / "ui-tuning.png", tmp / "chrome")
-        print(f"wrote {out / 'ui-deployments.png'}, {out / 'ui-retraining-run.png'} and {out / 'ui-tuning.png'}")
+        training_run = plots[0]["flow_run_id"]  # the training subflow of the second retraining run
+        shoot(chromium, f"{ui}/runs/flow-run/{training_run}?tab=Logs", out / "ui-logs.png", tmp / "chrome")
+        deployments = httpx.post(f"{api}/deployments/filter", json={"limit": 50}, timeout=10).json()
+        nightly = next(d for d in deployments if d["name"] == "adult-nightly")
+        shoot(chromium, f"{ui}/deployments/deployment/{nightly['id']}?tab=Upcoming", out / "ui-upcoming.png",
+              tmp / "chrome")
+        print("wrote", ", ".join(str(out / f"ui-{n}.png") for n in ("deployments", "retraining-run", "tuning", "logs",
+                                                                     "upcoming")))
     finally:
         for proc in (served, server):
             if proc is not None:

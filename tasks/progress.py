@@ -23,10 +23,12 @@ def run_logger() -> logging.Logger | logging.LoggerAdapter:
 
 
 class Progress:
-    """Counts steps of a stage and reports them where someone can see them."""
+    """Counts steps of a stage and reports them where someone can see them: a progress artifact, a console bar
+    in a terminal, and a log line per step (the UI's Logs tab)."""
 
     def __init__(self, total: int, description: str):
         self.total, self.done, self.description = max(total, 1), 0, description
+        self._log = run_logger()
         self._artifact_id = None
         self._bar = None
         if TaskRunContext.get() or FlowRunContext.get():
@@ -43,6 +45,7 @@ class Progress:
     def advance(self, label: str = "") -> None:
         """Mark one more step done."""
         self.done += 1
+        self._log.info("%s: %d/%d %s", self.description, self.done, self.total, label)
         if self._artifact_id is not None:
             from prefect.artifacts import update_progress_artifact
 

@@ -232,15 +232,12 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
         s = est.nn_settings
         path = Path(checkpoint_dir) / f"{family}.pt" if checkpoint_dir and s.checkpoint else None
         bar = Progress(s.max_epochs, f"{family} epochs") if on_iteration is None else None  # no artifact per trial
-        logger = run_logger()
 
         def on_epoch(row: dict) -> None:
             if bar is not None:
                 loss = row.get("validation_loss", row["train_loss"])
-                bar.advance(f"epoch {row['epoch']}, validation loss {loss:.4f}")
-                logger.info("%s epoch %d/%d: train loss %.4f, validation loss %.4f, validation metric %.4f",
-                            family, row["epoch"], s.max_epochs, row["train_loss"], loss,
-                            row.get("validation_metric", float("nan")))
+                bar.advance(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}, validation loss {loss:.4f}, "
+                            f"validation metric {row.get('validation_metric', float('nan')):.4f}")
             if on_iteration is not None:
                 on_iteration(row["epoch"], row["validation_metric"])
 

@@ -19,13 +19,15 @@ import yaml
 
 from deployments.serve import load_declarations
 from deployments.simulate import simulate
+from flows.training import TrainingSettings, effective_settings
 from deployments.ui import free_port, wait_healthy
 from tasks.registry import Registry
+from tests.unit.test_forms import form_values
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-SOON_SECONDS = 75  # the scheduled deployment first fires this long after serve starts (serve needs ~20 s)
+SOON_SECONDS = 45  # the scheduled deployment first fires this long after serve starts (it registers in ~15 s)
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +135,21 @@ def test_the_nightly_deployment_has_upcoming_runs_within_a_minute(world: dict) -
     assert (first.hour, first.minute) == (2, 0) and "auto-scheduled" in upcoming[0]["tags"]
 
 
+def test_the_server_takes_the_form_submitted_unchanged(world: dict) -> None:
+    api = world["api"]
+    training = _deployments(api, 5)["training/adult"]
+    schema = training["parameter_openapi_schema"]
+    assert training["enforce_parameter_schema"]  # the server checks what a form sends against this schema
+    values = form_values(schema, schema.get("definitions", {}), {"settings": {"dataset": "digits"}})
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=365)).isoformat()  # created, never run
+    made = httpx.post(f"{api}/deployments/{training['id']}/create_flow_run", timeout=10, json={
+        "parameters": values, "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": later}}})
+    assert made.status_code == 201, made.text
+    sent = TrainingSettings.model_validate(made.json()["parameters"]["settings"])
+    assert effective_settings(sent) == effective_settings(TrainingSettings(dataset="digits"))
+    httpx.delete(f"{api}/flow_runs/{made.json()['id']}", timeout=10)
+
+
 def test_the_scheduler_fires_retraining_then_the_run_button_retrains_on_drift(world: dict) -> None:
     api = world["api"]
     soon = _deployments(api, 5)["retraining/adult-soon"]
@@ -165,7 +182,7 @@ def test_the_scheduler_fires_retraining_then_the_run_button_retrains_on_drift(wo
     reports = list((world["tmp"] / "artifacts" / "runs").glob("*/drift/drift_report.parquet"))
     assert len(reports) == 1 and pd.read_parquet(reports[0])["drifted"].any()
     arts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"key": {"any_": ["drift-adult"]}},
-                                                       "limit": 5, "offset": 0, "sort": "CREATED_DESC",
-                                                       "flow_runs": {}, "task_runs": {}}, timeout=10).json()
-    assert arts and arts[0]["flow_run_id"] == second["id"]
+                                                       "limit": 5, "offset": 0, "sort": "CREATED_DESC"},
+                      timeout=10).json()
+    assert arts and arts[0]["flow_run_id"] == second["id"] and arts[0]["task_run_id"] is None  # on the run's page
     assert _scheduler_errors(world["server_log"]) == []

@@ -2,22 +2,38 @@
 
 import base64
 import json
+import logging
 import os
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from flows.training import TrainingSettings, training
 from tasks.registry import Registry
 
 
-def test_flow_tunes_in_parallel_and_trains_with_the_best_params(prefect_harness, workdir: dict[str, str]) -> None:
+@pytest.fixture()
+def run_logs_at_info():
+    """The run loggers at INFO, as outside the tests (conftest quiets them to WARNING)."""
+    loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.INFO)
+    yield
+    for logger, level in zip(loggers, levels):
+        logger.setLevel(level)
+
+
+def test_flow_tunes_in_parallel_and_trains_with_the_best_params(prefect_harness, workdir: dict[str, str],
+                                                               run_logs_at_info) -> None:
     settings = TrainingSettings.model_validate({
         "dataset": "breast_cancer", "artifacts_root": workdir["root"],
         "registry": {"registry_url": workdir["registry"]}, "evaluate": {"cv_folds": 0},
         "train": {"families": ["lightgbm", "logistic"], "lightgbm_max_rounds": 200},
         "tune": {"family": "lightgbm", "method": "tpe", "n_trials": 6, "workers": 2}})
-    summary = training(settings)
+    state = training(settings, return_state=True)
+    summary = state.result()
     run = Path(summary["run_dir"])
     trials = pd.read_parquet(run / "tune" / "trials.parquet")
     assert len(trials) == 6 and set(trials["state"]) <= {"complete", "pruned", "fail"}
@@ -39,7 +55,8 @@ def test_flow_tunes_in_parallel_and_trains_with_the_best_params(prefect_harness,
         assert all(meta["params"][k] == v for k, v in best.items() if k in meta["params"])
 
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterType
+    from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterType, FlowRunFilter,
+                                                FlowRunFilterParentFlowRunId, LogFilter, LogFilterFlowRunId)
 
     with get_client(sync_client=True) as client:
         tables = client.read_artifacts(artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["table"])))
@@ -49,6 +66,17 @@ def test_flow_tunes_in_parallel_and_trains_with_the_best_params(prefect_harness,
     plot = [a for a in notes if (a.key or "").startswith("tuning-plot-breast-cancer-lightgbm")][-1].data
     image = base64.b64decode(plot.split("(data:image/png;base64,", 1)[1].split(")", 1)[0])
     assert image == (run / "tune" / "best_score.png").read_bytes()  # the plot itself, shown in the UI
+
+    with get_client(sync_client=True) as client:  # the Logs tab of this run and of its tuning-workers subflow
+        flow_run = state.state_details.flow_run_id
+        runs = [flow_run, *(r.id for r in client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run]))))]
+        logs = [log.message for log in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(
+            any_=runs)), limit=200)]
+    for start in ("ingest: 569 rows", "validate: passed", "split: train", "transform: fitted", "train: selected",
+                  "evaluate: ", "register: breast_cancer v1", "training: 2/2"):
+        assert any(line.startswith(start) for line in logs), (start, logs)
+    assert sum(line.startswith("tune trial ") for line in logs) == 6  # one line per finished trial
 
 
 def test_tune_runs_alone_on_an_earlier_runs_features(prefect_harness, workdir: dict[str, str]) -> None:
