@@ -59,6 +59,7 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
     view = schema.model_view()  # what transform, tune, train and evaluate see (a series' windows)
     s, stage = settings, settings.stage
     inputs: list[ArtifactRef] = []
+    tuned: dict[str, Any] | None = None
 
     def borrow(stage_name: str, name: str) -> ArtifactRef:
         ref = store.find(_need_run(s), stage_name, name)
@@ -81,10 +82,10 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
     elif stage == "transform":
         outputs = transform(root, run_id, view, {n: borrow("split", n) for n in SPLITS}, s.transform)
     elif stage == "tune":
-        result = run_tuning(root, run_id, view, {n: borrow("transform", f"features_{n}") for n in SPLITS}, s)
-        if result is None:
+        tuned = run_tuning(root, run_id, view, {n: borrow("transform", f"features_{n}") for n in SPLITS}, s)
+        if tuned is None:
             raise TrainflowError("nothing to tune by default for these families: name one with --tune.family")
-        outputs = {k: ArtifactRef(**v) for k, v in result["artifacts"].items()}
+        outputs = {k: ArtifactRef(**v) for k, v in tuned["artifacts"].items()}
     elif stage == "train":
         features = {n: borrow("transform", f"features_{n}") for n in SPLITS}
         features["preprocessor"] = borrow("transform", "preprocessor.skops")
@@ -96,12 +97,14 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
         store.add_reference(run_id, ref)
     manifest = store.manifest(run_id)
     return {"run_id": run_id, "stage": stage, "from_run": s.from_run, "run_dir": store.run_uri(run_id),
-            "result": stage_result(store, run_id, stage, view.task),
+            "result": stage_result(store, run_id, stage, view.task, tuned),
             "outputs": {f"{r['stage']}/{r['name']}": store.path_uri(r["path"]) for r in manifest.to_dict("records")}}
 
 
-def stage_result(store: ArtifactStore, run_id: str, stage: str, task_type: str) -> list[tuple[str, str]]:
-    """What a person wants to know of the stage that just ran, as (label, value) rows read from its artifacts."""
+def stage_result(store: ArtifactStore, run_id: str, stage: str, task_type: str,
+                 tuned: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+    """What a person wants to know of the stage that just ran, as (label, value) rows read from its artifacts
+    (``tuned``: the tuning stage's result)."""
     def table(stage_name: str, name: str) -> pd.DataFrame | None:
         try:
             return store.read_table(store.find(run_id, stage_name, name))
@@ -121,13 +124,10 @@ def stage_result(store: ArtifactStore, run_id: str, stage: str, task_type: str) 
     elif stage == "transform":
         rows += [(f"features_{name}", "{:,} rows x {} columns".format(*table("transform", f"features_{name}").shape))
                  for name in SPLITS]
-    elif stage == "tune":
-        trials = table("tune", "trials")
-        done = trials[trials["state"] == "complete"]
-        rows.append(("trials", ", ".join(f"{n} {state}" for state, n in trials["state"].value_counts().items())))
-        if len(done):
-            best = done.loc[done["mean"].idxmax() if done["mean"].notna().any() else done.index[0]]
-            rows += [("best trial", f"{int(best['trial'])}: CV {best['mean']:.4f}"), ("best params", best["params"])]
+    elif stage == "tune" and tuned is not None:
+        rows += [("trials", ", ".join(f"{n} {state}" for state, n in tuned["states"].items())),
+                 ("best trial", f"{tuned['best_trial']}: CV {tuned['metric']} {tuned['best_score']:.4f}"),
+                 ("best params", ", ".join(f"{k}={v}" for k, v in tuned["best_params"].items()))]
     elif stage == "train":
         for r in table("train", "leaderboard").to_dict("records"):
             rows.append((f"{r['rank']}. {r['family']}", f"validation {r['metric']} {r['validation_score']:.4f}"

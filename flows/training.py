@@ -166,7 +166,7 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     """
     root = resolve_root(settings.artifacts_root)
     run_id = new_run_id()
-    schema = load_schema(settings.dataset, settings.schemas_dir)
+    schema = settings.check()  # a UI run is refused before any work too
     tag_flow_run(schema.name)
     s = settings
     raw = ingest(root, run_id, schema, s.ingest.source, s.ingest.query, s.ingest.missing_markers)
