@@ -288,8 +288,9 @@ def trials_table(study: Any) -> pd.DataFrame:
 def trial_line(study: Any, trial: Any, metric: str) -> str:
     """One log line for a finished trial: number, state, CV score, best so far, seconds, parameters."""
     folds = trial.user_attrs.get("fold_scores", [])
-    score = f"{metric} {trial.value:.4f} over {len(folds)} folds" if trial.value is not None else \
-        f"{len(folds)} folds done"
+    # a pruned trial's value is its last intermediate report, on another scale: not a CV score
+    score = f"{metric} {trial.value:.4f} over {len(folds)} folds" if trial.state.name == "COMPLETE" else \
+        f"after {len(folds)} completed folds"
     seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() \
         if trial.datetime_complete and trial.datetime_start else float("nan")
     try:
