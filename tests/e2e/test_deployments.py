@@ -43,7 +43,10 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     inbox.mkdir()
     days[0].rename(inbox / days[0].name)
     registry_url = f"sqlite:///{tmp / 'registry.db'}"
+    history = tmp / "history.parquet"  # 6,000 of Adult's rows: the retraining history, small for CI time
+    pd.read_parquet(ROOT / "data" / "sample" / "adult.parquet").sample(6000, random_state=1).to_parquet(history)
     settings = {"batches": str(inbox), "training": {
+        "ingest": {"source": str(history)},
         "artifacts_root": str(tmp / "artifacts"), "registry": {"registry_url": registry_url},
         "evaluate": {"cv_folds": 0, "permutation_repeats": 0}, "tune": {"enabled": False}}}
     port = free_port()
