@@ -36,9 +36,9 @@ print(json.dumps({"total": time.perf_counter() - t, "rss_gb": peak_gib()}))
 STAGES = r"""
 import json, sys, time
 from benchmarks.memory import peak_gib
-from tasks.catalog import new_run_id
+from trainflow.catalog import new_run_id
 from tasks.ingest import ingest
-from tasks.schema import load_schema
+from trainflow.schema import load_schema
 from tasks.split import SplitSettings, split
 from tasks.transform import TransformSettings, transform
 from tasks.validate import validate

@@ -15,8 +15,9 @@ import pandas as pd
 from benchmarks.memory import peak_gib
 from deployments.simulate import simulate
 from tasks.drift import DriftSettings, build_profile, detect_drift
-from tasks.ingest import ingest_data, normalise
-from tasks.schema import load_schema
+from tasks.ingest import ingest_data
+from trainflow.sources import normalise
+from trainflow.schema import load_schema
 from tasks.split import SplitSettings, split_data
 
 

@@ -35,12 +35,12 @@ import json, sys, time
 t0 = time.perf_counter()
 import pandas as pd
 from flows.training import TrainingSettings, resolve_root
-from tasks.catalog import ArtifactStore, new_run_id
+from trainflow.catalog import ArtifactStore, new_run_id
 from tasks.evaluate import evaluate_model, headline
 from tasks.ingest import ingest_data
 from tasks.modelio import bundle_files, load_bundle
 from tasks.registry import Registry
-from tasks.schema import load_schema
+from trainflow.schema import load_schema
 from tasks.split import split_data
 from tasks.train import train_models
 from tasks.transform import fit_transform_splits

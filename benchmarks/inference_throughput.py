@@ -32,7 +32,7 @@ import sys
 from tasks.ingest import ingest_data
 from tasks.modelio import bundle_files
 from tasks.registry import Registry
-from tasks.schema import load_schema
+from trainflow.schema import load_schema
 from tasks.split import SplitSettings, split_data
 from tasks.train import TrainSettings, train_models
 from tasks.transform import TransformSettings, fit_transform_splits
@@ -49,9 +49,9 @@ FLOOR = r"""
 import json, sys, time
 from benchmarks.memory import peak_gib
 import pandas as pd
-from tasks.ingest import normalise
+from trainflow.sources import normalise
 from tasks.registry import load_model
-from tasks.schema import load_schema
+from trainflow.schema import load_schema
 from tasks.transform import as_model_input
 schema, model = load_schema("adult"), load_model("adult", registry_url=sys.argv[2])
 t = time.perf_counter()
@@ -64,9 +64,9 @@ print(json.dumps({"seconds": time.perf_counter() - t, "rows": len(proba),
 TASK = r"""
 import json, sys, time
 from benchmarks.memory import peak_gib
-from tasks.catalog import new_run_id
+from trainflow.catalog import new_run_id
 from tasks.predict import PredictSettings, predict
-from tasks.schema import load_schema
+from trainflow.schema import load_schema
 schema = load_schema("adult")
 t = time.perf_counter()
 out = predict.fn(sys.argv[3], new_run_id(), schema, sys.argv[1], None, PredictSettings(registry_url=sys.argv[2]))

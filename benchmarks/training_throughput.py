@@ -26,7 +26,7 @@ import pandas as pd
 
 def _data(name: str, copies: int) -> tuple:
     from tasks.ingest import ingest_data
-    from tasks.schema import load_schema
+    from trainflow.schema import load_schema
     from tasks.split import SplitSettings, split_data
     from tasks.transform import TransformSettings, fit_transform_splits
 

@@ -21,9 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 
 from flows.training import TrainingSettings, tuning_runner, tuning_workers
-from tasks.catalog import ArtifactStore, new_run_id
+from trainflow.catalog import ArtifactStore, new_run_id
 from tasks.ingest import ingest_data
-from tasks.schema import load_schema
+from trainflow.schema import load_schema
 from tasks.split import SplitSettings, split_data
 from tasks.train import TrainSettings
 from tasks.transform import TransformSettings, fit_transform_splits

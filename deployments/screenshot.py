@@ -26,7 +26,7 @@ import httpx
 
 from deployments.simulate import simulate
 from deployments.ui import free_port, wait_healthy
-from tasks.schema import PROJECT_ROOT
+from trainflow.schema import PROJECT_ROOT
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from tasks.schema import PROJECT_ROOT
+from trainflow.schema import PROJECT_ROOT
 
 DEPLOYMENTS_FILE = Path(__file__).with_name("prefect.yaml")
 

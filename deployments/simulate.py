@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks.schema import PROJECT_ROOT
+from trainflow.schema import PROJECT_ROOT
 
 
 def simulate_day(base: pd.DataFrame, day: int, rows: int, seed: int) -> pd.DataFrame:

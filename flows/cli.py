@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, CliApp, PydanticBaseSettingsSource, SettingsConfigDict
 
-from tasks.errors import TrainflowError
+from trainflow.errors import TrainflowError
 
 
 def _deep_merge(base: dict, over: dict) -> dict:

@@ -12,12 +12,12 @@ from prefect import flow
 from pydantic import Field
 
 from flows.training import ARTIFACTS_ROOT_HELP, resolve_root
-from tasks.catalog import ArtifactStore, new_run_id
-from tasks.forms import FormModel, dataset_field
-from tasks.ingest import check_source
+from trainflow.catalog import ArtifactStore, new_run_id
+from trainflow.forms import FormModel, dataset_field
+from trainflow.sources import check_source
 from tasks.predict import PredictSettings, predict
-from tasks.schema import load_schema
-from tasks.ui import tag_flow_run
+from trainflow.schema import load_schema
+from trainflow.ui import tag_flow_run
 
 
 class InferenceSettings(FormModel):

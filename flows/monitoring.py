@@ -14,11 +14,11 @@ from pydantic import Field
 
 from flows.inference import InferenceSettings
 from flows.training import resolve_root
-from tasks.catalog import ArtifactStore, new_run_id
+from trainflow.catalog import ArtifactStore, new_run_id
 from tasks.drift import MonitorSettings, monitor_drift
 from tasks.predict import predict
-from tasks.schema import load_schema
-from tasks.ui import tag_flow_run
+from trainflow.schema import load_schema
+from trainflow.ui import tag_flow_run
 
 
 class MonitoringSettings(InferenceSettings):

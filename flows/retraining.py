@@ -17,16 +17,16 @@ from prefect import flow
 from pydantic import Field
 
 from flows.training import TrainingSettings, resolve_root, training
-from tasks.catalog import ArtifactStore, new_run_id
+from trainflow.catalog import ArtifactStore, new_run_id
 from tasks.drift import MonitorSettings, monitor_drift
-from tasks.errors import RegistryError
-from tasks.forms import FormModel
+from trainflow.errors import RegistryError
+from trainflow.forms import FormModel
 from tasks.predict import PredictSettings, predict
 from tasks.registry import PromotionSettings, Registry, promote
 from tasks.report import report_retraining
 from tasks.retrain import combine, list_batches, notify
-from tasks.schema import load_schema
-from tasks.ui import tag_flow_run
+from trainflow.schema import load_schema
+from trainflow.ui import tag_flow_run
 
 
 class RetrainingSettings(FormModel):

@@ -15,11 +15,11 @@ from prefect import flow
 from pydantic import Field
 
 from flows.training import TrainingSettings, resolve_root, run_tuning
-from tasks.catalog import ArtifactRef, ArtifactStore, new_run_id
-from tasks.errors import ArtifactError, TrainflowError
+from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
+from trainflow.errors import ArtifactError, TrainflowError
 from tasks.evaluate import evaluate, headline
 from tasks.ingest import ingest
-from tasks.schema import load_schema
+from trainflow.schema import load_schema
 from tasks.split import SPLITS, split
 from tasks.train import train
 from tasks.transform import transform

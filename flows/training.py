@@ -15,20 +15,21 @@ from prefect import flow
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import Field
 
-from tasks.catalog import ArtifactRef, ArtifactStore, new_run_id
+from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
 from tasks.drift import profile
-from tasks.errors import TrainflowError
+from trainflow.errors import TrainflowError
 from tasks.evaluate import EvaluateSettings, evaluate
-from tasks.forms import FormModel, dataset_field
-from tasks.ingest import check_source, ingest
+from trainflow.forms import FormModel, dataset_field
+from tasks.ingest import ingest
+from trainflow.sources import check_source
 from tasks.registry import RegisterSettings, register
 from tasks.report import report
-from tasks.schema import PROJECT_ROOT, DatasetSchema, load_schema
+from trainflow.schema import PROJECT_ROOT, DatasetSchema, load_schema
 from tasks.split import SplitSettings, split
 from tasks.train import FAMILIES, TrainSettings, families_for, nn_settings_for, train
 from tasks.transform import TransformSettings, transform
 from tasks.tune import TuneSettings, plan_tuning, tune, tune_trials, with_params
-from tasks.ui import tag_flow_run
+from trainflow.ui import tag_flow_run
 from tasks.validate import validate
 
 DEFAULT_ARTIFACTS_ROOT = PROJECT_ROOT / "data"

@@ -15,11 +15,11 @@ import argparse
 import json
 import os
 
-from tasks.catalog import ArtifactStore, new_run_id
+from trainflow.catalog import ArtifactStore, new_run_id
 from tasks.evaluate import label_values
 from tasks.ingest import ingest_data
 from tasks.modelio import bundle_files
-from tasks.schema import PROJECT_ROOT, load_schema
+from trainflow.schema import PROJECT_ROOT, load_schema
 from tasks.split import SplitSettings, split_data
 from tasks.train import TrainSettings, predict_scores, score, train_models
 from tasks.transform import TransformSettings, as_model_input, fit_transform_splits

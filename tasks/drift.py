@@ -34,15 +34,15 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 from sklearn.pipeline import Pipeline
 
-from tasks.cache import CONTENT
-from tasks.catalog import ArtifactRef, ArtifactStore
-from tasks.forms import FormModel
-from tasks.metrics import DIRECTION, positive_index
+from trainflow.cache import CONTENT
+from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.forms import FormModel
+from trainflow.metrics import DIRECTION, positive_index
 from tasks.modelio import load_bundle
-from tasks.progress import run_logger
-from tasks.schema import DatasetSchema
+from trainflow.progress import run_logger
+from trainflow.schema import DatasetSchema
 from tasks.transform import as_model_input
-from tasks.ui import embedded_png, publish, table_rows
+from trainflow.ui import embedded_png, publish, table_rows
 
 PREDICTION = "__prediction__"  # the profile's entry for the model's scores
 N_QUANTILES = 101  # 0%, 1%, ... 100%
@@ -380,7 +380,7 @@ def monitor_drift(store_root: str, run_id: str, schema: DatasetSchema, source: s
     Returns:
         The dataset-level summary (drifted features, share, dataset, prediction and performance drift).
     """
-    from tasks.ingest import normalise, read_source
+    from trainflow.sources import normalise, read_source
     from tasks.registry import Registry
 
     store = ArtifactStore(store_root)

@@ -22,14 +22,14 @@ from sklearn import metrics as skm
 from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 
-from tasks.cache import CONTENT
-from tasks.catalog import ArtifactRef, ArtifactStore
-from tasks.forms import FormModel
-from tasks.metrics import DIRECTION, positive_index
+from trainflow.cache import CONTENT
+from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.forms import FormModel
+from trainflow.metrics import DIRECTION, positive_index
 from tasks.modelio import load_bundle
 from tasks.nn import NETWORKS
-from tasks.progress import progress, run_logger
-from tasks.schema import DatasetSchema
+from trainflow.progress import progress, run_logger
+from trainflow.schema import DatasetSchema
 from tasks.split import cv_folds
 from tasks.train import TrainSettings, build_estimator, predict_scores, score
 from tasks.transform import TransformSettings, as_model_input, build_preprocessor, encoder_for

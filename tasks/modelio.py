@@ -15,7 +15,7 @@ import skops.io as sio
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.pipeline import Pipeline
 
-from tasks.errors import ArtifactError
+from trainflow.errors import ArtifactError
 
 ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.", "tasks.transform.", "tasks.modelio.",
                     "tasks.baselines.")

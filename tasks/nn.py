@@ -40,7 +40,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from tasks.errors import TrainflowError
+from trainflow.errors import TrainflowError
 
 NETWORKS = ("mlp", "cnn", "transformer", "gru")
 

@@ -21,13 +21,13 @@ from prefect import task
 from pydantic import Field
 from sklearn.pipeline import Pipeline
 
-from tasks.catalog import ArtifactStore
-from tasks.errors import DataError, ValidationFailed
-from tasks.forms import FormModel
-from tasks.ingest import iter_source, normalise
-from tasks.progress import run_logger
+from trainflow.catalog import ArtifactStore
+from trainflow.errors import DataError, ValidationFailed
+from trainflow.forms import FormModel
+from trainflow.sources import iter_source, normalise
+from trainflow.progress import run_logger
 from tasks.registry import Registry
-from tasks.schema import DatasetSchema
+from trainflow.schema import DatasetSchema
 from tasks.train import predict_scores
 from tasks.transform import as_model_input
 from tasks.validate import validate_data

@@ -25,14 +25,14 @@ from prefect import task
 from pydantic import Field
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from tasks.catalog import ArtifactRef, ArtifactStore, folder_digest
-from tasks.errors import QualityGateFailed, RegistryError
-from tasks.forms import FormModel
-from tasks.lineage import environment_lineage
-from tasks.metrics import DIRECTION
+from trainflow.catalog import ArtifactRef, ArtifactStore, folder_digest
+from trainflow.errors import QualityGateFailed, RegistryError
+from trainflow.forms import FormModel
+from trainflow.lineage import environment_lineage
+from trainflow.metrics import DIRECTION
 from tasks.modelio import load_bundle
-from tasks.progress import run_logger
-from tasks.schema import PROJECT_ROOT
+from trainflow.progress import run_logger
+from trainflow.schema import PROJECT_ROOT
 
 DEFAULT_REGISTRY_URL = f"sqlite:///{PROJECT_ROOT / 'data' / 'registry' / 'registry.db'}"
 PROFILE_FILE = "reference_profile.parquet"
@@ -407,7 +407,7 @@ def promote(store_root: str, run_id: str, schema: Any, holdout: ArtifactRef, mod
     Returns:
         ``{"promoted", "champion", "challenger", "metric", "champion_score", "challenger_score", "reason"}``.
     """
-    from tasks.metrics import DEFAULT_METRIC, better
+    from trainflow.metrics import DEFAULT_METRIC, better
 
     store = ArtifactStore(store_root)
     metric = settings.metric or DEFAULT_METRIC[schema.task]

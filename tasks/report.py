@@ -8,10 +8,10 @@ from typing import Any
 import pandas as pd
 from prefect import task
 
-from tasks.catalog import ArtifactRef, ArtifactStore
+from trainflow.catalog import ArtifactRef, ArtifactStore
 from tasks.evaluate import headline
-from tasks.progress import run_logger
-from tasks.ui import embedded_png, publish, readable
+from trainflow.progress import run_logger
+from trainflow.ui import embedded_png, publish, readable
 
 
 def _fmt(v: Any) -> str:

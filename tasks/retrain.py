@@ -11,11 +11,11 @@ from typing import Any
 import pandas as pd
 from prefect import task
 
-from tasks.catalog import ArtifactRef, ArtifactStore
-from tasks.errors import DataError, is_transient
-from tasks.ingest import normalise, read_source
-from tasks.progress import run_logger
-from tasks.schema import DatasetSchema
+from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.errors import DataError, is_transient
+from trainflow.sources import normalise, read_source
+from trainflow.progress import run_logger
+from trainflow.schema import DatasetSchema
 
 BATCH_SUFFIXES = (".parquet", ".csv", ".csv.gz")
 

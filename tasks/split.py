@@ -15,12 +15,12 @@ from prefect import task
 from pydantic import Field, model_validator
 from sklearn.model_selection import GroupShuffleSplit, KFold, StratifiedKFold, TimeSeriesSplit, train_test_split
 
-from tasks.cache import CONTENT
-from tasks.catalog import ArtifactRef, ArtifactStore
-from tasks.errors import DataError
-from tasks.forms import FormModel
-from tasks.progress import run_logger
-from tasks.schema import DatasetSchema
+from trainflow.cache import CONTENT
+from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.errors import DataError
+from trainflow.forms import FormModel
+from trainflow.progress import run_logger
+from trainflow.schema import DatasetSchema
 
 SPLITS = ("train", "validation", "test")
 

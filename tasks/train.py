@@ -24,16 +24,16 @@ from pydantic import Field
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
-from tasks.cache import CONTENT
-from tasks.catalog import ArtifactRef, ArtifactStore
-from tasks.device import detect_accelerator
-from tasks.errors import TrainflowError
-from tasks.forms import FormModel, optional_twin
-from tasks.metrics import DEFAULT_METRIC, DIRECTION, classification_metrics, regression_metrics
+from trainflow.cache import CONTENT
+from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.device import detect_accelerator
+from trainflow.errors import TrainflowError
+from trainflow.forms import FormModel, optional_twin
+from trainflow.metrics import DEFAULT_METRIC, DIRECTION, classification_metrics, regression_metrics
 from tasks.modelio import bundle_files, load_skops
 from tasks.nn import NETWORKS, NNSettings
-from tasks.progress import Progress, progress, run_logger
-from tasks.schema import DatasetSchema
+from trainflow.progress import Progress, progress, run_logger
+from trainflow.schema import DatasetSchema
 from tasks.transform import TransformSettings, encoder_for, encoding_for
 
 Family = Literal["lightgbm", "logistic", "decision_tree", "random_forest", "svm", "mlp", "cnn", "transformer", "gru",

@@ -22,12 +22,12 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, RobustScaler, StandardScaler
 
-from tasks.cache import CONTENT
-from tasks.catalog import ArtifactRef, ArtifactStore
-from tasks.forms import FormModel
+from trainflow.cache import CONTENT
+from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.forms import FormModel
 from tasks.modelio import dump_skops
-from tasks.progress import run_logger
-from tasks.schema import DatasetSchema
+from trainflow.progress import run_logger
+from trainflow.schema import DatasetSchema
 
 MISSING = "__missing__"
 UNKNOWN_CODE = -1

@@ -30,17 +30,17 @@ import pandas as pd
 from prefect import task
 from pydantic import BaseModel, Field
 
-from tasks.catalog import ArtifactRef, ArtifactStore
-from tasks.errors import TrainflowError
-from tasks.forms import FormModel
-from tasks.metrics import DEFAULT_METRIC, DIRECTION
+from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.errors import TrainflowError
+from trainflow.forms import FormModel
+from trainflow.metrics import DEFAULT_METRIC, DIRECTION
 from tasks.nn import NETWORKS, NNSettings
-from tasks.progress import run_logger
-from tasks.schema import DatasetSchema
+from trainflow.progress import run_logger
+from trainflow.schema import DatasetSchema
 from tasks.split import cv_folds
 from tasks.train import TrainSettings, families_for, fit_family
 from tasks.transform import TransformSettings
-from tasks.ui import embedded_png, publish, readable
+from trainflow.ui import embedded_png, publish, readable
 
 
 class ParamSpec(FormModel):

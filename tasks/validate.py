@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 from prefect import task
 
-from tasks.catalog import ArtifactRef, ArtifactStore
-from tasks.errors import ValidationFailed
-from tasks.progress import run_logger
-from tasks.schema import DatasetSchema
+from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.errors import ValidationFailed
+from trainflow.progress import run_logger
+from trainflow.schema import DatasetSchema
 
 SEVERITY_NAMES = {"critical": "error", "warning": "warning", "info": "info"}
 SAMPLE_SIZE = 10

@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from tasks.ingest import ingest_data  # noqa: E402
-from tasks.schema import DatasetSchema, load_schema  # noqa: E402
+from trainflow.schema import DatasetSchema, load_schema  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.errors import DataError
+from trainflow.errors import DataError
 from tasks.ingest import ingest_data
-from tasks.schema import DatasetSchema
+from trainflow.schema import DatasetSchema
 from tasks.validate import validate_data
 
 

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from tasks.ingest import content_hash, ingest_data, normalise, read_source
-from tasks.schema import DatasetSchema, load_schema
+from tasks.ingest import ingest_data
+from trainflow.sources import content_hash, normalise, read_source
+from trainflow.schema import DatasetSchema, load_schema
 
 
 def test_adult_normalised(adult_raw: pd.DataFrame) -> None:

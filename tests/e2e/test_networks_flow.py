@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from flows.training import TrainingSettings, training
-from tasks.catalog import ArtifactStore
+from trainflow.catalog import ArtifactStore
 from tasks.registry import Registry
 
 

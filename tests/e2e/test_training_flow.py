@@ -11,11 +11,11 @@ import pytest
 
 from flows.stage import StageSettings, run_stage
 from flows.training import TrainingSettings, training
-from tasks.catalog import ArtifactStore, new_run_id
-from tasks.errors import QualityGateFailed, ValidationFailed
+from trainflow.catalog import ArtifactStore, new_run_id
+from trainflow.errors import QualityGateFailed, ValidationFailed
 from tasks.evaluate import EvaluateSettings, evaluate
 from tasks.registry import Registry, load_model
-from tasks.schema import load_schema
+from trainflow.schema import load_schema
 from tasks.train import TrainSettings
 from tasks.transform import TransformSettings
 
@@ -158,7 +158,7 @@ def test_a_run_that_fails_inside_prefect_ends_with_its_error_line(first_run: dic
 def test_batch_inference_scores_quarantines_and_matches_the_model(first_run: dict, work: dict[str, str],
                                                                    tmp_path: Path) -> None:
     from flows.inference import InferenceSettings, inference
-    from tasks.errors import RegistryError
+    from trainflow.errors import RegistryError
     from tasks.predict import PredictSettings
 
     store = ArtifactStore(work["root"])

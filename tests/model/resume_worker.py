@@ -10,7 +10,7 @@ import numpy as np
 
 from tasks.ingest import ingest_data
 from tasks.nn import MLPClassifier
-from tasks.schema import load_schema
+from trainflow.schema import load_schema
 from tasks.split import SplitSettings, split_data
 from tasks.transform import TransformSettings, fit_transform_splits
 

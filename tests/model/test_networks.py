@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from tasks.ingest import ingest_data
-from tasks.metrics import classification_metrics, regression_metrics
+from trainflow.metrics import classification_metrics, regression_metrics
 from tasks.modelio import bundle_files, load_bundle
 from tasks.nn import CNNClassifier, RNNForecaster, TextTransformerClassifier, tokenize
-from tasks.schema import load_schema
+from trainflow.schema import load_schema
 from tasks.split import SplitSettings, split_data
 from tasks.train import TrainSettings, predict_scores, train_models
 from tasks.transform import TransformSettings, as_model_input, fit_transform_splits

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from tasks.metrics import classification_metrics, regression_metrics
+from trainflow.metrics import classification_metrics, regression_metrics
 from tasks.modelio import bundle_files, load_bundle
 from tasks.nn import MLPClassifier, MLPRegressor, NonFiniteLoss
-from tasks.schema import DatasetSchema, load_schema
+from trainflow.schema import DatasetSchema, load_schema
 from tasks.split import SplitSettings, split_data
 from tasks.train import TrainSettings, train_models
 from tasks.transform import TransformSettings, as_model_input, fit_transform_splits

@@ -7,8 +7,8 @@ import pytest
 from tasks.evaluate import EvaluateSettings, evaluate_model, headline
 from tasks.modelio import bundle_files, load_bundle
 from tasks.predict import predict_frame
-from tasks.errors import DataError
-from tasks.schema import DatasetSchema, load_schema
+from trainflow.errors import DataError
+from trainflow.schema import DatasetSchema, load_schema
 from tasks.split import SplitSettings, split_data
 from tasks.train import TrainSettings, train_models
 from tasks.transform import TransformSettings, as_model_input, fit_transform_splits

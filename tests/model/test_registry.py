@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.errors import RegistryError
+from trainflow.errors import RegistryError
 from tasks.modelio import bundle_files
 from tasks.registry import Registry, check_gate, load_model
 

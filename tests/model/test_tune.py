@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.catalog import ArtifactStore, new_run_id
+from trainflow.catalog import ArtifactStore, new_run_id
 from tasks.ingest import ingest_data
-from tasks.schema import load_schema
+from trainflow.schema import load_schema
 from tasks.split import SplitSettings, split_data
 from tasks.train import TrainSettings
 from tasks.transform import TransformSettings, fit_transform_splits

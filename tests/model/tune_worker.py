@@ -6,8 +6,8 @@
 import json
 import sys
 
-from tasks.catalog import ArtifactRef
-from tasks.schema import load_schema
+from trainflow.catalog import ArtifactRef
+from trainflow.schema import load_schema
 from tasks.train import TrainSettings
 from tasks.transform import TransformSettings
 from tasks.tune import TuneSettings, run_trials

@@ -1,7 +1,7 @@
 """The content cache key: same content and settings, same key, whatever the run."""
 
-from tasks.cache import content_key
-from tasks.catalog import ArtifactRef
+from trainflow.cache import content_key
+from trainflow.catalog import ArtifactRef
 from tasks.split import SplitSettings
 
 

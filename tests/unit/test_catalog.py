@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.catalog import ArtifactStore, new_run_id
-from tasks.errors import ArtifactError
+from trainflow.catalog import ArtifactStore, new_run_id
+from trainflow.errors import ArtifactError
 
 
 def test_write_read_roundtrip_and_manifest(tmp_path: Path) -> None:

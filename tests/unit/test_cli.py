@@ -8,7 +8,7 @@ import pytest
 
 from flows.cli import main, parse_settings
 from flows.training import TrainingSettings
-from tasks.errors import TrainflowError
+from trainflow.errors import TrainflowError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from tasks.drift import PREDICTION, DriftSettings, build_profile, detect_drift
-from tasks.schema import DatasetSchema, load_schema
+from trainflow.schema import DatasetSchema, load_schema
 from tasks.split import SplitSettings, split_data
 
 

@@ -11,7 +11,7 @@ from prefect.utilities.callables import parameter_schema
 from flows.cli import parse_settings
 from flows.inference import inference
 from flows.training import TrainingSettings, effective_settings, training
-from tasks.schema import known_datasets, load_schema
+from trainflow.schema import known_datasets, load_schema
 
 UNSET = object()
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.errors import TrainflowError
-from tasks.schema import infer_schema, load_schema
+from trainflow.errors import TrainflowError
+from trainflow.schema import infer_schema, load_schema
 from tasks.validate import validate_data
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ def test_infer_binary_label() -> None:
 def test_infer_command_writes_schema(tmp_path: Path) -> None:
     csv = tmp_path / "toy.csv"
     _toy().to_csv(csv, index=False)
-    out = subprocess.run([sys.executable, "-m", "tasks.schema", "infer", "--name", "toy", "--source", str(csv),
+    out = subprocess.run([sys.executable, "-m", "trainflow.schema", "infer", "--name", "toy", "--source", str(csv),
                           "--label", "price", "--schemas-dir", str(tmp_path)], capture_output=True, text=True,
                          cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.errors import DataError
-from tasks.schema import ColumnSpec, DatasetSchema
+from trainflow.errors import DataError
+from trainflow.schema import ColumnSpec, DatasetSchema
 from tasks.split import SplitSettings, split_data
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from tasks.schema import DatasetSchema
+from trainflow.schema import DatasetSchema
 from tasks.split import SplitSettings, split_data
 from tasks.transform import UNKNOWN_CODE, QuantileClipper, TransformSettings, as_model_input, fit_transform_splits
 

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
 
-from tasks.schema import known_datasets
+from trainflow.schema import known_datasets
 
 
 def drop_null_branches(schema: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """Dataset schemas: columns, types, roles, label, task type and the Great Expectations suite.
 
-A schema lives once, as JSON, in ``schemas/<name>.json``. ``python -m tasks.schema infer`` writes a
+A schema lives once, as JSON, in ``schemas/<name>.json``. ``python -m trainflow.schema infer`` writes a
 starter schema from a sample of the data (types, label, task type, and a GX suite with types, null
 rates, ranges and category sets) for a person to edit.
 """
@@ -15,9 +15,9 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from tasks.errors import DataError, TrainflowError
+from trainflow import PROJECT_ROOT
+from trainflow.errors import DataError, TrainflowError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SCHEMAS_DIR = PROJECT_ROOT / "schemas"
 
 ColumnType = Literal["int", "float", "category", "string", "text", "bool", "datetime"]
@@ -185,7 +185,7 @@ def load_schema(name: str, schemas_dir: str | Path | None = None) -> DatasetSche
     if not path.exists():
         known = known_datasets(folder)
         raise TrainflowError(f"no schema for dataset '{name}' in {folder} (known: {', '.join(known) or 'none'}); "
-                             f"create one with `python -m tasks.schema infer --name {name} --source PATH --label COL`")
+                             f"create one with `python -m trainflow.schema infer --name {name} --source PATH --label COL`")
     try:
         return DatasetSchema.model_validate_json(path.read_text())
     except ValueError as exc:
@@ -310,12 +310,12 @@ def infer_schema(df: pd.DataFrame, name: str, label: str | None = None, source: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tasks.schema infer --name NAME --source PATH [--label COL]``: write a starter schema."""
+    """``python -m trainflow.schema infer --name NAME --source PATH [--label COL]``: write a starter schema."""
     import argparse
 
-    from tasks.ingest import read_source, normalise
+    from trainflow.sources import normalise, read_source
 
-    parser = argparse.ArgumentParser(prog="python -m tasks.schema", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m trainflow.schema", description=main.__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("infer", help="infer a starter schema and GX suite from a sample of the data")
     p.add_argument("--name", required=True, help="dataset name (the schema's file name)")

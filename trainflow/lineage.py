@@ -7,8 +7,8 @@ import platform
 import subprocess
 from typing import Any
 
-from tasks.device import detect_accelerator
-from tasks.schema import PROJECT_ROOT
+from trainflow.device import detect_accelerator
+from trainflow.schema import PROJECT_ROOT
 
 LIBRARIES = ("trainflow", "prefect", "great-expectations", "scikit-learn", "lightgbm", "pandas", "pyarrow", "numpy",
              "skops", "sqlalchemy", "optuna", "torch")

@@ -7,7 +7,7 @@ leaves out the run id: re-running an unchanged flow reuses every deterministic s
 
 TASK_SOURCE covers only the decorated function's own lines, and a stage's result also depends on
 the helpers it calls (metrics, transformers, estimators), so the key includes a digest of every
-module in ``tasks/`` as well: editing any stage code invalidates the cache.
+module in ``tasks/`` and in this library as well: editing any stage code invalidates the cache.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
 from pydantic import BaseModel
 
-from tasks.catalog import ArtifactRef
+from trainflow import PROJECT_ROOT
+from trainflow.catalog import ArtifactRef
 
 IGNORED_PARAMETERS = frozenset({"run_id"})
 
@@ -40,10 +40,10 @@ def _content(value: Any) -> Any:
 
 @functools.cache
 def stage_code_digest() -> str:
-    """sha256 over the source of every module in ``tasks/`` (read once per process)."""
+    """sha256 over the source of every module in ``tasks/`` and ``trainflow/`` (read once per process)."""
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in sorted(PROJECT_ROOT.glob("tasks/**/*.py")) + sorted(PROJECT_ROOT.glob("trainflow/**/*.py")):
+        digest.update(str(path.relative_to(PROJECT_ROOT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 

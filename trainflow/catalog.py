@@ -27,7 +27,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
-from tasks.errors import ArtifactError
+from trainflow.errors import ArtifactError
 
 MANIFEST_COLUMNS = ["stage", "name", "kind", "path", "rows", "bytes", "sha256", "created", "source_run"]
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
