@@ -23,7 +23,7 @@ from trainflow.errors import RegistryError
 from trainflow.forms import FormModel
 from tasks.predict import PredictSettings, predict
 from tasks.registry import PromotionSettings, Registry, promote
-from tasks.report import report_retraining
+from tasks.report import report_retraining, retraining_rows
 from tasks.retrain import combine, list_batches, notify
 from trainflow.schema import load_schema
 from trainflow.ui import tag_flow_run
@@ -133,16 +133,7 @@ def print_retraining(summary: dict[str, Any]) -> None:
     """Console table of a retraining run."""
     from flows.cli import print_rows
 
-    rows = [("champion before", f"v{summary['champion']}" if summary["champion"] else "none")]
-    if "drift" in summary:
-        d = summary["drift"]
-        rows.append(("drift", f"{d['drifted_features']} features ({d['share']:.0%}); prediction "
-                              f"{d['prediction_drift']}; performance {d['performance_drift']}"))
-    rows.append(("retrained", f"{summary['retrained']} ({'; '.join(summary['retrain_reasons']) or '-'})"))
-    if summary.get("challenger"):
-        rows.append(("challenger", f"v{summary['challenger']}"))
-    rows.append(("promoted", f"{summary['promoted']}: {summary['reason']}"))
-    print_rows(f"retraining run {summary['run_id']} ({summary['model_name']})", rows)
+    print_rows(f"retraining run {summary['run_id']} ({summary['model_name']})", retraining_rows(summary))
 
 
 if __name__ == "__main__":

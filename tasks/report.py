@@ -96,27 +96,31 @@ def report(store_root: str, run_id: str, dataset: str, trained: dict[str, Artifa
     return summary
 
 
-def retraining_markdown(summary: dict[str, Any]) -> str:
-    """A retraining run's decisions as markdown: why it retrained (or not), the drift verdict, the promotion."""
-    champion = f"v{summary['champion']}" if summary["champion"] else "none"
-    lines = [f"# Retraining run `{summary['run_id']}`: {summary['model_name']}", "",
-             f"- champion before: **{champion}**"]
+def retraining_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """A retraining run's decisions as (label, value) rows: why it retrained (or not), the drift verdict, the
+    challenger, both scores on the held-out batch, the promotion. The console and the UI show the same rows."""
+    rows = [("champion before", f"v{summary['champion']}" if summary["champion"] else "none")]
     if "drift" in summary:
         d = summary["drift"]
-        lines.append(f"- drift: {d['drifted_features']} features ({d['share']:.0%}); dataset drift "
-                     f"**{d['dataset_drift']}**, prediction drift **{d['prediction_drift']}**, performance drift "
-                     f"**{d['performance_drift']}**")
-    lines.append(f"- retrained: **{summary['retrained']}** ({'; '.join(summary['retrain_reasons']) or '-'})")
+        rows.append(("drift", f"{d['drifted_features']} features ({d['share']:.0%}); dataset drift "
+                              f"{d['dataset_drift']}, prediction drift {d['prediction_drift']}, performance drift "
+                              f"{d['performance_drift']}"))
+    rows.append(("retrained", f"{summary['retrained']} ({'; '.join(summary['retrain_reasons']) or '-'})"))
     if summary.get("challenger"):
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary.get("challenger_test_metrics", {}).items())
-        lines.append(f"- challenger: **v{summary['challenger']}** (test {metrics}), training run "
-                     f"`{summary['training_run']}`")
+        rows.append(("challenger", f"v{summary['challenger']} (test {metrics}), training run {summary['training_run']}"))
     decision = summary.get("decision") or {}
     if decision.get("champion_score") is not None:
-        lines.append(f"- {decision['metric']} on the held-out batch: champion {decision['champion_score']:.4f}, "
-                     f"challenger {decision['challenger_score']:.4f}")
-    lines.append(f"- promoted: **{summary['promoted']}**: {summary['reason']}")
-    return "\n".join(lines)
+        rows.append((f"held-out {decision['metric']}", f"champion {decision['champion_score']:.4f}, challenger "
+                                                       f"{decision['challenger_score']:.4f}"))
+    rows.append(("promoted", f"{summary['promoted']}: {summary['reason']}"))
+    return rows
+
+
+def retraining_markdown(summary: dict[str, Any]) -> str:
+    """A retraining run's decisions as markdown for the Prefect UI."""
+    lines = [f"# Retraining run `{summary['run_id']}`: {summary['model_name']}", ""]
+    return "\n".join(lines + [f"- **{label}**: {value}" for label, value in retraining_rows(summary)])
 
 
 @task(name="report_retraining")
