@@ -4,10 +4,12 @@ import base64
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from prefect.logging.handlers import APILogHandler
 
 from flows.training import TrainingSettings, training
 from tasks.registry import Registry
@@ -67,12 +69,20 @@ def test_flow_tunes_in_parallel_and_trains_with_the_best_params(prefect_harness,
     image = base64.b64decode(plot.split("(data:image/png;base64,", 1)[1].split(")", 1)[0])
     assert image == (run / "tune" / "best_score.png").read_bytes()  # the plot itself, shown in the UI
 
-    with get_client(sync_client=True) as client:  # the Logs tab of this run and of its tuning-workers subflow
+    # the Logs tab of this run and of its tuning-workers subflow; the run's last lines reach the API from a
+    # background worker in batches, so the test waits for them as a user refreshing the tab would
+    APILogHandler().flush()
+    deadline = time.monotonic() + 30
+    with get_client(sync_client=True) as client:
         flow_run = state.state_details.flow_run_id
         runs = [flow_run, *(r.id for r in client.read_flow_runs(flow_run_filter=FlowRunFilter(
             parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run]))))]
-        logs = [log.message for log in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(
-            any_=runs)), limit=200)]
+        while True:
+            logs = [log.message for log in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(
+                any_=runs)), limit=200)]
+            if any(line.startswith("register: ") for line in logs) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
     # stages that never come from the cache (an identical earlier run in this session may have cached the rest)
     for start in ("ingest: 569 rows", "validate: passed", "register: breast_cancer v1"):
         assert any(line.startswith(start) for line in logs), (start, logs)
