@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m flows.training
+	$(BIN)/trainflow train
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

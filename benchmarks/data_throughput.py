@@ -40,7 +40,8 @@ from trainflow.catalog import new_run_id
 from tasks.ingest import ingest
 from trainflow.schema import load_schema
 from tasks.split import SplitSettings, split
-from tasks.transform import TransformSettings, transform
+from tasks.transform import transform
+from trainflow.features import TransformSettings
 from tasks.validate import validate
 schema, root, run, times = load_schema("adult"), sys.argv[2], new_run_id(), {}
 t = time.perf_counter()

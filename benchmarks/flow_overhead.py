@@ -38,8 +38,8 @@ from flows.training import TrainingSettings, resolve_root
 from trainflow.catalog import ArtifactStore, new_run_id
 from tasks.evaluate import evaluate_model, headline
 from tasks.ingest import ingest_data
-from tasks.modelio import bundle_files, load_bundle
-from tasks.registry import Registry
+from trainflow.modelio import bundle_files, load_bundle
+from trainflow.registry import Registry
 from trainflow.schema import load_schema
 from tasks.split import split_data
 from tasks.train import train_models

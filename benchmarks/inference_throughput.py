@@ -30,12 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAIN = r"""
 import sys
 from tasks.ingest import ingest_data
-from tasks.modelio import bundle_files
-from tasks.registry import Registry
+from trainflow.modelio import bundle_files
+from trainflow.registry import Registry
 from trainflow.schema import load_schema
 from tasks.split import SplitSettings, split_data
-from tasks.train import TrainSettings, train_models
-from tasks.transform import TransformSettings, fit_transform_splits
+from tasks.train import train_models
+from trainflow.models import TrainSettings
+from tasks.transform import fit_transform_splits
+from trainflow.features import TransformSettings
 schema = load_schema("adult")
 raw, _ = ingest_data(schema)
 splits, _ = split_data(raw, schema, SplitSettings(), 42)
@@ -50,9 +52,9 @@ import json, sys, time
 from benchmarks.memory import peak_gib
 import pandas as pd
 from trainflow.sources import normalise
-from tasks.registry import load_model
+from trainflow.registry import load_model
 from trainflow.schema import load_schema
-from tasks.transform import as_model_input
+from trainflow.features import as_model_input
 schema, model = load_schema("adult"), load_model("adult", registry_url=sys.argv[2])
 t = time.perf_counter()
 x = as_model_input(normalise(pd.read_parquet(sys.argv[1]), schema.missing_markers), schema)

@@ -28,7 +28,8 @@ def _data(name: str, copies: int) -> tuple:
     from tasks.ingest import ingest_data
     from trainflow.schema import load_schema
     from tasks.split import SplitSettings, split_data
-    from tasks.transform import TransformSettings, fit_transform_splits
+    from tasks.transform import fit_transform_splits
+    from trainflow.features import TransformSettings
 
     schema = load_schema(name)
     splits, _ = split_data(ingest_data(schema)[0], schema, SplitSettings(), 42)
@@ -41,7 +42,7 @@ def _data(name: str, copies: int) -> tuple:
 
 
 def _estimator(family: str, schema, epochs: int, batch: int):  # noqa: ANN001, ANN202
-    from tasks.train import TrainSettings, build_estimator
+    from trainflow.models import build_estimator, TrainSettings
 
     settings = TrainSettings(nn={"max_epochs": epochs, "patience": epochs + 1, "batch_size": batch})
     return build_estimator(family, schema.task, settings, 0, 0, schema=schema)
@@ -51,7 +52,8 @@ def bare_loop(est, x: pd.DataFrame, y: np.ndarray, epochs: int) -> float:  # noq
     """Seconds for ``epochs`` epochs of the plainest loop over the estimator's own module and tensors."""
     import torch
 
-    from tasks.nn import _place, pick_device
+    from trainflow.device import pick_device
+    from trainflow.models.networks.loop import place
 
     s = est.nn_settings
     device = pick_device()
@@ -61,7 +63,7 @@ def bare_loop(est, x: pd.DataFrame, y: np.ndarray, epochs: int) -> float:  # noq
     target = torch.from_numpy(est._encode_y(y, fit=True))
     model = est._build().to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay)
-    data, streamed = _place([*est._inputs(x), target], device)
+    data, streamed = place([*est._inputs(x), target], device)
     started = time.perf_counter()
     for _ in range(epochs):
         model.train()
@@ -95,7 +97,7 @@ def stage_fit(est, x: pd.DataFrame, y: np.ndarray, xv: pd.DataFrame, yv: np.ndar
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from tasks.nn import pick_device
+    from trainflow.device import pick_device
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=5)

@@ -25,8 +25,9 @@ from trainflow.catalog import ArtifactStore, new_run_id
 from tasks.ingest import ingest_data
 from trainflow.schema import load_schema
 from tasks.split import SplitSettings, split_data
-from tasks.train import TrainSettings
-from tasks.transform import TransformSettings, fit_transform_splits
+from trainflow.models import TrainSettings
+from tasks.transform import fit_transform_splits
+from trainflow.features import TransformSettings
 from tasks.tune import ParamSpec, TuneSettings, open_study, plan_study, run_trials, search_space, trials_table
 
 TRAIN = TrainSettings(families=["lightgbm"], lightgbm_max_rounds=300, early_stopping_rounds=30)

@@ -36,10 +36,10 @@ def wait_healthy(api: str, timeout: float = 120) -> None:
     raise SystemExit(f"the Prefect server did not answer at {api} within {timeout:.0f} s")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m deployments.ui", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str = "python -m deployments.ui") -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=4200)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     api = f"http://127.0.0.1:{args.port}/api"
     # the UI calls the API address in its settings (port 4200 by default), not the --port given to the server
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",

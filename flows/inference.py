@@ -72,7 +72,12 @@ def print_inference(summary: dict[str, Any]) -> None:
     print_rows(f"inference run {summary['run_id']}", rows)
 
 
-if __name__ == "__main__":
+def cli(prog: str = "python -m flows.inference") -> int:
+    """The command line of this flow (``sys.argv`` flags); returns the exit code."""
     from flows.cli import main
 
-    raise SystemExit(main(inference, InferenceSettings, printer=print_inference, prog="python -m flows.inference"))
+    return main(inference, InferenceSettings, printer=print_inference, prog=prog)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

@@ -59,7 +59,12 @@ def print_monitoring(summary: dict[str, Any]) -> None:
         ("performance drift", summary["performance_drift"]), ("drift report", summary["report_path"])])
 
 
-if __name__ == "__main__":
+def cli(prog: str = "python -m flows.monitoring") -> int:
+    """The command line of this flow (``sys.argv`` flags); returns the exit code."""
     from flows.cli import main
 
-    raise SystemExit(main(monitoring, MonitoringSettings, printer=print_monitoring, prog="python -m flows.monitoring"))
+    return main(monitoring, MonitoringSettings, printer=print_monitoring, prog=prog)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

@@ -22,7 +22,8 @@ from tasks.drift import MonitorSettings, monitor_drift
 from trainflow.errors import RegistryError
 from trainflow.forms import FormModel
 from tasks.predict import PredictSettings, predict
-from tasks.registry import PromotionSettings, Registry, promote
+from tasks.promote import promote, PromotionSettings
+from trainflow.registry import Registry
 from tasks.report import report_retraining, retraining_rows
 from tasks.retrain import combine, list_batches, notify
 from trainflow.schema import load_schema
@@ -136,7 +137,12 @@ def print_retraining(summary: dict[str, Any]) -> None:
     print_rows(f"retraining run {summary['run_id']} ({summary['model_name']})", retraining_rows(summary))
 
 
-if __name__ == "__main__":
+def cli(prog: str = "python -m flows.retraining") -> int:
+    """The command line of this flow (``sys.argv`` flags); returns the exit code."""
     from flows.cli import main
 
-    raise SystemExit(main(retraining, RetrainingSettings, printer=print_retraining, prog="python -m flows.retraining"))
+    return main(retraining, RetrainingSettings, printer=print_retraining, prog=prog)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

@@ -149,7 +149,12 @@ def print_stage(summary: dict[str, Any]) -> None:
     print_paths(summary["outputs"])
 
 
-if __name__ == "__main__":
+def cli(prog: str = "python -m flows.stage") -> int:
+    """The command line of this flow (``sys.argv`` flags); returns the exit code."""
     from flows.cli import main
 
-    raise SystemExit(main(run_stage, StageSettings, printer=print_stage, prog="python -m flows.stage"))
+    return main(run_stage, StageSettings, printer=print_stage, prog=prog)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

@@ -22,12 +22,14 @@ from tasks.evaluate import EvaluateSettings, evaluate
 from trainflow.forms import FormModel, dataset_field
 from tasks.ingest import ingest
 from trainflow.sources import check_source
-from tasks.registry import RegisterSettings, register
+from tasks.register import register, RegisterSettings
 from tasks.report import report
 from trainflow.schema import PROJECT_ROOT, DatasetSchema, load_schema
 from tasks.split import SplitSettings, split
-from tasks.train import FAMILIES, TrainSettings, families_for, nn_settings_for, train
-from tasks.transform import TransformSettings, transform
+from tasks.train import train
+from trainflow.models import FAMILIES, families_for, nn_settings_for, TrainSettings
+from tasks.transform import transform
+from trainflow.features import TransformSettings
 from tasks.tune import TuneSettings, plan_tuning, tune, tune_trials, with_params
 from trainflow.ui import tag_flow_run
 from tasks.validate import validate
@@ -199,7 +201,12 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     return report(root, run_id, schema.name, trained, evaluation, results, registered, model_schema.task)
 
 
-if __name__ == "__main__":
+def cli(prog: str = "python -m flows.training") -> int:
+    """The command line of this flow (``sys.argv`` flags); returns the exit code."""
     from flows.cli import main
 
-    raise SystemExit(main(training, TrainingSettings))
+    return main(training, TrainingSettings, prog=prog)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

@@ -38,10 +38,10 @@ from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.forms import FormModel
 from trainflow.metrics import DIRECTION, positive_index
-from tasks.modelio import load_bundle
+from trainflow.modelio import load_bundle
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema
-from tasks.transform import as_model_input
+from trainflow.features import as_model_input
 from trainflow.ui import embedded_png, publish, table_rows
 
 PREDICTION = "__prediction__"  # the profile's entry for the model's scores
@@ -301,7 +301,7 @@ def profile(store_root: str, run_id: str, schema: DatasetSchema, splits: dict[st
 def performance_drift(schema: DatasetSchema, y: np.ndarray, predictions: pd.DataFrame, reference: dict[str, float],
                       max_drop: float) -> list[dict]:
     """Rows for the drift report comparing metrics on labelled new rows with the model's test metrics."""
-    from tasks.train import score
+    from trainflow.metrics import score
 
     proba_cols = [c for c in predictions.columns if c.startswith("proba_")]
     if schema.task == "regression":
@@ -381,7 +381,7 @@ def monitor_drift(store_root: str, run_id: str, schema: DatasetSchema, source: s
         The dataset-level summary (drifted features, share, dataset, prediction and performance drift).
     """
     from trainflow.sources import normalise, read_source
-    from tasks.registry import Registry
+    from trainflow.registry import Registry
 
     store = ArtifactStore(store_root)
     registry = Registry(registry_url)

@@ -26,13 +26,14 @@ from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.forms import FormModel
 from trainflow.metrics import DIRECTION, positive_index
-from tasks.modelio import load_bundle
-from tasks.nn import NETWORKS
+from trainflow.modelio import load_bundle
+from trainflow.models import NETWORKS
 from trainflow.progress import progress, run_logger
 from trainflow.schema import DatasetSchema
 from tasks.split import cv_folds
-from tasks.train import TrainSettings, build_estimator, predict_scores, score
-from tasks.transform import TransformSettings, as_model_input, build_preprocessor, encoder_for
+from trainflow.metrics import predict_scores, score
+from trainflow.models import build_estimator, TrainSettings
+from trainflow.features import as_model_input, build_preprocessor, encoder_for, TransformSettings
 
 MIN_SLICE_ROWS = 30
 MIN_SLICE_POSITIVES = 10  # per-group recall, precision, F1s and ROC-AUC with fewer positives are noise

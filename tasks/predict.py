@@ -26,10 +26,10 @@ from trainflow.errors import DataError, ValidationFailed
 from trainflow.forms import FormModel
 from trainflow.sources import iter_source, normalise
 from trainflow.progress import run_logger
-from tasks.registry import Registry
+from trainflow.registry import Registry
 from trainflow.schema import DatasetSchema
-from tasks.train import predict_scores
-from tasks.transform import as_model_input
+from trainflow.metrics import predict_scores
+from trainflow.features import as_model_input
 from tasks.validate import validate_data
 
 

@@ -1,172 +1,19 @@
-"""Transform: the learned preprocessing, fitted on the training split alone.
-
-Numeric columns: imputation, clipping to training quantiles (outliers), scaling. Categorical columns:
-imputation with an explicit missing category, rare categories grouped, then integer codes (unknown
-categories at serving time get their own code, -1). Model families add their own last encoding
-(one-hot for linear models and SVMs, native categoricals for LightGBM) in ``encoder_for``. The
-fitted preprocessor and the model are saved as one scikit-learn Pipeline, so serving runs exactly
-what training ran.
+"""Transform: fit the preprocessing (``trainflow.features``) on the training split alone and apply it to every
+split; the fitted preprocessor becomes the first step of every model's Pipeline.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
-import numpy as np
 import pandas as pd
 from prefect import task
-from pydantic import Field
-from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, RobustScaler, StandardScaler
 
 from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore
-from trainflow.forms import FormModel
-from tasks.modelio import dump_skops
+from trainflow.features import TransformSettings, as_model_input, build_preprocessor
+from trainflow.modelio import dump_skops
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema
-
-MISSING = "__missing__"
-UNKNOWN_CODE = -1
-
-Encoding = Literal["auto", "onehot", "ordinal", "native"]
-
-
-class TransformSettings(FormModel):
-    """How features are prepared; every step is fitted on the training split only."""
-
-    numeric_imputation: Literal["median", "mean", "most_frequent"] = Field(
-        "median", description="value for missing numbers")
-    clip_quantiles: tuple[float, float] | None = Field(
-        (0.001, 0.999), description="clip numbers to these training quantiles (outliers); null to keep all")
-    scaling: Literal["standard", "robust", "none"] = Field("standard", description="numeric scaling")
-    min_category_frequency: int = Field(
-        5, ge=1, description="categories seen fewer times in training are grouped as infrequent")
-    categorical_encoding: Encoding = Field(
-        "auto", description="auto: native for LightGBM, ordinal for trees, one-hot for linear models and SVMs")
-
-
-class CategoryCoder(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
-    """Integer codes for categorical columns, learned in ``fit``, vectorised with pandas.
-
-    Per column: categories seen at least ``min_frequency`` times get codes 0..k-1 (sorted); rarer ones
-    share code k; a missing value is the category ``__missing__``; a category never seen gets -1.
-    (scikit-learn's OrdinalEncoder does the same, but counts categories in a Python loop over object
-    arrays: 13 of 26 seconds of transform on a million Adult rows.)
-
-    Args:
-        min_frequency: Rows a category needs in training to get a code of its own.
-    """
-
-    def __init__(self, min_frequency: int = 1):
-        self.min_frequency = min_frequency
-
-    def fit(self, X, y=None):  # noqa: ANN001, ANN201, N803
-        X = pd.DataFrame(X)
-        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-        self.n_features_in_ = X.shape[1]
-        self.categories_, self.infrequent_categories_ = [], []
-        for col in X.columns:
-            counts = _as_categories(X[col]).value_counts()
-            self.categories_.append(np.asarray(sorted(counts.index[counts >= self.min_frequency]), dtype=object))
-            self.infrequent_categories_.append(np.asarray(sorted(counts.index[counts < self.min_frequency]),
-                                                          dtype=object))
-        return self
-
-    def transform(self, X):  # noqa: ANN001, ANN201, N803
-        X = pd.DataFrame(X)
-        out = np.empty(X.shape, dtype=np.float64)
-        for j, col in enumerate(X.columns):
-            frequent, rare = self.categories_[j], self.infrequent_categories_[j]
-            lookup = np.concatenate([np.arange(len(frequent)), np.full(len(rare), len(frequent))]).astype(np.float64)
-            codes = pd.Categorical(_as_categories(X[col]), categories=[*frequent, *rare]).codes
-            out[:, j] = np.where(codes >= 0, lookup[np.maximum(codes, 0)], UNKNOWN_CODE)
-        return out
-
-
-def _as_categories(s: pd.Series) -> pd.Series:
-    return s.astype("str").fillna(MISSING)
-
-
-class QuantileClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
-    """Clip each column to quantiles learned in ``fit`` (``lower_``, ``upper_``).
-
-    Args:
-        lower: Lower quantile.
-        upper: Upper quantile.
-    """
-
-    def __init__(self, lower: float = 0.001, upper: float = 0.999):
-        self.lower = lower
-        self.upper = upper
-
-    def fit(self, X, y=None):  # noqa: ANN001, ANN201, N803
-        arr = np.asarray(X, dtype=float)
-        self.n_features_in_ = arr.shape[1]
-        if hasattr(X, "columns"):
-            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-        self.lower_ = np.nanquantile(arr, self.lower, axis=0)
-        self.upper_ = np.nanquantile(arr, self.upper, axis=0)
-        return self
-
-    def transform(self, X):  # noqa: ANN001, ANN201, N803
-        return np.clip(np.asarray(X, dtype=float), self.lower_, self.upper_)
-
-
-def build_preprocessor(schema: DatasetSchema, settings: TransformSettings) -> ColumnTransformer:
-    """The unfitted preprocessor for a dataset (numbers and categorical codes, original column names).
-
-    Text columns pass through untouched (the text models tokenise them). Pixels and windows of a series
-    are only imputed: clipping or scaling each column on its own would distort the image or the series,
-    so the CNN and the forecaster standardise the whole signal themselves (their statistics are saved
-    with the model).
-    """
-    signal = schema.modality in ("image", "series")
-    numeric_steps: list = [("impute", SimpleImputer(strategy=settings.numeric_imputation))]
-    if settings.clip_quantiles and not signal:
-        numeric_steps.append(("clip", QuantileClipper(*settings.clip_quantiles)))
-    if settings.scaling != "none" and not signal:
-        numeric_steps.append(("scale", StandardScaler() if settings.scaling == "standard" else RobustScaler()))
-    categorical = Pipeline([("codes", CategoryCoder(min_frequency=settings.min_category_frequency))])
-    ct = ColumnTransformer(
-        [("num", Pipeline(numeric_steps), schema.numeric_features),
-         ("cat", categorical, schema.categorical_features),
-         *([("text", "passthrough", schema.text_features)] if schema.text_features else [])],
-        remainder="drop", verbose_feature_names_out=False,
-    )
-    return ct.set_output(transform="pandas")
-
-
-def encoding_for(family: str, setting: Encoding) -> Encoding:
-    """The categorical encoding a model family gets under a setting."""
-    if family == "mlp":
-        return "ordinal"  # embeddings need codes, whatever the setting
-    if setting != "auto":
-        return "ordinal" if setting == "native" and family != "lightgbm" else setting
-    if family == "lightgbm":
-        return "native"
-    return "ordinal" if family in ("decision_tree", "random_forest") else "onehot"
-
-
-def encoder_for(schema: DatasetSchema, encoding: Encoding) -> ColumnTransformer | str:
-    """The per-family encoding step that follows the preprocessor."""
-    if encoding != "onehot" or not schema.categorical_features:
-        return "passthrough"
-    return ColumnTransformer(
-        [("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False), schema.categorical_features)],
-        remainder="passthrough", verbose_feature_names_out=False,
-    )
-
-
-def as_model_input(df: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
-    """The feature columns of raw rows, categorical values as pandas strings (whatever their raw type)."""
-    x = df[[c.name for c in schema.features]].copy()
-    for col in [*schema.categorical_features, *schema.text_features]:
-        x[col] = x[col].astype("str")
-    return x
 
 
 def fit_transform_splits(splits: dict[str, pd.DataFrame], schema: DatasetSchema,

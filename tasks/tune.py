@@ -34,12 +34,12 @@ from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.errors import TrainflowError
 from trainflow.forms import FormModel
 from trainflow.metrics import DEFAULT_METRIC, DIRECTION
-from tasks.nn import NETWORKS, NNSettings
+from trainflow.models import NETWORKS, NNSettings
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema
 from tasks.split import cv_folds
-from tasks.train import TrainSettings, families_for, fit_family
-from tasks.transform import TransformSettings
+from trainflow.models import families_for, fit_family, TrainSettings
+from trainflow.features import TransformSettings
 from trainflow.ui import embedded_png, publish, readable
 
 

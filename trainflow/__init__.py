@@ -1,6 +1,7 @@
 """trainflow's library: what the stages in ``tasks/`` share (artifact catalog and cache policy, dataset
-schemas, source readers, errors, metrics, progress and logging, device choice, lineage, the UI's forms and
-artifacts). It imports nothing from ``tasks`` or ``flows``."""
+schemas, source readers, features, metrics and scoring, model files, the registry database, errors, progress
+and logging, device choice, lineage, the UI's forms and artifacts) and the model families
+(``trainflow.models``). It imports nothing from ``tasks``, ``flows`` or ``deployments``."""
 
 from pathlib import Path
 

@@ -22,3 +22,8 @@ def detect_accelerator() -> dict[str, str | None]:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return {"device": "mps", "name": "Apple MPS", "torch": torch.__version__}
     return {"device": "cpu", "name": platform.processor() or platform.machine(), "torch": torch.__version__}
+
+
+def pick_device() -> str:
+    """The torch device to train on: cuda, then mps, then cpu."""
+    return detect_accelerator()["device"]

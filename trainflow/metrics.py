@@ -1,8 +1,11 @@
-"""Metric definitions shared by training (model selection) and evaluation."""
+"""Metrics and scoring shared by training (model selection), tuning, evaluation, promotion and drift checks."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pandas as pd
 from sklearn import metrics as skm
 
 # metric -> True when larger is better
@@ -66,3 +69,16 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 def better(metric: str, a: float, b: float) -> bool:
     """True when score ``a`` beats ``b`` under ``metric``."""
     return a > b if DIRECTION.get(metric, True) else a < b
+
+
+def predict_scores(model: Any, x: pd.DataFrame, task_type: str) -> np.ndarray:
+    """Class probabilities for classifiers, predictions for regressors."""
+    return model.predict(x) if task_type == "regression" else model.predict_proba(x)
+
+
+def score(task_type: str, y: np.ndarray, scores: np.ndarray, classes: np.ndarray | None,
+          positive: object) -> dict[str, float]:
+    """All metrics for one set of predictions."""
+    if task_type == "regression":
+        return regression_metrics(y, scores)
+    return classification_metrics(y, scores, classes, positive)

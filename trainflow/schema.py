@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -309,13 +310,13 @@ def infer_schema(df: pd.DataFrame, name: str, label: str | None = None, source: 
                          expectations=starter_expectations(df, columns, label, task))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m trainflow.schema infer --name NAME --source PATH [--label COL]``: write a starter schema."""
+def main(argv: list[str] | None = None, prog: str = "python -m trainflow.schema") -> int:
+    """``trainflow schema infer --name NAME --source PATH [--label COL]``: write a starter schema."""
     import argparse
 
     from trainflow.sources import normalise, read_source
 
-    parser = argparse.ArgumentParser(prog="python -m trainflow.schema", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog=prog, description=main.__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("infer", help="infer a starter schema and GX suite from a sample of the data")
     p.add_argument("--name", required=True, help="dataset name (the schema's file name)")
@@ -337,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         schema = infer_schema(df, args.name, args.label, args.source, args.missing_marker, args.sensitive)
         path = save_schema(schema, args.schemas_dir)
     except TrainflowError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {path}: task {schema.task}, label '{schema.label}', {len(schema.features)} features, "
           f"{len(schema.expectations)} expectations; review it before training")

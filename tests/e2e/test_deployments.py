@@ -21,7 +21,7 @@ from deployments.serve import load_declarations
 from deployments.simulate import simulate
 from flows.training import TrainingSettings, effective_settings
 from deployments.ui import free_port, wait_healthy
-from tasks.registry import Registry
+from trainflow.registry import Registry
 from tests.unit.test_forms import form_values
 
 ROOT = Path(__file__).resolve().parents[2]

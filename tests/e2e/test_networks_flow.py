@@ -7,7 +7,7 @@ import pandas as pd
 
 from flows.training import TrainingSettings, training
 from trainflow.catalog import ArtifactStore
-from tasks.registry import Registry
+from trainflow.registry import Registry
 
 
 def _digits(work: dict[str, str], name: str, query: str, **changes) -> TrainingSettings:

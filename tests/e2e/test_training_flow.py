@@ -14,10 +14,10 @@ from flows.training import TrainingSettings, training
 from trainflow.catalog import ArtifactStore, new_run_id
 from trainflow.errors import QualityGateFailed, ValidationFailed
 from tasks.evaluate import EvaluateSettings, evaluate
-from tasks.registry import Registry, load_model
+from trainflow.registry import load_model, Registry
 from trainflow.schema import load_schema
-from tasks.train import TrainSettings
-from tasks.transform import TransformSettings
+from trainflow.models import TrainSettings
+from trainflow.features import TransformSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = {"ingest", "validate", "split", "transform", "tune", "train", "evaluate", "drift", "register", "report"}

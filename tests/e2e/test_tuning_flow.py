@@ -12,7 +12,7 @@ import pytest
 from prefect.logging.handlers import APILogHandler
 
 from flows.training import TrainingSettings, training
-from tasks.registry import Registry
+from trainflow.registry import Registry
 
 
 @pytest.fixture()

@@ -9,10 +9,11 @@ import time
 import numpy as np
 
 from tasks.ingest import ingest_data
-from tasks.nn import MLPClassifier
+from trainflow.models.networks import MLPClassifier
 from trainflow.schema import load_schema
 from tasks.split import SplitSettings, split_data
-from tasks.transform import TransformSettings, fit_transform_splits
+from tasks.transform import fit_transform_splits
+from trainflow.features import TransformSettings
 
 
 def main(checkpoint: str, out: str) -> None:

@@ -17,12 +17,15 @@ import torch
 
 from tasks.ingest import ingest_data
 from trainflow.metrics import classification_metrics, regression_metrics
-from tasks.modelio import bundle_files, load_bundle
-from tasks.nn import CNNClassifier, RNNForecaster, TextTransformerClassifier, tokenize
+from trainflow.modelio import bundle_files, load_bundle
+from trainflow.models.networks import CNNClassifier, RNNForecaster, TextTransformerClassifier, tokenize
 from trainflow.schema import load_schema
 from tasks.split import SplitSettings, split_data
-from tasks.train import TrainSettings, predict_scores, train_models
-from tasks.transform import TransformSettings, as_model_input, fit_transform_splits
+from tasks.train import train_models
+from trainflow.metrics import predict_scores
+from trainflow.models import TrainSettings
+from tasks.transform import fit_transform_splits
+from trainflow.features import as_model_input, TransformSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,7 +124,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:
 
 def test_ddp_with_two_gloo_processes_matches_one(tmp_path: Path) -> None:
     nn = json.dumps({"max_epochs": 15, "patience": 15, "batch_size": 64})
-    args = ["-m", "tasks.distributed", "--dataset", "breast_cancer", "--family", "mlp", "--nn", nn,
+    args = ["-m", "flows.distributed", "--dataset", "breast_cancer", "--family", "mlp", "--nn", nn,
             "--artifacts-root", str(tmp_path)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     one = subprocess.run([sys.executable, *args], env=env, text=True, capture_output=True, check=True)
@@ -140,10 +143,10 @@ def test_ddp_with_two_gloo_processes_matches_one(tmp_path: Path) -> None:
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 def test_cuda_cnn_and_streamed_batches() -> None:
-    from tasks import nn as nnmod
+    from trainflow.models.networks import loop
 
     view, splits, serving, meta, board, _ = _fit("digits", TrainSettings(families=["cnn"]))
     assert meta["device"] == "cuda" and _test_scores(view, splits, serving)["accuracy"] >= 0.97
     data = [torch.zeros(10, 3), torch.zeros(10, dtype=torch.long)]
-    placed, streamed = nnmod._place(data, "cuda")
+    placed, streamed = loop.place(data, "cuda")
     assert not streamed and placed[0].is_cuda  # small data lives on the device

@@ -6,12 +6,14 @@ import pytest
 import torch
 
 from trainflow.metrics import classification_metrics, regression_metrics
-from tasks.modelio import bundle_files, load_bundle
-from tasks.nn import MLPClassifier, MLPRegressor, NonFiniteLoss
+from trainflow.modelio import bundle_files, load_bundle
+from trainflow.models.networks import MLPClassifier, MLPRegressor, NonFiniteLoss
 from trainflow.schema import DatasetSchema, load_schema
 from tasks.split import SplitSettings, split_data
-from tasks.train import TrainSettings, train_models
-from tasks.transform import TransformSettings, as_model_input, fit_transform_splits
+from tasks.train import train_models
+from trainflow.models import TrainSettings
+from tasks.transform import fit_transform_splits
+from trainflow.features import as_model_input, TransformSettings
 
 
 @pytest.fixture(scope="module")

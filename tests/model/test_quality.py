@@ -5,13 +5,15 @@ import pandas as pd
 import pytest
 
 from tasks.evaluate import EvaluateSettings, evaluate_model, headline
-from tasks.modelio import bundle_files, load_bundle
+from trainflow.modelio import bundle_files, load_bundle
 from tasks.predict import predict_frame
 from trainflow.errors import DataError
 from trainflow.schema import DatasetSchema, load_schema
 from tasks.split import SplitSettings, split_data
-from tasks.train import TrainSettings, train_models
-from tasks.transform import TransformSettings, as_model_input, fit_transform_splits
+from tasks.train import train_models
+from trainflow.models import TrainSettings
+from tasks.transform import fit_transform_splits
+from trainflow.features import as_model_input, TransformSettings
 
 
 @pytest.fixture(scope="module")

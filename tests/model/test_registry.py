@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from trainflow.errors import RegistryError
-from tasks.modelio import bundle_files
-from tasks.registry import Registry, check_gate, load_model
+from trainflow.modelio import bundle_files
+from tasks.register import check_gate
+from trainflow.registry import load_model, Registry
 
 
 def _bundle(seed: int) -> dict[str, bytes]:
@@ -104,7 +105,7 @@ def test_promotion_is_compare_and_set_and_rollback_restores(tmp_path: Path) -> N
 
 
 def test_registry_command_line(tmp_path: Path) -> None:
-    from tasks.registry import main
+    from trainflow.registry import main
 
     url = f"sqlite:///{tmp_path / 'r.db'}"
     reg = Registry(url)

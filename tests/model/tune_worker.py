@@ -8,8 +8,8 @@ import sys
 
 from trainflow.catalog import ArtifactRef
 from trainflow.schema import load_schema
-from tasks.train import TrainSettings
-from tasks.transform import TransformSettings
+from trainflow.models import TrainSettings
+from trainflow.features import TransformSettings
 from tasks.tune import TuneSettings, run_trials
 
 

@@ -9,6 +9,7 @@ import pytest
 from flows.cli import main, parse_settings
 from flows.training import TrainingSettings
 from trainflow.errors import TrainflowError
+from trainflow.schema import load_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,9 +34,9 @@ def test_json_config_and_invalid_value(tmp_path: Path) -> None:
 
 
 def test_help_lists_every_setting() -> None:
-    out = subprocess.run([sys.executable, "-m", "flows.training", "--help"], capture_output=True, text=True, cwd=ROOT,
-                         timeout=120)
-    assert out.returncode == 0
+    trainflow = Path(sys.executable).with_name("trainflow")  # the console command pyproject installs
+    out = subprocess.run([str(trainflow), "train", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("usage: trainflow train")
     flat = " ".join(out.stdout.split())
     for block, model in TrainingSettings.model_fields.items():
         sub = getattr(model.annotation, "model_fields", None)
@@ -58,3 +59,18 @@ def test_mistakes_are_refused_before_the_flow_runs(flags: list[str], expected: s
     assert main(flow_fn, TrainingSettings, argv=flags) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0]
+
+
+def test_the_trainflow_command_infers_a_schema_and_reads_the_registry(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("trainflow")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+    (tmp_path / "shop.csv").write_text("visits,plan,churned\n" + "".join(
+        f"{i},{'ab'[i % 2]},{i % 3 == 0}\n" for i in range(60)))
+    inferred = run("schema", "infer", "--name", "shop", "--source", str(tmp_path / "shop.csv"), "--label", "churned",
+                   "--schemas-dir", str(tmp_path))
+    assert inferred.returncode == 0 and load_schema("shop", str(tmp_path)).label == "churned"
+    empty = run("registry", "--registry-url", f"sqlite:///{tmp_path / 'r.db'}", "list", "shop")
+    assert empty.returncode == 2 and "model 'shop' has no versions" in empty.stderr

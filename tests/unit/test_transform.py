@@ -5,7 +5,8 @@ import pandas as pd
 
 from trainflow.schema import DatasetSchema
 from tasks.split import SplitSettings, split_data
-from tasks.transform import UNKNOWN_CODE, QuantileClipper, TransformSettings, as_model_input, fit_transform_splits
+from tasks.transform import fit_transform_splits
+from trainflow.features import as_model_input, QuantileClipper, TransformSettings, UNKNOWN_CODE
 
 
 def test_fitted_on_train_only(adult_raw: pd.DataFrame, adult_schema: DatasetSchema) -> None:

@@ -1,6 +1,6 @@
 """Data-parallel training of a network family with DistributedDataParallel, launched by ``torchrun``.
 
-    torchrun --standalone --nproc_per_node 2 -m tasks.distributed --dataset digits --family cnn
+    torchrun --standalone --nproc_per_node 2 -m flows.distributed --dataset digits --family cnn
 
 Every process reads and prepares the same splits (ingest, split and transform are deterministic), the
 training loop shards each epoch's shuffled rows across the processes and DDP averages the gradients, so
@@ -18,11 +18,14 @@ import os
 from trainflow.catalog import ArtifactStore, new_run_id
 from tasks.evaluate import label_values
 from tasks.ingest import ingest_data
-from tasks.modelio import bundle_files
+from trainflow.modelio import bundle_files
 from trainflow.schema import PROJECT_ROOT, load_schema
 from tasks.split import SplitSettings, split_data
-from tasks.train import TrainSettings, predict_scores, score, train_models
-from tasks.transform import TransformSettings, as_model_input, fit_transform_splits
+from tasks.train import train_models
+from trainflow.metrics import predict_scores, score
+from trainflow.models import TrainSettings
+from tasks.transform import fit_transform_splits
+from trainflow.features import as_model_input, TransformSettings
 
 
 def run(dataset: str, family: str, seed: int, artifacts_root: str, nn: dict) -> dict:
@@ -30,9 +33,9 @@ def run(dataset: str, family: str, seed: int, artifacts_root: str, nn: dict) -> 
     import pandas as pd
     import torch.distributed as dist
 
-    from tasks.nn import _distributed
+    from trainflow.models.networks.loop import rank_and_world
 
-    rank, world = _distributed()
+    rank, world = rank_and_world()
     schema = load_schema(dataset)
     raw, _ = ingest_data(schema)
     splits, _ = split_data(raw, schema, SplitSettings(), seed)
@@ -64,7 +67,7 @@ def run(dataset: str, family: str, seed: int, artifacts_root: str, nn: dict) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="torchrun --standalone --nproc_per_node N -m tasks.distributed",
+    parser = argparse.ArgumentParser(prog="torchrun --standalone --nproc_per_node N -m flows.distributed",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="digits", help="dataset schema name")
     parser.add_argument("--family", default="cnn", help="network family: mlp, cnn, transformer or gru")

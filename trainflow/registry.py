@@ -1,4 +1,4 @@
-"""Register: model versions with lineage in a real database, and loading them back.
+"""The model registry: model versions with lineage in a real database, and loading them back.
 
 SQLAlchemy over SQLite by default (a file under ``data/``), any SQLAlchemy URL (PostgreSQL) for a
 team. Every change is one transaction, and writers are serialised (SQLite: ``BEGIN IMMEDIATE``;
@@ -7,13 +7,15 @@ half-updated or give two versions the same number. Model files are copied into t
 folder, addressed by content, before the row that points at them is committed.
 
 Aliases: ``candidate`` is set on every new version; ``production`` is set on the first version of a
-model that passes the gate (champion/challenger promotion comes later) and is never moved silently.
+model that passes the gate (the register stage); after that only a promotion (the promote stage, or a
+person with ``trainflow registry promote|rollback``) moves it, and every move is an event in the registry.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +23,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
-from prefect import task
-from pydantic import Field
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from trainflow.catalog import ArtifactRef, ArtifactStore, folder_digest
-from trainflow.errors import QualityGateFailed, RegistryError
-from trainflow.forms import FormModel
-from trainflow.lineage import environment_lineage
-from trainflow.metrics import DIRECTION
-from tasks.modelio import load_bundle
-from trainflow.progress import run_logger
+from trainflow.errors import RegistryError
 from trainflow.schema import PROJECT_ROOT
 
 DEFAULT_REGISTRY_URL = f"sqlite:///{PROJECT_ROOT / 'data' / 'registry' / 'registry.db'}"
 PROFILE_FILE = "reference_profile.parquet"
-DEFAULT_GATES = {"binary": {"roc_auc": 0.70}, "multiclass": {"f1_macro": 0.50}, "regression": {"r2": 0.10}}
 
 
 class Base(DeclarativeBase):
@@ -82,17 +76,6 @@ class RegistryEvent(Base):
     event: Mapped[str] = mapped_column(sa.String(50))
     detail: Mapped[dict] = mapped_column(sa.JSON)
     created: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
-
-
-class RegisterSettings(FormModel):
-    """Where models are registered and what they must reach."""
-
-    registry_url: str | None = Field(
-        None, description="SQLAlchemy URL of the registry database; empty: a SQLite file under data/registry")
-    model_name: str | None = Field(None, description="registered model name; empty: the dataset name")
-    quality_gate: dict[str, float] | None = Field(
-        None, description="minimum test metrics (maximum for error metrics such as rmse); empty: by task, "
-                          "roc_auc>=0.70, f1_macro>=0.50 or r2>=0.10")
 
 
 def _now() -> dt.datetime:
@@ -276,6 +259,8 @@ class Registry:
     def load(self, name: str, version: int | None = None, alias: str | None = "production") -> tuple[Any, dict]:
         """Load a version's serving Pipeline and metadata (by number, or by alias)."""
         info, files = self._version_files(name, version, alias)
+        from trainflow.modelio import load_bundle  # scikit-learn, only when a model is loaded
+
         pipeline, meta = load_bundle(files)
         return pipeline, {**meta, "registry_version": info["version"], "aliases": info["aliases"]}
 
@@ -306,157 +291,11 @@ def load_model(name: str, version: int | None = None, alias: str | None = "produ
         registry.close()
 
 
-def check_gate(metrics: dict[str, float], gate: dict[str, float]) -> list[str]:
-    """Describe each gate the metrics miss (empty when the model passes)."""
-    misses = []
-    for metric, bound in gate.items():
-        value = metrics.get(metric)
-        if value is None:
-            misses.append(f"{metric} was not computed")
-        elif DIRECTION.get(metric, True) and value < bound:
-            misses.append(f"{metric} {value:.4f} < required {bound}")
-        elif not DIRECTION.get(metric, True) and value > bound:
-            misses.append(f"{metric} {value:.4f} > allowed {bound}")
-    return misses
-
-
-@task(name="register")
-def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metrics: ArtifactRef, task_type: str,
-             settings: RegisterSettings, dataset: str, lineage: dict[str, Any],
-             reference_profile: ArtifactRef | None = None) -> dict[str, Any]:
-    """Prefect task: gate the model on its test metrics, then register it with its lineage.
-
-    Args:
-        store_root: Artifact store root.
-        run_id: This run.
-        model: The model bundle.
-        evaluation_metrics: Evaluate's ``metrics`` table; its test rows are gated and stored with the version.
-        task_type: binary, multiclass or regression.
-        settings: Registry URL, model name, gate.
-        dataset: Dataset name (the default model name).
-        lineage: Run facts (settings, data hash, seed); code, library and device facts are added here.
-        reference_profile: The drift reference profile, stored with the version as ``reference_profile.parquet``.
-
-    Returns:
-        The registered version (name, version, aliases...).
-
-    Raises:
-        QualityGateFailed: A test metric misses the gate; nothing is registered, and the miss is recorded.
-    """
-    name = settings.model_name or dataset
-    gate = settings.quality_gate if settings.quality_gate is not None else DEFAULT_GATES[task_type]
-    store = ArtifactStore(store_root)
-    table = store.read_table(evaluation_metrics)
-    metrics = {r["metric"]: float(r["value"]) for r in table.to_dict("records")
-               if r["split"] == "test" and pd.isna(r["class"])}
-    lineage = {**lineage, "run_id": run_id, **environment_lineage()}
-    registry = Registry(settings.registry_url)
-    try:
-        misses = check_gate(metrics, gate)
-        if misses:
-            registry.record(name, "gate_failed", run_id=run_id, misses=misses, metrics=metrics)
-            run_logger().warning("register: quality gate failed: %s", "; ".join(misses))
-            raise QualityGateFailed(f"model '{name}' of run {run_id} was not registered: " + "; ".join(misses))
-        files = store.read_bundle(model)
-        if reference_profile is not None:
-            files[PROFILE_FILE] = store.read_file(reference_profile)
-        meta = json.loads(files["model.json"])
-        info = registry.register(name, files, run_id, meta["family"], task_type, metrics, lineage)
-        run_logger().info("register: %s v%d [%s] (%s); quality gate passed: %s", name, info["version"],
-                          ", ".join(info["aliases"]), meta["family"],
-                          ", ".join(f"{k} {'>=' if DIRECTION.get(k, True) else '<='} {v}" for k, v in gate.items()))
-        store.write_table(run_id, "register", "registered_version", pd.DataFrame([{
-            "model_name": name, "version": info["version"], "aliases": ",".join(info["aliases"]),
-            "uri": info["uri"], "sha256": info["sha256"], "registry_url": registry.url}]))
-        return {k: v for k, v in info.items() if k != "created"}
-    finally:
-        registry.close()
-
-
-class PromotionSettings(FormModel):
-    """When a challenger replaces the champion."""
-
-    metric: str | None = Field(None, description="metric compared on the fresh holdout; empty: roc_auc, f1_macro or "
-                                                 "rmse by task")
-    margin: float = Field(0.002, ge=0, description="the challenger must beat the champion by more than this")
-
-
-def compare_on_holdout(schema: Any, champion: Any, challenger: Any, holdout: pd.DataFrame,
-                       metric: str) -> tuple[float, float]:
-    """Score champion and challenger on the same labelled rows with one metric."""
-    from tasks.train import predict_scores, score
-    from tasks.transform import as_model_input
-
-    x = as_model_input(holdout, schema)
-    y = holdout[schema.label].to_numpy()
-    y = y.astype(float) if schema.task == "regression" else y.astype(str)
-    out = []
-    for model in (champion, challenger):
-        out.append(score(schema.task, y, predict_scores(model, x, schema.task), getattr(model, "classes_", None),
-                         schema.positive_class)[metric])
-    return out[0], out[1]
-
-
-@task(name="promote")
-def promote(store_root: str, run_id: str, schema: Any, holdout: ArtifactRef, model_name: str, challenger: int,
-            settings: PromotionSettings, registry_url: str | None) -> dict[str, Any]:
-    """Prefect task: champion/challenger on the same fresh holdout; promote only if better by the margin.
-
-    Writes ``promote/promotion`` (both scores, the decision and why) and records the decision in the registry.
-
-    Returns:
-        ``{"promoted", "champion", "challenger", "metric", "champion_score", "challenger_score", "reason"}``.
-    """
-    from trainflow.metrics import DEFAULT_METRIC, better
-
-    store = ArtifactStore(store_root)
-    metric = settings.metric or DEFAULT_METRIC[schema.task]
-    registry = Registry(registry_url)
-    try:
-        try:
-            champion = registry.resolve(model_name, alias="production")
-        except RegistryError:
-            champion = None
-        decision: dict[str, Any] = {"champion": champion, "challenger": challenger, "metric": metric,
-                                    "champion_score": None, "challenger_score": None}
-        if champion == challenger:
-            decision.update(promoted=False, reason="the challenger is already production")
-        else:
-            holdout_rows = store.read_table(holdout)
-            champ_score = None
-            if champion is not None:
-                champ_score, chall_score = compare_on_holdout(schema, registry.load(model_name, champion)[0],
-                                                              registry.load(model_name, challenger)[0], holdout_rows,
-                                                              metric)
-                target = champ_score + settings.margin if DIRECTION[metric] else champ_score - settings.margin
-                wins = better(metric, chall_score, target)
-            else:
-                wins, chall_score = True, None
-            decision.update(champion_score=champ_score, challenger_score=chall_score)
-            if wins:
-                reason = (f"{metric} {chall_score:.4f} vs champion {champ_score:.4f} beats margin {settings.margin}"
-                          if champion is not None else "no production version yet")
-                promoted = registry.promote(model_name, challenger, champion, reason)
-                decision.update(promoted=promoted, reason=reason if promoted else "another promotion won first")
-            else:
-                reason = (f"{metric} {chall_score:.4f} vs champion {champ_score:.4f}: not better by margin "
-                          f"{settings.margin}; champion kept")
-                registry.record(model_name, "promotion_declined", challenger, champion=champion, reason=reason)
-                decision.update(promoted=False, reason=reason)
-    finally:
-        registry.close()
-    store.write_table(run_id, "promote", "promotion", pd.DataFrame([{**decision, "model_name": model_name,
-                                                                      "holdout_rows": holdout.rows}]))
-    run_logger().info("promote: %s v%s %s: %s", model_name, challenger,
-                      "promoted to production" if decision["promoted"] else "not promoted", decision["reason"])
-    return decision
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m tasks.registry {list,rollback,promote}``: look at and move the production alias."""
+def main(argv: list[str] | None = None, prog: str = "python -m trainflow.registry") -> int:
+    """``trainflow registry {list,rollback,promote}``: look at and move the production alias."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m tasks.registry", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog=prog, description=main.__doc__)
     parser.add_argument("--registry-url", help="SQLAlchemy URL (default: the SQLite file under data/registry)")
     sub = parser.add_subparsers(dest="command", required=True)
     p_list = sub.add_parser("list", help="versions of a model with their aliases and test metrics")
@@ -487,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             registry.set_alias(args.model, "production", args.version, reason="promoted from the command line")
             print(f"{args.model}: production -> v{args.version}")
     except RegistryError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
         registry.close()

@@ -7,22 +7,28 @@ tampered file fails with the names of the types it smuggles in.
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from typing import Any
 
 import numpy as np
-import skops.io as sio
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.pipeline import Pipeline
 
 from trainflow.errors import ArtifactError
 
-ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.", "tasks.transform.", "tasks.modelio.",
-                    "tasks.baselines.")
+ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.", "trainflow.features.",
+                    "trainflow.modelio.", "trainflow.models.baselines.")
+# where this project's classes lived before the library package: files written then name these modules
+LEGACY_MODULES = {"tasks.transform": "trainflow.features", "tasks.modelio": "trainflow.modelio",
+                  "tasks.baselines": "trainflow.models.baselines"}
 
 
 def dump_skops(obj: Any) -> bytes:
     """Serialise a scikit-learn object with skops."""
+    import skops.io as sio  # here, not at import: it scans scikit-learn for its trusted types (seconds)
+
     return sio.dumps(obj)
 
 
@@ -32,11 +38,43 @@ def load_skops(data: bytes) -> Any:
     Raises:
         ArtifactError: The file names a type outside the allow-list.
     """
+    import skops.io as sio
+
+    data = _renamed_legacy_modules(data)
     untrusted = sio.get_untrusted_types(data=data)
     bad = [t for t in untrusted if not t.startswith(ALLOWED_PREFIXES)]
     if bad:
         raise ArtifactError(f"refusing to load a skops file naming untrusted types: {bad}")
     return sio.loads(data, trusted=untrusted)
+
+
+def _renamed_legacy_modules(data: bytes) -> bytes:
+    """The skops file with the project's old module names (``LEGACY_MODULES``) replaced by today's, so that a
+    model registered before the move still loads; the allow-list then checks the renamed types as usual."""
+
+    def rename(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: rename(v) for k, v in node.items()}
+            if out.get("__module__") in LEGACY_MODULES:
+                out["__module__"] = LEGACY_MODULES[out["__module__"]]
+            return out
+        return [rename(v) for v in node] if isinstance(node, list) else node
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as old:
+            schema = old.read("schema.json")
+        if not any(f'"{name}"'.encode() in schema for name in LEGACY_MODULES):
+            return data
+        with zipfile.ZipFile(io.BytesIO(data)) as old, io.BytesIO() as buffer:
+            with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as new:
+                for item in old.infolist():
+                    content = old.read(item)
+                    if item.filename == "schema.json":
+                        content = json.dumps(rename(json.loads(content))).encode()
+                    new.writestr(item, content)
+            return buffer.getvalue()
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise ArtifactError(f"not a readable skops file: {exc}") from exc
 
 
 class LightGBMModel(BaseEstimator):
@@ -119,9 +157,9 @@ def load_bundle(files: dict[str, bytes]) -> tuple[Pipeline, dict]:
     meta = json.loads(files["model.json"])
     pipeline = load_skops(files["pipeline.skops"])
     if meta.get("model_format") == "torch-safetensors":
-        from tasks.nn import _Net
+        from trainflow.models.networks import Net
 
-        pipeline = Pipeline(pipeline.steps[:-1] + [("model", _Net.from_files(files))])
+        pipeline = Pipeline(pipeline.steps[:-1] + [("model", Net.from_files(files))])
     elif meta.get("model_format") == "lightgbm-text":
         cls = LightGBMRegressorModel if meta["classes"] is None else LightGBMClassifierModel
         model = cls.from_text(files["model.txt"].decode(), classes=meta["classes"])

@@ -10,6 +10,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from trainflow.errors import TrainflowError
+from trainflow.models.family import BuildRequest, Family
+
 
 class SeasonalNaive(RegressorMixin, BaseEstimator):
     """Predicts the value of the same step one season earlier.
@@ -42,3 +45,19 @@ def tfidf_logistic(text_column: str, seed: int, **params: object):  # noqa: ANN2
     vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=100_000)
     return Pipeline([("tfidf", ColumnTransformer([("text", vec, text_column)])),
                      ("logistic", LogisticRegression(**{"C": 4.0, "max_iter": 3000, "random_state": seed, **params}))])
+
+
+def build_seasonal_naive(r: BuildRequest) -> SeasonalNaive:
+    if r.schema is None or r.schema.series is None:
+        raise TrainflowError("the seasonal_naive family needs a time series (a schema with a series block)")
+    return SeasonalNaive(lag_column=r.schema.series.lag(r.schema.series.season))
+
+
+def build_tfidf_logistic(r: BuildRequest):  # noqa: ANN201
+    if r.schema is None or not r.schema.text_features:
+        raise TrainflowError("the tfidf_logistic family needs a text column")
+    return tfidf_logistic(r.schema.text_features[0], r.seed, **r.params)
+
+
+SEASONAL_NAIVE = Family(build_seasonal_naive)
+TFIDF_LOGISTIC = Family(build_tfidf_logistic)

@@ -1,0 +1,103 @@
+"""Register: gate a trained model on its test metrics, then register it with its lineage.
+
+The quality gate is a minimum per test metric (a maximum for error metrics such as rmse); a model that
+misses it is not registered, and the miss is recorded in the registry. A registered version gets the
+``candidate`` alias, and ``production`` when it is the model's first (``trainflow.registry``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from pydantic import Field
+
+from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.errors import QualityGateFailed
+from trainflow.forms import FormModel
+from trainflow.lineage import environment_lineage
+from trainflow.metrics import DIRECTION
+from trainflow.progress import run_logger
+from trainflow.registry import PROFILE_FILE, Registry
+
+DEFAULT_GATES = {"binary": {"roc_auc": 0.70}, "multiclass": {"f1_macro": 0.50}, "regression": {"r2": 0.10}}
+
+
+class RegisterSettings(FormModel):
+    """Where models are registered and what they must reach."""
+
+    registry_url: str | None = Field(
+        None, description="SQLAlchemy URL of the registry database; empty: a SQLite file under data/registry")
+    model_name: str | None = Field(None, description="registered model name; empty: the dataset name")
+    quality_gate: dict[str, float] | None = Field(
+        None, description="minimum test metrics (maximum for error metrics such as rmse); empty: by task, "
+                          "roc_auc>=0.70, f1_macro>=0.50 or r2>=0.10")
+
+
+def check_gate(metrics: dict[str, float], gate: dict[str, float]) -> list[str]:
+    """Describe each gate the metrics miss (empty when the model passes)."""
+    misses = []
+    for metric, bound in gate.items():
+        value = metrics.get(metric)
+        if value is None:
+            misses.append(f"{metric} was not computed")
+        elif DIRECTION.get(metric, True) and value < bound:
+            misses.append(f"{metric} {value:.4f} < required {bound}")
+        elif not DIRECTION.get(metric, True) and value > bound:
+            misses.append(f"{metric} {value:.4f} > allowed {bound}")
+    return misses
+
+
+@task(name="register")
+def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metrics: ArtifactRef, task_type: str,
+             settings: RegisterSettings, dataset: str, lineage: dict[str, Any],
+             reference_profile: ArtifactRef | None = None) -> dict[str, Any]:
+    """Prefect task: gate the model on its test metrics, then register it with its lineage.
+
+    Args:
+        store_root: Artifact store root.
+        run_id: This run.
+        model: The model bundle.
+        evaluation_metrics: Evaluate's ``metrics`` table; its test rows are gated and stored with the version.
+        task_type: binary, multiclass or regression.
+        settings: Registry URL, model name, gate.
+        dataset: Dataset name (the default model name).
+        lineage: Run facts (settings, data hash, seed); code, library and device facts are added here.
+        reference_profile: The drift reference profile, stored with the version as ``reference_profile.parquet``.
+
+    Returns:
+        The registered version (name, version, aliases...).
+
+    Raises:
+        QualityGateFailed: A test metric misses the gate; nothing is registered, and the miss is recorded.
+    """
+    name = settings.model_name or dataset
+    gate = settings.quality_gate if settings.quality_gate is not None else DEFAULT_GATES[task_type]
+    store = ArtifactStore(store_root)
+    table = store.read_table(evaluation_metrics)
+    metrics = {r["metric"]: float(r["value"]) for r in table.to_dict("records")
+               if r["split"] == "test" and pd.isna(r["class"])}
+    lineage = {**lineage, "run_id": run_id, **environment_lineage()}
+    registry = Registry(settings.registry_url)
+    try:
+        misses = check_gate(metrics, gate)
+        if misses:
+            registry.record(name, "gate_failed", run_id=run_id, misses=misses, metrics=metrics)
+            run_logger().warning("register: quality gate failed: %s", "; ".join(misses))
+            raise QualityGateFailed(f"model '{name}' of run {run_id} was not registered: " + "; ".join(misses))
+        files = store.read_bundle(model)
+        if reference_profile is not None:
+            files[PROFILE_FILE] = store.read_file(reference_profile)
+        meta = json.loads(files["model.json"])
+        info = registry.register(name, files, run_id, meta["family"], task_type, metrics, lineage)
+        run_logger().info("register: %s v%d [%s] (%s); quality gate passed: %s", name, info["version"],
+                          ", ".join(info["aliases"]), meta["family"],
+                          ", ".join(f"{k} {'>=' if DIRECTION.get(k, True) else '<='} {v}" for k, v in gate.items()))
+        store.write_table(run_id, "register", "registered_version", pd.DataFrame([{
+            "model_name": name, "version": info["version"], "aliases": ",".join(info["aliases"]),
+            "uri": info["uri"], "sha256": info["sha256"], "registry_url": registry.url}]))
+        return {k: v for k, v in info.items() if k != "created"}
+    finally:
+        registry.close()

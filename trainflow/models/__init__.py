@@ -1,0 +1,114 @@
+"""Model families: the estimator factory, the fit of one family, and the families themselves.
+
+- ``family``: what a family is (a builder and, when plain ``fit`` is not enough, its own fit);
+- ``families``: the registry, family name to ``Family``;
+- ``classic``: LightGBM, logistic/ridge, decision tree, random forest, SVM;
+- ``baselines``: seasonal naive forecast, TF-IDF + logistic regression;
+- ``networks``: the torch loop and one module per network (mlp, cnn, transformer, gru);
+- ``settings``: ``TrainSettings``, what every family reads.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pandas as pd
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from trainflow.errors import TrainflowError
+from trainflow.features import TransformSettings, encoder_for, encoding_for
+from trainflow.metrics import predict_scores, score
+from trainflow.models.families import FAMILIES
+from trainflow.models.family import BuildRequest, FitRequest
+from trainflow.models.networks import NETWORKS, NNSettings, nn_settings_for
+from trainflow.models.settings import DEFAULT_FAMILIES, NNChoices, TrainSettings, families_for
+from trainflow.schema import DatasetSchema
+
+__all__ = ["DEFAULT_FAMILIES", "FAMILIES", "NETWORKS", "NNChoices", "NNSettings", "TrainSettings", "build_estimator",
+           "families_for", "fit_family", "library_versions", "nn_settings_for"]
+
+
+def build_estimator(family: str, task_type: str, settings: TrainSettings, seed: int, n_rows: int,
+                    overrides: dict[str, Any] | None = None, schema: DatasetSchema | None = None) -> Any:
+    """An unfitted estimator for a family and task type (``schema``: what networks and baselines read).
+
+    Raises:
+        TrainflowError: An unknown family, or one the data does not suit.
+    """
+    if family not in FAMILIES:
+        raise TrainflowError(f"unknown model family '{family}' (known: {', '.join(FAMILIES)})")
+    params = {**settings.params.get(family, {}), **(overrides or {})}
+    return FAMILIES[family].build(BuildRequest(family, task_type, settings, seed, n_rows, params, schema))
+
+
+def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validation: pd.DataFrame,
+               transform_settings: TransformSettings, settings: TrainSettings, seed: int,
+               checkpoint_dir: str | None = None, init_weights: dict | None = None,
+               on_iteration: Any = None) -> tuple[Pipeline, dict, pd.DataFrame]:
+    """Fit one family's encoding step and estimator on training features.
+
+    Args:
+        checkpoint_dir: Networks checkpoint every epoch to ``<dir>/<family>.pt`` and resume from it.
+        init_weights: A state dict a network starts from (transfer learning).
+        on_iteration: ``f(step, score)`` after each LightGBM round or network epoch, with the validation
+            score (larger is better: LightGBM's first metric, negated when it is a loss; the network's
+            epoch metric); tuning prunes trials with it by raising.
+
+    Returns:
+        ``(fitted encode+model pipeline, info, history)``; ``info`` holds the validation metrics,
+        timings and the best iteration, ``history`` the per-iteration validation curve (LightGBM)
+        or the per-epoch history (networks).
+    """
+    label = schema.label
+    x_tr, y_tr = train.drop(columns=[label]), train[label].to_numpy()
+    x_va, y_va = validation.drop(columns=[label]), validation[label].to_numpy()
+    if schema.task == "regression":
+        y_tr, y_va = y_tr.astype(float), y_va.astype(float)
+    else:
+        y_tr, y_va = y_tr.astype(str), y_va.astype(str)
+    encoding = encoding_for(family, transform_settings.categorical_encoding)
+    encoder = encoder_for(schema, encoding)
+    if encoder != "passthrough":
+        encoder = clone(encoder).set_output(transform="pandas").fit(x_tr)
+        x_tr_e, x_va_e = encoder.transform(x_tr), encoder.transform(x_va)
+    else:
+        x_tr_e, x_va_e = x_tr, x_va
+    est = build_estimator(family, schema.task, settings, seed, len(x_tr), schema=schema)
+    started = time.perf_counter()
+    fitted = FAMILIES[family].fit(est, FitRequest(family, x_tr_e, y_tr, x_va_e, y_va, schema, settings, encoding,
+                                                  on_iteration, checkpoint_dir, init_weights))
+    fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    scores = predict_scores(est, x_va_e, schema.task)
+    predict_seconds = time.perf_counter() - started
+    classes = getattr(est, "classes_", None)
+    metrics = score(schema.task, y_va, scores, classes, schema.positive_class)
+    pipe = Pipeline([("encode", encoder), ("model", est)])
+    info = {"family": family, "encoding": encoding, "estimator": type(est).__name__, "metrics": metrics,
+            "device": getattr(est, "device_", "cpu"),
+            "fit_seconds": fit_seconds, "predict_seconds": predict_seconds, "best_iteration": fitted.best_iteration,
+            "n_train": len(x_tr), "params": {k: v for k, v in est.get_params(deep=False).items()
+                                              if isinstance(v, (int, float, str, bool, type(None)))}}
+    extra = dict(fitted.extra or {})
+    info["params"].update(extra.pop("params", {}))
+    info.update(extra)
+    history = fitted.history if fitted.history is not None else pd.DataFrame()
+    if history.empty:
+        history = pd.DataFrame([{"family": family, "iteration": 1, "split": "validation",
+                                 "metric": k, "value": v} for k, v in metrics.items()])
+    return pipe, info, history
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a model depends on (recorded in its metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for lib in ("scikit-learn", "lightgbm", "torch", "numpy", "pandas"):
+        try:
+            out[lib] = version(lib)
+        except PackageNotFoundError:
+            continue
+    return out

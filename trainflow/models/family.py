@@ -1,0 +1,93 @@
+"""What a model family is: how to build its unfitted estimator and, when plain ``fit(X, y)`` is not enough,
+how to fit it (early stopping on the validation rows, checkpoints, a per-iteration history)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from trainflow.models.settings import TrainSettings
+    from trainflow.schema import DatasetSchema
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What a family's builder reads.
+
+    Args:
+        family: The family's name.
+        task_type: binary, multiclass or regression.
+        settings: The train settings (rounds, jobs, network settings).
+        seed: Random seed.
+        n_rows: Training rows (the SVM picks a kernel by it).
+        params: Estimator parameters the settings or a tuning trial set.
+        schema: The dataset (what networks and baselines read); None when a caller has none.
+    """
+
+    family: str
+    task_type: str
+    settings: TrainSettings
+    seed: int
+    n_rows: int
+    params: dict[str, Any]
+    schema: DatasetSchema | None
+
+    @property
+    def regression(self) -> bool:
+        return self.task_type == "regression"
+
+
+@dataclass(frozen=True)
+class FitRequest:
+    """The training and validation rows (after the family's encoding) and what the fit may use beside them.
+
+    Args:
+        family: The family's name.
+        on_iteration: ``f(step, score)`` after each boosting round or epoch with the validation score (larger
+            is better); tuning prunes a trial by raising from it.
+        checkpoint_dir: Where a network checkpoints each epoch (None: no checkpoints).
+        init_weights: A state dict a network starts from (transfer learning).
+        encoding: The categorical encoding the family got (LightGBM's native categoricals need to know).
+    """
+
+    family: str
+    x_train: pd.DataFrame
+    y_train: np.ndarray
+    x_validation: pd.DataFrame
+    y_validation: np.ndarray
+    schema: DatasetSchema
+    settings: TrainSettings
+    encoding: str
+    on_iteration: Callable[[int, float], None] | None = None
+    checkpoint_dir: str | None = None
+    init_weights: dict | None = None
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What a family's fit reports beside the fitted estimator: its best iteration and its learning curve
+    (rows of family, iteration, split, metric, value; empty when it has none)."""
+
+    best_iteration: int | None = None
+    history: pd.DataFrame | None = None
+    extra: dict[str, Any] | None = None  # family facts for the model's metadata (network precision...)
+
+
+def plain_fit(est: Any, request: FitRequest) -> FitResult:
+    """``est.fit(X, y)`` on the training rows: the families without early stopping."""
+    est.fit(request.x_train, request.y_train)
+    return FitResult()
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: ``build`` makes the unfitted estimator; ``fit`` trains it (default: plain ``fit``)."""
+
+    build: Callable[[BuildRequest], Any]
+    fit: Callable[[Any, FitRequest], FitResult] = plain_fit
+    network: bool = False  # trained by the torch loop (epochs, checkpoints, a device)

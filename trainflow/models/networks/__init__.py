@@ -1,0 +1,115 @@
+"""The neural network families: one training loop (``loop``), the estimator they share (``base``) and one
+short module per network (``mlp``, ``cnn``, ``transformer``, ``gru``), on CUDA, then MPS, then CPU.
+
+A new network is a module with a ``Net`` subclass (what it reads, its torch module), imported here, and
+its family in ``network_for``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trainflow.errors import TrainflowError
+from trainflow.models.family import BuildRequest, Family, FitRequest, FitResult
+from trainflow.models.networks.base import Net
+from trainflow.models.networks.cnn import CNNClassifier
+from trainflow.models.networks.gru import RNNForecaster
+from trainflow.models.networks.loop import NNSettings, NonFiniteLoss
+from trainflow.models.networks.mlp import MLPClassifier, MLPRegressor
+from trainflow.models.networks.transformer import TextTransformerClassifier, tokenize
+from trainflow.progress import Progress
+
+if TYPE_CHECKING:
+    from trainflow.models.settings import TrainSettings
+    from trainflow.schema import DatasetSchema
+
+__all__ = ["NETWORKS", "NET_CLASSES", "CNNClassifier", "MLPClassifier", "MLPRegressor", "NNSettings", "Net",
+           "NonFiniteLoss", "RNNForecaster", "TextTransformerClassifier", "build_network", "fit_network", "network_for",
+           "network_spec", "nn_settings_for", "tokenize"]
+
+
+NETWORKS = ("mlp", "cnn", "transformer", "gru")
+
+
+NET_CLASSES = Net.classes_by_name  # every network class by name (filled as each module above defines its own)
+
+
+def network_for(family: str, task_type: str) -> type[Net]:
+    """The estimator class of a network family for a task type."""
+    if family == "mlp":
+        return MLPRegressor if task_type == "regression" else MLPClassifier
+    classes = {"cnn": CNNClassifier, "transformer": TextTransformerClassifier, "gru": RNNForecaster}
+    est = classes[family]
+    if (task_type == "regression") != (est is RNNForecaster):
+        raise TrainflowError(f"the {family} family does not do {task_type} (cnn, transformer: classification; "
+                             "gru: forecasting a series)")
+    return est
+
+
+def nn_settings_for(schema: DatasetSchema | None, settings: TrainSettings) -> NNSettings:
+    """The network settings a run uses: those the settings set, else the schema's (``schema.nn``), else the
+    built-in defaults."""
+    return NNSettings(**{**(schema.nn if schema is not None else {}), **settings.nn.model_dump(exclude_none=True)})
+
+
+def network_spec(family: str, schema: DatasetSchema) -> dict[str, Any]:
+    """What a network reads, from the schema: category columns, image shape, text column or window."""
+    if family == "cnn":
+        if schema.image is None:
+            raise TrainflowError(f"the cnn family needs an image dataset; schema '{schema.name}' has no image block")
+        return {"shape": [schema.image.channels, schema.image.height, schema.image.width]}
+    if family == "transformer":
+        if not schema.text_features:
+            raise TrainflowError(f"the transformer family needs a text column; schema '{schema.name}' has none")
+        return {"text": schema.text_features[0]}
+    if family == "gru":
+        lags = [c for c in schema.numeric_features if c.startswith("lag_")]
+        if not lags:
+            raise TrainflowError(f"the gru family needs a time series; schema '{schema.name}' has no series block")
+        return {"lags": lags}
+    return {"categorical": schema.categorical_features}
+
+
+def build_network(r: BuildRequest) -> Net:
+    """The network of ``r.family`` with the run's network settings (parameters of a trial override them)."""
+    base = nn_settings_for(r.schema, r.settings)
+    settings = base.model_copy(update={k: v for k, v in r.params.items() if k in NNSettings.model_fields})
+    spec = network_spec(r.family, r.schema) if r.schema is not None else {}
+    return network_for(r.family, r.task_type)(settings=settings.model_dump(), seed=r.seed, spec=spec)
+
+
+def fit_network(est: Net, r: FitRequest) -> FitResult:
+    """Train with the loop: early stopping on the validation loss, a checkpoint per epoch under
+    ``r.checkpoint_dir`` (deleted once the model is fitted), progress per epoch unless a trial reports."""
+    family = r.family
+    s = est.nn_settings
+    path = Path(r.checkpoint_dir) / f"{family}.pt" if r.checkpoint_dir and s.checkpoint else None
+    bar = Progress(s.max_epochs, f"{family} epochs") if r.on_iteration is None else None  # no artifact per trial
+
+    def on_epoch(row: dict) -> None:
+        if bar is not None:
+            loss = row.get("validation_loss", row["train_loss"])
+            bar.advance(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}, validation loss {loss:.4f}, "
+                        f"validation metric {row.get('validation_metric', float('nan')):.4f}")
+        if r.on_iteration is not None:
+            r.on_iteration(row["epoch"], row["validation_metric"])
+
+    try:
+        est.fit(r.x_train, r.y_train, X_val=r.x_validation, y_val=r.y_validation, checkpoint=path,
+                init_weights=r.init_weights, on_epoch=on_epoch)
+    finally:
+        if bar is not None:
+            bar.close()
+    if bar is not None:
+        bar.finish()
+    if path is not None:
+        path.unlink(missing_ok=True)  # the model is saved; a re-run starts afresh (or is cached)
+    history = est.history_.melt(id_vars="epoch", var_name="metric", value_name="value").rename(
+        columns={"epoch": "iteration"}).assign(family=family, split="train/validation")
+    extra = {"params": est.nn_settings.model_dump(exclude={"init_from"}), "transferred_tensors": est.transferred_,
+             "precision": "bfloat16 autocast" if est.device_ == "cuda" else "float32"}
+    return FitResult(best_iteration=est.best_epoch_, history=history, extra=extra)
+
+
+NETWORK = Family(build_network, fit_network, network=True)
