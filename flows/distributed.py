@@ -15,17 +15,17 @@ import argparse
 import json
 import os
 
-from trainflow.catalog import ArtifactStore, new_run_id
 from tasks.evaluate import label_values
 from tasks.ingest import ingest_data
-from trainflow.modelio import bundle_files
-from trainflow.schema import PROJECT_ROOT, load_schema
 from tasks.split import SplitSettings, split_data
 from tasks.train import train_models
-from trainflow.metrics import predict_scores, score
-from trainflow.models import TrainSettings
 from tasks.transform import fit_transform_splits
+from trainflow.catalog import ArtifactStore, new_run_id
 from trainflow.features import as_model_input, TransformSettings
+from trainflow.metrics import predict_scores, score
+from trainflow.modelio import bundle_files
+from trainflow.models import TrainSettings
+from trainflow.schema import PROJECT_ROOT, load_schema
 
 
 def run(dataset: str, family: str, seed: int, artifacts_root: str, nn: dict) -> dict:

@@ -12,11 +12,11 @@ from prefect import flow
 from pydantic import Field
 
 from flows.training import ARTIFACTS_ROOT_HELP, resolve_root
+from tasks.predict import PredictSettings, predict
 from trainflow.catalog import ArtifactStore, new_run_id
 from trainflow.forms import FormModel, dataset_field
-from trainflow.sources import check_source
-from tasks.predict import PredictSettings, predict
 from trainflow.schema import load_schema
+from trainflow.sources import check_source
 from trainflow.ui import tag_flow_run
 
 

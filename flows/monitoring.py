@@ -14,9 +14,9 @@ from pydantic import Field
 
 from flows.inference import InferenceSettings
 from flows.training import resolve_root
-from trainflow.catalog import ArtifactStore, new_run_id
 from tasks.drift import MonitorSettings, monitor_drift
 from tasks.predict import predict
+from trainflow.catalog import ArtifactStore, new_run_id
 from trainflow.schema import load_schema
 from trainflow.ui import tag_flow_run
 

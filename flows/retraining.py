@@ -17,15 +17,15 @@ from prefect import flow
 from pydantic import Field
 
 from flows.training import TrainingSettings, resolve_root, training
-from trainflow.catalog import ArtifactStore, new_run_id
 from tasks.drift import MonitorSettings, monitor_drift
-from trainflow.errors import RegistryError
-from trainflow.forms import FormModel
 from tasks.predict import PredictSettings, predict
 from tasks.promote import promote, PromotionSettings
-from trainflow.registry import Registry
 from tasks.report import report_retraining, retraining_rows
 from tasks.retrain import combine, list_batches, notify
+from trainflow.catalog import ArtifactStore, new_run_id
+from trainflow.errors import RegistryError
+from trainflow.forms import FormModel
+from trainflow.registry import Registry
 from trainflow.schema import load_schema
 from trainflow.ui import tag_flow_run
 

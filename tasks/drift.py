@@ -36,12 +36,12 @@ from sklearn.pipeline import Pipeline
 
 from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.features import as_model_input
 from trainflow.forms import FormModel
 from trainflow.metrics import DIRECTION, positive_index
 from trainflow.modelio import load_bundle
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema
-from trainflow.features import as_model_input
 from trainflow.ui import embedded_png, publish, table_rows
 
 PREDICTION = "__prediction__"  # the profile's entry for the model's scores

@@ -22,18 +22,18 @@ from sklearn import metrics as skm
 from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 
+from tasks.split import cv_folds
 from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.features import as_model_input, build_preprocessor, encoder_for, TransformSettings
 from trainflow.forms import FormModel
 from trainflow.metrics import DIRECTION, positive_index
+from trainflow.metrics import predict_scores, score
 from trainflow.modelio import load_bundle
 from trainflow.models import NETWORKS
+from trainflow.models import build_estimator, TrainSettings
 from trainflow.progress import progress, run_logger
 from trainflow.schema import DatasetSchema
-from tasks.split import cv_folds
-from trainflow.metrics import predict_scores, score
-from trainflow.models import build_estimator, TrainSettings
-from trainflow.features import as_model_input, build_preprocessor, encoder_for, TransformSettings
 
 MIN_SLICE_ROWS = 30
 MIN_SLICE_POSITIVES = 10  # per-group recall, precision, F1s and ROC-AUC with fewer positives are noise

@@ -12,6 +12,7 @@ from prefect import task
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.errors import DataError, is_transient
 from trainflow.progress import run_logger
+from trainflow.rowfilter import apply_filter
 from trainflow.schema import DatasetSchema
 from trainflow.sources import content_hash, is_database, normalise, read_source
 
@@ -23,7 +24,8 @@ def ingest_data(schema: DatasetSchema, source: str | None = None, query: str | N
     Args:
         schema: The dataset's schema (gives the default source and missing markers).
         source: Overrides the schema's source.
-        query: Overrides the schema's query: SQL for a database, a pandas ``DataFrame.query`` filter otherwise.
+        query: Overrides the schema's query: SQL for a database, a row filter otherwise (``trainflow.rowfilter``:
+            columns, literals, comparisons, ``in``, ``and``/``or``/``not``, ``.isna()``; never evaluated).
         missing_markers: Overrides the schema's missing markers.
 
     Returns:
@@ -39,10 +41,7 @@ def ingest_data(schema: DatasetSchema, source: str | None = None, query: str | N
     query = query or schema.query
     raw = normalise(read_source(src, schema.name, query), markers)
     if query and not is_database(src):
-        try:
-            raw = raw.query(query)
-        except Exception as exc:  # pandas raises many types for a bad expression
-            raise DataError(schema.name, f"row filter {query!r} failed: {exc}", rule="query") from exc
+        raw = apply_filter(raw, query, schema.name)  # parsed and checked: never evaluated as Python
     report = pd.DataFrame([{
         "dataset": schema.name, "source": src, "query": query, "rows": len(raw),
         "columns": len(raw.columns), "column_names": list(map(str, raw.columns)),

@@ -21,16 +21,16 @@ from prefect import task
 from pydantic import Field
 from sklearn.pipeline import Pipeline
 
+from tasks.validate import validate_data
 from trainflow.catalog import ArtifactStore
 from trainflow.errors import DataError, ValidationFailed
+from trainflow.features import as_model_input
 from trainflow.forms import FormModel
-from trainflow.sources import iter_source, normalise
+from trainflow.metrics import predict_scores
 from trainflow.progress import run_logger
 from trainflow.registry import Registry
 from trainflow.schema import DatasetSchema
-from trainflow.metrics import predict_scores
-from trainflow.features import as_model_input
-from tasks.validate import validate_data
+from trainflow.sources import iter_source, normalise
 
 
 def known_categories(pipeline: Pipeline, schema: DatasetSchema) -> dict[str, set[str]]:

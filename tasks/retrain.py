@@ -13,9 +13,9 @@ from prefect import task
 
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.errors import DataError, is_transient
-from trainflow.sources import normalise, read_source
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema
+from trainflow.sources import normalise, read_source
 
 BATCH_SUFFIXES = (".parquet", ".csv", ".csv.gz")
 

