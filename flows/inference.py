@@ -15,6 +15,7 @@ from flows.training import ARTIFACTS_ROOT_HELP, resolve_root
 from tasks.predict import PredictSettings, predict
 from trainflow.catalog import ArtifactStore, new_run_id
 from trainflow.forms import FormModel, dataset_field
+from trainflow.names import DatasetName
 from trainflow.schema import load_schema
 from trainflow.sources import check_source
 from trainflow.ui import tag_flow_run
@@ -23,7 +24,7 @@ from trainflow.ui import tag_flow_run
 class InferenceSettings(FormModel):
     """Settings of the batch inference flow."""
 
-    dataset: str = dataset_field("adult", "dataset name: its schema in schemas/ gives the rules and columns")
+    dataset: DatasetName = dataset_field("adult", "dataset name: its schema in schemas/ gives the rules and columns")
     source: str | None = Field(None, description="CSV or Parquet file, partitioned Parquet folder, sklearn:NAME, or "
                                                  "a SQLAlchemy URL; empty: the schema's source")
     query: str | None = Field(None, description="SQL query when the source is a database URL")

@@ -23,6 +23,7 @@ from tasks.transform import transform
 from tasks.validate import validate, verdict
 from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
 from trainflow.errors import ArtifactError, TrainflowError
+from trainflow.names import RunId
 from trainflow.schema import load_schema
 
 Stage = Literal["ingest", "validate", "split", "transform", "tune", "train", "evaluate"]
@@ -32,7 +33,7 @@ class StageSettings(TrainingSettings):
     """Settings for running one stage; the stage's own block is used, the rest is ignored."""
 
     stage: Stage = Field("evaluate", description="the stage to run")
-    from_run: str | None = Field(None, description="run id whose artifacts feed the stage (not needed for ingest, "
+    from_run: RunId | None = Field(None, description="run id whose artifacts feed the stage (not needed for ingest, "
                                                    "nor for validate with --ingest.source)")
 
 

@@ -30,6 +30,7 @@ from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
 from trainflow.forms import FormModel, dataset_field
 from trainflow.models import FAMILIES, families_for, nn_settings_for, TrainSettings
+from trainflow.names import DatasetName
 from trainflow.rowfilter import parse_filter
 from trainflow.schema import PROJECT_ROOT, DatasetSchema, load_schema
 from trainflow.sources import check_source, is_database
@@ -61,7 +62,7 @@ class ValidateSettings(FormModel):
 class TrainingSettings(FormModel):
     """Settings of the training flow, one block per stage."""
 
-    dataset: str = dataset_field("adult", "dataset name: a schema in schemas/ (the bundled ones or your own)")
+    dataset: DatasetName = dataset_field("adult", "dataset name: a schema in schemas/ (the bundled ones or your own)")
     seed: int = Field(42, description="random seed for splitting and training, recorded with the model")
     artifacts_root: str | None = Field(None, description=ARTIFACTS_ROOT_HELP)
     schemas_dir: str | None = Field(None, description="folder of dataset schemas; empty: the project's schemas/")

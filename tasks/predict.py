@@ -27,6 +27,7 @@ from trainflow.errors import DataError, ValidationFailed
 from trainflow.features import as_model_input
 from trainflow.forms import FormModel
 from trainflow.metrics import predict_scores
+from trainflow.names import ModelName
 from trainflow.progress import run_logger
 from trainflow.registry import Registry
 from trainflow.schema import DatasetSchema
@@ -99,7 +100,7 @@ def predict_frame(pipeline: Pipeline, schema: DatasetSchema, df: pd.DataFrame,
 class PredictSettings(FormModel):
     """Which registered model scores the rows, and how."""
 
-    model_name: str | None = Field(None, description="registered model; empty: the dataset name")
+    model_name: ModelName | None = Field(None, description="registered model; empty: the dataset name")
     version: int | None = Field(None, description="model version; empty: the version the alias points to")
     alias: str = Field("production", description="alias to use when no version is given")
     registry_url: str | None = Field(None, description="SQLAlchemy URL of the registry; empty: data/registry")

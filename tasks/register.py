@@ -19,6 +19,7 @@ from trainflow.errors import QualityGateFailed
 from trainflow.forms import FormModel
 from trainflow.lineage import environment_lineage
 from trainflow.metrics import DIRECTION
+from trainflow.names import ModelName
 from trainflow.progress import run_logger
 from trainflow.registry import PROFILE_FILE, Registry
 
@@ -30,7 +31,7 @@ class RegisterSettings(FormModel):
 
     registry_url: str | None = Field(
         None, description="SQLAlchemy URL of the registry database; empty: a SQLite file under data/registry")
-    model_name: str | None = Field(None, description="registered model name; empty: the dataset name")
+    model_name: ModelName | None = Field(None, description="registered model name; empty: the dataset name")
     quality_gate: dict[str, float] | None = Field(
         None, description="minimum test metrics (maximum for error metrics such as rmse); empty: by task, "
                           "roc_auc>=0.70, f1_macro>=0.50 or r2>=0.10")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-import re
 import secrets
 import threading
 from collections.abc import Iterable
@@ -28,9 +27,9 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
 from trainflow.errors import ArtifactError
+from trainflow.names import check_name, inside
 
 MANIFEST_COLUMNS = ["stage", "name", "kind", "path", "rows", "bytes", "sha256", "created", "source_run"]
-_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _CHUNK = 8 << 20
 
 
@@ -73,8 +72,7 @@ def folder_digest(files: dict[str, bytes]) -> str:
 
 def _check_name(*parts: str) -> None:
     for part in parts:
-        if not _NAME.match(part):
-            raise ArtifactError(f"artifact path part {part!r} must match {_NAME.pattern}")
+        check_name(part, "artifact path part")
 
 
 class ArtifactStore:
@@ -101,6 +99,8 @@ class ArtifactStore:
         return Path(self.base, *parts) if isinstance(self.fs, pafs.LocalFileSystem) else None
 
     def _abs(self, rel: str) -> str:
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            inside(self.base, *rel.split("/"))  # a symbolic link under the root must not lead out of it
         return f"{self.base}/{rel}"
 
     def local_path(self, ref: ArtifactRef) -> Path:

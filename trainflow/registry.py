@@ -27,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from trainflow.catalog import ArtifactRef, ArtifactStore, folder_digest
 from trainflow.errors import RegistryError
+from trainflow.names import check_name
 from trainflow.schema import PROJECT_ROOT
 
 DEFAULT_REGISTRY_URL = f"sqlite:///{PROJECT_ROOT / 'data' / 'registry' / 'registry.db'}"
@@ -139,6 +140,7 @@ class Registry:
         Returns:
             The new version's row as a dict.
         """
+        check_name(name, "model name")
         sha256 = folder_digest(files)
         rel = f"models/{name}/{sha256}"
         ArtifactStore(self.root).put_folder(rel, files, exist_ok=True)  # content-addressed: stored once
@@ -251,6 +253,7 @@ class Registry:
 
     def _version_files(self, name: str, version: int | None, alias: str | None) -> tuple[dict, dict[str, bytes]]:
         """A version's row and its stored files, hash-checked."""
+        check_name(name, "model name")
         info = self.version_info(name, self.resolve(name, version, alias))
         ref = ArtifactRef(run_id=info["run_id"], stage="registry", name=name, kind="bundle",
                           path=f"models/{name}/{info['sha256']}", sha256=info["sha256"])

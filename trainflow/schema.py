@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from trainflow import PROJECT_ROOT
 from trainflow.errors import DataError, TrainflowError
+from trainflow.names import check_name, inside
 
 DEFAULT_SCHEMAS_DIR = PROJECT_ROOT / "schemas"
 
@@ -182,11 +183,11 @@ def load_schema(name: str, schemas_dir: str | Path | None = None) -> DatasetSche
         TrainflowError: No such schema, or the file is not a valid schema.
     """
     folder = Path(schemas_dir) if schemas_dir else DEFAULT_SCHEMAS_DIR
-    path = folder / f"{name}.json"
+    path = inside(folder, f"{check_name(name, 'dataset name')}.json")
     if not path.exists():
         known = known_datasets(folder)
         raise TrainflowError(f"no schema for dataset '{name}' in {folder} (known: {', '.join(known) or 'none'}); "
-                             f"create one with `python -m trainflow.schema infer --name {name} --source PATH --label COL`")
+                             f"create one with `trainflow schema infer --name {name} --source PATH --label COL`")
     try:
         return DatasetSchema.model_validate_json(path.read_text())
     except ValueError as exc:
@@ -197,7 +198,7 @@ def save_schema(schema: DatasetSchema, schemas_dir: str | Path | None = None) ->
     """Write a schema as indented JSON and return its path."""
     folder = Path(schemas_dir) if schemas_dir else DEFAULT_SCHEMAS_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{schema.name}.json"
+    path = inside(folder, f"{check_name(schema.name, 'dataset name')}.json")
     path.write_text(json.dumps(schema.model_dump(mode="json", exclude_none=True), indent=2) + "\n")
     return path
 
@@ -330,7 +331,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m trainflow.schema"
     p.add_argument("--force", action="store_true", help="overwrite an existing schema")
     args = parser.parse_args(argv)
     try:
-        out = Path(args.schemas_dir) / f"{args.name}.json"
+        out = inside(args.schemas_dir, f"{check_name(args.name, 'dataset name')}.json")
         if out.exists() and not args.force:
             raise TrainflowError(f"{out} exists; pass --force to overwrite it")
         df = normalise(read_source(args.source, args.name, query=args.query).head(args.sample_rows),

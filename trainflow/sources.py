@@ -123,6 +123,8 @@ def _local_source(source: str, dataset: str) -> Path:
     path = _resolve_path(source.removeprefix("file://"))
     if not path.exists():
         raise DataError(dataset, f"source file {path} does not exist", rule="source_exists")
+    if not (path.is_file() or path.is_dir()):  # a FIFO, socket or device would block or never end
+        raise DataError(dataset, f"source {path} is not a regular file or folder", rule="source_regular")
     if path.is_file() and path.stat().st_size == 0:
         raise DataError(dataset, f"source file {path} is empty (0 bytes)", rule="non_empty")
     return path

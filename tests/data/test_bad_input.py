@@ -1,5 +1,6 @@
 """Bad input gets an error that names the dataset, the column and the rule, and a report."""
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -83,7 +84,8 @@ def test_quarantine_sets_rows_aside(adult_sample: pd.DataFrame, adult_schema: Da
 
 
 @pytest.mark.parametrize("case,rule", [("empty", "non_empty"), ("headers", "non_empty"),
-                                       ("corrupt", "parquet_readable"), ("missing", "source_exists")])
+                                       ("corrupt", "parquet_readable"), ("missing", "source_exists"),
+                                       ("fifo", "source_regular")])
 def test_unreadable_files(case: str, rule: str, tmp_path: Path, adult_sample: pd.DataFrame,
                           adult_schema: DatasetSchema) -> None:
     if case == "empty":
@@ -95,6 +97,9 @@ def test_unreadable_files(case: str, rule: str, tmp_path: Path, adult_sample: pd
         good = Path(_write(adult_sample, tmp_path / "ok.parquet"))
         path = tmp_path / "c.parquet"
         path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    elif case == "fifo":  # reading a named pipe nobody writes to would hang
+        path = tmp_path / "pipe.csv"
+        os.mkfifo(path)
     else:
         path = tmp_path / "nope.csv"
     with pytest.raises(DataError) as err:
