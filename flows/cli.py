@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, CliApp, PydanticBaseSettingsSource, SettingsConfigDict
 
+from trainflow.credentials import move_passwords_to_environment
 from trainflow.errors import TrainflowError
 
 
@@ -65,7 +66,8 @@ def parse_settings(settings_cls: type[BaseModel], argv: list[str], prog: str) ->
     given = parsed.model_dump(exclude_unset=True, exclude={"config"})
     base = load_config(parsed.config) if parsed.config else {}
     try:
-        return settings_cls.model_validate(_deep_merge(base, given))
+        # a password typed into a URL leaves the settings here: the flow's parameters keep a placeholder
+        return settings_cls.model_validate(move_passwords_to_environment(_deep_merge(base, given)))
     except ValidationError as exc:
         raise TrainflowError(_one_line(exc)) from exc
 

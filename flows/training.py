@@ -26,6 +26,7 @@ from tasks.transform import transform
 from tasks.tune import TuneSettings, plan_tuning, tune, tune_trials, with_params
 from tasks.validate import validate
 from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
+from trainflow.credentials import mask_all
 from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
 from trainflow.forms import FormModel, dataset_field
@@ -196,7 +197,7 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     reference = profile(root, run_id, model_schema, splits, trained["model"])
     lineage = {"dataset": schema.name, "data_sha256": raw.sha256, "seed": s.seed,
                "schema": schema.model_dump(mode="json", exclude={"expectations"}),
-               "settings": effective_settings(s, schema),
+               "settings": mask_all(effective_settings(s, schema)),
                "tuning": {k: v for k, v in tuned.items() if k != "artifacts"} if tuned else None}
     registered = register(root, run_id, trained["model"], evaluation["metrics"], model_schema.task, s.registry,
                           schema.name, lineage, reference)

@@ -10,6 +10,7 @@ import pandas as pd
 from prefect import task
 
 from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.credentials import mask
 from trainflow.errors import DataError, is_transient
 from trainflow.progress import run_logger
 from trainflow.rowfilter import apply_filter
@@ -43,7 +44,7 @@ def ingest_data(schema: DatasetSchema, source: str | None = None, query: str | N
     if query and not is_database(src):
         raw = apply_filter(raw, query, schema.name)  # parsed and checked: never evaluated as Python
     report = pd.DataFrame([{
-        "dataset": schema.name, "source": src, "query": query, "rows": len(raw),
+        "dataset": schema.name, "source": mask(src), "query": query, "rows": len(raw),
         "columns": len(raw.columns), "column_names": list(map(str, raw.columns)),
         "dtypes": [str(t) for t in raw.dtypes], "missing_cells": int(raw.isna().sum().sum()),
         "content_sha256": content_hash(raw),

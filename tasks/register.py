@@ -98,7 +98,7 @@ def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metric
                           ", ".join(f"{k} {'>=' if DIRECTION.get(k, True) else '<='} {v}" for k, v in gate.items()))
         store.write_table(run_id, "register", "registered_version", pd.DataFrame([{
             "model_name": name, "version": info["version"], "aliases": ",".join(info["aliases"]),
-            "uri": info["uri"], "sha256": info["sha256"], "registry_url": registry.url}]))
+            "uri": info["uri"], "sha256": info["sha256"], "registry_url": registry.display_url}]))
         return {k: v for k, v in info.items() if k != "created"}
     finally:
         registry.close()

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from trainflow.catalog import ArtifactRef, ArtifactStore, folder_digest
+from trainflow.credentials import mask, resolve
 from trainflow.errors import RegistryError
 from trainflow.names import check_name
 from trainflow.schema import PROJECT_ROOT
@@ -97,12 +98,14 @@ class Registry:
     """
 
     def __init__(self, url: str | None = None, root: str | None = None):
-        self.url = url or DEFAULT_REGISTRY_URL
-        db_path = _sqlite_path(self.url)
+        self.url = url or DEFAULT_REGISTRY_URL  # as given: placeholders, never a resolved password
+        self.display_url = mask(self.url)  # for messages, artifacts and the lineage
+        resolved = resolve(self.url)
+        db_path = _sqlite_path(resolved)
         if db_path is not None:
             db_path.parent.mkdir(parents=True, exist_ok=True)
         self.root = root or str(db_path.parent if db_path else PROJECT_ROOT / "data" / "registry")
-        self.engine = sa.create_engine(self.url, **({"connect_args": {"timeout": 60}} if db_path else {}))
+        self.engine = sa.create_engine(resolved, **({"connect_args": {"timeout": 60}} if db_path else {}))
         self._sqlite = db_path is not None
         if self._sqlite:
             @sa.event.listens_for(self.engine, "connect")

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from trainflow import PROJECT_ROOT
+from trainflow.credentials import mask, redact, resolve
 from trainflow.errors import DataError
 
 SKLEARN_DATASETS = ("breast_cancer", "wine", "diabetes", "iris", "digits")
@@ -103,7 +104,7 @@ def iter_source(source: str, dataset: str, query: str | None = None,
         offset += len(batch)
         yield batch
     if offset == 0:
-        raise DataError(dataset, f"source {source} has no rows", rule="non_empty")
+        raise DataError(dataset, f"source {mask(source)} has no rows", rule="non_empty")
 
 
 def check_source(source: str, dataset: str) -> None:
@@ -143,9 +144,9 @@ def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int |
         import sqlalchemy as sa
 
         if not query:
-            raise DataError(dataset, f"source {source} is a database URL but no query was given", rule="source")
+            raise DataError(dataset, f"source {mask(source)} is a database URL but no query was given", rule="source")
         try:
-            engine = sa.create_engine(source)
+            engine = sa.create_engine(resolve(source))  # the password, if any, exists only here
             with engine.connect() as conn:
                 if batch_rows:
                     yield from pd.read_sql_query(sa.text(query), conn, chunksize=batch_rows)
@@ -153,8 +154,12 @@ def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int |
                     yield pd.read_sql_query(sa.text(query), conn)
             engine.dispose()
         except sa.exc.SQLAlchemyError as exc:
-            raise DataError(dataset, f"SQL query failed on {source}: {exc.__class__.__name__}: "
-                                     f"{str(exc).splitlines()[0]}", rule="sql_readable") from exc
+            # from None: the driver's own message, which may quote the URL, stays out of every traceback
+            raise DataError(dataset, f"SQL query failed on {mask(source)}: {exc.__class__.__name__}: "
+                                     f"{redact(str(exc).splitlines()[0][:300], source)}", rule="sql_readable") from None
+        except ImportError as exc:
+            raise DataError(dataset, f"no database driver for {mask(source)}: {exc.name or exc} is not installed",
+                            rule="sql_driver") from None
         return
     path = _local_source(source, dataset)
     name = path.name.lower()
