@@ -32,6 +32,7 @@ from trainflow.features import TransformSettings
 from trainflow.forms import FormModel, dataset_field
 from trainflow.models import FAMILIES, families_for, nn_settings_for, TrainSettings
 from trainflow.names import DatasetName
+from trainflow.registry import Registry
 from trainflow.rowfilter import parse_filter
 from trainflow.schema import PROJECT_ROOT, DatasetSchema, load_schema
 from trainflow.sources import check_source, is_database
@@ -89,6 +90,7 @@ class TrainingSettings(FormModel):
         query, source = self.ingest.query or schema.query, self.ingest.source or schema.source
         if query and source and not is_database(source):
             parse_filter(query, schema.name)  # a refused construct is reported before anything runs
+        Registry(self.registry.registry_url).close()  # reachable, readable: found now, not after training
         if self.tune.family is not None and self.tune.family not in FAMILIES:
             raise TrainflowError(f"tune.family: unknown family '{self.tune.family}' (known: {', '.join(FAMILIES)})")
         return schema

@@ -18,8 +18,11 @@ from sklearn.pipeline import Pipeline
 
 from trainflow.errors import ArtifactError
 
-ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.", "trainflow.features.",
-                    "trainflow.modelio.", "trainflow.models.baselines.")
+# skops already trusts plain data (builtins such as dict, list, str); what else a file may name must be one of
+# these: no builtins.* beyond those (eval, exec, getattr would be names of callables), nothing outside the
+# libraries a model is made of
+ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "trainflow.features.", "trainflow.modelio.",
+                    "trainflow.models.baselines.")
 # where this project's classes lived before the library package: files written then name these modules
 LEGACY_MODULES = {"tasks.transform": "trainflow.features", "tasks.modelio": "trainflow.modelio",
                   "tasks.baselines": "trainflow.models.baselines"}

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from trainflow.catalog import ArtifactRef, ArtifactStore, folder_digest
-from trainflow.credentials import mask, resolve
+from trainflow.credentials import mask, redact, resolve
 from trainflow.errors import RegistryError
 from trainflow.names import check_name
 from trainflow.schema import PROJECT_ROOT
@@ -102,10 +102,19 @@ class Registry:
         self.display_url = mask(self.url)  # for messages, artifacts and the lineage
         resolved = resolve(self.url)
         db_path = _sqlite_path(resolved)
-        if db_path is not None:
+        if db_path is not None and self.url == DEFAULT_REGISTRY_URL:
             db_path.parent.mkdir(parents=True, exist_ok=True)
+        elif db_path is not None and not db_path.parent.is_dir():  # a typo must not start a new, empty registry
+            raise RegistryError(f"registry {self.display_url}: the folder {db_path.parent} does not exist")
         self.root = root or str(db_path.parent if db_path else PROJECT_ROOT / "data" / "registry")
-        self.engine = sa.create_engine(resolved, **({"connect_args": {"timeout": 60}} if db_path else {}))
+        try:
+            self.engine = sa.create_engine(resolved, **({"connect_args": {"timeout": 60}} if db_path else {}))
+        except (ImportError, sa.exc.NoSuchModuleError) as exc:
+            missing = getattr(exc, "name", None) or str(exc).splitlines()[0]
+            raise RegistryError(f"registry {self.display_url}: no database driver ({missing})") from None
+        except sa.exc.ArgumentError as exc:
+            raise RegistryError(f"registry {self.display_url} is not a database URL SQLAlchemy can use: "
+                                f"{redact(str(exc).splitlines()[0][:200], self.url)}") from None
         self._sqlite = db_path is not None
         if self._sqlite:
             @sa.event.listens_for(self.engine, "connect")
@@ -115,7 +124,12 @@ class Registry:
             @sa.event.listens_for(self.engine, "begin")
             def _immediate(conn: sa.Connection) -> None:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front: writers queue, never race
-        Base.metadata.create_all(self.engine)
+        try:  # connects: an unreachable or corrupt database is found here, before any training
+            Base.metadata.create_all(self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            self.engine.dispose()
+            reason = redact(str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0][:300], self.url)
+            raise RegistryError(f"registry {self.display_url} cannot be used: {type(exc).__name__}: {reason}") from None
 
     def close(self) -> None:
         self.engine.dispose()

@@ -153,13 +153,13 @@ def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int |
                 else:
                     yield pd.read_sql_query(sa.text(query), conn)
             engine.dispose()
+        except (ImportError, sa.exc.NoSuchModuleError) as exc:
+            missing = getattr(exc, "name", None) or str(exc).splitlines()[0]
+            raise DataError(dataset, f"no database driver for {mask(source)}: {missing}", rule="sql_driver") from None
         except sa.exc.SQLAlchemyError as exc:
             # from None: the driver's own message, which may quote the URL, stays out of every traceback
             raise DataError(dataset, f"SQL query failed on {mask(source)}: {exc.__class__.__name__}: "
                                      f"{redact(str(exc).splitlines()[0][:300], source)}", rule="sql_readable") from None
-        except ImportError as exc:
-            raise DataError(dataset, f"no database driver for {mask(source)}: {exc.name or exc} is not installed",
-                            rule="sql_driver") from None
         return
     path = _local_source(source, dataset)
     name = path.name.lower()

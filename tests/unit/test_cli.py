@@ -87,3 +87,22 @@ def test_a_row_filter_that_would_run_code_is_refused_before_the_flow_runs(tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "dataset 'adult': row filter" in err[0] and "is not allowed" in err[0]
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("case, says", [
+    ("corrupt", "cannot be used: DatabaseError: file is not a database"),
+    ("missing folder", "does not exist"),
+    ("no driver", "no database driver"),
+])
+def test_a_registry_that_cannot_be_used_is_refused_before_training(case: str, says: str, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    def flow_fn(settings: TrainingSettings) -> dict:
+        raise AssertionError("the flow started")
+
+    url = {"corrupt": f"sqlite:///{tmp_path / 'registry.db'}", "missing folder": f"sqlite:///{tmp_path / 'no' / 'r.db'}",
+           "no driver": "mysql+nosuchdriver://trainer:hunter2@127.0.0.1:9/ml"}[case]
+    (tmp_path / "registry.db").write_bytes(b"not a database, but 4 KB of it " * 128)
+    assert main(flow_fn, TrainingSettings, argv=["--registry.registry-url", url]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: registry ") and says in err[0] and "hunter2" not in err[0]
+    assert not (tmp_path / "no").exists()

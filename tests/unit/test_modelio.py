@@ -44,3 +44,9 @@ def test_a_model_written_when_transformers_lived_in_tasks_still_loads() -> None:
     # only the project's own old modules are renamed: any other module stays untrusted
     with pytest.raises(ArtifactError, match="untrusted types"):
         load_skops(renamed(dump_skops(CategoryCoder()), "trainflow.features", "tasks.evil"))
+
+
+def test_a_builtin_callable_named_in_a_file_is_refused() -> None:
+    data = renamed(dump_skops(Pipeline([("x", Smuggled())])), "tests.unit.test_modelio", "builtins")
+    with pytest.raises(ArtifactError, match="untrusted types.*builtins.Smuggled"):
+        load_skops(data)

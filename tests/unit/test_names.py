@@ -71,6 +71,7 @@ def test_the_catalog_and_the_registry_do_not_follow_a_link_out_of_their_root(tmp
         store.write_table("20261125-000000-abcdef", "ingest", "raw", pd.DataFrame({"a": [1]}))
     with pytest.raises(UnsafeName):
         store.write_table("..", "ingest", "raw", pd.DataFrame({"a": [1]}))
+    (tmp_path / "registry").mkdir()
     registry = Registry(f"sqlite:///{tmp_path / 'registry' / 'registry.db'}")
     try:
         with pytest.raises(UnsafeName):
