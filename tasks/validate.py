@@ -14,6 +14,7 @@ import logging
 import warnings
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 from prefect import task
 
@@ -24,6 +25,7 @@ from trainflow.schema import DatasetSchema
 
 SEVERITY_NAMES = {"critical": "error", "warning": "warning", "info": "info"}
 SAMPLE_SIZE = 10
+FINITE_RULE = "expect_column_values_to_be_finite"  # built in: reported when a numeric column holds +-inf
 
 
 @dataclass
@@ -79,6 +81,19 @@ def _describe(row: dict) -> str:
     return f"observed {row['observed_value']}"
 
 
+def _infinite_values(df: pd.DataFrame, schema: DatasetSchema) -> dict[str, pd.Series]:
+    """Per numeric column of the schema holding +-inf, where: no model can use an infinite number, whatever
+    range the schema allows (a range rule is often only a warning), so this built-in rule is an error."""
+    numeric = [c.name for c in schema.columns if c.type in ("int", "float") and c.name in df.columns]
+    out = {}
+    for column in numeric:
+        values = pd.to_numeric(df[column], errors="coerce")
+        infinite = pd.Series(np.isinf(values.to_numpy(dtype=float, na_value=np.nan)), index=df.index)
+        if infinite.any():
+            out[column] = infinite
+    return out
+
+
 def validate_data(df: pd.DataFrame, schema: DatasetSchema, quarantine: bool = False,
                   max_quarantine_fraction: float = 0.05) -> ValidationOutcome:
     """Run the schema's GX suite on ``df``: the pure part of the validate stage.
@@ -116,6 +131,13 @@ def validate_data(df: pd.DataFrame, schema: DatasetSchema, quarantine: bool = Fa
         })
         if quarantine and not r.success and rows[-1]["severity"] == "error" and "unexpected_index_list" in res:
             bad_index[len(rows) - 1] = list(res["unexpected_index_list"])
+    for column, infinite in _infinite_values(df, schema).items():
+        rows.append({"expectation": FINITE_RULE, "column": column, "severity": "error", "success": False,
+                     "unexpected_count": int(infinite.sum()), "unexpected_percent": 100 * float(infinite.mean()),
+                     "observed_value": None, "exception": None, "kwargs": "{}", "quarantined": False,
+                     "sample": json.dumps([str(v) for v in df.loc[infinite, column].head(SAMPLE_SIZE)])})
+        if quarantine:
+            bad_index[len(rows) - 1] = list(df.index[infinite])
     results = pd.DataFrame(rows)
     results["unexpected_count"] = results["unexpected_count"].astype("Int64")
     results["unexpected_percent"] = results["unexpected_percent"].astype("Float64")

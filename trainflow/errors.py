@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 
+MAX_DETAIL = 300  # characters of one value, sample or driver message inside an error line
+
+
+def clipped(text: str, limit: int = MAX_DETAIL) -> str:
+    """``text`` on one line and at most ``limit`` characters (a 20 MB cell must not become a 20 MB line)."""
+    one_line = " ".join(str(text).split("\n"))
+    return one_line if len(one_line) <= limit else one_line[:limit] + f"… ({len(one_line):,} characters)"
+
+
 class TrainflowError(Exception):
     """Base class for errors that end a run with one clear line instead of a traceback."""
 
@@ -19,8 +28,8 @@ class DataError(TrainflowError):
 
     def __init__(self, dataset: str, message: str, column: str | None = None, rule: str | None = None):
         self.dataset, self.column, self.rule = dataset, column, rule
-        where = f"dataset '{dataset}'" + (f", column '{column}'" if column else "")
-        super().__init__(f"{where}: {message}" + (f" [rule: {rule}]" if rule else ""))
+        where = f"dataset '{clipped(dataset, 80)}'" + (f", column '{clipped(column, 80)}'" if column else "")
+        super().__init__(f"{where}: {clipped(message, 3 * MAX_DETAIL)}" + (f" [rule: {rule}]" if rule else ""))
 
 
 class ValidationFailed(DataError):
@@ -29,7 +38,8 @@ class ValidationFailed(DataError):
     def __init__(self, dataset: str, failures: list[tuple[str | None, str, str]], report_path: str):
         self.failures = failures
         self.report_path = report_path
-        parts = "; ".join(f"{col or '<table>'}: {rule} ({detail})" for col, rule, detail in failures)
+        parts = clipped("; ".join(f"{clipped(col or '<table>', 80)}: {rule} ({clipped(detail, 120)})"
+                                  for col, rule, detail in failures), 500)  # the report path stays whole
         super().__init__(
             dataset,
             f"{len(failures)} error-severity expectation(s) failed: {parts}. Report: {report_path}",

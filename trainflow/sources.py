@@ -9,7 +9,9 @@ through a SQLAlchemy URL. For file and bundled sources a query is a row filter (
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,6 +100,8 @@ def iter_source(source: str, dataset: str, query: str | None = None,
     """
     offset = 0
     for batch in _raw_batches(source, dataset, query, batch_rows):
+        if offset == 0:
+            _check_unique_columns([str(c) for c in batch.columns], dataset, mask(source))
         if len(batch) == 0:
             continue
         batch.index = pd.RangeIndex(offset, offset + len(batch))
@@ -172,19 +176,57 @@ def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int |
                 yield data.to_table().to_pandas()
         elif name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
             sep = "\t" if name.endswith(".tsv") else ","
+            encoding = _csv_encoding(path)
+            header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, encoding=encoding).iloc[0]
+            _check_unique_columns([str(c) for c in header], dataset, path)  # pandas would rename a.1 silently
             if batch_rows:
-                yield from pd.read_csv(path, sep=sep, chunksize=batch_rows)
+                yield from pd.read_csv(path, sep=sep, chunksize=batch_rows, encoding=encoding)
             else:
-                yield pd.read_csv(path, sep=sep)
+                yield pd.read_csv(path, sep=sep, encoding=encoding)
         else:
             raise DataError(dataset, f"source {path} is neither CSV nor Parquet", rule="source_format")
+    except UnicodeDecodeError as exc:
+        raise DataError(dataset, f"{path} is not {exc.encoding.upper()} text (byte 0x{exc.object[exc.start]:02x} at "
+                                 f"position {exc.start}); save it as UTF-8 (UTF-16 or UTF-32 with a byte-order mark "
+                                 "is read too)", rule="csv_encoding") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataError(dataset, f"{path} is not readable compressed data ({_first_line(exc)})",
+                        rule="csv_readable") from None
     except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(dataset, f"{path} is not a readable Parquet file ({str(exc).splitlines()[0]})",
-                        rule="parquet_readable") from exc
+        kind = "Parquet" if path.is_dir() or name.endswith((".parquet", ".pq")) else "CSV"
+        raise DataError(dataset, f"{path} is not a readable {kind} file ({_first_line(exc)})",
+                        rule="parquet_readable" if kind == "Parquet" else "csv_readable") from None
     except pd.errors.EmptyDataError as exc:
         raise DataError(dataset, f"{path} has no columns (empty CSV)", rule="non_empty") from exc
     except pd.errors.ParserError as exc:
         raise DataError(dataset, f"{path} is not valid CSV ({str(exc).splitlines()[0]})", rule="csv_readable") from exc
+
+
+BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xef\xbb\xbf", "utf-8-sig"),
+        (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def _csv_encoding(path: Path) -> str:
+    """UTF-8, unless the file starts with the byte-order mark of another Unicode encoding."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        start = f.read(4)
+    return next((encoding for bom, encoding in BOMS if start.startswith(bom)), "utf-8")
+
+
+def _check_unique_columns(names: list[str], dataset: str, where: object) -> None:
+    """Refuse two columns whose names are equal once surrounding spaces are stripped."""
+    stripped = [n.strip() for n in names]
+    repeated = sorted({n for n in stripped if stripped.count(n) > 1})
+    if repeated:
+        shown = ", ".join(repr(n[:60]) for n in repeated[:5])
+        raise DataError(dataset, f"{where} has duplicate column names {shown}", rule="unique_columns",
+                        column=repeated[0][:60])
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
 
 
 def read_source(source: str, dataset: str, query: str | None = None) -> pd.DataFrame:

@@ -3,10 +3,11 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from trainflow.errors import DataError
+from trainflow.errors import DataError, ValidationFailed
 from tasks.ingest import ingest_data
 from trainflow.schema import DatasetSchema
 from tasks.validate import validate_data
@@ -105,3 +106,55 @@ def test_unreadable_files(case: str, rule: str, tmp_path: Path, adult_sample: pd
     with pytest.raises(DataError) as err:
         ingest_data(adult_schema, str(path))
     assert err.value.rule == rule and err.value.dataset == "adult" and str(path.name) in str(err.value)
+
+
+def test_infinite_numbers_fail_a_rule_of_their_own(adult_sample: pd.DataFrame, adult_schema: DatasetSchema) -> None:
+    bad = adult_sample.copy()
+    bad["age"] = bad["age"].astype(float)
+    bad.loc[bad.index[:3], "age"] = [np.inf, -np.inf, np.inf]
+    out = validate_data(bad, adult_schema)
+    assert [(c, rule) for c, rule, _ in out.errors] == [("age", "expect_column_values_to_be_finite")]
+    assert "3 bad rows" in out.errors[0][2]
+    kept = validate_data(bad, adult_schema, quarantine=True)  # as batch inference does
+    assert kept.errors == [] and set(kept.quarantine["_rule"]) == {"expect_column_values_to_be_finite"}
+    assert len(kept.valid) == len(bad) - 3 and np.isfinite(kept.valid["age"]).all()
+
+
+@pytest.mark.parametrize("case, rule, says", [
+    ("utf16", None, None),  # read: a byte-order mark names the encoding
+    ("latin1", "csv_encoding", "is not UTF-8 text (byte 0xe9"),
+    ("random", "csv_encoding", "is not UTF-8 text"),
+    ("duplicate", "unique_columns", "duplicate column names 'age'"),
+    ("truncated gz", "csv_readable", "is not readable compressed data"),
+])
+def test_csv_files_a_careless_export_makes(case: str, rule: str | None, says: str | None, tmp_path: Path,
+                                           adult_sample: pd.DataFrame, adult_schema: DatasetSchema) -> None:
+    rows = adult_sample.head(50)
+    path = tmp_path / ("rows.csv.gz" if case == "truncated gz" else "rows.csv")
+    text = rows.to_csv(index=False)
+    if case == "utf16":
+        path.write_bytes(text.replace("Private", "Privé").encode("utf-16"))
+    elif case == "latin1":
+        path.write_bytes(text.replace("Private", "Privé").encode("latin-1"))
+    elif case == "random":
+        path.write_bytes(bytes(range(128, 256)) * 40)
+    elif case == "duplicate":
+        path.write_text(text.replace("workclass", " age", 1))
+    else:
+        rows.to_csv(tmp_path / "whole.csv.gz", index=False)
+        path.write_bytes((tmp_path / "whole.csv.gz").read_bytes()[:300])
+    if rule is None:
+        assert "Privé" in set(ingest_data(adult_schema, str(path))[0]["workclass"])
+        return
+    with pytest.raises(DataError) as err:
+        ingest_data(adult_schema, str(path))
+    assert err.value.rule == rule and says in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_huge_value_makes_a_short_error_line(adult_sample: pd.DataFrame, adult_schema: DatasetSchema) -> None:
+    bad = adult_sample.copy()
+    bad.loc[bad.index[:2], "income"] = "x" * 5_000_000  # a 5 MB cell in a column whose values are a closed set
+    out = validate_data(bad, adult_schema)
+    message = str(ValidationFailed("adult", out.errors, "/tmp/report.parquet"))
+    assert out.errors and len(message) < 1200 and message.endswith("Report: /tmp/report.parquet [rule: "
+                                                                    f"{out.errors[0][1]}]")
