@@ -7,6 +7,7 @@
     trainflow retrain --batches data/batches
     trainflow schema infer --name shop --source shop.csv --label churned
     trainflow registry list adult                # also: promote adult 3, rollback adult
+    trainflow runs gc --keep 20                  # delete all but the 20 newest run folders
     trainflow ui                                 # Prefect server and UI, every deployment served
 
 It lives beside the deployments because it reaches every layer: the flows, the library's schema and
@@ -32,6 +33,7 @@ FLOWS = {
 TOOLS = {
     "schema": ("trainflow.schema", "schema infer: write a starter schema and GX suite for a new dataset"),
     "registry": ("trainflow.registry", "registry list|promote|rollback: look at and move the production alias"),
+    "runs": ("trainflow.catalog", "runs list|gc --keep N: the run folders, and deleting all but the newest"),
     "ui": ("deployments.ui", "start the Prefect server and UI on 127.0.0.1 and serve every deployment"),
 }
 

@@ -21,7 +21,7 @@ from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
 from pydantic import BaseModel
 
 from trainflow import PROJECT_ROOT
-from trainflow.catalog import ArtifactRef
+from trainflow.catalog import ArtifactRef, ArtifactStore
 
 IGNORED_PARAMETERS = frozenset({"run_id"})
 
@@ -56,3 +56,34 @@ def content_key(context: Any, parameters: dict[str, Any]) -> str:
 
 
 CONTENT = TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=content_key)
+
+
+def artifact_refs(value: Any) -> list[ArtifactRef]:
+    """Every artifact reference inside a stage's result (a reference, or dicts and lists of them)."""
+    if isinstance(value, ArtifactRef):
+        return [value]
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in artifact_refs(v)]
+    if isinstance(value, (list, tuple)):
+        return [r for v in value for r in artifact_refs(v)]
+    return []
+
+
+def run_checked(stage: Any, root: str, *args: Any, **kwargs: Any) -> Any:
+    """Call a cached stage; when Prefect answers from its cache, check every artifact the cached result points
+    at (it exists, its sha256 matches). A missing or changed one (an old run deleted, a file edited) means the
+    entry is stale: the stage runs again with ``refresh_cache``, which replaces the entry, and the run goes on
+    with fresh artifacts."""
+    from prefect import get_run_logger
+
+    state = stage(*args, return_state=True, **kwargs)
+    result = state.result()
+    if state.name != "Cached":
+        return result
+    store = ArtifactStore(root)
+    stale = [ref.path for ref in artifact_refs(result) if not store.is_intact(ref)]
+    if not stale:
+        return result
+    get_run_logger().warning("%s: the cached result points at %d artifact(s) missing or changed since they were "
+                             "written (%s); running the stage again", stage.name, len(stale), ", ".join(stale[:3]))
+    return stage.with_options(refresh_cache=True)(*args, **kwargs)

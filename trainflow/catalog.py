@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import io
 import secrets
+import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,6 +32,7 @@ from trainflow.names import check_name, inside
 
 MANIFEST_COLUMNS = ["stage", "name", "kind", "path", "rows", "bytes", "sha256", "created", "source_run"]
 _CHUNK = 8 << 20
+STALE_TMP_SECONDS = 3600
 
 
 class ArtifactRef(BaseModel):
@@ -138,7 +140,18 @@ class ArtifactStore:
     def _claim(self, rel: str) -> None:
         if self._exists(rel):
             raise ArtifactError(f"artifact {rel} already exists; runs never overwrite artifacts")
-        self.fs.create_dir(self._abs(rel.rsplit("/", 1)[0]), recursive=True)
+        folder = rel.rsplit("/", 1)[0]
+        self.fs.create_dir(self._abs(folder), recursive=True)
+        self._sweep(folder)
+
+    def _sweep(self, folder: str) -> None:
+        """Delete ``.tmp-*`` leftovers of writes killed in ``folder`` (older than ``STALE_TMP_SECONDS``, so that
+        a write still in progress beside this one is left alone)."""
+        now = dt.datetime.now(dt.UTC).timestamp()
+        for info in self.fs.get_file_info(pafs.FileSelector(self._abs(folder), allow_not_found=True)):
+            if info.base_name.startswith(".tmp-") and info.mtime is not None \
+                    and now - info.mtime.timestamp() > STALE_TMP_SECONDS:
+                (self.fs.delete_dir if info.type == pafs.FileType.Directory else self.fs.delete_file)(info.path)
 
     def _tmp(self, rel: str) -> str:
         head, tail = rel.rsplit("/", 1)
@@ -280,6 +293,18 @@ class ArtifactStore:
         info = self.fs.get_file_info(self._abs(ref.path))
         self._record(ref, info.size or 0, source_run=ref.run_id, run_id=run_id)
 
+    def is_intact(self, ref: ArtifactRef) -> bool:
+        """True when the artifact still exists and its content matches its recorded sha256."""
+        try:
+            if ref.kind == "bundle":
+                self.read_bundle(ref)
+            else:
+                digest, _ = self._hash_file(ref.path) if self._exists(ref.path) else ("", 0)
+                return digest == ref.sha256
+        except (ArtifactError, OSError):
+            return False
+        return True
+
     # -- reading ---------------------------------------------------------------------------
     def _verified_bytes(self, ref: ArtifactRef) -> bytes:
         if not self._exists(ref.path):
@@ -339,6 +364,19 @@ class ArtifactStore:
         info = self.fs.get_file_info(pafs.FileSelector(self._abs("runs"), allow_not_found=True))
         return sorted(i.base_name for i in info if i.type == pafs.FileType.Directory)
 
+    def collect_garbage(self, keep: int) -> list[str]:
+        """Delete every run folder but the ``keep`` newest; returns the deleted run ids.
+
+        Registered models keep their own copies (``data/registry/models``), and a later run whose cached
+        stages pointed into a deleted run finds them missing and recomputes them (``trainflow.cache``).
+        """
+        if keep < 0:
+            raise ArtifactError(f"keep must be 0 or more, not {keep}")
+        old = self.runs()[:-keep] if keep else self.runs()
+        for run_id in old:
+            self.fs.delete_dir(self._abs(self.run_dir(run_id)))
+        return old
+
     def write_png(self, run_id: str, stage: str, name: str, fig) -> ArtifactRef:  # noqa: ANN001 (matplotlib Figure)
         """Save a matplotlib figure as a PNG file artifact and close it."""
         import matplotlib.pyplot as plt
@@ -347,3 +385,33 @@ class ArtifactStore:
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
         plt.close(fig)
         return self.write_file(run_id, stage, f"{name}.png", buf.getvalue())
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m trainflow.catalog") -> int:
+    """``trainflow runs {list,gc}``: the run folders of an artifacts root, and deleting all but the newest."""
+    import argparse
+
+    from trainflow import PROJECT_ROOT
+
+    parser = argparse.ArgumentParser(prog=prog, description=main.__doc__)
+    parser.add_argument("--artifacts-root", default=str(PROJECT_ROOT / "data"), help="default: the project's data/")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="run ids, oldest first")
+    gc = sub.add_parser("gc", help="delete every run folder but the newest --keep")
+    gc.add_argument("--keep", type=int, required=True, help="how many of the newest runs to keep")
+    args = parser.parse_args(argv)
+    store = ArtifactStore(args.artifacts_root)
+    try:
+        if args.command == "list":
+            print("\n".join(store.runs()))
+        else:
+            deleted = store.collect_garbage(args.keep)
+            print(f"deleted {len(deleted)} run folder(s); kept {len(store.runs())}")
+    except ArtifactError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
