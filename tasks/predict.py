@@ -23,6 +23,7 @@ from sklearn.pipeline import Pipeline
 
 from tasks.validate import validate_data
 from trainflow.catalog import ArtifactStore
+from trainflow.credentials import mask
 from trainflow.errors import DataError, ValidationFailed
 from trainflow.features import as_model_input
 from trainflow.forms import FormModel
@@ -172,7 +173,7 @@ def predict(store_root: str, run_id: str, schema: DatasetSchema, source: str | N
             store.write_table(run_id, "predict", "quarantine", pd.concat(quarantined))
     summary = {**counts, "model_name": name, "model_version": version, "unseen_categories": unseen}
     store.write_table(run_id, "predict", "predict_report", pd.DataFrame([{
-        **{k: v for k, v in summary.items() if k != "unseen_categories"}, "source": src,
+        **{k: v for k, v in summary.items() if k != "unseen_categories"}, "source": mask(src),
         "unseen_categories": json.dumps(unseen), "scored_at": scored_at}]))
     run_logger().info("predict: %s v%d scored %d of %d rows, %d quarantined%s", name, version, counts["rows_scored"],
                       counts["rows_in"], counts["rows_quarantined"],

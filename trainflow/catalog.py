@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import os
 import secrets
 import sys
 import threading
@@ -27,7 +28,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
-from trainflow.errors import ArtifactError
+from trainflow.errors import ArtifactError, clipped
 from trainflow.names import check_name, inside
 
 MANIFEST_COLUMNS = ["stage", "name", "kind", "path", "rows", "bytes", "sha256", "created", "source_run"]
@@ -70,6 +71,17 @@ def folder_digest(files: dict[str, bytes]) -> str:
     for fname in sorted(files):
         digest.update(f"{fname}:{hashlib.sha256(files[fname]).hexdigest()}\n".encode())
     return digest.hexdigest()
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of this machine with that id still runs."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
 
 
 def _check_name(*parts: str) -> None:
@@ -145,17 +157,25 @@ class ArtifactStore:
         self._sweep(folder)
 
     def _sweep(self, folder: str) -> None:
-        """Delete ``.tmp-*`` leftovers of writes killed in ``folder`` (older than ``STALE_TMP_SECONDS``, so that
-        a write still in progress beside this one is left alone)."""
+        """Delete the ``.tmp-*`` leftovers of killed writes in ``folder``: on a local disk, those whose writing
+        process is gone; elsewhere, those older than ``STALE_TMP_SECONDS``. A write still in progress beside
+        this one is left alone."""
         now = dt.datetime.now(dt.UTC).timestamp()
+        local = isinstance(self.fs, pafs.LocalFileSystem)
         for info in self.fs.get_file_info(pafs.FileSelector(self._abs(folder), allow_not_found=True)):
-            if info.base_name.startswith(".tmp-") and info.mtime is not None \
-                    and now - info.mtime.timestamp() > STALE_TMP_SECONDS:
+            if not info.base_name.startswith(".tmp-"):
+                continue
+            pid = info.base_name.split("-")[1]
+            if local and pid.isdigit():
+                stale = not _alive(int(pid))
+            else:
+                stale = info.mtime is not None and now - info.mtime.timestamp() > STALE_TMP_SECONDS
+            if stale:
                 (self.fs.delete_dir if info.type == pafs.FileType.Directory else self.fs.delete_file)(info.path)
 
     def _tmp(self, rel: str) -> str:
         head, tail = rel.rsplit("/", 1)
-        return f"{head}/.tmp-{secrets.token_hex(4)}-{tail}"
+        return f"{head}/.tmp-{os.getpid()}-{secrets.token_hex(4)}-{tail}"  # the writer's pid: see _sweep
 
     def _hash_file(self, rel: str) -> tuple[str, int]:
         digest, size = hashlib.sha256(), 0
@@ -281,6 +301,7 @@ class ArtifactStore:
             new = pd.concat([old, pd.DataFrame([row])], ignore_index=True) if len(old) else pd.DataFrame([row])
             new["rows"] = new["rows"].astype("Int64")
             self.fs.create_dir(self._abs(self.run_dir(run)), recursive=True)
+            self._sweep(self.run_dir(run))
             tmp = self._tmp(rel)
             with self.fs.open_output_stream(self._abs(tmp)) as sink:
                 pq.write_table(pa.Table.from_pandas(new[MANIFEST_COLUMNS], preserve_index=False), sink)
@@ -340,8 +361,16 @@ class ArtifactStore:
         rel = f"{self.run_dir(run_id)}/manifest.parquet"
         if not self._exists(rel):
             return pd.DataFrame(columns=MANIFEST_COLUMNS)
-        with self.fs.open_input_stream(self._abs(rel)) as f:
-            return pq.read_table(pa.BufferReader(f.read())).to_pandas()
+        try:
+            with self.fs.open_input_stream(self._abs(rel)) as f:
+                table = pq.read_table(pa.BufferReader(f.read())).to_pandas()
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ArtifactError(f"the manifest of run {run_id} is not readable ({clipped(str(exc), 120)}); "
+                                "that run's artifacts cannot be looked up") from None
+        if not set(MANIFEST_COLUMNS) <= set(table.columns):
+            raise ArtifactError(f"the manifest of run {run_id} lacks columns "
+                                f"{sorted(set(MANIFEST_COLUMNS) - set(table.columns))}")
+        return table
 
     def find(self, run_id: str, stage: str, name: str) -> ArtifactRef:
         """Look up an earlier run's artifact by stage and name (for running one stage alone).

@@ -4,7 +4,7 @@ the stage run again, and old runs can be deleted."""
 from __future__ import annotations
 
 import os
-import time
+import subprocess
 from pathlib import Path
 
 from prefect import flow
@@ -12,7 +12,7 @@ from prefect import flow
 from tasks.ingest import ingest
 from tasks.split import SplitSettings, split
 from trainflow.cache import run_checked
-from trainflow.catalog import STALE_TMP_SECONDS, ArtifactStore, new_run_id
+from trainflow.catalog import ArtifactStore, new_run_id
 from trainflow.catalog import main as runs_main
 from trainflow.schema import load_schema
 
@@ -56,10 +56,15 @@ def test_a_killed_writes_leftovers_are_swept_by_the_next_write(tmp_path: Path) -
     store = ArtifactStore(tmp_path)
     store.write_table("20261125-000000-aaaaaa", "split", "train", pd.DataFrame({"a": [1]}))
     folder = tmp_path / "runs" / "20261125-000000-aaaaaa" / "split"
-    stale, fresh = folder / ".tmp-deadbeef-test.parquet", folder / ".tmp-cafebabe-test.parquet"
-    stale.write_bytes(b"half a file")
-    fresh.write_bytes(b"a write still going on")
-    old = time.time() - STALE_TMP_SECONDS - 60
-    os.utime(stale, (old, old))
+    gone = _a_finished_pid()
+    stale, fresh = folder / f".tmp-{gone}-deadbeef-test.parquet", folder / f".tmp-{os.getpid()}-cafebabe-test.parquet"
+    stale.write_bytes(b"half a file, its writer killed")
+    fresh.write_bytes(b"a write of this process, still going on")
     store.write_table("20261125-000000-aaaaaa", "split", "test", pd.DataFrame({"a": [2]}))
     assert not stale.exists() and fresh.exists()
+
+
+def _a_finished_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid

@@ -70,3 +70,12 @@ def test_reference_from_other_run_is_listed(tmp_path: Path) -> None:
     assert found.run_id == a and found.sha256 == ref.sha256
     assert store.manifest(b).loc[0, "source_run"] == a
     assert len(store.manifest(a)) == 1  # the earlier run is not touched
+
+
+def test_a_truncated_manifest_is_one_line(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    store.write_table("20261125-000000-aaaaaa", "split", "train", pd.DataFrame({"a": [1, 2]}))
+    manifest = tmp_path / "runs" / "20261125-000000-aaaaaa" / "manifest.parquet"
+    manifest.write_bytes(manifest.read_bytes()[:40])
+    with pytest.raises(ArtifactError, match="the manifest of run 20261125-000000-aaaaaa is not readable"):
+        store.find("20261125-000000-aaaaaa", "split", "train")

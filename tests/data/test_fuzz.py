@@ -1,0 +1,214 @@
+"""Property-based fuzzing (hypothesis) of what a careless or hostile user hands the project: files for ingest ->
+validate, and rows for batch inference. Every case must end in success or one clean error line (a
+``TrainflowError``, one line, a few hundred characters), never a traceback or a hang, and must leave the
+earlier run and the registry as they were.
+
+CI runs the ``ci`` profile (a fixed seed, a bounded number of cases); a developer runs the long one:
+
+    pytest -m fuzz --hypothesis-profile=long -s     # prints the outcome counts of each test
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import signal
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tasks.ingest import ingest
+from tasks.predict import PredictSettings, predict
+from tasks.validate import validate
+from trainflow.catalog import ArtifactStore, new_run_id
+from trainflow.errors import TrainflowError
+from trainflow.features import TransformSettings
+from trainflow.models import TrainSettings, fit_family
+from trainflow.modelio import bundle_files
+from trainflow.registry import Registry
+from trainflow.schema import DatasetSchema
+
+pytestmark = pytest.mark.fuzz
+HANG_SECONDS = 20
+OUTCOMES: dict[str, Counter] = {}
+
+TEXTS = st.one_of(st.text(max_size=30), st.sampled_from(["", " ", "?", "nan", "inf", "-inf", "1e309", "NULL",
+                                                         "Private", "Married-civ-spouse", ">50K", "<=50K",
+                                                         "\x00", "é", "\ufeff", "x" * 10_000, "1,2", '"']))
+NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**12, 10**12))
+CELLS = st.one_of(TEXTS, NUMBERS, st.none(), st.booleans())
+
+
+def digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(folder)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+class Hang(Exception):
+    pass
+
+
+def outcome_of(name: str, call) -> None:  # noqa: ANN001 (a function of no argument)
+    """Run one case under a hang guard and count how it ended; fail on anything but success or a clean line."""
+    def alarm(*_: object) -> None:
+        raise Hang(f"no answer within {HANG_SECONDS} s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(HANG_SECONDS)
+    counts = OUTCOMES.setdefault(name, Counter())
+    try:
+        call()
+        counts["success"] += 1
+    except TrainflowError as exc:
+        line = str(exc)
+        clean = "\n" not in line and len(line) <= 1500
+        counts["clean error" if clean else "unclean error"] += 1
+        assert clean, f"not one short line ({len(line)} characters): {line[:300]!r}"
+    except Hang:
+        counts["hang"] += 1
+        raise
+    except Exception:
+        counts["traceback"] += 1
+        raise
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_counts():
+    yield
+    for name, counts in OUTCOMES.items():
+        print(f"\nfuzz {name}: {sum(counts.values())} cases: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, adult_schema: DatasetSchema) -> dict:
+    """An earlier run and a registry with one model, which no fuzzed case may change."""
+    from trainflow.sources import normalise, read_source
+
+    tmp = tmp_path_factory.mktemp("fuzz")
+    root, registry_url = str(tmp / "data"), f"sqlite:///{tmp / 'registry.db'}"
+    raw = normalise(read_source(adult_schema.source, "adult"), adult_schema.missing_markers).sample(
+        1500, random_state=1)
+    from tasks.split import SplitSettings, split_data
+    from tasks.transform import fit_transform_splits
+
+    splits, _ = split_data(raw, adult_schema, SplitSettings(), 0)
+    pre, feats = fit_transform_splits(splits, adult_schema, TransformSettings())
+    pipe, info, _ = fit_family("logistic", adult_schema, feats["train"], feats["validation"], TransformSettings(),
+                               TrainSettings(n_jobs=1), 0)
+    from sklearn.pipeline import Pipeline
+
+    serving = Pipeline([("preprocess", pre), *pipe.steps])
+    registry = Registry(registry_url)
+    registry.register("adult", bundle_files(serving, {"family": "logistic"}), "earlier", "logistic", "binary",
+                      {"roc_auc": 0.9}, {})
+    registry.close()
+    store = ArtifactStore(root)
+    earlier = new_run_id()
+    store.write_table(earlier, "ingest", "raw", raw)
+    return {"tmp": tmp, "root": root, "registry": registry_url, "raw": raw, "earlier": earlier,
+            "before": unchanged_state(tmp, root, earlier)}
+
+
+def unchanged_state(tmp: Path, root: str, earlier: str) -> tuple[str, bytes]:
+    """What no case may change: the earlier run's folder and the registry database."""
+    return digest(Path(root) / "runs" / earlier), (tmp / "registry.db").read_bytes()
+
+
+@st.composite
+def broken_files(draw: st.DrawFn, base: pd.DataFrame) -> bytes:
+    """The adult rows, then mangled as exports, hands and attackers mangle files."""
+    rows = base.sample(draw(st.integers(0, 40)), random_state=draw(st.integers(0, 10**6))).astype(object)
+    for _ in range(draw(st.integers(0, 4))):
+        action = draw(st.sampled_from(["cell", "drop", "duplicate", "rename", "column", "flood"]))
+        if action == "cell" and len(rows):
+            rows.iloc[draw(st.integers(0, len(rows) - 1)), draw(st.integers(0, rows.shape[1] - 1))] = draw(CELLS)
+        elif action == "drop" and rows.shape[1] > 1:
+            rows = rows.drop(columns=[rows.columns[draw(st.integers(0, rows.shape[1] - 1))]])
+        elif action == "duplicate" and rows.shape[1]:
+            rows.insert(0, " " + str(rows.columns[draw(st.integers(0, rows.shape[1] - 1))]), rows.iloc[:, 0],
+                        allow_duplicates=True)
+        elif action == "rename" and rows.shape[1]:
+            rows = rows.rename(columns={rows.columns[0]: draw(TEXTS)})
+        elif action == "column":
+            rows[draw(TEXTS)] = draw(CELLS)
+        elif action == "flood" and rows.shape[1]:
+            rows[rows.columns[draw(st.integers(0, rows.shape[1] - 1))]] = draw(CELLS)
+    text = rows.to_csv(index=False)
+    data = text.encode(draw(st.sampled_from(["utf-8", "utf-8", "utf-16", "latin-1", "utf-8-sig"])),
+                       errors="replace")
+    cut = draw(st.one_of(st.none(), st.integers(0, max(len(data) - 1, 0))))
+    if cut is not None:
+        data = data[:cut]
+    if draw(st.booleans()) and data:
+        spot = draw(st.integers(0, len(data) - 1))
+        data = data[:spot] + draw(st.binary(min_size=1, max_size=8)) + data[spot + 1:]
+    return data
+
+
+def test_ingest_then_validate_never_crashes(world: dict, adult_schema: DatasetSchema) -> None:
+    @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(data=broken_files(world["raw"]), suffix=st.sampled_from([".csv", ".tsv", ".csv.gz", ".parquet"]))
+    def case(data: bytes, suffix: str) -> None:
+        path = world["tmp"] / f"case{suffix}"
+        if suffix == ".csv.gz":
+            import gzip
+
+            data = gzip.compress(data)[: len(data) // 2 or None] if data[:1] == b"x" else gzip.compress(data)
+        path.write_bytes(data)
+        run_id = new_run_id()
+
+        def run() -> None:
+            raw = ingest.fn(world["root"], run_id, adult_schema, str(path))
+            validate.fn(world["root"], run_id, adult_schema, raw, quarantine=True)
+
+        outcome_of("ingest -> validate", run)
+
+    case()
+    assert unchanged_state(world["tmp"], world["root"], world["earlier"]) == world["before"]
+
+
+def test_batch_inference_never_crashes(world: dict, adult_schema: DatasetSchema) -> None:
+    @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(data=broken_files(world["raw"].drop(columns=["income"])))
+    def case(data: bytes) -> None:
+        path = world["tmp"] / "rows.csv"
+        path.write_bytes(data)
+        run_id = new_run_id()
+        outcome_of("batch inference", lambda: predict.fn(world["root"], run_id, adult_schema, str(path), None,
+                                                         PredictSettings(registry_url=world["registry"])))
+
+    case()
+    assert unchanged_state(world["tmp"], world["root"], world["earlier"]) == world["before"]
+
+
+def test_rows_of_any_type_never_reach_scikit_learn_as_a_traceback(world: dict, adult_schema: DatasetSchema) -> None:
+    columns = [c.name for c in adult_schema.features]
+
+    @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(cells=st.lists(st.lists(CELLS, min_size=len(columns), max_size=len(columns)), min_size=1, max_size=8))
+    def case(cells: list[list]) -> None:
+        frame = pd.DataFrame(cells, columns=columns, dtype=object)
+        buffer = io.BytesIO()
+        path = world["tmp"] / "typed.parquet"
+        try:
+            frame.to_parquet(buffer)
+        except Exception:  # noqa: BLE001 (pyarrow cannot store this mix in one column; CSV can)
+            path = world["tmp"] / "typed.csv"
+            buffer = io.BytesIO(frame.to_csv(index=False).encode("utf-8", errors="replace"))
+        path.write_bytes(buffer.getvalue())
+        run_id = new_run_id()
+        outcome_of("typed rows", lambda: predict.fn(world["root"], run_id, adult_schema, str(path), None,
+                                                    PredictSettings(registry_url=world["registry"])))
+
+    case()
+    assert unchanged_state(world["tmp"], world["root"], world["earlier"]) == world["before"]
