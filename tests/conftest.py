@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 from hypothesis import settings as hypothesis_settings  # noqa: E402
 
 # the fuzz suite: a fixed seed and a bounded number of cases in CI; `--hypothesis-profile=long` for developers
-hypothesis_settings.register_profile("ci", max_examples=40, derandomize=True, deadline=None)
+hypothesis_settings.register_profile("ci", max_examples=25, derandomize=True, deadline=None)
 hypothesis_settings.register_profile("long", max_examples=500, deadline=None)
 hypothesis_settings.load_profile("ci")
 

@@ -148,6 +148,7 @@ def broken_files(draw: st.DrawFn, base: pd.DataFrame) -> bytes:
             rows[draw(TEXTS)] = draw(CELLS)
         elif action == "flood" and rows.shape[1]:
             rows[rows.columns[draw(st.integers(0, rows.shape[1] - 1))]] = draw(CELLS)
+        rows = rows.astype(object)  # a column made from one string is str-typed: the next cell may be anything
     text = rows.to_csv(index=False)
     data = text.encode(draw(st.sampled_from(["utf-8", "utf-8", "utf-16", "latin-1", "utf-8-sig"])),
                        errors="replace")
