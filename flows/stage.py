@@ -80,9 +80,9 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
         m = store.manifest(_need_run(s))
         source_stage, name = ("validate", "valid") if ((m["stage"] == "validate") & (m["name"] == "valid")).any() \
             else ("ingest", "raw")
-        outputs = run_checked(split, root, root, run_id, schema, borrow(source_stage, name), s.split, s.seed)
+        outputs = run_checked(split, root, run_id, schema, borrow(source_stage, name), s.split, s.seed)
     elif stage == "transform":
-        outputs = run_checked(transform, root, root, run_id, view, {n: borrow("split", n) for n in SPLITS},
+        outputs = run_checked(transform, root, run_id, view, {n: borrow("split", n) for n in SPLITS},
                               s.transform)
     elif stage == "tune":
         tuned = run_tuning(root, run_id, view, {n: borrow("transform", f"features_{n}") for n in SPLITS}, s)
@@ -92,10 +92,10 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
     elif stage == "train":
         features = {n: borrow("transform", f"features_{n}") for n in SPLITS}
         features["preprocessor"] = borrow("transform", "preprocessor.skops")
-        outputs = run_checked(train, root, root, run_id, view, features, s.transform, s.train, s.seed,
+        outputs = run_checked(train, root, run_id, view, features, s.transform, s.train, s.seed,
                               s.registry.registry_url)
     else:
-        outputs = run_checked(evaluate, root, root, run_id, view, borrow("train", "model"),
+        outputs = run_checked(evaluate, root, run_id, view, borrow("train", "model"),
                               {n: borrow("split", n) for n in SPLITS}, s.evaluate, s.transform, s.train, s.seed)
     for ref in [*inputs, *(outputs.values() if isinstance(outputs, dict) else [])]:
         store.add_reference(run_id, ref)

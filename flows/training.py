@@ -184,20 +184,20 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     s = settings
     raw = ingest(root, run_id, schema, s.ingest.source, s.ingest.query, s.ingest.missing_markers)
     valid = validate(root, run_id, schema, raw, s.validation.quarantine, s.validation.max_quarantine_fraction)
-    splits = run_checked(split, root, root, run_id, schema, valid, s.split, s.seed)
+    splits = run_checked(split, root, run_id, schema, valid, s.split, s.seed)
     model_schema = schema.model_view()  # a time series is windowed by split: models see the windows
-    features = run_checked(transform, root, root, run_id, model_schema, splits, s.transform)
+    features = run_checked(transform, root, run_id, model_schema, splits, s.transform)
     train_settings, tuned = s.train, None
     if s.tune.enabled:
         tuned = run_tuning(root, run_id, model_schema, features, s)
     if tuned is not None:
         train_settings = with_params(s.train, tuned["family"], tuned["best_params"])
-    trained = run_checked(train, root, root, run_id, model_schema, features, s.transform, train_settings, s.seed,
+    trained = run_checked(train, root, run_id, model_schema, features, s.transform, train_settings, s.seed,
                           s.registry.registry_url)
     candidates = {k.removeprefix("candidate_"): v for k, v in trained.items() if k.startswith("candidate_")}
-    evaluation = run_checked(evaluate, root, root, run_id, model_schema, trained["model"], splits, s.evaluate,
+    evaluation = run_checked(evaluate, root, run_id, model_schema, trained["model"], splits, s.evaluate,
                              s.transform, train_settings, s.seed, candidates)
-    reference = run_checked(profile, root, root, run_id, model_schema, splits, trained["model"])
+    reference = run_checked(profile, root, run_id, model_schema, splits, trained["model"])
     lineage = {"dataset": schema.name, "data_sha256": raw.sha256, "seed": s.seed,
                "schema": schema.model_dump(mode="json", exclude={"expectations"}),
                "settings": mask_all(effective_settings(s, schema)),

@@ -70,12 +70,13 @@ def artifact_refs(value: Any) -> list[ArtifactRef]:
 
 
 def run_checked(stage: Any, root: str, *args: Any, **kwargs: Any) -> Any:
-    """Call a cached stage; when Prefect answers from its cache, check every artifact the cached result points
-    at (it exists, its sha256 matches). A missing or changed one (an old run deleted, a file edited) means the
-    entry is stale: the stage runs again with ``refresh_cache``, which replaces the entry, and the run goes on
-    with fresh artifacts."""
+    """Call a cached stage, ``stage(root, *args, **kwargs)`` (every stage takes the store root first); when
+    Prefect answers from its cache, check every artifact the cached result points at (it exists, its sha256
+    matches). A missing or changed one (an old run deleted, a file edited) means the entry is stale: the stage
+    runs again with ``refresh_cache``, which replaces the entry, and the run goes on with fresh artifacts."""
     from prefect import get_run_logger
 
+    args = (root, *args)
     state = stage(*args, return_state=True, **kwargs)
     result = state.result()
     if state.name != "Cached":

@@ -21,7 +21,7 @@ from trainflow.schema import load_schema
 def ingest_and_split(root: str) -> dict:
     run_id = new_run_id()
     schema = load_schema("breast_cancer")
-    return run_checked(split, root, root, run_id, schema, ingest(root, run_id, schema), SplitSettings(), 7)
+    return run_checked(split, root, run_id, schema, ingest(root, run_id, schema), SplitSettings(), 7)
 
 
 def intact_manifest(store: ArtifactStore, run_id: str) -> bool:

@@ -37,6 +37,7 @@ def files_holding(root: Path, secret: str) -> list[str]:
 def test_no_password_is_ever_shown_or_stored(prefect_harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
     work = tmp_path / "work"
+    work.mkdir()
     common = ["--dataset", "breast_cancer", "--artifacts-root", str(work / "data"), "--no-tune.enabled",
               "--evaluate.cv-folds", "0", "--train.families", '["logistic"]',
               "--registry.registry-url", f"sqlite:///{work / 'registry.db'}"]
