@@ -152,7 +152,7 @@ def run_tuning(root: str, run_id: str, schema: DatasetSchema, features: dict[str
     plan = plan_tuning(root, schema, features, s.train, s.tune, s.seed)
     if plan is None:
         return None
-    deadline = time.time() + s.tune.timeout_seconds if s.tune.timeout_seconds else None
+    deadline = time.time() + plan["budget_seconds"]
     tuning_workers.with_options(task_runner=tuning_runner(s.tune))(root, schema, features, s, plan, deadline)
     return tune(root, run_id, s.tune, plan, s.seed)
 

@@ -1,13 +1,19 @@
 """Tune: grid, random or Bayesian (Optuna TPE) search of one family's hyperparameters, cross-validated.
 
 The objective is a k-fold cross-validated metric on the training and validation rows (the test split is
-never seen); the metric and its direction come from the settings. Bad trials are pruned (median or
-successive halving) on the per-iteration validation score of the first fold (LightGBM rounds, network
-epochs) and on the running mean over folds. A trial that raises is recorded as failed and the study goes on.
+never seen); the metric and its direction come from the settings. Trial 0 is always the family's own
+default parameters (Optuna ``enqueue_trial``), scored on the same folds, so the best trial, and with it the
+final parameters, is never worse in CV than the defaults. Bad trials are pruned (median or successive
+halving) on the running mean of the same CV metric after each fold, so a trial is only ever compared with
+other trials' scores on the same folds; a pruned trial's partial mean has its own column, never ``mean``.
+A trial that runs past the per-trial time limit is stopped (the defaults trial never is), and the study
+stops starting trials when its time budget, scaled to the data size by default, is spent. A trial that
+raises is recorded as failed and the study goes on; each finished trial is one log line.
 
 The study lives in an Optuna RDB storage (SQLite under the artifacts root by default, any SQLAlchemy URL
-for several machines) and its name comes from the data, the family, the method and the space, so a
-re-run after a crash finishes the missing trials and a larger ``n_trials`` extends the study. Workers
+for several machines). Each flow run has a study of its own (named from the data, the settings and the
+flow run), so a retry of that flow run after a crash finishes its missing trials, while another run never
+sees its trials; ``TuneSettings.study`` names a study to continue or extend on purpose. Workers
 (``tune_trials`` tasks) run through the flow's task runner, threads by default, and share the study.
 
 Search spaces for each family live in ``SEARCH_SPACES``; ``TuneSettings.space`` overrides them. For the
@@ -23,12 +29,13 @@ import os
 import socket
 import time
 import warnings
-from typing import Any, Literal
+import uuid
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 from prefect import task
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from tasks.split import cv_folds
 from trainflow.catalog import ArtifactRef, ArtifactStore
@@ -37,10 +44,14 @@ from trainflow.features import TransformSettings
 from trainflow.forms import FormModel
 from trainflow.metrics import DEFAULT_METRIC, DIRECTION
 from trainflow.models import NETWORKS, NNSettings
-from trainflow.models import families_for, fit_family, TrainSettings
+from trainflow.models import build_estimator, families_for, fit_family, nn_settings_for, TrainSettings
+from trainflow.names import check_name
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema
 from trainflow.ui import embedded_png, publish, readable
+
+
+StudyName = Annotated[str, AfterValidator(lambda v: check_name(v, "tune.study"))]
 
 
 class ParamSpec(FormModel):
@@ -59,6 +70,16 @@ class ParamSpec(FormModel):
         if self.type == "int":
             return trial.suggest_int(name, int(self.low), int(self.high), log=self.log)
         return trial.suggest_float(name, float(self.low), float(self.high), log=self.log)
+
+    def nearest(self, value: Any) -> tuple[bool, Any]:
+        """``(True, value)`` moved into the range when it is a value of this parameter's type; ``(False, None)``
+        otherwise (a categorical value that is not a choice, a missing number)."""
+        if self.type == "categorical":
+            return (value in self.choices, value) if self.choices else (False, None)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False, None
+        value = min(max(value, self.low), self.high)
+        return True, int(round(value)) if self.type == "int" else float(value)
 
     def grid_values(self) -> list[Any]:
         if self.grid is not None:
@@ -79,7 +100,7 @@ def _p(type_: str, low: float | None = None, high: float | None = None, log: boo
 SEARCH_SPACES: dict[str, dict[str, ParamSpec]] = {
     "lightgbm": {"num_leaves": _p("int", 8, 256, log=True), "learning_rate": _p("float", 0.01, 0.3, log=True),
                  "min_child_samples": _p("int", 5, 200, log=True), "colsample_bytree": _p("float", 0.4, 1.0),
-                 "subsample": _p("float", 0.5, 1.0), "reg_lambda": _p("float", 1e-3, 10.0, log=True)},
+                 "subsample": _p("float", 0.5, 1.0), "reg_lambda": _p("float", 1e-8, 10.0, log=True)},
     "logistic": {"C": _p("float", 1e-3, 100.0, log=True)},
     "decision_tree": {"max_depth": _p("int", 2, 20), "min_samples_leaf": _p("int", 1, 100, log=True)},
     "random_forest": {"max_depth": _p("categorical", choices=[None, 8, 16, 32]),
@@ -108,7 +129,11 @@ class TuneSettings(FormModel):
                                                  "network (a network's trials take minutes each on a CPU: name it)")
     method: Literal["grid", "random", "tpe"] = Field("tpe", description="grid, random, or tpe (Bayesian, Optuna)")
     n_trials: int = Field(10, ge=1, description="trials in the study (a re-run completes or extends it)")
-    timeout_seconds: float | None = Field(None, gt=0, description="stop starting trials after this long")
+    timeout_seconds: float | None = Field(None, gt=0, description="stop starting trials after this long; empty: a "
+                                                                  "budget scaled to the data size (20 s to 10 min)")
+    trial_timeout_seconds: float | None = Field(None, gt=0, description="stop a trial that runs longer than this "
+                                                                        "(never the defaults trial); empty: a third "
+                                                                        "of the study's budget")
     cv_folds: int = Field(3, ge=2, description="k of the cross-validated objective")
     metric: str | None = Field(None, description="objective metric; empty: roc_auc, f1_macro or rmse by task")
     pruner: Literal["none", "median", "halving"] = Field("median", description="prune bad trials: median or "
@@ -120,6 +145,9 @@ class TuneSettings(FormModel):
                                                        "`workers` processes here; empty: threads")
     storage: str | None = Field(None, description="Optuna storage URL; empty: SQLite at ARTIFACTS_ROOT/tuning/"
                                                   "optuna.db")
+    study: StudyName | None = Field(None, description="continue or extend this named study (its trials count toward "
+                                                      "n_trials); empty: a new study for this flow run, which a "
+                                                      "retry of the run continues")
     space: dict[str, ParamSpec] = Field({}, description="override the family's search space, by parameter")
 
 
@@ -153,6 +181,30 @@ def with_params(settings: TrainSettings, family: str, params: dict[str, Any]) ->
                                                                               **params}}})
 
 
+def default_params(family: str, schema: DatasetSchema, train_settings: TrainSettings, space: dict[str, ParamSpec],
+                   n_rows: int, seed: int) -> dict[str, Any]:
+    """The values the family trains with when nothing is tuned, for each parameter of the space (trial 0).
+
+    A number outside the space's range is moved to its nearest end (LightGBM's ``reg_lambda`` 0 becomes the
+    range's 1e-8); a parameter without a default among the choices is left to the sampler.
+    """
+    if family in NETWORKS:
+        nn = nn_settings_for(schema, train_settings).model_dump()
+        values = {**nn, "n_layers": len(nn["hidden"]), "width": nn["hidden"][0], "n_blocks": len(nn["channels"]),
+                  "base_channels": nn["channels"][0]}
+    else:
+        deep = build_estimator(family, schema.task, train_settings, seed, n_rows, schema=schema).get_params(deep=True)
+        values = {}
+        for key, value in deep.items():  # the outermost name wins: C of a calibrated SVC is estimator__C
+            values.setdefault(key.rsplit("__", 1)[-1], value)
+    out = {}
+    for name, spec in space.items():
+        ok, value = spec.nearest(values.get(name)) if name in values else (False, None)
+        if ok:
+            out[name] = value
+    return out
+
+
 def _sampler(method: str, space: dict[str, ParamSpec], seed: int):  # noqa: ANN202
     import optuna
 
@@ -166,10 +218,12 @@ def _sampler(method: str, space: dict[str, ParamSpec], seed: int):  # noqa: ANN2
 def _pruner(kind: str):  # noqa: ANN202
     import optuna
 
+    # steps are folds: a trial is judged after each fold on its running CV mean, against the other trials' running
+    # means after the same folds (never on boosting rounds, where a small learning rate looks bad by construction)
     if kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=10)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
     if kind == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner()
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     return optuna.pruners.NopPruner()
 
 
@@ -195,11 +249,14 @@ def open_study(storage: str, name: str, method: str, space: dict[str, ParamSpec]
 
 def objective(schema: DatasetSchema, data: pd.DataFrame, family: str, space: dict[str, ParamSpec],
               transform_settings: TransformSettings, train_settings: TrainSettings, metric: str, folds: list,
-              seed: int, n_jobs: int | None = None):  # noqa: ANN201
-    """The Optuna objective: the mean validation metric over the folds for one trial's parameters."""
-    import optuna
+              seed: int, n_jobs: int | None = None, trial_seconds: float | None = None):  # noqa: ANN201
+    """The Optuna objective: the mean validation metric over the folds for one trial's parameters.
 
-    maximize = DIRECTION[metric]
+    After each fold but the last the running mean is reported (step = fold) for the pruner. A trial other
+    than the defaults trial that runs longer than ``trial_seconds`` is stopped as pruned, between boosting
+    rounds or epochs, or between folds for the other families; ``stopped`` says why.
+    """
+    import optuna
 
     def run(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # which process ran it
@@ -208,20 +265,20 @@ def objective(schema: DatasetSchema, data: pd.DataFrame, family: str, space: dic
         if n_jobs is not None:  # parallel workers: one core each
             settings = settings.model_copy(update={"n_jobs": n_jobs})
         scores, started = [], time.perf_counter()
+        limit = None if trial.user_attrs.get("source") == "defaults" else trial_seconds
 
-        every = 1 if family in NETWORKS else 10  # each report is a write to the shared storage
+        def stop(reason: str) -> None:
+            trial.set_user_attr("stopped", reason)
+            raise optuna.TrialPruned(reason)
 
-        def report(step: int, value: float) -> None:  # first fold: every 10th boosting round, every epoch
-            if step % every:
-                return
-            trial.report(value if maximize else -value, step)  # ``value`` is larger-is-better
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at iteration {step}")
+        def check_time(step: int, value: float) -> None:  # after each boosting round or epoch
+            if time.perf_counter() - started > limit:
+                stop(f"time limit {limit:.0f} s, in fold {len(scores) + 1} of {len(folds)}")
 
         for fold, (tr, va) in enumerate(folds):
             try:
                 _, info, _ = fit_family(family, schema, data.iloc[tr], data.iloc[va], transform_settings, settings,
-                                        seed, on_iteration=report if fold == 0 else None)
+                                        seed, on_iteration=check_time if limit else None)
             except optuna.TrialPruned:
                 raise
             except Exception as exc:  # recorded with the trial; the study goes on (catch= in optimize)
@@ -229,10 +286,13 @@ def objective(schema: DatasetSchema, data: pd.DataFrame, family: str, space: dic
                 raise
             scores.append(info["metrics"][metric])
             trial.set_user_attr("fold_scores", scores)
-            if fold >= 1:  # later folds: the running mean, at steps past any iteration count
-                trial.report(float(np.mean(scores)), 1_000_000 + fold)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned after fold {fold + 1}")
+            if fold == len(folds) - 1:
+                break
+            trial.report(float(np.mean(scores)), fold)
+            if trial.should_prune():
+                stop(f"{metric} after {fold + 1} of {len(folds)} folds is behind the other trials")
+            if limit and time.perf_counter() - started > limit:
+                stop(f"time limit {limit:.0f} s, after {fold + 1} of {len(folds)} folds")
         trial.set_user_attr("seconds", time.perf_counter() - started)
         return float(np.mean(scores))
 
@@ -240,11 +300,14 @@ def objective(schema: DatasetSchema, data: pd.DataFrame, family: str, space: dic
 
 
 def study_name(schema: DatasetSchema, features: dict[str, ArtifactRef], family: str, settings: TuneSettings,
-               metric: str, seed: int) -> str:
-    """The same data, family, method, space, folds, metric and seed always name the same study."""
+               metric: str, seed: int, run_key: str) -> str:
+    """``settings.study`` when it is set; else a name of the data, family, method, space, folds, metric, seed
+    and ``run_key`` (the flow run): a retry of the run finds its study, no other run does."""
+    if settings.study:
+        return settings.study
     key = json.dumps([features["train"].sha256, features["validation"].sha256, family, settings.method,
                       {k: v.model_dump() for k, v in search_space(family, settings).items()}, settings.cv_folds,
-                      metric, settings.pruner, seed], sort_keys=True, default=str)
+                      metric, settings.pruner, seed, run_key], sort_keys=True, default=str)
     return f"{schema.name}-{family}-{settings.method}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
@@ -259,7 +322,9 @@ def storage_url(store_root: str, settings: TuneSettings) -> str:
 
 
 def trials_table(study: Any) -> pd.DataFrame:
-    """One row per trial: number, state, params (JSON), fold scores, mean, std, seconds, started, worker, error.
+    """One row per trial: number, source (``defaults`` for trial 0, else the sampler), state, params (JSON), fold
+    scores, mean (the CV score: complete trials only), partial_mean (the mean over the folds a pruned or
+    stopped trial finished), std, why it was stopped, seconds, started, worker, error.
 
     A trial whose worker died is failed by its stale heartbeat and re-run as a new trial: ``retry_of`` names the
     failed one and its ``error`` names the retry.
@@ -276,10 +341,14 @@ def trials_table(study: Any) -> pd.DataFrame:
             error = t.user_attrs.get("error") or (f"its worker stopped (stale heartbeat); retried as trial "
                                                   f"{retried[t.number]}" if t.number in retried else "no error "
                                                   "recorded: no finite objective value, or a worker stopped twice")
-        rows.append({"trial": t.number, "state": t.state.name.lower(), "params": json.dumps(t.params, default=str),
-                     "fold_scores": json.dumps(folds), "mean": t.value if t.value is not None else np.nan,
+        complete = t.state.name == "COMPLETE"
+        rows.append({"trial": t.number, "source": t.user_attrs.get("source", "sampler"), "state": t.state.name.lower(),
+                     "params": json.dumps(t.params, default=str), "fold_scores": json.dumps(folds),
+                     "mean": t.value if complete else np.nan,  # a pruned trial's value is an intermediate one
+                     "partial_mean": float(np.mean(folds)) if folds and not complete else np.nan,
                      "std": float(np.std(folds, ddof=1)) if len(folds) > 1 else np.nan,
-                     "folds_done": len(folds), "seconds": duration, "started": t.datetime_start,
+                     "folds_done": len(folds), "stopped": t.user_attrs.get("stopped", ""), "seconds": duration,
+                     "started": t.datetime_start,
                      "worker": t.user_attrs.get("worker", ""), "retry_of": t.system_attrs.get("failed_trial"),
                      "error": error})
     return pd.DataFrame(rows).astype({"retry_of": "Int64"}) if rows else pd.DataFrame(rows)
@@ -288,9 +357,12 @@ def trials_table(study: Any) -> pd.DataFrame:
 def trial_line(study: Any, trial: Any, metric: str) -> str:
     """One log line for a finished trial: number, state, CV score, best so far, seconds, parameters."""
     folds = trial.user_attrs.get("fold_scores", [])
-    # a pruned trial's value is its last intermediate report, on another scale: not a CV score
-    score = f"{metric} {trial.value:.4f} over {len(folds)} folds" if trial.state.name == "COMPLETE" else \
-        f"after {len(folds)} completed folds"
+    if trial.state.name == "COMPLETE":
+        score = f"{metric} {trial.value:.4f} over {len(folds)} folds"
+    else:  # a pruned trial's value is an intermediate one: its partial mean and why it stopped
+        partial = f", partial {metric} {np.mean(folds):.4f}" if folds else ""
+        score = f"after {len(folds)} completed folds{partial}" + (
+            f" ({trial.user_attrs['stopped']})" if trial.user_attrs.get("stopped") else "")
     seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() \
         if trial.datetime_complete and trial.datetime_start else float("nan")
     try:
@@ -299,7 +371,9 @@ def trial_line(study: Any, trial: Any, metric: str) -> str:
         best = "no completed trial yet"
     error = f", error: {trial.user_attrs['error'][:200]}" if trial.user_attrs.get("error") else ""
     params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
-    return f"tune trial {trial.number} {trial.state.name.lower()}: {score}; {best}; {seconds:.1f} s; {params}{error}"
+    defaults = " (the defaults)" if trial.user_attrs.get("source") == "defaults" else ""
+    return (f"tune trial {trial.number}{defaults} {trial.state.name.lower()}: {score}; {best}; {seconds:.1f} s; "
+            f"{params}{error}")
 
 
 def _short(value: Any) -> str:
@@ -313,6 +387,13 @@ class _Plan(BaseModel):
     storage: str
     study: str
     left: int = 0  # trials still to run when the study was planned
+    budget_seconds: float = 0.0  # the study's time budget
+    trial_seconds: float | None = None  # a trial's time limit (not the defaults trial's)
+
+
+def default_budget(n_rows: int, n_columns: int) -> float:
+    """Seconds of tuning for a table: 20 s, plus 1 s per 10,000 cells, at most 10 minutes."""
+    return float(min(600.0, max(20.0, n_rows * max(n_columns, 1) / 10_000)))
 
 
 def tunable_family(schema: DatasetSchema, train_settings: TrainSettings) -> str | None:
@@ -321,8 +402,13 @@ def tunable_family(schema: DatasetSchema, train_settings: TrainSettings) -> str 
 
 
 def plan_study(store_root: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
-               train_settings: TrainSettings, settings: TuneSettings, seed: int) -> dict[str, str] | None:
-    """What to tune and where the study lives; creates the study (no trial is run here).
+               train_settings: TrainSettings, settings: TuneSettings, seed: int,
+               run_key: str | None = None) -> dict[str, str] | None:
+    """What to tune, where the study lives and its time budget; creates the study with the family's defaults
+    as its first trial (no trial is run here).
+
+    Args:
+        run_key: What makes this run's study its own; None: the current flow run's id, else a new one.
 
     Returns None when no family is named and none of the families to train is tunable by default.
     """
@@ -332,12 +418,22 @@ def plan_study(store_root: str, schema: DatasetSchema, features: dict[str, Artif
     metric = settings.metric or train_settings.selection_metric or DEFAULT_METRIC[schema.task]
     if metric not in DIRECTION:
         raise TrainflowError(f"unknown tuning metric '{metric}' (known: {', '.join(DIRECTION)})")
+    if run_key is None:
+        from prefect.runtime import flow_run
+
+        run_key = flow_run.get_id() or uuid.uuid4().hex  # a retry of a flow run keeps its id
+    rows = (features["train"].rows or 0) + (features["validation"].rows or 0)
+    budget = settings.timeout_seconds or default_budget(rows, len(schema.features))
     plan = _Plan(family=family, metric=metric, direction="maximize" if DIRECTION[metric] else "minimize",
-                 storage=storage_url(store_root, settings), study=study_name(schema, features, family, settings,
-                                                                              metric, seed))
+                 storage=storage_url(store_root, settings), budget_seconds=budget,
+                 trial_seconds=settings.trial_timeout_seconds or budget / 3,
+                 study=study_name(schema, features, family, settings, metric, seed, run_key))
     # create the storage's tables and the study once, before workers open it side by side
-    study = open_study(plan.storage, plan.study, settings.method, search_space(family, settings), plan.direction,
-                       seed, settings.pruner)
+    space = search_space(family, settings)
+    study = open_study(plan.storage, plan.study, settings.method, space, plan.direction, seed, settings.pruner)
+    if not study.get_trials(deepcopy=False) and settings.method != "grid":  # a grid tries only its own points
+        study.enqueue_trial(default_params(family, schema, train_settings, space, features["train"].rows or 0, seed),
+                            user_attrs={"source": "defaults"})
     plan.left = max(0, settings.n_trials - _finished(study))
     return plan.model_dump()
 
@@ -385,7 +481,7 @@ def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, Artif
             st.stop()
 
     study.optimize(objective(schema, data, p.family, space, transform_settings, train_settings, p.metric, folds, seed,
-                             n_jobs),
+                             n_jobs, p.trial_seconds),
                    n_trials=left, timeout=timeout, catch=(Exception,), callbacks=[after])
     return len(ran)
 
@@ -435,8 +531,15 @@ def summarise(store_root: str, run_id: str, settings: TuneSettings, plan: dict[s
 @task(name="plan_tuning")
 def plan_tuning(store_root: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
                 train_settings: TrainSettings, settings: TuneSettings, seed: int) -> dict[str, str] | None:
-    """Prefect task: choose the family, metric, storage and study name (None: nothing to tune)."""
-    return plan_study(store_root, schema, features, train_settings, settings, seed)
+    """Prefect task: choose the family, metric, storage, study name and budget (None: nothing to tune)."""
+    plan = plan_study(store_root, schema, features, train_settings, settings, seed)
+    if plan is not None:
+        p = _Plan(**plan)
+        run_logger().info("tune: %s, %d trials to run%s, %d-fold CV %s; budget %.0f s, a trial at most %.0f s; "
+                          "study %s", p.family, p.left, "" if settings.method == "grid" else " (trial 0: the "
+                          "family's defaults)", settings.cv_folds, p.metric, p.budget_seconds, p.trial_seconds,
+                          p.study)
+    return plan
 
 
 @task(name="tune_trials")

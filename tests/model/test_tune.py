@@ -98,15 +98,34 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(cancer) -> None:
     assert result["best_params"]["C"] in (0.1, 10.0)
 
 
-def test_study_resumes_and_extends(cancer) -> None:
+def test_a_named_study_resumes_and_extends(cancer) -> None:
     schema, root, refs, _ = cancer
     storage = f"sqlite:///{root}/resume.db"
-    first = _study(cancer, TuneSettings(method="tpe", n_trials=3, storage=storage))
-    again = _study(cancer, TuneSettings(method="tpe", n_trials=3, storage=storage))
+    first = _study(cancer, TuneSettings(method="tpe", n_trials=3, storage=storage, study="resume-me"))
+    again = _study(cancer, TuneSettings(method="tpe", n_trials=3, storage=storage, study="resume-me"))
     assert first[1] == 3 and again[1] == 0 and again[0]["study"] == first[0]["study"]  # nothing left to do
-    more = _study(cancer, TuneSettings(method="tpe", n_trials=5, storage=storage))
+    more = _study(cancer, TuneSettings(method="tpe", n_trials=5, storage=storage, study="resume-me"))
     assert more[0]["study"] == first[0]["study"] and more[1] == 2  # the same study, two trials more
     assert more[2]["trials"] == 5
+
+
+def test_two_runs_with_the_same_settings_do_not_share_trials(cancer) -> None:
+    # the same data and settings in one storage: each run (flow run) gets its own study and all of its trials
+    settings = TuneSettings(method="tpe", n_trials=3, storage=f"sqlite:///{cancer[1]}/shared.db")
+    first, second = _study(cancer, settings), _study(cancer, settings)
+    assert first[0]["study"] != second[0]["study"] and first[1] == second[1] == 3
+    assert second[2]["trials"] == 3 and second[2]["best_params"] == first[2]["best_params"]  # the same seed
+
+
+def test_trial_0_is_the_defaults_and_the_best_is_never_worse(cancer) -> None:
+    settings = TuneSettings(method="random", n_trials=4, storage=f"sqlite:///{cancer[1]}/defaults.db",
+                            space={"C": ParamSpec(type="float", low=1e-4, high=1e-2, log=True)})
+    train = TrainSettings(families=["logistic"], params={"logistic": {"C": 50.0}})  # outside: moved to the end
+    _, _, result = _study(cancer, settings, train=train)
+    trials = _trials(cancer[1], result).set_index("trial")
+    assert trials.loc[0, "source"] == "defaults" and json.loads(trials.loc[0, "params"]) == {"C": 1e-2}
+    assert (trials.loc[1:, "source"] == "sampler").all()
+    assert result["best_score"] == trials["mean"].max() >= trials.loc[0, "mean"]
 
 
 def test_a_killed_workers_trial_is_failed_and_retried_when_the_study_resumes(cancer, monkeypatch) -> None:
@@ -118,7 +137,7 @@ def test_a_killed_workers_trial_is_failed_and_retried_when_the_study_resumes(can
     # slow LightGBM trials (a small fixed learning rate, no early stop for 1,500 rounds) so the kill lands mid-trial
     train = TrainSettings(families=["lightgbm"], lightgbm_max_rounds=1500, early_stopping_rounds=1500)
     settings = TuneSettings(method="random", n_trials=2, pruner="none", storage=f"sqlite:///{root}/crash.db",
-                            space={"learning_rate": ParamSpec(type="float", low=0.001, high=0.002)})
+                            study="crash", space={"learning_rate": ParamSpec(type="float", low=0.001, high=0.002)})
     plan = plan_study(root, schema, refs, train, settings, 0)
     args = {"root": root, "refs": {k: v.model_dump(mode="json") for k, v in refs.items()},
             "train": train.model_dump(mode="json"), "tune": settings.model_dump(mode="json"), "plan": plan, "seed": 0}
@@ -162,19 +181,35 @@ def test_time_budget_stops_starting_trials(cancer) -> None:
     assert started.max().to_pydatetime().timestamp() <= deadline  # no trial started after the budget ran out
 
 
-def test_lightgbm_trials_are_pruned_on_their_rounds(adult_raw, adult_schema, tmp_path: Path) -> None:
+def test_lightgbm_trials_are_pruned_on_cv_folds(adult_raw, adult_schema, tmp_path: Path) -> None:
     splits, _ = split_data(adult_raw.sample(6000, random_state=1), adult_schema, SplitSettings(), 0)
     _, feats = fit_transform_splits(splits, adult_schema, TransformSettings())
     store, run = ArtifactStore(str(tmp_path)), new_run_id()
     refs = {k: store.write_table(run, "transform", f"features_{k}", v) for k, v in feats.items()}
     train = TrainSettings(families=["lightgbm"], lightgbm_max_rounds=300)
-    settings = TuneSettings(method="random", n_trials=12, pruner="halving")
+    settings = TuneSettings(method="random", n_trials=12, pruner="halving", trial_timeout_seconds=600)
     plan = plan_study(str(tmp_path), adult_schema, refs, train, settings, 0)
     run_trials(str(tmp_path), adult_schema, refs, TransformSettings(), train, settings, plan, 0)
     result = summarise(str(tmp_path), new_run_id(), settings, plan, 0)
     trials = _trials(str(tmp_path), result)
-    assert (trials["state"] == "pruned").sum() >= 1 and (trials["state"] == "complete").sum() >= 3
+    pruned, complete = trials[trials["state"] == "pruned"], trials[trials["state"] == "complete"]
+    assert len(pruned) >= 1 and len(complete) >= 3
+    # judged on the CV metric after whole folds: a partial mean of the same ROC-AUC, never in ``mean``
+    assert pruned["mean"].isna().all() and (pruned["folds_done"] >= 1).all()
+    assert pruned["partial_mean"].between(0.5, 1).all() and pruned["stopped"].str.contains("behind").all()
+    assert complete["partial_mean"].isna().all() and complete["mean"].between(0.85, 1).all()
     assert result["best_score"] >= 0.90  # CV ROC-AUC on 6,000 Adult rows
+
+
+def test_a_trial_past_its_time_limit_is_stopped_but_never_the_defaults(cancer) -> None:
+    train = TrainSettings(families=["lightgbm"], lightgbm_max_rounds=400, early_stopping_rounds=400)
+    settings = TuneSettings(method="random", n_trials=3, pruner="none", trial_timeout_seconds=0.05,
+                            storage=f"sqlite:///{cancer[1]}/limit.db")
+    _, _, result = _study(cancer, settings, train=train)
+    trials = _trials(cancer[1], result).set_index("trial")
+    assert trials.loc[0, "source"] == "defaults" and trials.loc[0, "state"] == "complete"
+    assert (trials.loc[1:, "state"] == "pruned").all() and trials.loc[1:, "stopped"].str.startswith("time limit").all()
+    assert result["best_trial"] == 0
 
 
 def test_architecture_is_part_of_the_network_space() -> None:
