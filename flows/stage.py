@@ -134,7 +134,7 @@ def stage_result(store: ArtifactStore, run_id: str, stage: str, task_type: str,
                  ("best params", ", ".join(f"{k}={v}" for k, v in tuned["best_params"].items()))]
     elif stage == "train":
         for r in table("train", "leaderboard").to_dict("records"):
-            rows.append((f"{r['rank']}. {r['family']}", f"validation {r['metric']} {r['validation_score']:.4f}"
+            rows.append((f"{r['rank']}. {r['family']}", f"{r['selected_on']} {r['metric']} {r['score']:.4f}"
                                                           f"{' (selected)' if r['selected'] else ''}"))
     elif stage == "evaluate":
         rows += [(f"test {k}", f"{v:.4f}") for k, v in headline(table("evaluate", "metrics"), task_type).items()]

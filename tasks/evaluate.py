@@ -3,8 +3,9 @@
 On the test split, which nothing before this stage has seen: the task's metrics, confusion matrix,
 ROC and PR curves (Parquet points and PNG plots), error analysis (the rows with the largest loss),
 metrics per slice of every categorical feature and sensitive attribute with the largest gap between
-groups, and feature importance (permutation on raw columns, plus the model's own). k-fold
-cross-validation refits the whole pipeline, preprocessing included, on the training and
+groups, and feature importance (permutation on raw columns, plus the model's own). The cross-validated
+metrics are those of the folds on which train chose the model when it chose by cross-validation; otherwise
+k-fold cross-validation here refits the whole pipeline, preprocessing included, on the training and
 validation rows, so no fold's statistics leak into another.
 """
 
@@ -43,7 +44,9 @@ POSITIVE_METRICS = ("recall", "precision", "f1", "f1_macro", "roc_auc")
 class EvaluateSettings(FormModel):
     """What evaluation computes."""
 
-    cv_folds: int = Field(5, ge=0, description="k for k-fold cross-validation on train+validation (0: skip)")
+    cv_folds: int = Field(5, ge=0, description="k for k-fold cross-validation on train+validation (0: skip); when "
+                                               "train chose the model by cross-validation, its folds are reported "
+                                               "and nothing is refitted")
     top_errors: int = Field(50, ge=0, description="test rows with the largest loss kept for error analysis")
     permutation_repeats: int = Field(3, ge=0, description="repeats for permutation importance (0: skip)")
     slice_numeric_bins: int = Field(4, ge=2, description="quantile bins for numeric sensitive attributes")
@@ -297,12 +300,14 @@ def evaluate_model(schema: DatasetSchema, pipeline: Pipeline, meta: dict, test: 
         out["confusion_matrix"] = pd.DataFrame(columns=["actual", "predicted", "count"])
         out["curves"] = curves(schema, y, scores, None)
     cv = pd.DataFrame(columns=["fold", "metric", "value"])
-    if settings.cv_folds >= 2:
+    if settings.cv_folds >= 2 and meta.get("cv"):  # the folds on which train chose this family: not refitted
+        cv = pd.DataFrame(meta["cv"])
+    elif settings.cv_folds >= 2:
         cv = cross_validate(schema, train_and_validation, meta, transform_settings, train_settings,
                             settings.cv_folds, seed)
-        for metric, vals in cv.groupby("metric")["value"]:
-            rows += [{"split": "cv", "metric": metric, "class": None, "value": float(vals.mean())},
-                     {"split": "cv_std", "metric": metric, "class": None, "value": float(vals.std(ddof=1))}]
+    for metric, vals in cv.groupby("metric")["value"]:
+        rows += [{"split": "cv", "metric": metric, "class": None, "value": float(vals.mean())},
+                 {"split": "cv_std", "metric": metric, "class": None, "value": float(vals.std(ddof=1))}]
     out["metrics"] = pd.DataFrame(rows)
     out["cv"] = cv
     loss = row_loss(schema, y, scores, classes)

@@ -1,15 +1,20 @@
-"""Train: fit each requested model family, score it on the validation split, keep the best.
+"""Train: fit each requested model family, compare them, keep the best.
 
-The families live in ``trainflow.models`` (classic, baselines, networks). Every family gets the same fitted
-preprocessor; the winner
-is saved with it as one serving Pipeline (skops, LightGBM's own text format, safetensors), and every
-other candidate beside it so that evaluate can score all of them on the test split.
+The families live in ``trainflow.models`` (classic, baselines, networks). For tabular data the families are
+compared by k-fold cross-validation over the training and validation rows (the folds tuning and evaluate use):
+each family's out-of-fold predictions are scored together, LightGBM early-stops in each fold, and every
+family is then refitted on all those rows (LightGBM with the folds' mean best round, a network with their
+mean best epoch). Otherwise (``train.cv_folds`` 0; images, text and series by default) each family is fitted
+on the training split and compared on the validation split. Every family gets the same fitted preprocessor;
+the winner is saved with it as one serving Pipeline (skops, LightGBM's own text format, safetensors), and
+every other candidate beside it so that evaluate can score all of them on the test split.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 import numpy as np
@@ -17,14 +22,16 @@ import pandas as pd
 from prefect import task
 from sklearn.pipeline import Pipeline
 
+from tasks.split import cv_folds
 from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.device import detect_accelerator
 from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
-from trainflow.metrics import DEFAULT_METRIC, DIRECTION
+from trainflow.metrics import DEFAULT_METRIC, DIRECTION, predict_scores, score
 from trainflow.modelio import bundle_files, load_skops
-from trainflow.models import TrainSettings, families_for, fit_family, library_versions, nn_settings_for
+from trainflow.models import FAMILIES, TrainSettings, families_for, fit_family, library_versions, nn_settings_for
+from trainflow.models import selection_folds
 from trainflow.progress import progress, run_logger
 from trainflow.registry import load_model
 from trainflow.schema import DatasetSchema
@@ -34,7 +41,8 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
                  transform_settings: TransformSettings, settings: TrainSettings, seed: int,
                  checkpoint_dir: str | None = None,
                  init_weights: dict | None = None) -> tuple[Pipeline, dict, pd.DataFrame, pd.DataFrame]:
-    """Train every family and keep the best on the validation split: the pure part of the train stage.
+    """Train every family and keep the best, by cross-validation or on the validation split: the pure part of
+    the train stage.
 
     Args:
         schema: Dataset schema (for a series, its ``model_view``).
@@ -49,7 +57,8 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
 
     Returns:
         ``(serving pipeline, metadata, leaderboard, history)``; ``metadata["candidates"]`` holds the
-        serving pipeline of every other family, for scoring on the test split.
+        serving pipeline of every other family, for scoring on the test split, and in CV mode
+        ``metadata["oof"]`` the out-of-fold predictions of every family (a DataFrame).
 
     Raises:
         TrainflowError: No family given, an unknown family, or an unknown selection metric.
@@ -61,39 +70,187 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
     if metric not in DIRECTION:
         raise TrainflowError(f"unknown selection metric '{metric}' (known: {', '.join(DIRECTION)})")
     accel = detect_accelerator()
-    fitted, rows, histories = {}, [], []
-    with progress(len(families), "training") as bar:
-        for family in families:
-            pipe, info, hist = fit_family(family, schema, train, validation, transform_settings, settings, seed,
-                                          checkpoint_dir, init_weights)
+    k = selection_folds(schema, settings)
+    data = pd.concat([train, validation], ignore_index=True) if k >= 2 else None
+    folds = _folds(schema, data, k, seed) if data is not None else None
+    fitted, rows, histories, oof_parts = {}, [], [], []
+    singles = [f for f in families if f != "ensemble"]
+    if not singles:
+        raise TrainflowError("the ensemble family needs at least one other family to train")
+    with progress(len(singles), "training") as bar:
+        for family in singles:
+            if folds is None:
+                pipe, info, hist = fit_family(family, schema, train, validation, transform_settings, settings, seed,
+                                              checkpoint_dir, init_weights)
+                info["selected_on"], info["score_std"] = "validation split", np.nan
+            else:
+                pipe, info, hist, oof = cross_validate_family(family, schema, data, folds, transform_settings,
+                                                              settings, metric, seed, checkpoint_dir, init_weights)
+                oof_parts.append(oof)
             fitted[family] = (pipe, info)
             histories.append(hist)
             rows.append({"family": family, "estimator": info["estimator"], "encoding": info["encoding"],
-                         "metric": metric, "validation_score": info["metrics"].get(metric, np.nan),
+                         "metric": metric, "score": info["metrics"].get(metric, np.nan),
+                         "score_std": info["score_std"], "selected_on": info["selected_on"],
                          "fit_seconds": info["fit_seconds"], "predict_seconds": info["predict_seconds"],
                          "best_iteration": info["best_iteration"], "n_train": info["n_train"],
                          "device": info["device"], "accelerator_present": accel["device"],
-                         "validation_metrics": json.dumps(info["metrics"]), "params": json.dumps(info["params"],
-                                                                                               default=str)})
+                         "metrics": json.dumps(info["metrics"]), "params": json.dumps(info["params"], default=str)})
             bar.advance(family)
-    board = pd.DataFrame(rows).sort_values("validation_score", ascending=not DIRECTION[metric],
-                                           na_position="last", ignore_index=True)
+    if "ensemble" in families and oof_parts:
+        started = time.perf_counter()
+        ensemble, info, row = ensemble_of(schema, fitted, pd.concat(oof_parts, ignore_index=True), data, metric)
+        row.update(fit_seconds=sum(i["fit_seconds"] for _, i in fitted.values()) + time.perf_counter() - started,
+                   accelerator_present=accel["device"])
+        rows.append(row)  # listed after its members: a tie (one member alone) goes to the member
+        if len(info["params"]["weights"]) > 1:  # one member alone is that member: not a model of its own
+            fitted["ensemble"] = (ensemble, info)
+    elif "ensemble" in families:
+        run_logger().warning("train: no ensemble: it is made from out-of-fold predictions, and train.cv_folds is "
+                             "%d (set it to 2 or more)", k)
+    board = pd.DataFrame(rows).sort_values("score", ascending=not DIRECTION[metric], na_position="last",
+                                           ignore_index=True)
     board.insert(0, "rank", np.arange(1, len(board) + 1))
-    board["selected"] = board["rank"] == 1
-    best = board.iloc[0]["family"]
+    best = next(f for f in board["family"] if f in fitted)  # an ensemble of one member is that member
+    board["selected"] = board["family"] == best
     pipe, info = fitted[best]
     serving = Pipeline([("preprocess", preprocessor), *pipe.steps])
     meta = {"family": best, "task": schema.task, "label": schema.label, "dataset": schema.name,
             "features": [c.name for c in schema.features], "positive_class": schema.positive_class,
-            "selection_metric": metric, "validation_metrics": info["metrics"], "best_iteration": info["best_iteration"],
+            "selection_metric": metric, "selected_on": info["selected_on"],
+            "validation_metrics": info["metrics"],  # of the selection: out-of-fold in CV, else the validation split
+            "best_iteration": info["best_iteration"],
             "params": info["params"], "encoding": info["encoding"], "seed": seed, "device": info["device"],
             "accelerator": accel, "versions": library_versions()}
-    for key in ("transferred_tensors", "precision"):
+    for key in ("transferred_tensors", "precision", "cv"):
         if key in info:
             meta[key] = info[key]
     meta["candidates"] = {f: Pipeline([("preprocess", preprocessor), *p.steps]) for f, (p, _) in fitted.items()
                           if f != best}
+    if oof_parts:
+        meta["oof"] = pd.concat(oof_parts, ignore_index=True)
     return serving, meta, board, pd.concat(histories, ignore_index=True)
+
+
+def ensemble_of(schema: DatasetSchema, fitted: dict[str, tuple[Pipeline, dict]], oof: pd.DataFrame,
+                data: pd.DataFrame, metric: str) -> tuple[Pipeline, dict, dict]:
+    """The ``ensemble`` family: greedy forward selection (Caruana) over the families' out-of-fold predictions.
+
+    Returns:
+        ``(pipeline, info, leaderboard row)``: the ensemble of the refitted members as an encode+model
+        pipeline (the encoding is each member's own), ``info`` as ``fit_family``'s with its out-of-fold
+        metrics and per-fold metrics (``cv``), and its leaderboard row.
+    """
+    from trainflow.models.ensemble import WeightedEnsembleClassifier, WeightedEnsembleRegressor, greedy_weights
+
+    label, regression = schema.label, schema.task == "regression"
+    columns = [c for c in oof.columns if c == "prediction" or c.startswith("proba_")]
+    first = oof[oof["family"] == next(iter(fitted))]
+    rows, folds = first["row"].to_numpy(), first["fold"].to_numpy()
+    y = data[label].to_numpy()[rows].astype(float if regression else str)
+    classes = None if regression else np.array([c.removeprefix("proba_") for c in columns])
+    preds = {}
+    for family, part in oof.groupby("family", sort=False):
+        values = part.set_index("row").loc[rows, columns].to_numpy()
+        preds[family] = values[:, 0] if regression else np.nan_to_num(values)
+
+    def scored(p: np.ndarray, mask: np.ndarray | slice = slice(None)) -> dict[str, float]:
+        return score(schema.task, y[mask], p[mask], classes, schema.positive_class)
+
+    weights, value = greedy_weights(preds, lambda p: scored(p)[metric], DIRECTION[metric])
+    blend = np.sum([w * preds[f] for f, w in weights.items()], axis=0)
+    cv = [{"fold": int(f), "metric": m, "value": v} for f in np.unique(folds)
+          for m, v in scored(blend, folds == f).items()]
+    spread = [r["value"] for r in cv if r["metric"] == metric]
+    names = list(weights)
+    cls = WeightedEnsembleRegressor if regression else WeightedEnsembleClassifier
+    model = cls(members=[fitted[f][0] for f in names], weights=[weights[f] for f in names], names=names)
+    info = {"family": "ensemble", "encoding": "per member", "estimator": cls.__name__, "metrics": scored(blend),
+            "device": "cpu", "best_iteration": None, "n_train": len(data), "selected_on": f"{len(spread)}-fold CV",
+            "score_std": float(np.std(spread, ddof=1)) if len(spread) > 1 else np.nan, "cv": cv,
+            "params": {"weights": weights}, "fit_seconds": 0.0,
+            "predict_seconds": sum(fitted[f][1]["predict_seconds"] for f in names)}
+    row = {"family": "ensemble", "estimator": cls.__name__, "encoding": "per member", "metric": metric,
+           "score": value, "score_std": info["score_std"],
+           "selected_on": f"{len(spread)}-fold CV (weights chosen on the same predictions)", "fit_seconds": 0.0,
+           "predict_seconds": info["predict_seconds"], "best_iteration": None, "n_train": len(data), "device": "cpu",
+           "metrics": json.dumps(info["metrics"]), "params": json.dumps(weights)}
+    return Pipeline([("encode", "passthrough"), ("model", model)]), info, row
+
+
+def _folds(schema: DatasetSchema, data: pd.DataFrame, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    try:
+        return cv_folds(schema, data, k, seed)
+    except ValueError as exc:  # scikit-learn: a class with fewer rows than folds
+        raise TrainflowError(f"train.cv_folds {k}: {str(exc).splitlines()[0]} (set train.cv_folds lower, or 0 to "
+                             f"compare the families on the validation split)") from None
+
+
+def class_columns(task_type: str, y: np.ndarray) -> list[str]:
+    """The columns of out-of-fold predictions: ``prediction`` for regression, else ``proba_<class>`` in the
+    sorted order of the classes (scikit-learn's ``classes_``)."""
+    return ["prediction"] if task_type == "regression" else [f"proba_{c}" for c in np.unique(y)]
+
+
+def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame, folds: list,
+                          transform_settings: TransformSettings, settings: TrainSettings, metric: str, seed: int,
+                          checkpoint_dir: str | None = None,
+                          init_weights: dict | None = None) -> tuple[Pipeline, dict, pd.DataFrame, pd.DataFrame]:
+    """One family's k-fold cross-validation over ``data``, then its refit on all of ``data``.
+
+    Each fold fits on the other folds (LightGBM and networks early-stop on the held-out fold) and predicts
+    the held-out rows; the metrics are those of all out-of-fold predictions together (rows no fold holds out,
+    the first block of forward-chaining folds, are left out). The refit uses the folds' mean best round or
+    epoch where the family has one.
+
+    Returns:
+        ``(refitted pipeline, info, history, oof)``: ``info`` as ``fit_family``'s with the out-of-fold metrics,
+        ``history`` each fit's (a ``fit`` column: ``fold <i>`` or ``refit on all rows``);
+        their per-fold spread (``score_std``) and the per-fold metrics (``cv``); ``oof`` one row per held-out
+        row: family, row (position in ``data``), fold, and the prediction or class probabilities.
+    """
+    label = schema.label
+    y = data[label].to_numpy().astype(float if schema.task == "regression" else str)
+    columns = class_columns(schema.task, y)
+    oof = np.full((len(data), len(columns)), np.nan)
+    held = np.full(len(data), -1)
+    fold_rows, best, histories, started = [], [], [], time.perf_counter()
+    for fold, (tr, va) in enumerate(folds):
+        pipe, info, history = fit_family(family, schema, data.iloc[tr], data.iloc[va], transform_settings, settings,
+                                         seed, init_weights=init_weights)
+        histories.append(history.assign(fit=f"fold {fold + 1}"))
+        scores = predict_scores(pipe, data.iloc[va].drop(columns=[label]), schema.task)
+        if schema.task == "regression":
+            oof[va, 0] = scores
+        else:  # a fold may lack a rare class: its columns go where the class is in the full list
+            oof[np.ix_(va, [columns.index(f"proba_{c}") for c in np.asarray(pipe.classes_).astype(str)])] = scores
+        held[va] = fold
+        fold_rows += [{"fold": fold, "metric": m, "value": v} for m, v in info["metrics"].items()]
+        if info["best_iteration"]:
+            best.append(info["best_iteration"])
+    cv_seconds = time.perf_counter() - started
+    covered = held >= 0
+    scores = oof[covered, 0] if schema.task == "regression" else np.nan_to_num(oof[covered])
+    metrics = score(schema.task, y[covered], scores, np.unique(y) if schema.task != "regression" else None,
+                    schema.positive_class)
+    refit = settings
+    if best and (family == "lightgbm" or FAMILIES[family].network):
+        key = "max_epochs" if FAMILIES[family].network else "n_estimators"
+        refit = settings.model_copy(update={"params": {**settings.params, family: {
+            **settings.params.get(family, {}), key: max(1, int(round(float(np.mean(best)))))}}})
+    pipe, info, history = fit_family(family, schema, data, None, transform_settings, refit, seed, checkpoint_dir,
+                                     init_weights)
+    history = pd.concat([*histories, history.assign(fit="refit on all rows")], ignore_index=True)
+    per_fold = pd.DataFrame(fold_rows)
+    spread = per_fold[per_fold["metric"] == metric]["value"]
+    info.update(metrics=metrics, selected_on=f"{len(folds)}-fold CV", cv_seconds=cv_seconds,
+                score_std=float(spread.std(ddof=1)) if len(spread) > 1 else np.nan, cv=fold_rows,
+                best_iteration=int(round(float(np.mean(best)))) if best else info["best_iteration"])
+    out = pd.DataFrame(oof[covered], columns=columns)
+    out.insert(0, "fold", held[covered])
+    out.insert(0, "row", np.flatnonzero(covered))
+    out.insert(0, "family", family)
+    return pipe, info, history, out
 
 
 def loss_curves(history: pd.DataFrame):  # noqa: ANN201 (a matplotlib Figure, or None)
@@ -148,7 +305,8 @@ def train(store_root: str, run_id: str, schema: DatasetSchema, features: dict[st
           transform_settings: TransformSettings, settings: TrainSettings, seed: int,
           registry_url: str | None = None) -> dict[str, ArtifactRef]:
     """Prefect task: write ``train/leaderboard``, ``train/training_history``, the ``train/model`` bundle,
-    a ``train/candidate_<family>`` bundle per other family, and ``train/loss_curves.png`` for networks.
+    a ``train/candidate_<family>`` bundle per other family, ``train/oof_predictions`` when the families were
+    compared by cross-validation, and ``train/loss_curves.png`` for networks.
 
     Args:
         registry_url: The registry ``settings.nn.init_from`` names a model of (None: the default).
@@ -167,14 +325,17 @@ def train(store_root: str, run_id: str, schema: DatasetSchema, features: dict[st
     if nn.init_from:
         meta["init_from"] = nn.init_from
     candidates = meta.pop("candidates")
-    run_logger().info("train: selected %s, validation %s %.4f%s", meta["family"], meta["selection_metric"],
-                      board.iloc[0]["validation_score"], "".join(
-                          f"; {r['family']} {r['validation_score']:.4f}" for r in board.iloc[1:].to_dict("records")))
+    oof = meta.pop("oof", None)
+    run_logger().info("train: selected %s by %s %s %.4f%s", meta["family"], meta["selected_on"],
+                      meta["selection_metric"], board.iloc[0]["score"], "".join(
+                          f"; {r['family']} {r['score']:.4f}" for r in board.iloc[1:].to_dict("records")))
     refs = {
         "leaderboard": store.write_table(run_id, "train", "leaderboard", board),
         "history": store.write_table(run_id, "train", "training_history", history),
         "model": store.write_bundle(run_id, "train", "model", bundle_files(serving, meta)),
     }
+    if oof is not None:
+        refs["oof_predictions"] = store.write_table(run_id, "train", "oof_predictions", oof)
     for family, pipe in candidates.items():
         refs[f"candidate_{family}"] = store.write_bundle(run_id, "train", f"candidate_{family}", bundle_files(
             pipe, {**meta, "family": family, "candidate": True}))

@@ -143,7 +143,7 @@ def encoding_for(family: str, setting: Encoding) -> Encoding:
         return "ordinal" if setting == "native" and family != "lightgbm" else setting
     if family == "lightgbm":
         return "native"
-    return "ordinal" if family in ("decision_tree", "random_forest") else "onehot"
+    return "ordinal" if family in ("decision_tree", "random_forest", "extra_trees") else "onehot"
 
 
 def encoder_for(schema: DatasetSchema, encoding: Encoding) -> ColumnTransformer | str:

@@ -132,11 +132,20 @@ class LightGBMRegressorModel(RegressorMixin, LightGBMModel):
 
 def bundle_files(pipeline: Pipeline, meta: dict) -> dict[str, bytes]:
     """Files of a model bundle: ``pipeline.skops`` (everything scikit-learn), ``model.txt`` for a LightGBM
-    model (LightGBM's own format, the step left out of the skops file), and ``model.json`` metadata."""
+    model (LightGBM's own format, the step left out of the skops file), and ``model.json`` metadata; an
+    ensemble's members each as such a bundle of their own, their files prefixed ``member<i>.``."""
+    from trainflow.models.ensemble import WeightedEnsemble
+
     files: dict[str, bytes] = {}
     model = pipeline.steps[-1][1]
     booster = getattr(model, "booster_", None)
-    if hasattr(model, "to_files"):  # a torch model: weights as safetensors, config as JSON
+    if isinstance(model, WeightedEnsemble):
+        for i, (member, name) in enumerate(zip(model.members, model.names)):
+            files.update({f"member{i}.{k}": v for k, v in bundle_files(member, {"family": name}).items()})
+        meta = {**meta, "model_format": "ensemble", "members": model.names, "weights": list(model.weights),
+                "classes": None if not hasattr(model, "classes_") else [_py(c) for c in model.classes_]}
+        pipeline = Pipeline(pipeline.steps[:-1] + [("model", "passthrough")])
+    elif hasattr(model, "to_files"):  # a torch model: weights as safetensors, config as JSON
         files.update(model.to_files())
         meta = {**meta, "model_format": "torch-safetensors"}
         pipeline = Pipeline(pipeline.steps[:-1] + [("model", "passthrough")])
@@ -159,7 +168,15 @@ def load_bundle(files: dict[str, bytes]) -> tuple[Pipeline, dict]:
     """Rebuild the one serving Pipeline (preprocessing + model) from a bundle's files."""
     meta = json.loads(files["model.json"])
     pipeline = load_skops(files["pipeline.skops"])
-    if meta.get("model_format") == "torch-safetensors":
+    if meta.get("model_format") == "ensemble":
+        from trainflow.models.ensemble import WeightedEnsembleClassifier, WeightedEnsembleRegressor
+
+        members = [load_bundle({k.removeprefix(f"member{i}."): v for k, v in files.items()
+                                if k.startswith(f"member{i}.")})[0] for i in range(len(meta["members"]))]
+        cls = WeightedEnsembleRegressor if meta["classes"] is None else WeightedEnsembleClassifier
+        model = cls(members=members, weights=meta["weights"], names=meta["members"])
+        pipeline = Pipeline(pipeline.steps[:-1] + [("model", model)])
+    elif meta.get("model_format") == "torch-safetensors":
         from trainflow.models.networks import Net
 
         pipeline = Pipeline(pipeline.steps[:-1] + [("model", Net.from_files(files))])

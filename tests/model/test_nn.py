@@ -88,4 +88,4 @@ def test_cuda_trains_with_bf16_autocast(adult_features, adult_schema: DatasetSch
     serving, meta, board, _ = train_models(adult_schema, feats["train"], feats["validation"], pre,
                                            TransformSettings(), TrainSettings(families=["mlp"]), seed=42)
     assert board.loc[0, "device"] == "cuda" and meta["device"] == "cuda"
-    assert board.loc[0, "validation_score"] >= 0.88
+    assert board.loc[0, "score"] >= 0.88

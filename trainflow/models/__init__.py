@@ -23,11 +23,11 @@ from trainflow.metrics import predict_scores, score
 from trainflow.models.families import FAMILIES
 from trainflow.models.family import BuildRequest, FitRequest
 from trainflow.models.networks import NETWORKS, NNSettings, nn_settings_for
-from trainflow.models.settings import DEFAULT_FAMILIES, NNChoices, TrainSettings, families_for
+from trainflow.models.settings import DEFAULT_FAMILIES, NNChoices, TrainSettings, families_for, selection_folds
 from trainflow.schema import DatasetSchema
 
 __all__ = ["DEFAULT_FAMILIES", "FAMILIES", "NETWORKS", "NNChoices", "NNSettings", "TrainSettings", "build_estimator",
-           "families_for", "fit_family", "library_versions", "nn_settings_for"]
+           "families_for", "fit_family", "library_versions", "nn_settings_for", "selection_folds"]
 
 
 def build_estimator(family: str, task_type: str, settings: TrainSettings, seed: int, n_rows: int,
@@ -43,13 +43,15 @@ def build_estimator(family: str, task_type: str, settings: TrainSettings, seed: 
     return FAMILIES[family].build(BuildRequest(family, task_type, settings, seed, n_rows, params, schema))
 
 
-def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validation: pd.DataFrame,
+def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validation: pd.DataFrame | None,
                transform_settings: TransformSettings, settings: TrainSettings, seed: int,
                checkpoint_dir: str | None = None, init_weights: dict | None = None,
                on_iteration: Any = None) -> tuple[Pipeline, dict, pd.DataFrame]:
     """Fit one family's encoding step and estimator on training features.
 
     Args:
+        validation: Rows for early stopping and the validation metrics; None: fit on ``train`` alone (a refit
+            with a number of rounds or epochs found before), with no metrics.
         checkpoint_dir: Networks checkpoint every epoch to ``<dir>/<family>.pt`` and resume from it.
         init_weights: A state dict a network starts from (transfer learning).
         on_iteration: ``f(step, score)`` after each LightGBM round or network epoch, with the validation
@@ -62,29 +64,29 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
         or the per-epoch history (networks).
     """
     label = schema.label
-    x_tr, y_tr = train.drop(columns=[label]), train[label].to_numpy()
-    x_va, y_va = validation.drop(columns=[label]), validation[label].to_numpy()
-    if schema.task == "regression":
-        y_tr, y_va = y_tr.astype(float), y_va.astype(float)
-    else:
-        y_tr, y_va = y_tr.astype(str), y_va.astype(str)
+    as_label = float if schema.task == "regression" else str
+    x_tr, y_tr = train.drop(columns=[label]), train[label].to_numpy().astype(as_label)
+    x_va = y_va = None
+    if validation is not None:
+        x_va, y_va = validation.drop(columns=[label]), validation[label].to_numpy().astype(as_label)
     encoding = encoding_for(family, transform_settings.categorical_encoding)
     encoder = encoder_for(schema, encoding)
+    x_tr_e, x_va_e = x_tr, x_va
     if encoder != "passthrough":
         encoder = clone(encoder).set_output(transform="pandas").fit(x_tr)
-        x_tr_e, x_va_e = encoder.transform(x_tr), encoder.transform(x_va)
-    else:
-        x_tr_e, x_va_e = x_tr, x_va
+        x_tr_e = encoder.transform(x_tr)
+        x_va_e = encoder.transform(x_va) if x_va is not None else None
     est = build_estimator(family, schema.task, settings, seed, len(x_tr), schema=schema)
     started = time.perf_counter()
     fitted = FAMILIES[family].fit(est, FitRequest(family, x_tr_e, y_tr, x_va_e, y_va, schema, settings, encoding,
                                                   on_iteration, checkpoint_dir, init_weights))
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    scores = predict_scores(est, x_va_e, schema.task)
+    metrics: dict[str, float] = {}
+    if x_va_e is not None:
+        scores = predict_scores(est, x_va_e, schema.task)
+        metrics = score(schema.task, y_va, scores, getattr(est, "classes_", None), schema.positive_class)
     predict_seconds = time.perf_counter() - started
-    classes = getattr(est, "classes_", None)
-    metrics = score(schema.task, y_va, scores, classes, schema.positive_class)
     pipe = Pipeline([("encode", encoder), ("model", est)])
     info = {"family": family, "encoding": encoding, "estimator": type(est).__name__, "metrics": metrics,
             "device": getattr(est, "device_", "cpu"),

@@ -1,5 +1,5 @@
 """The classic tabular families: LightGBM (early stopping on the validation rows), logistic or ridge
-regression, a decision tree, a random forest and an SVM (kernel up to a row limit, linear beyond)."""
+regression, a decision tree, a random forest, extremely randomised trees and an SVM (kernel up to a row limit, linear beyond)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,15 @@ def build_lightgbm(r: BuildRequest) -> Any:
 
 
 def fit_lightgbm(est: Any, r: FitRequest) -> FitResult:
-    """Boost until the validation score has not improved for ``early_stopping_rounds`` rounds."""
+    """Boost until the validation score has not improved for ``early_stopping_rounds`` rounds (without
+    validation rows: all ``n_estimators`` rounds, as a refit with the rounds cross-validation found)."""
     import lightgbm as lgb
 
     cats = r.schema.categorical_features if r.encoding == "native" else "auto"
+    if r.x_validation is None:
+        callbacks = [] if r.on_iteration is None else [lambda env: r.on_iteration(env.iteration + 1, float("nan"))]
+        est.fit(r.x_train, r.y_train, categorical_feature=cats, callbacks=callbacks)
+        return FitResult(best_iteration=est.n_estimators)
     with warnings.catch_warnings():
         # LightGBM 4.7 deprecates eval_set for eval_X/eval_y, but its eval_X path does not encode
         # string class labels (ValueError: could not convert string to float); eval_set does.
@@ -69,6 +74,14 @@ def build_random_forest(r: BuildRequest) -> Any:
                   **r.params})
 
 
+def build_extra_trees(r: BuildRequest) -> Any:
+    from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
+
+    cls = ExtraTreesRegressor if r.regression else ExtraTreesClassifier
+    return cls(**{"n_estimators": 200, "min_samples_leaf": 2, "max_features": 0.5, "random_state": r.seed,
+                  "n_jobs": r.settings.n_jobs, **r.params})
+
+
 def build_svm(r: BuildRequest) -> Any:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import SVC, SVR, LinearSVC, LinearSVR
@@ -86,4 +99,5 @@ LIGHTGBM = Family(build_lightgbm, fit_lightgbm)
 LOGISTIC = Family(build_logistic)
 DECISION_TREE = Family(build_decision_tree)
 RANDOM_FOREST = Family(build_random_forest)
+EXTRA_TREES = Family(build_extra_trees)
 SVM = Family(build_svm)

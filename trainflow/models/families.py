@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trainflow.models import baselines, classic, networks
+from trainflow.models import baselines, classic, ensemble, networks
 from trainflow.models.family import Family
 
 FAMILIES: dict[str, Family] = {
@@ -10,6 +10,7 @@ FAMILIES: dict[str, Family] = {
     "logistic": classic.LOGISTIC,
     "decision_tree": classic.DECISION_TREE,
     "random_forest": classic.RANDOM_FOREST,
+    "extra_trees": classic.EXTRA_TREES,
     "svm": classic.SVM,
     "mlp": networks.NETWORK,
     "cnn": networks.NETWORK,
@@ -17,4 +18,5 @@ FAMILIES: dict[str, Family] = {
     "gru": networks.NETWORK,
     "tfidf_logistic": baselines.TFIDF_LOGISTIC,
     "seasonal_naive": baselines.SEASONAL_NAIVE,
+    "ensemble": ensemble.ENSEMBLE,  # made by the train stage from the others' out-of-fold predictions
 }

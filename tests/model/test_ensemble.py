@@ -1,0 +1,99 @@
+"""Selection by cross-validation and the ensemble family: out-of-fold scores, greedy weights, safe files."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.ingest import ingest_data
+from tasks.split import SplitSettings, split_data
+from tasks.train import train_models
+from tasks.transform import fit_transform_splits
+from trainflow.features import TransformSettings, as_model_input
+from trainflow.metrics import score
+from trainflow.modelio import bundle_files, load_bundle
+from trainflow.models import TrainSettings
+from trainflow.models.ensemble import WeightedEnsembleClassifier, WeightedEnsembleRegressor, greedy_weights
+from trainflow.schema import load_schema
+
+
+def test_greedy_selection_weights_complementary_members_and_drops_a_useless_one() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=2000) * 10  # spread far beyond the errors: shrinking toward 0 never pays
+    a, b = truth + rng.normal(size=2000), truth + rng.normal(size=2000)  # independent errors: the mean is better
+    noise = rng.normal(size=2000) * 3 + 5  # off by 5 on average: adding it always hurts
+    predictions = {"a": a, "b": b, "noise": noise}
+
+    def rmse(p: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((p - truth) ** 2)))
+
+    weights, value = greedy_weights(predictions, rmse, maximize=False)
+    assert set(weights) == {"a", "b"} and abs(sum(weights.values()) - 1) < 1e-9
+    assert 0.3 < weights["a"] < 0.7 and value == pytest.approx(rmse(weights["a"] * a + weights["b"] * b))
+    assert value < min(rmse(a), rmse(b)) * 0.8  # about 1/sqrt(2) of either alone
+    alone, _ = greedy_weights({"a": a, "noise": noise}, rmse, maximize=False)
+    assert alone == {"a": 1.0}  # never worse than the best single member
+
+
+def _trained(name: str, families: list[str], folds: int = 3):
+    schema = load_schema(name)
+    splits, _ = split_data(ingest_data(schema)[0], schema, SplitSettings(), 0)
+    pre, feats = fit_transform_splits(splits, schema, TransformSettings())
+    out = train_models(schema, feats["train"], feats["validation"], pre, TransformSettings(),
+                       TrainSettings(families=families, cv_folds=folds), seed=0)
+    return schema, splits, feats, out
+
+
+def test_families_are_chosen_on_out_of_fold_predictions_and_the_ensemble_round_trips() -> None:
+    schema, splits, feats, (serving, meta, board, history) = _trained(
+        "breast_cancer", ["lightgbm", "logistic", "decision_tree", "ensemble"])
+    data = pd.concat([feats["train"], feats["validation"]], ignore_index=True)
+    oof = meta["oof"]
+    assert set(oof["family"]) == {"lightgbm", "logistic", "decision_tree"} and oof["fold"].nunique() == 3
+    for family, part in oof.groupby("family"):  # the board's score is the metric of all out-of-fold predictions
+        y = data[schema.label].to_numpy()[part["row"]].astype(str)
+        recomputed = score(schema.task, y, part[["proba_benign", "proba_malignant"]].to_numpy(),
+                           np.array(["benign", "malignant"]), schema.positive_class)["roc_auc"]
+        assert board.set_index("family").loc[family, "score"] == pytest.approx(recomputed)
+    assert (board["selected_on"].str.startswith("3-fold CV")).all() and board.iloc[0]["selected"]
+    best_single = board[board["family"] != "ensemble"]["score"].max()
+    ens = board.set_index("family").loc["ensemble"]
+    assert ens["score"] >= best_single
+    x = as_model_input(splits["test"], schema)
+    if meta["family"] == "ensemble":  # its members were refitted on all the training and validation rows
+        model = serving.steps[-1][1]
+        assert isinstance(model, WeightedEnsembleClassifier) and len(model.members) >= 2
+        assert sum(model.weights) == pytest.approx(1)
+    loaded, loaded_meta = load_bundle(bundle_files(serving, {k: v for k, v in meta.items()
+                                                             if k not in ("candidates", "oof")}))
+    np.testing.assert_allclose(loaded.predict_proba(x), serving.predict_proba(x))
+    candidates = meta["candidates"]
+    if "ensemble" in candidates:
+        files = bundle_files(candidates["ensemble"], {"family": "ensemble"})
+        assert "member0.model.json" in files and not any(f.endswith(".pkl") for f in files)
+        reloaded, _ = load_bundle(files)
+        np.testing.assert_allclose(reloaded.predict_proba(x), candidates["ensemble"].predict_proba(x))
+    lightgbm_folds = history[(history["family"] == "lightgbm")]["fit"].unique()
+    assert {"fold 1", "fold 2", "fold 3"} <= set(lightgbm_folds)
+
+
+def test_a_regression_ensemble_averages_its_members_and_round_trips() -> None:
+    from sklearn.pipeline import Pipeline
+
+    schema, splits, _, (serving, meta, _, _) = _trained("diabetes", ["lightgbm", "logistic"])
+    pipes = {meta["family"]: serving, **meta["candidates"]}
+    members = [Pipeline(pipes[f].steps[1:]) for f in ("lightgbm", "logistic")]  # encoding step and model
+    ens = Pipeline([serving.steps[0], ("encode", "passthrough"), ("model", WeightedEnsembleRegressor(
+        members=members, weights=[0.3, 0.7], names=["lightgbm", "logistic"]))])
+    x = as_model_input(splits["test"], schema)
+    np.testing.assert_allclose(ens.predict(x), 0.3 * pipes["lightgbm"].predict(x) + 0.7 * pipes["logistic"].predict(x))
+    files = bundle_files(ens, {"family": "ensemble"})
+    assert {"member0.model.txt", "member1.pipeline.skops"} <= set(files)  # LightGBM in its own text format
+    loaded, loaded_meta = load_bundle(files)
+    assert loaded_meta["members"] == ["lightgbm", "logistic"] and loaded_meta["weights"] == [0.3, 0.7]
+    np.testing.assert_allclose(loaded.predict(x), ens.predict(x))
+
+
+def test_the_validation_split_still_compares_when_cv_is_off() -> None:
+    _, _, _, (_, meta, board, _) = _trained("wine", ["logistic", "decision_tree", "ensemble"], folds=0)
+    assert meta["selected_on"] == "validation split" and "oof" not in meta
+    assert list(board["family"]) != [] and "ensemble" not in set(board["family"])  # it needs out-of-fold predictions

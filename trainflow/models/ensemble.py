@@ -1,0 +1,112 @@
+"""The ``ensemble`` family: a weighted average of the other families, weights by greedy forward selection.
+
+Caruana et al., "Ensemble selection from libraries of models" (ICML 2004), as AutoGluon's WeightedEnsemble
+and auto-sklearn do: start from nothing, add (with replacement) the member whose addition scores best on
+the out-of-fold predictions, for a fixed number of rounds; a member's weight is how often it was added. The
+ensemble kept is the one of the best round, so it is never worse on those predictions than the best single
+family. It is fitted from the other families' cross-validation in the train stage, not by ``fit``.
+
+``WeightedEnsembleClassifier`` / ``WeightedEnsembleRegressor`` hold the refitted member pipelines (encoding
+step and model) and average their probabilities or predictions; inside the saved Pipeline they are stored
+member by member in the members' own safe formats (``trainflow.modelio``), never pickled.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+from trainflow.errors import TrainflowError
+from trainflow.models.family import BuildRequest, Family
+
+ROUNDS = 25  # AutoGluon's default ensemble size
+
+
+def greedy_weights(predictions: dict[str, np.ndarray], metric: Callable[[np.ndarray], float], maximize: bool,
+                   rounds: int = ROUNDS) -> tuple[dict[str, float], float]:
+    """Caruana's forward selection with replacement over out-of-fold predictions.
+
+    Args:
+        predictions: Member name -> its out-of-fold predictions (probabilities or values), same rows for all.
+        metric: Scores one set of predictions.
+        maximize: Whether a larger metric is better.
+        rounds: Additions to make.
+
+    Returns:
+        ``(weights, score)`` of the best round: member name -> weight (summing to 1, members never added
+        left out) and that ensemble's score. Ties go to the member listed first.
+    """
+    counts: Counter[str] = Counter()
+    total: np.ndarray | None = None
+    best: tuple[float, dict[str, float]] | None = None
+    for n in range(1, rounds + 1):
+        round_best: tuple[float, str] | None = None
+        for name, pred in predictions.items():
+            value = metric(pred if total is None else (total + pred) / n)
+            if round_best is None or (value > round_best[0] if maximize else value < round_best[0]):
+                round_best = (value, name)
+        value, name = round_best
+        counts[name] += 1
+        total = predictions[name].copy() if total is None else total + predictions[name]
+        if best is None or (value > best[0] if maximize else value < best[0]):
+            best = (value, {k: c / n for k, c in counts.items()})
+    return best[1], best[0]
+
+
+class WeightedEnsemble(BaseEstimator):
+    """A weighted average of fitted member pipelines.
+
+    Args:
+        members: The fitted member pipelines (each its family's encoding step and model).
+        weights: One weight per member, summing to 1.
+        names: The members' family names.
+    """
+
+    def __init__(self, members: list | None = None, weights: list[float] | None = None,
+                 names: list[str] | None = None):
+        self.members = members
+        self.weights = weights
+        self.names = names
+
+    def fit(self, X, y=None):  # noqa: ANN001, ANN201, N803
+        raise TrainflowError("an ensemble is made by the train stage from its members' cross-validation, not fitted")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return bool(self.members)
+
+
+class WeightedEnsembleClassifier(ClassifierMixin, WeightedEnsemble):
+    """Averages the members' class probabilities (columns aligned by class)."""
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.unique(np.concatenate([np.asarray(m.classes_).astype(str) for m in self.members]))
+
+    def predict_proba(self, X) -> np.ndarray:  # noqa: ANN001, N803
+        classes = list(self.classes_)
+        out = np.zeros((len(X), len(classes)))
+        for member, weight in zip(self.members, self.weights):
+            cols = [classes.index(c) for c in np.asarray(member.classes_).astype(str)]
+            out[:, cols] += weight * member.predict_proba(X)
+        return out
+
+    def predict(self, X) -> np.ndarray:  # noqa: ANN001, N803
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class WeightedEnsembleRegressor(RegressorMixin, WeightedEnsemble):
+    """Averages the members' predictions."""
+
+    def predict(self, X) -> np.ndarray:  # noqa: ANN001, N803
+        return np.sum([w * np.asarray(m.predict(X), dtype=float) for m, w in zip(self.members, self.weights)], axis=0)
+
+
+def build_ensemble(r: BuildRequest) -> WeightedEnsemble:
+    raise TrainflowError("the ensemble family is made by the train stage from the other families' out-of-fold "
+                         "predictions: it needs train.cv_folds >= 2 and at least one other family")
+
+
+ENSEMBLE = Family(build_ensemble)
