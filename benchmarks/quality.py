@@ -110,7 +110,7 @@ def autogluon(schema, splits: dict[str, pd.DataFrame], folder: str) -> tuple[flo
         from autogluon.tabular import TabularPredictor
     except ImportError:
         return None
-    from trainflow.metrics import predict_scores, score
+    from trainflow.metrics import score
 
     task, label = schema.task, schema.label
     features = [c.name for c in schema.features]

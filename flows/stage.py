@@ -14,7 +14,7 @@ import pandas as pd
 from prefect import flow
 from pydantic import Field
 
-from flows.training import TrainingSettings, resolve_root, run_tuning
+from flows.training import TrainingSettings, resolve_root, run_tuning, with_preset
 from tasks.evaluate import evaluate, headline
 from tasks.ingest import ingest
 from tasks.split import SPLITS, split
@@ -59,7 +59,7 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
     run_id = new_run_id()
     schema = load_schema(settings.dataset, settings.schemas_dir)
     view = schema.model_view()  # what transform, tune, train and evaluate see (a series' windows)
-    s, stage = settings, settings.stage
+    s, stage = with_preset(settings, schema), settings.stage
     inputs: list[ArtifactRef] = []
     tuned: dict[str, Any] | None = None
 

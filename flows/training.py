@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
@@ -62,10 +62,28 @@ class ValidateSettings(FormModel):
     max_quarantine_fraction: float = Field(0.05, ge=0, le=1, description="fail anyway above this share of rows")
 
 
+Preset = Literal["fast", "default", "best"]
+# what each preset sets where the settings leave a field empty (tabular data; families only when the schema names
+# none, cv_folds only without a network family); a field given explicitly always wins
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "fast": {"tune": {"n_trials": 0}, "train": {"families": ["lightgbm", "logistic"], "cv_folds": 0}},
+    "default": {"tune": {"n_trials": 10},
+                "train": {"families": ["lightgbm", "logistic", "random_forest", "ensemble"], "cv_folds": 5}},
+    "best": {"tune": {"n_trials": 40},
+             "train": {"families": ["lightgbm", "logistic", "random_forest", "extra_trees", "ensemble"],
+                       "cv_folds": 8}},
+}
+
+
 class TrainingSettings(FormModel):
     """Settings of the training flow, one block per stage."""
 
     dataset: DatasetName = dataset_field("adult", "dataset name: a schema in schemas/ (the bundled ones or your own)")
+    preset: Preset = Field("default", description="time for quality, as AutoGluon's presets: fast (no tuning; "
+                                                  "lightgbm and logistic compared on the validation split), default "
+                                                  "(10 tuning trials; lightgbm, logistic, random forest and their "
+                                                  "ensemble by 5-fold CV), best (40 trials in 4x the time; extra "
+                                                  "trees too; 8-fold CV); a field set below wins over the preset")
     seed: int = Field(42, description="random seed for splitting and training, recorded with the model")
     artifacts_root: str | None = Field(None, description=ARTIFACTS_ROOT_HELP)
     schemas_dir: str | None = Field(None, description="folder of dataset schemas; empty: the project's schemas/")
@@ -95,6 +113,21 @@ class TrainingSettings(FormModel):
         if self.tune.family is not None and self.tune.family not in FAMILIES:
             raise TrainflowError(f"tune.family: unknown family '{self.tune.family}' (known: {', '.join(FAMILIES)})")
         return schema
+
+
+def with_preset(settings: TrainingSettings, schema: DatasetSchema) -> TrainingSettings:
+    """The settings with the fields they leave empty filled from ``settings.preset`` (see ``PRESETS``)."""
+    preset = PRESETS[settings.preset]
+    tune = settings.tune.model_copy(update={k: v for k, v in preset["tune"].items()
+                                            if getattr(settings.tune, k) is None})
+    train_update = {}
+    if schema.modality == "tabular":
+        if settings.train.families is None and not schema.families:
+            train_update["families"] = preset["train"]["families"]
+        families = train_update.get("families") or families_for(schema, settings.train)
+        if settings.train.cv_folds is None and not any(FAMILIES[f].network for f in families):
+            train_update["cv_folds"] = preset["train"]["cv_folds"]
+    return settings.model_copy(update={"tune": tune, "train": settings.train.model_copy(update=train_update)})
 
 
 def effective_settings(settings: TrainingSettings, schema: DatasetSchema | None = None) -> dict[str, Any]:
@@ -181,14 +214,14 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     run_id = new_run_id()
     schema = settings.check()  # a UI run is refused before any work too
     tag_flow_run(schema.name)
-    s = settings
+    s = with_preset(settings, schema)
     raw = ingest(root, run_id, schema, s.ingest.source, s.ingest.query, s.ingest.missing_markers)
     valid = validate(root, run_id, schema, raw, s.validation.quarantine, s.validation.max_quarantine_fraction)
     splits = run_checked(split, root, run_id, schema, valid, s.split, s.seed)
     model_schema = schema.model_view()  # a time series is windowed by split: models see the windows
     features = run_checked(transform, root, run_id, model_schema, splits, s.transform)
     train_settings, tuned = s.train, None
-    if s.tune.enabled:
+    if s.tune.enabled and s.tune.n_trials:
         tuned = run_tuning(root, run_id, model_schema, features, s)
     if tuned is not None:
         train_settings = with_params(s.train, tuned["family"], tuned["best_params"])

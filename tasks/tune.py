@@ -124,13 +124,15 @@ SEARCH_SPACES: dict[str, dict[str, ParamSpec]] = {
 class TuneSettings(FormModel):
     """Hyperparameter search (a stage of the training flow; on by default with a small budget)."""
 
-    enabled: bool = Field(True, description="tune before the final training")
+    enabled: bool = Field(True, description="tune before the final training (how much: n_trials)")
     family: str | None = Field(None, description="family to tune; empty: the first family to train that is not a "
                                                  "network (a network's trials take minutes each on a CPU: name it)")
     method: Literal["grid", "random", "tpe"] = Field("tpe", description="grid, random, or tpe (Bayesian, Optuna)")
-    n_trials: int = Field(10, ge=1, description="trials in the study (a re-run completes or extends it)")
+    n_trials: int | None = Field(None, ge=0, description="trials in the study; empty: the preset's (fast: 0, no "
+                                                         "tuning; default: 10; best: 40)")
     timeout_seconds: float | None = Field(None, gt=0, description="stop starting trials after this long; empty: a "
-                                                                  "budget scaled to the data size (20 s to 10 min)")
+                                                                  "budget scaled to the data size and n_trials (20 s "
+                                                                  "to 10 min for 10 trials)")
     trial_timeout_seconds: float | None = Field(None, gt=0, description="stop a trial that runs longer than this "
                                                                         "(never the defaults trial); empty: a third "
                                                                         "of the study's budget")
@@ -391,9 +393,18 @@ class _Plan(BaseModel):
     trial_seconds: float | None = None  # a trial's time limit (not the defaults trial's)
 
 
-def default_budget(n_rows: int, n_columns: int) -> float:
-    """Seconds of tuning for a table: 20 s, plus 1 s per 10,000 cells, at most 10 minutes."""
-    return float(min(600.0, max(20.0, n_rows * max(n_columns, 1) / 10_000)))
+DEFAULT_TRIALS = 10
+
+
+def default_budget(n_rows: int, n_columns: int, n_trials: int = DEFAULT_TRIALS) -> float:
+    """Seconds of tuning for a table: for 10 trials 20 s, plus 1 s per 10,000 cells, at most 10 minutes;
+    in proportion for more or fewer trials."""
+    return float(min(600.0, max(20.0, n_rows * max(n_columns, 1) / 10_000))) * n_trials / DEFAULT_TRIALS
+
+
+def trials_of(settings: TuneSettings) -> int:
+    """The study's number of trials (the setting, else the default preset's)."""
+    return DEFAULT_TRIALS if settings.n_trials is None else settings.n_trials
 
 
 def tunable_family(schema: DatasetSchema, train_settings: TrainSettings) -> str | None:
@@ -423,7 +434,7 @@ def plan_study(store_root: str, schema: DatasetSchema, features: dict[str, Artif
 
         run_key = flow_run.get_id() or uuid.uuid4().hex  # a retry of a flow run keeps its id
     rows = (features["train"].rows or 0) + (features["validation"].rows or 0)
-    budget = settings.timeout_seconds or default_budget(rows, len(schema.features))
+    budget = settings.timeout_seconds or default_budget(rows, len(schema.features), trials_of(settings))
     plan = _Plan(family=family, metric=metric, direction="maximize" if DIRECTION[metric] else "minimize",
                  storage=storage_url(store_root, settings), budget_seconds=budget,
                  trial_seconds=settings.trial_timeout_seconds or budget / 3,
@@ -434,7 +445,7 @@ def plan_study(store_root: str, schema: DatasetSchema, features: dict[str, Artif
     if not study.get_trials(deepcopy=False) and settings.method != "grid":  # a grid tries only its own points
         study.enqueue_trial(default_params(family, schema, train_settings, space, features["train"].rows or 0, seed),
                             user_attrs={"source": "defaults"})
-    plan.left = max(0, settings.n_trials - _finished(study))
+    plan.left = max(0, trials_of(settings) - _finished(study))
     return plan.model_dump()
 
 
@@ -463,7 +474,7 @@ def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, Artif
     sampler_seed = seed if settings.method == "grid" else seed + worker
     study = open_study(p.storage, p.study, settings.method, space, p.direction, sampler_seed, settings.pruner)
     share = p.left // settings.workers + (1 if worker < p.left % settings.workers else 0)
-    left = min(share, settings.n_trials - _finished(study))
+    left = min(share, trials_of(settings) - _finished(study))
     if left <= 0:
         return 0
     store = ArtifactStore(store_root)
@@ -477,7 +488,7 @@ def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, Artif
     def after(st: Any, trial: Any) -> None:  # count this worker's trials; stop when the study's budget is spent
         ran.append(trial.number)
         logger.info("%s", trial_line(st, trial, p.metric))
-        if _finished(st) >= settings.n_trials:
+        if _finished(st) >= trials_of(settings):
             st.stop()
 
     study.optimize(objective(schema, data, p.family, space, transform_settings, train_settings, p.metric, folds, seed,
