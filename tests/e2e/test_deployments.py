@@ -46,7 +46,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     history = tmp / "history.parquet"  # 6,000 of Adult's rows: the retraining history, small for CI time
     pd.read_parquet(ROOT / "data" / "sample" / "adult.parquet").sample(6000, random_state=1).to_parquet(history)
     settings = {"batches": str(inbox), "training": {
-        "ingest": {"source": str(history)},
+        "ingest": {"source": str(history)}, "preset": "fast",
         "artifacts_root": str(tmp / "artifacts"), "registry": {"registry_url": registry_url},
         "evaluate": {"cv_folds": 0, "permutation_repeats": 0}, "tune": {"enabled": False}}}
     port = free_port()

@@ -24,7 +24,9 @@ STAGES = {"ingest", "validate", "split", "transform", "tune", "train", "evaluate
 
 
 def _settings(work: dict[str, str], **changes) -> TrainingSettings:
-    base = {"artifacts_root": work["root"], "registry": {"registry_url": work["registry"]},
+    """Settings for a test run: the fast preset (no tuning, families compared on the validation split) unless a
+    test asks for another; the first run below takes the default preset, as `make run` does."""
+    base = {"artifacts_root": work["root"], "registry": {"registry_url": work["registry"]}, "preset": "fast",
             "evaluate": {"cv_folds": 2, "permutation_repeats": 1}, "tune": {"enabled": False}}
     return TrainingSettings.model_validate({**base, **changes})
 
@@ -45,7 +47,8 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def first_run(prefect_harness, work: dict[str, str]) -> dict:
-    return training(_settings(work, tune={"enabled": True, "n_trials": 4}))  # tuning on, as by default (10 trials)
+    # the default preset (tuning, 5-fold CV of lightgbm, logistic, random forest and their ensemble), 4 trials not 10
+    return training(_settings(work, preset="default", tune={"enabled": True, "n_trials": 4}))
 
 
 def test_training_flow_end_to_end(first_run: dict, work: dict[str, str]) -> None:
@@ -59,6 +62,9 @@ def test_training_flow_end_to_end(first_run: dict, work: dict[str, str]) -> None
             "run_summary"} <= set(manifest["name"])
     assert first_run["test_metrics"]["roc_auc"] >= 0.92 and first_run["test_metrics"]["accuracy"] >= 0.86
     assert first_run["version"] == 1 and first_run["aliases"] == ["candidate", "production"]
+    board = store.read_table(store.find(first_run["run_id"], "train", "leaderboard"))
+    assert set(board["family"]) == {"lightgbm", "logistic", "random_forest", "ensemble"}
+    assert board["selected_on"].str.startswith("5-fold CV").all() and "oof_predictions" in set(manifest["name"])
     info = Registry(work["registry"]).version_info("adult", 1)
     assert info["run_id"] == first_run["run_id"] and info["lineage"]["seed"] == 42
     assert info["lineage"]["libraries"]["lightgbm"] and info["lineage"]["accelerator"]["device"] in ("cpu", "cuda", "mps")
@@ -83,7 +89,7 @@ def test_prefect_artifacts_on_the_run(first_run: dict) -> None:
 
 
 def test_second_identical_run_reuses_cached_stages(first_run: dict, work: dict[str, str]) -> None:
-    second = training(_settings(work, tune={"enabled": True}))
+    second = training(_settings(work, preset="default", tune={"enabled": True, "n_trials": 4}))
     store = ArtifactStore(work["root"])
     for stage, name in [("split", "train"), ("transform", "features_train"), ("train", "model"),
                         ("evaluate", "metrics")]:

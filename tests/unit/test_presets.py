@@ -1,0 +1,35 @@
+"""Presets fill what the settings leave empty, from the command line and from the UI form alike."""
+
+from flows.cli import parse_settings
+from flows.training import TrainingSettings, with_preset
+from trainflow.schema import load_schema
+
+
+def _resolved(payload: dict, dataset: str = "adult") -> TrainingSettings:
+    return with_preset(TrainingSettings.model_validate(payload), load_schema(dataset))
+
+
+def test_the_form_submitted_unchanged_but_for_the_preset_gets_the_presets_values() -> None:
+    # the Prefect UI submits every field of the form, its defaults included
+    form = TrainingSettings().model_dump(mode="json")
+    best = _resolved({**form, "preset": "best"})
+    assert best.tune.n_trials == 40 and best.train.cv_folds == 8 and "extra_trees" in best.train.families
+    fast = _resolved({**form, "preset": "fast"})
+    assert fast.tune.n_trials == 0 and fast.train.cv_folds == 0 and fast.train.families == ["lightgbm", "logistic"]
+    default = _resolved(form)
+    assert default.tune.n_trials == 10 and default.train.cv_folds == 5 and "ensemble" in default.train.families
+
+
+def test_a_field_set_explicitly_wins_over_the_preset() -> None:
+    form = TrainingSettings().model_dump(mode="json")
+    s = _resolved({**form, "preset": "best", "tune": {**form["tune"], "n_trials": 3},
+                   "train": {**form["train"], "families": ["logistic"], "cv_folds": 2}})
+    assert s.tune.n_trials == 3 and s.train.families == ["logistic"] and s.train.cv_folds == 2
+    flags = parse_settings(TrainingSettings, ["--preset", "fast", "--tune.n-trials", "5"], "x")
+    assert with_preset(flags, load_schema("adult")).tune.n_trials == 5
+
+
+def test_a_schema_that_names_its_families_or_networks_keeps_them() -> None:
+    digits = _resolved({"dataset": "digits", "preset": "best"}, "digits")  # cnn, logistic from the schema
+    assert digits.train.families is None and digits.train.cv_folds is None
+    assert digits.tune.n_trials == 40
