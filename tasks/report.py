@@ -82,11 +82,13 @@ def report(store_root: str, run_id: str, dataset: str, trained: dict[str, Artifa
     plots = {k: (store.uri(v), store.read_file(v)) for k, v in {**trained, **evaluation}.items()
              if v.kind == "file" and v.name.endswith(".png")}
     summary = {"run_id": run_id, "dataset": dataset, "run_dir": store.run_uri(run_id),
-        "family": board.iloc[0]["family"], "model_name": registered["name"], "version": registered["version"],
+        "family": board[board["selected"]].iloc[0]["family"],
+        "estimators": dict(zip(board["family"], board["estimator"])), "model_name": registered["name"], "version": registered["version"],
         "aliases": registered["aliases"], "test_metrics": test, "test_leaderboard": test_board,
         "model_uri": store.uri(trained["model"]), "registry_uri": registered["uri"]}
     store.write_table(run_id, "report", "run_summary", pd.DataFrame([{
-        **{k: v for k, v in summary.items() if k not in ("test_metrics", "aliases", "test_leaderboard")},
+        **{k: v for k, v in summary.items() if k not in ("test_metrics", "aliases", "test_leaderboard",
+                                                         "estimators")},
         "aliases": ",".join(summary["aliases"]), "test_metrics": json.dumps(test),
         "test_leaderboard": json.dumps(test_board)}]))
     publish("markdown", summary_markdown(summary, board, gaps, warnings, plots), f"training-{dataset}",
