@@ -161,10 +161,14 @@ def run_table(table: Table, work: Path, overrides: dict) -> dict:
     return row
 
 
+def _fmt(value: float) -> str:
+    return f"{value:.4f}" if abs(value) < 100 else f"{value:.1f}"
+
+
 def report(rows: list[dict]) -> str:
     ok = [r for r in rows if "error" not in r]
     contenders = [c for c in ("flow", "lightgbm", "linear", "autogluon") if any(c in r for r in ok)]
-    lines = [f"{'table':<14}{'task':<11}{'rows':>7}  {'metric':<9}" + "".join(f"{c:>10}" for c in contenders)
+    lines = [f"{'table':<14}{'task':<11}{'rows':>7}  {'metric':<9}" + "".join(f"{c:>11}" for c in contenders)
              + f"  {'flow chose':<14}{'flow s':>8}{'cpu s':>8}" + ("  ag s" if "autogluon" in contenders else "")]
     ranks = {c: [] for c in contenders}
     wins = ties = 0
@@ -179,7 +183,7 @@ def report(rows: list[dict]) -> str:
         wins += better
         ties += r["flow"] == best_baseline
         lines.append(f"{r['table']:<14}{r['task']:<11}{r['rows']:>7}  {r['metric']:<9}"
-                     + "".join(f"{r[c]:>10.4f}" if c in r else f"{'':>10}" for c in contenders)
+                     + "".join(f"{_fmt(r[c]):>11}" if c in r else f"{'':>11}" for c in contenders)
                      + f"  {r['family']:<14}{r['flow_s']:>8.1f}{r['flow_cpu_s']:>8.1f}"
                      + (f"{r['autogluon_s']:>6.0f}" if "autogluon_s" in r else ""))
     for r in rows:
