@@ -28,7 +28,7 @@ from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.device import detect_accelerator
 from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
-from trainflow.metrics import DEFAULT_METRIC, DIRECTION, predict_scores, score
+from trainflow.metrics import DEFAULT_METRIC, DIRECTION, score
 from trainflow.modelio import bundle_files, load_skops
 from trainflow.models import FAMILIES, TrainSettings, families_for, fit_family, library_versions, nn_settings_for
 from trainflow.models import selection_folds
@@ -205,9 +205,9 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
 
     Returns:
         ``(refitted pipeline, info, history, oof)``: ``info`` as ``fit_family``'s with the out-of-fold metrics,
-        ``history`` each fit's (a ``fit`` column: ``fold <i>`` or ``refit on all rows``);
-        their per-fold spread (``score_std``) and the per-fold metrics (``cv``); ``oof`` one row per held-out
-        row: family, row (position in ``data``), fold, and the prediction or class probabilities.
+        their per-fold spread (``score_std``) and the per-fold metrics (``cv``); ``history`` each fit's (a
+        ``fit`` column: ``fold <i>`` or ``refit on all rows``); ``oof`` one row per held-out row: family, row
+        (position in ``data``), fold, and the prediction or class probabilities.
     """
     label = schema.label
     y = data[label].to_numpy().astype(float if schema.task == "regression" else str)
@@ -219,7 +219,7 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
         pipe, info, history = fit_family(family, schema, data.iloc[tr], data.iloc[va], transform_settings, settings,
                                          seed, init_weights=init_weights)
         histories.append(history.assign(fit=f"fold {fold + 1}"))
-        scores = predict_scores(pipe, data.iloc[va].drop(columns=[label]), schema.task)
+        scores = info["validation_scores"]  # the held-out rows' predictions, as fit_family scored them
         if schema.task == "regression":
             oof[va, 0] = scores
         else:  # a fold may lack a rare class: its columns go where the class is in the full list

@@ -59,7 +59,8 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
             epoch metric); tuning prunes trials with it by raising.
 
     Returns:
-        ``(fitted encode+model pipeline, info, history)``; ``info`` holds the validation metrics,
+        ``(fitted encode+model pipeline, info, history)``; ``info`` holds the validation metrics and
+        predictions (``validation_scores``: probabilities or values; None without validation rows),
         timings and the best iteration, ``history`` the per-iteration validation curve (LightGBM)
         or the per-epoch history (networks).
     """
@@ -83,6 +84,7 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()
     metrics: dict[str, float] = {}
+    scores = None
     if x_va_e is not None:
         scores = predict_scores(est, x_va_e, schema.task)
         metrics = score(schema.task, y_va, scores, getattr(est, "classes_", None), schema.positive_class)
@@ -91,6 +93,7 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
     info = {"family": family, "encoding": encoding, "estimator": type(est).__name__, "metrics": metrics,
             "device": getattr(est, "device_", "cpu"),
             "fit_seconds": fit_seconds, "predict_seconds": predict_seconds, "best_iteration": fitted.best_iteration,
+            "validation_scores": scores,
             "n_train": len(x_tr), "params": {k: v for k, v in est.get_params(deep=False).items()
                                               if isinstance(v, (int, float, str, bool, type(None)))}}
     extra = dict(fitted.extra or {})
