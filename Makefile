@@ -7,7 +7,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
-.PHONY: venv run test bench ui clean
+.PHONY: venv run test bench bench-autogluon ui clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,14 @@ test: $(STAMP)
 # Prefect server on 127.0.0.1:4200 plus every deployment in deployments/prefect.yaml, served from here.
 ui: $(STAMP)
 	$(BIN)/python -m deployments.ui
+
+# AutoGluon, the anchor of benchmarks/quality.py, in a venv of its own: it needs pandas < 2.4 (this project
+# pins pandas 3). The CPU torch wheel first, so that AutoGluon does not pull a CUDA build.
+bench-autogluon:
+	$(PYTHON) -m venv .venv-autogluon
+	.venv-autogluon/bin/python -m pip install --quiet --upgrade pip
+	.venv-autogluon/bin/python -m pip install --quiet torch==2.13.0
+	.venv-autogluon/bin/python -m pip install --quiet 'autogluon.tabular[lightgbm,catboost,xgboost,fastai]==1.6.3'
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.flow_overhead

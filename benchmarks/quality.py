@@ -8,8 +8,9 @@ training and validation rows and scored on the test rows:
 - ``lightgbm``: ``LGBMClassifier()`` / ``LGBMRegressor()`` with their defaults, native categoricals;
 - ``linear``: median / most-frequent imputation, standard scaling and one-hot encoding, then
   ``LogisticRegression`` / ``Ridge``;
-- ``autogluon``: AutoGluon's ``medium_quality`` preset on the same rows and cores, when it is installed
-  (the optional ``bench`` extra); the anchor the flow is measured against.
+- ``autogluon``: AutoGluon's ``medium_quality`` preset on the same rows and cores, when its environment is
+  there (``make bench-autogluon``: AutoGluon needs pandas < 2.4, so it has a venv of its own and runs
+  ``benchmarks/autogluon_anchor.py`` on the split files); the anchor the flow is measured against.
 
 The metric is the test ROC-AUC (binary), accuracy (multiclass) or RMSE (regression). Prints one row per
 table (metric of each contender, the flow's chosen family, wall and CPU seconds) and the mean rank of each
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import tempfile
 import time
 import warnings
@@ -104,31 +106,24 @@ def baselines(schema, splits: dict[str, pd.DataFrame]) -> dict[str, float]:  # n
     return out
 
 
-def autogluon(schema, splits: dict[str, pd.DataFrame], folder: str) -> tuple[float, float] | None:  # noqa: ANN001
-    """AutoGluon ``medium_quality`` on the same rows: (test metric, wall seconds); None when not installed."""
-    try:
-        from autogluon.tabular import TabularPredictor
-    except ImportError:
-        return None
-    from trainflow.metrics import score
+AUTOGLUON_PYTHON = Path(__file__).resolve().parents[1] / ".venv-autogluon" / "bin" / "python"
 
-    task, label = schema.task, schema.label
-    features = [c.name for c in schema.features]
-    fit = pd.concat([splits["train"], splits["validation"]], ignore_index=True)[[*features, label]]
-    eval_metric = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "root_mean_squared_error"}[task]
-    started = time.perf_counter()
-    predictor = TabularPredictor(label=label, eval_metric=eval_metric, path=folder, verbosity=0).fit(
-        fit, presets="medium_quality", num_cpus=os.cpu_count())
-    seconds = time.perf_counter() - started
-    xt, yt = _xy(splits["test"], features, label, task)
-    if task == "regression":
-        scores = predictor.predict(xt).to_numpy()
-        classes = None
-    else:
-        proba = predictor.predict_proba(xt)
-        classes = np.asarray(proba.columns).astype(str)
-        scores = proba.to_numpy()
-    return score(task, yt, scores, classes, schema.positive_class)[METRIC[task]], seconds
+
+def autogluon(schema, run: Path, folder: str) -> dict | None:  # noqa: ANN001
+    """AutoGluon ``medium_quality`` on the flow's split, in its own environment (``make bench-autogluon``):
+    ``{"metric", "seconds", "best_model"}``; None when that environment is not there."""
+    if not AUTOGLUON_PYTHON.exists():
+        return None
+    classes = sorted(pd.read_parquet(run / "split" / "train.parquet", columns=[schema.label])[schema.label]
+                     .astype(str).unique())
+    positive = str(schema.positive_class) if schema.positive_class is not None else classes[-1]
+    out = subprocess.run([str(AUTOGLUON_PYTHON), str(Path(__file__).with_name("autogluon_anchor.py")),
+                          "--split-dir", str(run / "split"), "--label", schema.label, "--task", schema.task,
+                          "--positive", positive, "--features", ",".join(c.name for c in schema.features),
+                          "--folder", folder], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def run_table(table: Table, work: Path, overrides: dict) -> dict:
@@ -155,9 +150,11 @@ def run_table(table: Table, work: Path, overrides: dict) -> dict:
     row = {"table": table.name, "task": schema.task, "rows": sum(len(s) for s in splits.values()),
            "metric": METRIC[schema.task], "flow": summary["test_metrics"][METRIC[schema.task]],
            "family": summary["family"], "flow_s": wall, "flow_cpu_s": cpu, **baselines(schema, splits)}
-    ag = autogluon(schema, splits, str(work / "autogluon" / table.name))
-    if ag is not None:
-        row["autogluon"], row["autogluon_s"] = ag
+    ag = autogluon(schema, run, str(work / "autogluon" / table.name))
+    if ag is not None and "error" in ag:
+        row["autogluon_error"] = ag["error"]
+    elif ag is not None:
+        row["autogluon"], row["autogluon_s"], row["autogluon_model"] = ag["metric"], ag["seconds"], ag["best_model"]
     return row
 
 
@@ -192,6 +189,14 @@ def report(rows: list[dict]) -> str:
     lines.append("mean rank (1 = best): " + ", ".join(f"{c} {np.mean(v):.2f}" for c, v in ranks.items() if v))
     lines.append(f"flow better than the better of lightgbm and linear on {wins} of {len(ok)} tables"
                  f" (tied on {ties})")
+    anchored = [r for r in ok if "autogluon" in r]
+    if anchored:
+        level = sum((r["flow"] <= r["autogluon"]) if r["metric"] == "rmse" else (r["flow"] >= r["autogluon"])
+                    for r in anchored)
+        ratio = np.median([r["flow_s"] / r["autogluon_s"] for r in anchored])
+        lines.append(f"flow at least as good as autogluon on {level} of {len(anchored)} tables; median wall time "
+                     f"flow / autogluon {ratio:.2f}")
+    lines += [f"{r['table']:<14}autogluon failed: {r['autogluon_error']}" for r in ok if "autogluon_error" in r]
     return "\n".join(lines)
 
 
