@@ -23,7 +23,7 @@ from tasks.report import report
 from tasks.split import SplitSettings, split
 from tasks.train import train
 from tasks.transform import transform
-from tasks.tune import TuneSettings, plan_tuning, tune, tune_trials, with_params
+from tasks.tune import DEFAULT_TRIALS, TuneSettings, plan_tuning, tune, tune_trials, with_params
 from tasks.validate import validate
 from trainflow.cache import run_checked
 from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
@@ -31,7 +31,8 @@ from trainflow.credentials import mask_all
 from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
 from trainflow.forms import FormModel, dataset_field
-from trainflow.models import FAMILIES, families_for, nn_settings_for, TrainSettings
+from trainflow.models import DEFAULT_CV_FOLDS, DEFAULT_FAMILIES, FAMILIES, families_for, nn_settings_for
+from trainflow.models import TrainSettings
 from trainflow.names import DatasetName
 from trainflow.registry import Registry
 from trainflow.rowfilter import parse_filter
@@ -67,8 +68,8 @@ Preset = Literal["fast", "default", "best"]
 # none, cv_folds only without a network family); a field given explicitly always wins
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "fast": {"tune": {"n_trials": 0}, "train": {"families": ["lightgbm", "logistic"], "cv_folds": 0}},
-    "default": {"tune": {"n_trials": 10},
-                "train": {"families": ["lightgbm", "logistic", "random_forest", "ensemble"], "cv_folds": 5}},
+    "default": {"tune": {"n_trials": DEFAULT_TRIALS},
+                "train": {"families": DEFAULT_FAMILIES["tabular"], "cv_folds": DEFAULT_CV_FOLDS}},
     "best": {"tune": {"n_trials": 40},
              "train": {"families": ["lightgbm", "logistic", "random_forest", "extra_trees", "ensemble"],
                        "cv_folds": 8}},
@@ -123,7 +124,7 @@ def with_preset(settings: TrainingSettings, schema: DatasetSchema) -> TrainingSe
     train_update = {}
     if schema.modality == "tabular":
         if settings.train.families is None and not schema.families:
-            train_update["families"] = preset["train"]["families"]
+            train_update["families"] = list(preset["train"]["families"])
         families = train_update.get("families") or families_for(schema, settings.train)
         if settings.train.cv_folds is None and not any(FAMILIES[f].network for f in families):
             train_update["cv_folds"] = preset["train"]["cv_folds"]

@@ -23,10 +23,11 @@ from trainflow.metrics import predict_scores, score
 from trainflow.models.families import FAMILIES
 from trainflow.models.family import BuildRequest, FitRequest
 from trainflow.models.networks import NETWORKS, NNSettings, nn_settings_for
-from trainflow.models.settings import DEFAULT_FAMILIES, NNChoices, TrainSettings, families_for, selection_folds
+from trainflow.models.settings import DEFAULT_CV_FOLDS, DEFAULT_FAMILIES, NNChoices, TrainSettings, families_for
+from trainflow.models.settings import selection_folds
 from trainflow.schema import DatasetSchema
 
-__all__ = ["DEFAULT_FAMILIES", "FAMILIES", "NETWORKS", "NNChoices", "NNSettings", "TrainSettings", "build_estimator",
+__all__ = ["DEFAULT_CV_FOLDS", "DEFAULT_FAMILIES", "FAMILIES", "NETWORKS", "NNChoices", "NNSettings", "TrainSettings", "build_estimator",
            "families_for", "fit_family", "library_versions", "nn_settings_for", "selection_folds"]
 
 

@@ -11,6 +11,7 @@ from trainflow.models.families import FAMILIES
 from trainflow.models.networks import NNSettings
 from trainflow.schema import DatasetSchema
 
+DEFAULT_CV_FOLDS = 5  # k of the cross-validation that compares tabular families by default
 Family = Literal[tuple(FAMILIES)]  # type: ignore[valid-type]  # the form's choices are the registered families
 DEFAULT_FAMILIES = {"tabular": ["lightgbm", "logistic", "random_forest", "ensemble"], "image": ["cnn", "logistic"],
                     "text": ["transformer", "tfidf_logistic"], "series": ["gru", "seasonal_naive"]}
@@ -54,7 +55,7 @@ def selection_folds(schema: DatasetSchema, settings: TrainSettings) -> int:
     if settings.cv_folds is not None:
         return settings.cv_folds
     networks = any(FAMILIES[f].network for f in families_for(schema, settings))
-    return 5 if schema.modality == "tabular" and not networks else 0
+    return DEFAULT_CV_FOLDS if schema.modality == "tabular" and not networks else 0
 
 
 def families_for(schema: DatasetSchema, settings: TrainSettings) -> list[str]:
