@@ -171,10 +171,21 @@ def tuning_runner(settings: TuneSettings) -> TaskRunner:
 @flow(name="tuning-workers", description="Run a tuning study's workers in parallel on a task runner.")
 def tuning_workers(root: str, model_schema: DatasetSchema, features: dict[str, ArtifactRef], s: TrainingSettings,
                    plan: dict[str, Any], deadline: float | None = None) -> int:
-    """Submit ``s.tune.workers`` workers that share the planned study; returns how many trials they ran."""
-    futures = [tune_trials.submit(root, model_schema, features, s.transform, s.train, s.tune, plan, s.seed, deadline, w)
+    """Submit ``s.tune.workers`` workers that share the planned study; returns how many trials they ran.
+
+    With several workers the first trial (the family's defaults, enqueued by the plan) runs alone first: Optuna
+    hands an enqueued trial to one worker by a row lock that SQLite does not have, so two workers could both
+    take it (and one fail with "Cannot tell a COMPLETE trial").
+    """
+    first = 0
+    if s.tune.workers > 1 and plan["left"] > 0:
+        first = tune_trials.submit(root, model_schema, features, s.transform, s.train,  # on the runner, as the rest
+                                   s.tune.model_copy(update={"workers": 1}), {**plan, "left": 1}, s.seed,
+                                   deadline).result()
+    rest = {**plan, "left": plan["left"] - first}
+    futures = [tune_trials.submit(root, model_schema, features, s.transform, s.train, s.tune, rest, s.seed, deadline, w)
                for w in range(s.tune.workers)]
-    return sum(f.result() for f in futures)
+    return first + sum(f.result() for f in futures)
 
 
 def run_tuning(root: str, run_id: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
