@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from tasks.ingest import ingest_data
+from tasks.predict import predict_frame
 from tasks.split import SplitSettings, split_data
 from tasks.train import train_models
 from tasks.transform import fit_transform_splits
@@ -66,6 +67,10 @@ def test_families_are_chosen_on_out_of_fold_predictions_and_the_ensemble_round_t
     loaded, loaded_meta = load_bundle(bundle_files(serving, {k: v for k, v in meta.items()
                                                              if k not in ("candidates", "oof")}))
     np.testing.assert_allclose(loaded.predict_proba(x), serving.predict_proba(x))
+    # batch inference's own path (breast_cancer has no categorical column: no known categories to check)
+    rows, report = predict_frame(loaded, schema, splits["test"].drop(columns=[schema.label]))
+    assert report["unseen_categories"] == {}
+    np.testing.assert_allclose(rows[["proba_benign", "proba_malignant"]].to_numpy(), serving.predict_proba(x))
     candidates = meta["candidates"]
     if "ensemble" in candidates:
         files = bundle_files(candidates["ensemble"], {"family": "ensemble"})
