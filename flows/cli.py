@@ -99,16 +99,17 @@ def print_paths(paths: dict[str, str]) -> None:
 
 def print_summary(summary: dict[str, Any]) -> None:
     """A short, readable table of the training run for the console."""
-    chosen = "logistic (Ridge)" if summary.get("estimators", {}).get(summary["family"]) == "Ridge" else \
-        summary["family"]
-    rows = [("model", f"{chosen} → {summary['model_name']} v{summary['version']} "
+    estimators = summary.get("estimators", {})
+
+    def shown(family: str) -> str:  # the logistic family is ridge regression for a regression task
+        return "logistic (Ridge)" if estimators.get(family) == "Ridge" else family
+
+    rows = [("model", f"{shown(summary['family'])} → {summary['model_name']} v{summary['version']} "
                       f"[{', '.join(summary['aliases'])}]")]
     rows += [(f"test {k}", f"{v:.4f}") for k, v in summary["test_metrics"].items()]
-    estimators = summary.get("estimators", {})
     for family, m in summary.get("test_leaderboard", {}).items():
-        if family != summary["family"]:  # the logistic family is ridge regression for a regression task
-            shown = "logistic (Ridge)" if estimators.get(family) == "Ridge" else family
-            rows.append((f"  vs {shown}", ", ".join(f"{k} {v:.4f}" for k, v in m.items())))
+        if family != summary["family"]:
+            rows.append((f"  vs {shown(family)}", ", ".join(f"{k} {v:.4f}" for k, v in m.items())))
     print_rows(f"training run {summary['run_id']} ({summary['dataset']})", rows)
     print_paths({"artifacts": summary["run_dir"], "manifest": f"{summary['run_dir']}/manifest.parquet",
                  "model file": summary["model_uri"], "registry": summary["registry_uri"]})

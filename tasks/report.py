@@ -83,7 +83,8 @@ def report(store_root: str, run_id: str, dataset: str, trained: dict[str, Artifa
              if v.kind == "file" and v.name.endswith(".png")}
     summary = {"run_id": run_id, "dataset": dataset, "run_dir": store.run_uri(run_id),
         "family": board[board["selected"]].iloc[0]["family"],
-        "estimators": dict(zip(board["family"], board["estimator"])), "model_name": registered["name"], "version": registered["version"],
+        "estimators": dict(zip(board["family"], board["estimator"])), "model_name": registered["name"],
+        "version": registered["version"],
         "aliases": registered["aliases"], "test_metrics": test, "test_leaderboard": test_board,
         "model_uri": store.uri(trained["model"]), "registry_uri": registered["uri"]}
     store.write_table(run_id, "report", "run_summary", pd.DataFrame([{
