@@ -97,6 +97,18 @@ def print_paths(paths: dict[str, str]) -> None:
         print(f"{label:<{width}}  {path}")
 
 
+def compression_rows(report: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The compress stage's variants as console rows: what each scored, weighed and took; the serving one marked."""
+    rows = []
+    for v in report:
+        status = "serving" if v["serving"] else v["status"]
+        measured = v["status"] in ("kept", "reference", "rejected")
+        rows.append((f"variant {v['variant']}", f"{status}: " + (
+            f"{v['metric']} {v['value']:.4f}, {v['size_bytes'] / 1024:,.0f} KiB, p50 {v['p50_ms']:.2f} ms, "
+            f"{v['rows_per_s']:,.0f} rows/s" if measured else v["reason"])))
+    return rows
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     """A short, readable table of the training run for the console."""
     estimators = summary.get("estimators", {})
@@ -110,6 +122,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     for family, m in summary.get("test_leaderboard", {}).items():
         if family != summary["family"]:
             rows.append((f"  vs {shown(family)}", ", ".join(f"{k} {v:.4f}" for k, v in m.items())))
+    rows += compression_rows(summary.get("compression", []))
     print_rows(f"training run {summary['run_id']} ({summary['dataset']})", rows)
     print_paths({"artifacts": summary["run_dir"], "manifest": f"{summary['run_dir']}/manifest.parquet",
                  "model file": summary["model_uri"], "registry": summary["registry_uri"]})

@@ -63,7 +63,8 @@ def print_inference(summary: dict[str, Any]) -> None:
     """Console table of an inference run."""
     from flows.cli import print_rows
 
-    rows = [("model", f"{summary['model_name']} v{summary['model_version']}"),
+    rows = [("model", f"{summary['model_name']} v{summary['model_version']}, scored by "
+                      f"{summary.get('scored_by', 'native')}"),
             ("rows", f"{summary['rows_in']:,} in, {summary['rows_scored']:,} scored, "
                      f"{summary['rows_quarantined']:,} quarantined")]
     if summary["unseen_categories"]:

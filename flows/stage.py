@@ -15,6 +15,7 @@ from prefect import flow
 from pydantic import Field
 
 from flows.training import TrainingSettings, resolve_root, run_tuning, with_preset
+from tasks.compress import compress
 from tasks.evaluate import evaluate, headline
 from tasks.ingest import ingest
 from tasks.split import SPLITS, split
@@ -27,7 +28,7 @@ from trainflow.errors import ArtifactError, TrainflowError
 from trainflow.names import RunId
 from trainflow.schema import load_schema
 
-Stage = Literal["ingest", "validate", "split", "transform", "tune", "train", "evaluate"]
+Stage = Literal["ingest", "validate", "split", "transform", "tune", "train", "evaluate", "compress"]
 
 
 class StageSettings(TrainingSettings):
@@ -94,6 +95,9 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
         features["preprocessor"] = borrow("transform", "preprocessor.skops")
         outputs = run_checked(train, root, run_id, view, features, s.transform, s.train, s.seed,
                               s.registry.registry_url)
+    elif stage == "compress":
+        outputs = compress(root, run_id, view, borrow("train", "model"), {n: borrow("split", n) for n in SPLITS},
+                           s.compress)
     else:
         outputs = run_checked(evaluate, root, run_id, view, borrow("train", "model"),
                               {n: borrow("split", n) for n in SPLITS}, s.evaluate, s.transform, s.train, s.seed)
@@ -141,6 +145,10 @@ def stage_result(store: ArtifactStore, run_id: str, stage: str, task_type: str,
         board = table("evaluate", "test_leaderboard")
         for r in (board.to_dict("records") if board is not None and len(board) > 1 else []):
             rows.append((f"  {r['family']}", f"test {r['metric']} {r['test_score']:.4f}"))
+    elif stage == "compress":
+        from flows.cli import compression_rows
+
+        rows += compression_rows(table("compress", "compression_report").to_dict("records"))
     return rows
 
 

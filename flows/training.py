@@ -1,4 +1,5 @@
-"""The training flow: ingest → validate → split → transform → tune → train → evaluate → profile → register → report.
+"""The training flow: ingest → validate → split → transform → tune → train → evaluate → compress → profile → register
+→ report.
 
 Run it with ``python -m flows.training`` (``--help`` lists every setting), from a deployment, or
 call ``training(TrainingSettings(...))`` from Python.
@@ -15,6 +16,7 @@ from prefect import flow
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import Field
 
+from tasks.compress import CompressSettings, compress
 from tasks.drift import profile
 from tasks.evaluate import EvaluateSettings, evaluate
 from tasks.ingest import ingest
@@ -95,6 +97,7 @@ class TrainingSettings(FormModel):
     tune: TuneSettings = Field(default_factory=TuneSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
+    compress: CompressSettings = Field(default_factory=CompressSettings)
     registry: RegisterSettings = Field(default_factory=RegisterSettings)
 
     def check(self) -> DatasetSchema:
@@ -242,18 +245,21 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     candidates = {k.removeprefix("candidate_"): v for k, v in trained.items() if k.startswith("candidate_")}
     evaluation = run_checked(evaluate, root, run_id, model_schema, trained["model"], splits, s.evaluate,
                              s.transform, train_settings, s.seed, candidates)
+    compressed = compress(root, run_id, model_schema, trained["model"], splits, s.compress) if s.compress.enabled else {}
     reference = run_checked(profile, root, run_id, model_schema, splits, trained["model"])
     lineage = {"dataset": schema.name, "data_sha256": raw.sha256, "seed": s.seed,
                "schema": schema.model_dump(mode="json", exclude={"expectations"}),
                "settings": mask_all(effective_settings(s, schema)),
                "tuning": {k: v for k, v in tuned.items() if k != "artifacts"} if tuned else None}
     registered = register(root, run_id, trained["model"], evaluation["metrics"], model_schema.task, s.registry,
-                          schema.name, lineage, reference)
+                          schema.name, lineage, reference, compressed.get("serving"))
     store = ArtifactStore(root)
-    for ref in [*splits.values(), *features.values(), *trained.values(), *evaluation.values(), reference]:
+    for ref in [*splits.values(), *features.values(), *trained.values(), *evaluation.values(), reference,
+                *compressed.values()]:
         store.add_reference(run_id, ref)  # artifacts reused from a cached earlier run are listed here too
     results = store.find(run_id, "validate", "validation_results")
-    return report(root, run_id, schema.name, trained, evaluation, results, registered, model_schema.task)
+    return report(root, run_id, schema.name, trained, evaluation, results, registered, model_schema.task,
+                  compressed.get("compression_report"))
 
 
 def cli(prog: str = "python -m flows.training") -> int:

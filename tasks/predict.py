@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ from sklearn.pipeline import Pipeline
 from tasks.validate import validate_data
 from trainflow.catalog import ArtifactStore
 from trainflow.credentials import mask
-from trainflow.errors import DataError, ValidationFailed
+from trainflow.errors import ArtifactError, DataError, RegistryError, ValidationFailed
 from trainflow.features import as_model_input
 from trainflow.forms import FormModel
 from trainflow.metrics import predict_scores
@@ -62,11 +62,13 @@ def unseen_categories(pipeline: Pipeline, schema: DatasetSchema, x: pd.DataFrame
 
 
 def predict_frame(pipeline: Pipeline, schema: DatasetSchema, df: pd.DataFrame,
-                  normalised: bool = False) -> tuple[pd.DataFrame, dict]:
+                  normalised: bool = False, scorer: Any = None) -> tuple[pd.DataFrame, dict]:
     """Predictions (and class probabilities) for raw rows, indexed like ``df``.
 
     Args:
-        pipeline: A serving pipeline (preprocessing + model).
+        pipeline: The native serving pipeline (preprocessing + model): its categories are the known ones.
+        scorer: What scores the rows, when not ``pipeline``: a serving variant (``trainflow.export``) with the
+            same prediction API; the checks before scoring are the same either way.
         schema: The dataset's schema.
         df: Raw rows (the label, if present, is ignored).
         normalised: The rows already went through ingest's normalisation.
@@ -89,12 +91,13 @@ def predict_frame(pipeline: Pipeline, schema: DatasetSchema, df: pd.DataFrame,
         raise DataError(schema.name, f"categories never seen in training: {values[:10]} "
                                      f"(the schema sets unknown_categories: error)", column=col,
                         rule="known_categories")
-    scores = predict_scores(pipeline, x, schema.task)
+    model = pipeline if scorer is None else scorer
+    scores = predict_scores(model, x, schema.task)
     out = pd.DataFrame(index=df.index)
     if schema.task == "regression":
         out["prediction"] = scores
     else:
-        classes = np.asarray(pipeline.classes_).astype(str)
+        classes = np.asarray(model.classes_).astype(str)
         out["prediction"] = classes[np.argmax(scores, axis=1)]
         for i, c in enumerate(classes):
             out[f"proba_{c}"] = scores[:, i]
@@ -111,6 +114,10 @@ class PredictSettings(FormModel):
     batch_rows: int = Field(250_000, ge=1, description="rows read, validated and scored at a time (bounds memory)")
     max_quarantine_fraction: float = Field(0.05, ge=0, le=1, description="fail a batch above this share of "
                                                                           "quarantined rows")
+    variant: Literal["serving", "native"] = Field(
+        "serving", description="serving: the variant the compress stage chose for the version (ONNX Runtime where "
+                               "it passed the parity gate), the native model when there is none or it cannot load; "
+                               "native: always the model as trained")
 
 
 @task(name="predict")
@@ -135,6 +142,15 @@ def predict(store_root: str, run_id: str, schema: DatasetSchema, source: str | N
     try:
         version = registry.resolve(name, settings.version, settings.alias)
         pipeline, _ = registry.load(name, version)
+        scorer, scored_by = None, "native"
+        if settings.variant == "serving":
+            try:
+                served, meta = registry.load(name, version, variant="serving")
+                if meta["variant"] != "native":
+                    scorer, scored_by = served, meta["variant"]
+            except (RegistryError, ArtifactError) as exc:  # the native model is the fallback
+                run_logger().warning("predict: %s v%d: the serving variant cannot be used (%s); scoring with the "
+                                     "native model", name, version, exc)
     finally:
         registry.close()
     rules = schema.for_scoring()
@@ -158,12 +174,13 @@ def predict(store_root: str, run_id: str, schema: DatasetSchema, source: str | N
                 counts["rows_quarantined"] += outcome.quarantine.index.nunique()
             if outcome.valid.empty:
                 continue
-            preds, report = predict_frame(pipeline, schema, outcome.valid, normalised=True)
+            preds, report = predict_frame(pipeline, schema, outcome.valid, normalised=True, scorer=scorer)
             for col, values in report["unseen_categories"].items():
                 unseen[col] = sorted(set(unseen.get(col, [])) | set(values))
             row_id = outcome.valid[id_col] if id_col else pd.Series(outcome.valid.index, index=outcome.valid.index)
             preds.insert(0, "row_id", row_id.to_numpy())
             preds["model_name"], preds["model_version"], preds["scored_at"] = name, version, scored_at
+            preds["scored_by"] = scored_by
             counts["rows_scored"] += len(preds)
             yield preds.reset_index(drop=True)
 
@@ -174,11 +191,13 @@ def predict(store_root: str, run_id: str, schema: DatasetSchema, source: str | N
             store.write_table(run_id, "predict", "validation_results", pd.concat(results, ignore_index=True))
         if quarantined:
             store.write_table(run_id, "predict", "quarantine", pd.concat(quarantined))
-    summary = {**counts, "model_name": name, "model_version": version, "unseen_categories": unseen}
+    summary = {**counts, "model_name": name, "model_version": version, "scored_by": scored_by,
+               "unseen_categories": unseen}
     store.write_table(run_id, "predict", "predict_report", pd.DataFrame([{
         **{k: v for k, v in summary.items() if k != "unseen_categories"}, "source": mask(src),
         "unseen_categories": json.dumps(unseen), "scored_at": scored_at}]))
-    run_logger().info("predict: %s v%d scored %d of %d rows, %d quarantined%s", name, version, counts["rows_scored"],
+    run_logger().info("predict: %s v%d (%s) scored %d of %d rows, %d quarantined%s", name, version, scored_by,
+                      counts["rows_scored"],
                       counts["rows_in"], counts["rows_quarantined"],
                       f"; unseen categories in {', '.join(unseen)}" if unseen else "")
     return {**summary, "predictions": predictions}

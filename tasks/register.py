@@ -54,7 +54,7 @@ def check_gate(metrics: dict[str, float], gate: dict[str, float]) -> list[str]:
 @task(name="register")
 def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metrics: ArtifactRef, task_type: str,
              settings: RegisterSettings, dataset: str, lineage: dict[str, Any],
-             reference_profile: ArtifactRef | None = None) -> dict[str, Any]:
+             reference_profile: ArtifactRef | None = None, serving: ArtifactRef | None = None) -> dict[str, Any]:
     """Prefect task: gate the model on its test metrics, then register it with its lineage.
 
     Args:
@@ -67,6 +67,7 @@ def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metric
         dataset: Dataset name (the default model name).
         lineage: Run facts (settings, data hash, seed); code, library and device facts are added here.
         reference_profile: The drift reference profile, stored with the version as ``reference_profile.parquet``.
+        serving: The compress stage's serving variant, stored with the version and recorded with its hash.
 
     Returns:
         The registered version (name, version, aliases...).
@@ -92,13 +93,15 @@ def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metric
         if reference_profile is not None:
             files[PROFILE_FILE] = store.read_file(reference_profile)
         meta = json.loads(files["model.json"])
-        info = registry.register(name, files, run_id, meta["family"], task_type, metrics, lineage)
-        run_logger().info("register: %s v%d [%s] (%s); quality gate passed: %s", name, info["version"],
-                          ", ".join(info["aliases"]), meta["family"],
+        info = registry.register(name, files, run_id, meta["family"], task_type, metrics, lineage,
+                                 store.read_bundle(serving) if serving is not None else None)
+        run_logger().info("register: %s v%d [%s] (%s, served by %s); quality gate passed: %s", name, info["version"],
+                          ", ".join(info["aliases"]), meta["family"], info["serving_variant"] or "the native model",
                           ", ".join(f"{k} {'>=' if DIRECTION.get(k, True) else '<='} {v}" for k, v in gate.items()))
         store.write_table(run_id, "register", "registered_version", pd.DataFrame([{
             "model_name": name, "version": info["version"], "aliases": ",".join(info["aliases"]),
-            "uri": info["uri"], "sha256": info["sha256"], "registry_url": registry.display_url}]))
+            "uri": info["uri"], "sha256": info["sha256"], "serving_variant": info["serving_variant"] or "native",
+            "serving_sha256": info["serving_sha256"], "registry_url": registry.display_url}]))
         return {k: v for k, v in info.items() if k != "created"}
     finally:
         registry.close()

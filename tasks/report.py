@@ -59,8 +59,10 @@ def summary_markdown(summary: dict[str, Any], leaderboard: pd.DataFrame, gaps: p
 @task(name="report")
 def report(store_root: str, run_id: str, dataset: str, trained: dict[str, ArtifactRef],
            evaluation: dict[str, ArtifactRef], validation_results: ArtifactRef | None,
-           registered: dict[str, Any], task_type: str) -> dict[str, Any]:
+           registered: dict[str, Any], task_type: str, compression: ArtifactRef | None = None) -> dict[str, Any]:
     """Prefect task: write ``report/run_summary`` and publish the markdown and metrics artifacts.
+
+    ``compression`` is the compress stage's report: its rows go into the summary (``compression``).
 
     Returns:
         The summary (run id, folder, model, version, test metrics, artifact paths).
@@ -86,10 +88,15 @@ def report(store_root: str, run_id: str, dataset: str, trained: dict[str, Artifa
         "estimators": dict(zip(board["family"], board["estimator"])), "model_name": registered["name"],
         "version": registered["version"],
         "aliases": registered["aliases"], "test_metrics": test, "test_leaderboard": test_board,
-        "model_uri": store.uri(trained["model"]), "registry_uri": registered["uri"]}
+        "model_uri": store.uri(trained["model"]), "registry_uri": registered["uri"],
+        "serving_variant": registered.get("serving_variant") or "native"}
+    if compression is not None:
+        columns = ["variant", "status", "metric", "value", "size_bytes", "p50_ms", "rows_per_s", "serving", "reason"]
+        summary["compression"] = [{k: (None if pd.isna(v) else v) for k, v in r.items()}
+                                  for r in store.read_table(compression)[columns].to_dict("records")]
     store.write_table(run_id, "report", "run_summary", pd.DataFrame([{
         **{k: v for k, v in summary.items() if k not in ("test_metrics", "aliases", "test_leaderboard",
-                                                         "estimators")},
+                                                         "estimators", "compression")},
         "aliases": ",".join(summary["aliases"]), "test_metrics": json.dumps(test),
         "test_leaderboard": json.dumps(test_board)}]))
     publish("markdown", summary_markdown(summary, board, gaps, warnings, plots), f"training-{dataset}",

@@ -62,6 +62,24 @@ class ModelVersion(Base):
     created: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
+class ServingVariant(Base):
+    """The compressed variant a version is served with (the compress stage's pick); its files are stored in the
+    version's folder under the prefix ``serving.``, and ``sha256`` is their own digest. A version without a row
+    is served by its native model."""
+
+    __tablename__ = "serving_variants"
+    model_name: Mapped[str] = mapped_column(sa.ForeignKey("registered_models.name"), primary_key=True)
+    version: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    variant: Mapped[str] = mapped_column(sa.String(100))
+    runtime: Mapped[str] = mapped_column(sa.String(20))
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    gate: Mapped[dict] = mapped_column(sa.JSON)
+    created: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+SERVING_PREFIX = "serving."
+
+
 class ModelAlias(Base):
     __tablename__ = "model_aliases"
     model_name: Mapped[str] = mapped_column(sa.ForeignKey("registered_models.name"), primary_key=True)
@@ -148,16 +166,23 @@ class Registry:
                                   detail=json.loads(json.dumps(detail, default=str)), created=_now()))
 
     def register(self, name: str, files: dict[str, bytes], run_id: str, family: str, task_type: str,
-                 metrics: dict[str, float], lineage: dict[str, Any]) -> dict[str, Any]:
+                 metrics: dict[str, float], lineage: dict[str, Any],
+                 serving: dict[str, bytes] | None = None) -> dict[str, Any]:
         """Add a model version; ``candidate`` points at it, and ``production`` too if the model has none.
 
         The files are stored under their own content hash, computed here, before the version row that
-        points at them is committed.
+        points at them is committed. ``serving``: the files of the variant that serves the version
+        (``trainflow.export.variant_files``), stored beside the native model and recorded with their hash.
 
         Returns:
             The new version's row as a dict.
         """
         check_name(name, "model name")
+        serving_meta = None
+        if serving:
+            serving_meta = json.loads(serving["serving.json"])
+            serving_meta["sha256"] = folder_digest(serving)
+            files = {**files, **{SERVING_PREFIX + k: v for k, v in serving.items()}}
         sha256 = folder_digest(files)
         rel = f"models/{name}/{sha256}"
         ArtifactStore(self.root).put_folder(rel, files, exist_ok=True)  # content-addressed: stored once
@@ -169,6 +194,11 @@ class Registry:
                                      uri=rel, sha256=sha256, metrics=metrics,
                                      lineage=json.loads(json.dumps(lineage, default=str)), created=_now()))
             self._event(session, name, version, "registered", run_id=run_id, metrics=metrics)
+            if serving_meta is not None:
+                session.add(ServingVariant(model_name=name, version=version, variant=serving_meta["variant"],
+                                           runtime=serving_meta["runtime"], sha256=serving_meta["sha256"],
+                                           gate=json.loads(json.dumps(serving_meta.get("gate", {}), default=float)),
+                                           created=_now()))
             self._set_alias(session, name, "candidate", version, reason="newly registered")
             if session.get(ModelAlias, (name, "production")) is None:
                 self._set_alias(session, name, "production", version, reason="first version of this model")
@@ -264,9 +294,13 @@ class Registry:
                 raise RegistryError(f"model '{name}' has no version {version}")
             aliases = session.execute(sa.select(ModelAlias.alias).where(ModelAlias.model_name == name,
                                                                         ModelAlias.version == version)).scalars().all()
+            serving = session.get(ServingVariant, (name, version))
             return {"name": name, "version": version, "run_id": row.run_id, "family": row.family, "task": row.task,
                     "uri": ArtifactStore(self.root).path_uri(row.uri), "sha256": row.sha256, "metrics": row.metrics, "lineage": row.lineage,
-                    "created": row.created, "aliases": sorted(aliases)}
+                    "created": row.created, "aliases": sorted(aliases),
+                    "serving_variant": serving.variant if serving else None,
+                    "serving_runtime": serving.runtime if serving else None,
+                    "serving_sha256": serving.sha256 if serving else None}
 
     def _version_files(self, name: str, version: int | None, alias: str | None) -> tuple[dict, dict[str, bytes]]:
         """A version's row and its stored files, hash-checked."""
@@ -276,13 +310,40 @@ class Registry:
                           path=f"models/{name}/{info['sha256']}", sha256=info["sha256"])
         return info, ArtifactStore(self.root).read_bundle(ref)
 
-    def load(self, name: str, version: int | None = None, alias: str | None = "production") -> tuple[Any, dict]:
-        """Load a version's serving Pipeline and metadata (by number, or by alias)."""
+    def load(self, name: str, version: int | None = None, alias: str | None = "production",
+             variant: str = "native") -> tuple[Any, dict]:
+        """Load a version's model and metadata (by number, or by alias).
+
+        Args:
+            variant: ``native`` (the Pipeline as trained), ``serving`` (the variant the compress stage chose for
+                the version, or the native Pipeline when it has none), or a variant's name or runtime (``onnx``),
+                which must be the version's serving variant.
+
+        Raises:
+            RegistryError: The version has no such variant, or its files do not match their recorded hash.
+        """
         info, files = self._version_files(name, version, alias)
         from trainflow.modelio import load_bundle  # scikit-learn, only when a model is loaded
 
-        pipeline, meta = load_bundle(files)
-        return pipeline, {**meta, "registry_version": info["version"], "aliases": info["aliases"]}
+        facts = {"registry_version": info["version"], "aliases": info["aliases"]}
+        if variant != "native" and info["serving_variant"] is not None:
+            if variant not in ("serving", info["serving_variant"], info["serving_runtime"]):
+                raise RegistryError(f"model '{name}' v{info['version']} is served by '{info['serving_variant']}' "
+                                    f"({info['serving_runtime']}); it has no variant '{variant}' (ask for native or "
+                                    "serving)")
+            from trainflow.export import load_variant
+
+            served = {k.removeprefix(SERVING_PREFIX): v for k, v in files.items() if k.startswith(SERVING_PREFIX)}
+            if folder_digest(served) != info["serving_sha256"]:
+                raise RegistryError(f"model '{name}' v{info['version']}: the serving variant's files do not match "
+                                    "their recorded sha256")
+            model, meta = load_variant(served)
+            return model, {**meta, **facts, "variant": info["serving_variant"]}
+        if variant not in ("native", "serving"):
+            raise RegistryError(f"model '{name}' v{info['version']} has no serving variant; it has no variant "
+                                f"'{variant}' (ask for native)")
+        pipeline, meta = load_bundle({k: v for k, v in files.items() if not k.startswith(SERVING_PREFIX)})
+        return pipeline, {**meta, **facts, "variant": "native"}
 
     def load_profile(self, name: str, version: int | None = None, alias: str | None = "production") -> pd.DataFrame:
         """The drift reference profile stored with a version.
@@ -302,11 +363,14 @@ class Registry:
 
 
 def load_model(name: str, version: int | None = None, alias: str | None = "production",
-               registry_url: str | None = None) -> Any:
-    """Load a registered model's serving Pipeline in one call: ``load_model("adult").predict(df)``."""
+               registry_url: str | None = None, variant: str = "native") -> Any:
+    """Load a registered model in one call: ``load_model("adult").predict(df)``.
+
+    ``variant="serving"`` (or ``"onnx"``) gives the version's serving variant, an object with the same
+    ``predict``/``predict_proba``/``classes_`` taking the same rows (``trainflow.features.as_model_input``)."""
     registry = Registry(registry_url)
     try:
-        return registry.load(name, version, alias)[0]
+        return registry.load(name, version, alias, variant)[0]
     finally:
         registry.close()
 

@@ -17,10 +17,12 @@ from tasks.evaluate import EvaluateSettings, evaluate
 from trainflow.registry import load_model, Registry
 from trainflow.schema import load_schema
 from trainflow.models import TrainSettings
-from trainflow.features import TransformSettings
+from trainflow.features import TransformSettings, as_model_input
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = {"ingest", "validate", "split", "transform", "tune", "train", "evaluate", "drift", "register", "report"}
+SCHEMA = load_schema("adult")
+STAGES = {"ingest", "validate", "split", "transform", "tune", "train", "evaluate", "compress", "drift", "register",
+          "report"}
 
 
 def _settings(work: dict[str, str], **changes) -> TrainingSettings:
@@ -75,6 +77,14 @@ def test_training_flow_end_to_end(first_run: dict, work: dict[str, str]) -> None
     raw = store.read_table(store.find(first_run["run_id"], "split", "test"))
     model = load_model("adult", registry_url=work["registry"])
     assert model.predict(raw.drop(columns=["income"]).head(5)).shape == (5,)
+    # compress: the report, and the variant it chose registered with its hash (ONNX Runtime passes on Adult)
+    report = store.read_table(store.find(first_run["run_id"], "compress", "compression_report"))
+    assert report.iloc[0]["variant"] == "native" and report["serving"].sum() == 1
+    chosen = report[report["serving"]].iloc[0]
+    assert chosen["status"] == "kept" and chosen["runtime"] == "onnx" and chosen["metric_drop"] <= 0.01
+    assert info["serving_variant"] == chosen["variant"] and len(info["serving_sha256"]) == 64
+    assert first_run["serving_variant"] == chosen["variant"]
+    assert [v["variant"] for v in first_run["compression"]] == report["variant"].tolist()
 
 
 def test_prefect_artifacts_on_the_run(first_run: dict) -> None:
@@ -183,9 +193,15 @@ def test_batch_inference_scores_quarantines_and_matches_the_model(first_run: dic
     preds = pd.read_parquet(out["predictions_path"])
     assert preds["row_id"].tolist() == [i for i in range(2000) if i % 40]  # the input's row ids, in order
     assert set(preds["model_version"]) == {1} and preds["scored_at"].notna().all()
+    served = Registry(work["registry"]).version_info("adult", 1)["serving_variant"]
+    assert set(preds["scored_by"]) == {served} and out["scored_by"] == served  # the variant compress chose
+    kept = rows.drop(index=range(0, 2000, 40))
+    serving = load_model("adult", registry_url=work["registry"], variant="serving")
+    assert preds["proba_>50K"].to_numpy() == pytest.approx(serving.predict_proba(as_model_input(kept, SCHEMA))[:, 1])
+    native = pd.read_parquet(run(10_000, variant="native")["predictions_path"])
+    assert set(native["scored_by"]) == {"native"}
     model = load_model("adult", registry_url=work["registry"])
-    expected = model.predict_proba(rows.drop(index=range(0, 2000, 40)))[:, 1]
-    assert preds["proba_>50K"].to_numpy() == pytest.approx(expected)
+    assert native["proba_>50K"].to_numpy() == pytest.approx(model.predict_proba(kept)[:, 1])
     quarantine = pd.read_parquet(Path(out["run_dir"]) / "predict" / "quarantine.parquet")
     assert len(quarantine) == 50 and set(quarantine["_column"]) == {"age"}
     one_batch = pd.read_parquet(run(10_000)["predictions_path"])

@@ -1,0 +1,393 @@
+"""Compress: smaller and faster variants of the trained model, kept only where they keep its predictions.
+
+Variants of the selected model (``make_variants``):
+
+- ``onnx``: the whole serving Pipeline, preprocessing included, as one ONNX graph under ONNX Runtime
+  (``trainflow.export``); the same model in another runtime.
+- ``onnx_int8``: ONNX Runtime dynamic int8 quantisation of that graph, where the graph has weights it
+  quantises (MatMul/Gemm: networks); tree ensembles and scikit-learn's linear operators have none, and the
+  report says so.
+- ``lightgbm_<k>`` and ``onnx_lightgbm_<k>``: LightGBM with only its first k trees, k the smallest of 1/8,
+  1/4 and 1/2 of the trees whose validation score stays within half the allowed drop (a smaller model, not
+  only another format).
+
+The parity gate (``gate``) measures each variant against the native model on the test rows, in this
+process on the same rows: file size, the main metric, the largest difference of its predictions from
+the native model's (class probabilities; for regression relative to the predictions' standard deviation),
+batch-of-1 latency (p50 and p99 over ``latency_calls`` calls) and batch rows per second. ONNX's tree operators
+compare in float32 where LightGBM compares in float64, so a value within float32 rounding of a split threshold
+may take the other branch: the ONNX variant of a LightGBM model can differ on a rare row, and the report counts
+the rows beyond the tolerance (``rows_over_tolerance``). A variant is kept
+when its relative metric drop is within ``max_metric_drop`` and its predictions within ``tolerance``
+(``lossy_tolerance`` for variants that change the model). The fastest kept variant (rows/s on batches, or
+p50 for single rows, as ``speed`` says) becomes the serving variant the register stage records; the
+native model stays the fallback.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from pydantic import Field
+from sklearn.pipeline import Pipeline
+
+from tasks.evaluate import label_values
+from trainflow.catalog import ArtifactRef, ArtifactStore, folder_digest
+from trainflow.errors import ArtifactError
+from trainflow.features import as_model_input
+from trainflow.forms import FormModel
+from trainflow.metrics import DIRECTION, predict_scores, score
+from trainflow.modelio import load_bundle
+from trainflow.progress import run_logger
+from trainflow.schema import DatasetSchema
+from trainflow.ui import embedded_png, publish, readable, table_rows
+
+
+class CompressSettings(FormModel):
+    """Which compressed variants are made and what they must keep."""
+
+    enabled: bool = Field(True, description="make and gate compressed variants (ONNX, int8, fewer trees); off: "
+                                            "the native model serves")
+    max_metric_drop: float = Field(0.01, ge=0, description="largest relative drop of the main test metric a variant "
+                                                           "may cost (0.01: 1%)")
+    tolerance: float = Field(1e-3, ge=0, description="largest difference from the native predictions for a format "
+                                                     "change (ONNX, float32 inside): probabilities, or values over "
+                                                     "their std")
+    lossy_tolerance: float = Field(0.2, ge=0, description="the same for variants that change the model (int8, fewer "
+                                                          "trees), which the metric drop judges first; a broken "
+                                                          "variant differs far more")
+    fewer_trees: bool = Field(True, description="offer LightGBM with fewer trees (chosen on the validation split)")
+    latency_calls: int = Field(200, ge=10, description="single-row calls timed per variant (p50 and p99)")
+    batch_rows: int = Field(1024, ge=1, description="rows per call for the throughput figure")
+    speed: Literal["batch", "single"] = Field("batch", description="what 'fastest' means for the serving variant: "
+                                                                   "rows/s on batches (batch inference) or single-row "
+                                                                   "p50 latency (online)")
+
+
+@dataclass
+class Variant:
+    """A candidate: a name, its model (the native Pipeline's prediction API), how it was made."""
+
+    name: str
+    runtime: Literal["native", "onnx"]
+    model: Any
+    lossy: bool
+    note: str
+    size: int = 0
+    meta: dict = field(default_factory=dict)
+
+
+def _known_categories(pipeline: Pipeline, schema: DatasetSchema) -> dict[str, list[str]]:
+    from tasks.predict import known_categories
+
+    return {k: sorted(v) for k, v in known_categories(pipeline, schema).items()}
+
+
+def _onnx_variant(name: str, pipeline: Pipeline, schema: DatasetSchema, classes: list | None, note: str,
+                  lossy: bool) -> Variant:
+    from trainflow.export import OnnxModel, to_onnx
+
+    data = to_onnx(pipeline, schema)
+    categories = _known_categories(pipeline, schema)
+    model = OnnxModel(data, [c.name for c in schema.features], classes, categories, schema.name)
+    return Variant(name, "onnx", model, lossy, note, len(data),
+                   {"features": [c.name for c in schema.features], "classes": classes, "categories": categories})
+
+
+def _int8_variant(base: Variant, schema: DatasetSchema) -> Variant | str:
+    """ONNX Runtime's dynamic quantisation of an ONNX variant, or why it does not apply."""
+    import onnx
+
+    graph = onnx.load_from_string(base.model.data)
+    weighted = [n.op_type for n in graph.graph.node if n.op_type in ("MatMul", "Gemm")]
+    if not weighted:
+        ops = sorted({n.op_type for n in graph.graph.node if n.domain == "ai.onnx.ml"} - {"LabelEncoder"})
+        return f"the graph has no MatMul/Gemm weights to quantise ({', '.join(ops) or 'no weights'})"
+    import tempfile
+    from pathlib import Path
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from trainflow.export import OnnxModel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
+        src.write_bytes(base.model.data)
+        quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+        data = dst.read_bytes()
+    m = base.meta
+    model = OnnxModel(data, m["features"], m["classes"], m["categories"], schema.name)
+    return Variant(f"{base.name}_int8", "onnx", model, True, "int8 weights (onnxruntime quantize_dynamic)", len(data),
+                   base.meta)
+
+
+def _fewer_trees(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validation: pd.DataFrame,
+                 history: pd.DataFrame | None, allowed_drop: float) -> tuple[Pipeline, int, int, str] | str | None:
+    """The pipeline with LightGBM's first k trees, k the smallest of n/8, n/4, n/2, 3n/4 that costs less than
+    ``allowed_drop`` (relative), judged on rows the model did not learn from: the validation split when the
+    model was trained on the training split only; after a refit on train+validation, LightGBM's own
+    out-of-fold loss curves from cross-validation (``train/training_history``), at the same fraction of trees.
+    None when the model is not LightGBM; why not, when no k qualifies."""
+    from trainflow.modelio import LightGBMModel
+
+    model = pipeline.steps[-1][1]
+    if not isinstance(model, LightGBMModel):
+        return None
+    n = model.booster_.num_trees() // max(1, model.booster_.num_model_per_iteration())
+
+    def truncated(k: int) -> Pipeline:
+        small = type(model).from_text(model.booster_.model_to_string(num_iteration=k), classes=model.classes)
+        return Pipeline(pipeline.steps[:-1] + [("model", small)])
+
+    refit = "CV" in str(meta.get("selected_on", ""))
+    if refit:
+        folds = None if history is None else history[(history["family"] == meta["family"])
+                                                     & history["fit"].astype(str).str.startswith("fold")]
+        if folds is None or folds.empty:
+            return "not applicable: no out-of-fold curves to choose the trees on"
+        loss_name = folds["metric"].iloc[0]
+        # iterations every fold reached (a fold that stopped early has no value after its end)
+        curve = folds[folds["metric"] == loss_name].pivot_table(index="iteration", columns="fit", values="value")
+        curve = curve.dropna().mean(axis=1)
+        if curve.empty:
+            return "not applicable: no out-of-fold curves to choose the trees on"
+
+        def loss_at(k: int) -> float:
+            return float(curve.iloc[min(k, len(curve)) - 1])
+
+        full = loss_at(n)
+        costs = []
+        for k in FRACTIONS(n):
+            at = loss_at(k)
+            costs.append(_relative_drop("log_loss", full, at))  # a loss: lower is better
+            if costs[-1] <= allowed_drop:
+                return truncated(k), k, n, f"out-of-fold {loss_name} {at:.4f} against {full:.4f} with all {n}"
+        return (f"not applicable: {3 * n // 4} of {n} trees already cost {costs[-1]:.2%} of the out-of-fold "
+                f"{loss_name} (allowed {allowed_drop:.2%})" if costs else None)
+    metric = meta["selection_metric"]
+    x, y = as_model_input(validation, schema), label_values(validation, schema)
+    classes = getattr(model, "classes_", None)
+    full = score(schema.task, y, predict_scores(pipeline, x, schema.task), classes, schema.positive_class)[metric]
+    cost = None
+    for k in FRACTIONS(n):
+        candidate = truncated(k)
+        value = score(schema.task, y, predict_scores(candidate, x, schema.task), classes, schema.positive_class)[metric]
+        cost = _relative_drop(metric, full, value)
+        if cost <= allowed_drop:
+            return candidate, k, n, f"validation {metric} {value:.4f} against {full:.4f}"
+    return None if cost is None else (f"not applicable: {3 * n // 4} of {n} trees already cost {cost:.2%} of the "
+                                      f"validation {metric} (allowed {allowed_drop:.2%})")
+
+
+def FRACTIONS(n: int) -> list[int]:  # noqa: N802 - read as a constant
+    """Tree counts tried for the fewer-trees variant, smallest first."""
+    return sorted({k for k in (n // 8, n // 4, n // 2, 3 * n // 4) if 1 <= k < n})
+
+
+def _relative_drop(metric: str, reference: float, value: float) -> float:
+    """How much worse ``value`` is than ``reference`` as a fraction of it (negative: better)."""
+    worse = reference - value if DIRECTION.get(metric, True) else value - reference
+    return float(worse / max(abs(reference), 1e-12))
+
+
+def make_variants(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validation: pd.DataFrame,
+                  settings: CompressSettings, history: pd.DataFrame | None = None) -> tuple[list[Variant], list[dict]]:
+    """The candidate variants of a serving Pipeline, and a report row for each one that could not be made."""
+    from trainflow.export import ExportError
+
+    classes = meta.get("classes")
+    if classes is None and schema.is_classification:
+        classes = [str(c) for c in pipeline.classes_]
+    variants, skipped = [], []
+    try:
+        onnx = _onnx_variant("onnx", pipeline, schema, classes, "the whole Pipeline in ONNX Runtime", lossy=False)
+        variants.append(onnx)
+        int8 = _int8_variant(onnx, schema)
+        if isinstance(int8, str):
+            skipped.append({"variant": "onnx_int8", "runtime": "onnx", "status": "not applicable", "reason": int8})
+        else:
+            variants.append(int8)
+    except (ExportError, ArtifactError) as exc:
+        skipped.append({"variant": "onnx", "runtime": "onnx", "status": "failed", "reason": str(exc)})
+    if settings.fewer_trees:
+        found = _fewer_trees(pipeline, meta, schema, validation, history, settings.max_metric_drop / 2)
+        if isinstance(found, str):
+            skipped.append({"variant": "lightgbm_fewer_trees", "runtime": "native", "status": "not applicable",
+                            "reason": found.removeprefix("not applicable: ")})
+        elif found is not None:
+            small, k, n, why = found
+            note = f"first {k} of {n} trees ({why})"
+            from trainflow.modelio import bundle_files
+
+            size = sum(len(v) for v in bundle_files(small, {"family": meta["family"]}).values())
+            variants.append(Variant(f"lightgbm_{k}", "native", small, True, note, size))
+            try:
+                variants.append(_onnx_variant(f"onnx_lightgbm_{k}", small, schema, classes, note + " in ONNX Runtime",
+                                              lossy=True))
+            except (ExportError, ArtifactError) as exc:
+                skipped.append({"variant": f"onnx_lightgbm_{k}", "runtime": "onnx", "status": "failed",
+                                "reason": str(exc)})
+    return variants, skipped
+
+
+def _timed(model: Any, x: pd.DataFrame, task_type: str, calls: int, batch_rows: int) -> dict[str, float]:
+    """Batch-of-1 latency (p50, p99 in ms over ``calls`` calls, after a warm-up call) and rows/s on batches."""
+    predict_scores(model, x.iloc[:1], task_type)  # warm-up: lazy initialisation is not latency
+    single = []
+    for i in range(calls):
+        row = x.iloc[[i % len(x)]]
+        start = time.perf_counter()
+        predict_scores(model, row, task_type)
+        single.append(time.perf_counter() - start)
+    batch = x.iloc[:batch_rows]
+    reps = max(3, 5_000 // max(1, len(batch)))
+    start = time.perf_counter()
+    for _ in range(reps):
+        predict_scores(model, batch, task_type)
+    elapsed = time.perf_counter() - start
+    return {"p50_ms": float(np.percentile(single, 50) * 1e3), "p99_ms": float(np.percentile(single, 99) * 1e3),
+            "rows_per_s": reps * len(batch) / elapsed}
+
+
+def gate(schema: DatasetSchema, native: Variant, variants: list[Variant], test: pd.DataFrame, metric: str,
+         settings: CompressSettings) -> pd.DataFrame:
+    """The compression report: one row per model (native first), with the gate's verdict and the serving pick."""
+    x, y = as_model_input(test, schema), label_values(test, schema)
+    classes = getattr(native.model, "classes_", None)
+    reference = predict_scores(native.model, x, schema.task)
+    spread = max(float(np.std(reference)), 1e-12) if schema.task == "regression" else 1.0
+    rows = []
+    for v in [native, *variants]:
+        scores = reference if v is native else predict_scores(v.model, x, schema.task)
+        value = score(schema.task, y, scores, classes, schema.positive_class).get(metric, np.nan)
+        per_row = np.abs(np.asarray(scores, dtype=float) - reference).reshape(len(x), -1).max(axis=1) / spread
+        limit = settings.lossy_tolerance if v.lossy else settings.tolerance
+        diff = float(per_row.max() * spread) if len(x) else 0.0
+        rows.append({"variant": v.name, "runtime": v.runtime, "lossy": v.lossy, "note": v.note, "size_bytes": v.size,
+                     "metric": metric, "value": float(value), "max_abs_diff": diff, "max_rel_diff": diff / spread,
+                     "rows_over_tolerance": int((per_row > limit).sum()),
+                     **_timed(v.model, x, schema.task, settings.latency_calls, settings.batch_rows)})
+    report = pd.DataFrame(rows)
+    base = report.iloc[0]
+    report["metric_drop"] = [_relative_drop(metric, base["value"], v) for v in report["value"]]
+    report["size_ratio"] = report["size_bytes"] / max(base["size_bytes"], 1)
+    report["speedup_p50"] = base["p50_ms"] / report["p50_ms"]
+    report["speedup_rows"] = report["rows_per_s"] / base["rows_per_s"]
+    status, reasons = [], []
+    for r in report.to_dict("records"):
+        limit = settings.lossy_tolerance if r["lossy"] else settings.tolerance
+        why = []
+        if r["variant"] == native.name:
+            status.append("reference")
+            reasons.append("the native model (the fallback)")
+            continue
+        if r["metric_drop"] > settings.max_metric_drop:
+            why.append(f"{metric} drops {r['metric_drop']:.2%} > {settings.max_metric_drop:.2%}")
+        if r["max_rel_diff"] > limit:
+            what = "values (over their std)" if schema.task == "regression" else "probabilities"
+            why.append(f"{what} differ by up to {r['max_rel_diff']:.3g} > {limit:g} on {r['rows_over_tolerance']} "
+                       f"of {len(x)} rows")
+        status.append("rejected" if why else "kept")
+        reasons.append("; ".join(why) or "within the gate")
+    report["status"], report["reason"] = status, reasons
+    passing = report[report["status"].isin(["kept", "reference"])]
+    best = passing["rows_per_s"].idxmax() if settings.speed == "batch" else passing["p50_ms"].idxmin()
+    report["serving"] = report.index == best
+    return report
+
+
+def size_latency_figure(report: pd.DataFrame):  # noqa: ANN201 (matplotlib Figure)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in report.to_dict("records"):
+        marker = "*" if r["serving"] else ("o" if r["status"] in ("kept", "reference") else "x")
+        ax.scatter(r["size_bytes"] / 1024, r["p50_ms"], marker=marker, s=120 if r["serving"] else 50)
+        ax.annotate(r["variant"], (r["size_bytes"] / 1024, r["p50_ms"]), textcoords="offset points", xytext=(5, 5),
+                    fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("size (KiB)")
+    ax.set_ylabel("single-row latency p50 (ms)")
+    ax.set_title("Variants: size and latency (* serving, x rejected)")
+    return fig
+
+
+@task(name="compress")
+def compress(store_root: str, run_id: str, schema: DatasetSchema, model: ArtifactRef, splits: dict[str, ArtifactRef],
+             settings: CompressSettings) -> dict[str, ArtifactRef]:
+    """Prefect task: make the variants, gate them on the test split, and write ``compress/compression_report``,
+    ``compress/size_latency.png`` and, when a variant beats the native model, ``compress/serving`` (its files,
+    ``trainflow.export.variant_files``), which the register stage stores with the version.
+
+    Returns:
+        References by name (``serving`` only when a variant serves).
+    """
+    store = ArtifactStore(store_root)
+    files = store.read_bundle(model)
+    pipeline, meta = load_bundle(files)
+    validation, test = store.read_table(splits["validation"]), store.read_table(splits["test"])
+    native = Variant("native", "native", pipeline, False, f"{meta['family']} as trained ({meta['model_format']})",
+                     sum(len(v) for v in files.values()))
+    try:  # LightGBM's out-of-fold curves, for choosing fewer trees after a refit
+        history = store.read_table(store.find(model.run_id, "train", "training_history"))
+    except ArtifactError:
+        history = None
+    variants, skipped = make_variants(pipeline, meta, schema, validation, settings, history)
+    metric = meta["selection_metric"]
+    report = gate(schema, native, variants, test, metric, settings)
+    if skipped:
+        report = pd.concat([report, pd.DataFrame(skipped)], ignore_index=True)
+        report["serving"] = report["serving"].astype("boolean").fillna(False).astype(bool)
+    report["lossy"] = report["lossy"].astype("boolean")
+    refs = {"compression_report": store.write_table(run_id, "compress", "compression_report", report)}
+    measured = report[report["status"].isin(["kept", "reference", "rejected"])]
+    refs["size_latency"] = store.write_png(run_id, "compress", "size_latency", size_latency_figure(measured))
+    serving = report[report["serving"]].iloc[0]
+    log = run_logger()
+    for r in report.to_dict("records"):
+        if r["status"] in ("kept", "reference", "rejected"):
+            log.info("compress: %s %s: %s %.4f (drop %.2f%%), max diff %.2g, %.1f KiB, p50 %.3f ms, %.0f rows/s%s",
+                     r["variant"], r["status"], metric, r["value"], 100 * r["metric_drop"], r["max_abs_diff"],
+                     r["size_bytes"] / 1024, r["p50_ms"], r["rows_per_s"],
+                     "" if r["status"] != "rejected" else f" ({r['reason']})")
+        else:
+            log.info("compress: %s %s: %s", r["variant"], r["status"], r["reason"])
+    if serving["variant"] != native.name:
+        chosen = next(v for v in variants if v.name == serving["variant"])
+        from trainflow.export import variant_files
+
+        vmeta = {**chosen.meta, "variant": chosen.name, "runtime": chosen.runtime, "note": chosen.note,
+                 "family": meta["family"], "task": schema.task, "label": schema.label, "dataset": schema.name,
+                 "features": [c.name for c in schema.features], "classes": chosen.meta.get("classes", meta.get("classes")),
+                 "gate": {k: float(serving[k]) for k in ("value", "metric_drop", "max_abs_diff", "p50_ms", "p99_ms",
+                                                 "rows_per_s", "size_bytes")}, "metric": metric}
+        bundle = variant_files(chosen.model, vmeta)
+        refs["serving"] = store.write_bundle(run_id, "compress", "serving", bundle)
+        log.info("compress: serving variant %s (%.1fx the native rows/s, p50 %.3f ms against %.3f ms; sha256 %s)",
+                 chosen.name, serving["speedup_rows"], serving["p50_ms"], report.iloc[0]["p50_ms"],
+                 folder_digest(bundle)[:12])
+    else:
+        log.info("compress: the native model serves (no variant passed the gate faster)")
+    shown = ["variant", "status", "value", "metric_drop", "max_abs_diff", "size_bytes", "p50_ms", "p99_ms",
+             "rows_per_s", "speedup_rows", "serving", "reason"]
+    publish("table", table_rows(report[[c for c in shown if c in report.columns]].rename(columns={"value": metric})),
+            f"compression-{run_id}", f"Compressed variants of run {run_id}", on_flow_run=True)
+    plot = store.read_file(refs["size_latency"])
+    publish("markdown", f"# Compression of {meta['family']}\n\nServing: **{serving['variant']}** "
+                        f"({readable(serving['speedup_rows'], 3)}x the native rows/s, single-row p50 "
+                        f"{readable(serving['p50_ms'], 3)} ms). Kept: {', '.join(report.loc[report['status'] == 'kept', 'variant']) or 'none'}; "
+                        f"rejected: {', '.join(report.loc[report['status'] == 'rejected', 'variant']) or 'none'}.\n\n"
+                        f"{embedded_png(plot, 'size and latency of the variants')}",
+            f"compression-plot-{run_id}", f"Compression of run {run_id}", on_flow_run=True)
+    return refs
+
+
+__all__ = ["CompressSettings", "compress", "gate", "make_variants"]

@@ -1,0 +1,243 @@
+"""The compress stage: ONNX export parity for every tabular family, the parity gate, serving variants in the
+registry, the native fallback, and the same errors from the ONNX path as from the native one."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.compress import CompressSettings, Variant, gate, make_variants
+from tasks.predict import PredictSettings, predict, predict_frame
+from tasks.split import SplitSettings, split_data
+from tasks.train import train_models
+from tasks.transform import fit_transform_splits
+from trainflow.catalog import ArtifactStore
+from trainflow.errors import DataError, RegistryError
+from trainflow.export import OnnxModel, load_variant, to_onnx, variant_files
+from trainflow.features import TransformSettings, as_model_input
+from trainflow.metrics import predict_scores
+from trainflow.modelio import LightGBMModel, bundle_files, load_bundle
+from trainflow.models import TrainSettings
+from trainflow.registry import Registry, load_model
+from trainflow.schema import DatasetSchema, load_schema
+
+TABULAR = ["lightgbm", "logistic", "random_forest", "extra_trees", "decision_tree", "svm"]
+
+
+def _train(schema: DatasetSchema, raw: pd.DataFrame, families: list[str], folds: int = 0) -> tuple[dict, dict, dict]:
+    splits, _ = split_data(raw, schema, SplitSettings(), 0)
+    pre, feats = fit_transform_splits(splits, schema, TransformSettings())
+    serving, meta, _, _ = train_models(schema, feats["train"], feats["validation"], pre, TransformSettings(),
+                                       TrainSettings(families=families, cv_folds=folds), seed=0)
+    pipelines = {meta["family"]: serving, **meta["candidates"]}
+    clean = {k: v for k, v in meta.items() if k not in ("candidates", "oof")}
+    # each family as the registry hands it back: loaded from its safe files
+    loaded = {f: load_bundle(bundle_files(p, {**clean, "family": f})) for f, p in pipelines.items()}
+    return splits, loaded, clean
+
+
+@pytest.fixture(scope="module")
+def adult_models(adult_raw: pd.DataFrame, adult_schema: DatasetSchema):
+    raw = adult_raw.sample(2500, random_state=1).reset_index(drop=True)
+    return _train(adult_schema, raw, TABULAR)
+
+
+def _hard_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Test rows plus the cases a served model meets: missing numbers and categories, an unseen category."""
+    rows = rows.copy().reset_index(drop=True)
+    rows.loc[0, "age"] = np.nan
+    rows.loc[1, "workclass"] = None
+    rows.loc[2, "native-country"] = "Atlantis"
+    rows.loc[3, "occupation"] = np.nan
+    return rows
+
+
+def _assert_float32_parity(native: np.ndarray, served: np.ndarray) -> None:
+    """ONNX's tree operators compare in float32 where LightGBM compares in float64: a value within float32
+    rounding of a split threshold may take the other branch (one row in a few hundred, on some models).
+    Every other row matches to float32 precision (values relative to their spread)."""
+    assert served.shape == native.shape
+    diff = np.abs(served - native).reshape(len(native), -1).max(axis=1) / max(1.0, float(np.std(native)))
+    assert np.mean(diff < 1e-4) >= 0.98, np.sort(diff)[-5:]
+
+
+@pytest.mark.parametrize("family", TABULAR)
+def test_onnx_export_matches_the_native_pipeline(adult_models, adult_schema: DatasetSchema, family: str) -> None:
+    splits, loaded, _ = adult_models
+    pipeline, meta = loaded[family]
+    x = as_model_input(_hard_rows(splits["test"]), adult_schema)
+    onnx = OnnxModel(to_onnx(pipeline, adult_schema), [c.name for c in adult_schema.features], meta["classes"]
+                     if meta.get("classes") else [str(c) for c in pipeline.classes_])
+    native = pipeline.predict_proba(x)
+    served = onnx.predict_proba(x)
+    assert served.shape == native.shape
+    np.testing.assert_allclose(served, native, atol=1e-4)  # float32 inside the graph, the same decisions
+    assert (onnx.predict(x) == pipeline.predict(x)).mean() > 0.995  # a tie at 0.5 may flip in float32
+
+
+@pytest.mark.parametrize("dataset,families", [("diabetes", ["lightgbm", "logistic", "random_forest"]),
+                                              ("wine", ["lightgbm", "logistic"])])
+def test_onnx_export_of_regression_and_multiclass_models(dataset: str, families: list[str]) -> None:
+    from tasks.ingest import ingest_data
+
+    schema = load_schema(dataset)
+    splits, loaded, _ = _train(schema, ingest_data(schema)[0], families)
+    x = as_model_input(splits["test"], schema)
+    for family, (pipeline, meta) in loaded.items():
+        classes = None if schema.task == "regression" else [str(c) for c in pipeline.classes_]
+        onnx = OnnxModel(to_onnx(pipeline, schema), [c.name for c in schema.features], classes)
+        _assert_float32_parity(predict_scores(pipeline, x, schema.task), predict_scores(onnx, x, schema.task))
+
+
+@pytest.mark.parametrize("dataset", ["adult", "diabetes"])
+def test_onnx_export_of_the_ensemble_family(dataset: str, adult_raw: pd.DataFrame) -> None:
+    from tasks.ingest import ingest_data
+
+    schema = load_schema(dataset)
+    raw = adult_raw.sample(2000, random_state=2).reset_index(drop=True) if dataset == "adult" else \
+        ingest_data(schema)[0]
+    splits, loaded, _ = _train(schema, raw, ["lightgbm", "logistic", "random_forest", "ensemble"], folds=3)
+    pipeline, meta = loaded["ensemble"]
+    from trainflow.models.ensemble import WeightedEnsemble
+
+    assert isinstance(pipeline.steps[-1][1], WeightedEnsemble)
+    x = as_model_input(_hard_rows(splits["test"]) if dataset == "adult" else splits["test"], schema)
+    classes = None if schema.task == "regression" else [str(c) for c in pipeline.classes_]
+    onnx = OnnxModel(to_onnx(pipeline, schema), [c.name for c in schema.features], classes)
+    _assert_float32_parity(predict_scores(pipeline, x, schema.task), predict_scores(onnx, x, schema.task))
+    if classes:
+        assert (onnx.predict(x) == pipeline.predict(x)).mean() > 0.995
+
+
+def test_the_gate_keeps_the_onnx_variant_and_rejects_an_aggressive_one(adult_models,
+                                                                      adult_schema: DatasetSchema) -> None:
+    splits, loaded, _ = adult_models
+    pipeline, meta = loaded["lightgbm"]
+    settings = CompressSettings(latency_calls=20, batch_rows=256)
+    variants, skipped = make_variants(pipeline, meta, adult_schema, splits["validation"], settings)
+    assert "onnx" in [v.name for v in variants]
+    assert {"variant": "onnx_int8", "status": "not applicable"}.items() <= skipped[0].items()
+    booster = pipeline.steps[-1][1]
+    one_tree = type(booster).from_text(booster.booster_.model_to_string(num_iteration=1), classes=booster.classes)
+    from sklearn.pipeline import Pipeline
+
+    aggressive = Variant("lightgbm_1", "native", Pipeline(pipeline.steps[:-1] + [("model", one_tree)]), True,
+                         "an aggressive setting: 1 tree")
+    native = Variant("native", "native", pipeline, False, "as trained", 1)
+    report = gate(adult_schema, native, [*variants, aggressive], splits["test"], "roc_auc", settings).set_index(
+        "variant")
+    assert report.loc["native", "status"] == "reference"
+    assert report.loc["onnx", "status"] == "kept" and report.loc["onnx", "max_abs_diff"] < 1e-4
+    assert report.loc["lightgbm_1", "status"] == "rejected"
+    assert "roc_auc drops" in report.loc["lightgbm_1", "reason"]
+    assert report["serving"].sum() == 1 and report.loc[report["serving"]].iloc[0]["status"] in ("kept", "reference")
+    for column in ("size_bytes", "value", "max_abs_diff", "p50_ms", "p99_ms", "rows_per_s", "metric_drop"):
+        assert report[column].notna().all(), column
+    strict = gate(adult_schema, native, [aggressive], splits["test"], "roc_auc",
+                  settings.model_copy(update={"max_metric_drop": 1.0, "lossy_tolerance": 0.01})).set_index("variant")
+    assert "probabilities differ" in strict.loc["lightgbm_1", "reason"]  # the prediction check on its own
+
+
+def _register_with_serving(tmp_path, pipeline, meta, schema: DatasetSchema, serving_files: dict | None) -> str:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    registry = Registry(url)  # model files beside the database
+    try:
+        registry.register(schema.name, bundle_files(pipeline, meta), "run-1", meta["family"], schema.task,
+                          {"roc_auc": 0.9}, {}, serving_files)
+    finally:
+        registry.close()
+    return url
+
+
+def _onnx_files(pipeline, meta, schema: DatasetSchema) -> dict[str, bytes]:
+    features = [c.name for c in schema.features]
+    onnx = OnnxModel(to_onnx(pipeline, schema), features, meta["classes"])
+    return variant_files(onnx, {"variant": "onnx", "runtime": "onnx", "features": features,
+                                "classes": meta["classes"], "dataset": schema.name, "categories": {}})
+
+
+def test_registry_serves_the_variant_and_load_model_takes_raw_rows(adult_models, adult_schema: DatasetSchema,
+                                                                   tmp_path) -> None:
+    splits, loaded, _ = adult_models
+    pipeline, meta = loaded["lightgbm"]
+    files = _onnx_files(pipeline, meta, adult_schema)
+    url = _register_with_serving(tmp_path, pipeline, meta, adult_schema, files)
+    registry = Registry(url)
+    info = registry.version_info("adult", 1)
+    assert info["serving_variant"] == "onnx" and len(info["serving_sha256"]) == 64
+    served, served_meta = registry.load("adult", variant="onnx")
+    native, native_meta = registry.load("adult")
+    assert isinstance(served, OnnxModel) and served_meta["variant"] == "onnx" and native_meta["variant"] == "native"
+    raw = splits["test"].drop(columns=["income"])
+    np.testing.assert_allclose(served.predict_proba(as_model_input(raw, adult_schema)),
+                               native.predict_proba(as_model_input(raw, adult_schema)), atol=1e-4)
+    with pytest.raises(RegistryError, match="no variant 'int8'"):
+        registry.load("adult", variant="int8")
+    registry.close()
+    model = load_model("adult", registry_url=url, variant="onnx")  # the one-call API, raw rows in
+    assert model.predict(as_model_input(raw.head(5), adult_schema)).shape == (5,)
+
+
+def test_batch_inference_falls_back_to_the_native_model(adult_models, adult_schema: DatasetSchema, tmp_path) -> None:
+    splits, loaded, _ = adult_models
+    pipeline, meta = loaded["lightgbm"]
+    files = _onnx_files(pipeline, meta, adult_schema)
+    files["model.onnx"] = b"not an onnx graph"  # a variant that cannot load
+    url = _register_with_serving(tmp_path, pipeline, meta, adult_schema, files)
+    src = tmp_path / "rows.parquet"
+    splits["test"].drop(columns=["income"]).head(300).to_parquet(src)
+    root = str(tmp_path / "artifacts")
+    out = predict.fn(root, "run-x", adult_schema, str(src), None, PredictSettings(registry_url=url))
+    native = predict.fn(root, "run-y", adult_schema, str(src), None, PredictSettings(registry_url=url, variant="native"))
+    assert out["scored_by"] == "native" and native["scored_by"] == "native"
+    preds = ArtifactStore(root).read_table(out["predictions"])
+    assert set(preds["scored_by"]) == {"native"} and len(preds) == 300
+
+
+def test_the_onnx_path_gives_the_same_errors_as_the_native_one(adult_models, adult_schema: DatasetSchema) -> None:
+    splits, loaded, _ = adult_models
+    pipeline, meta = loaded["lightgbm"]
+    from tasks.compress import _known_categories
+
+    features = [c.name for c in adult_schema.features]
+    onnx = OnnxModel(to_onnx(pipeline, adult_schema), features, meta["classes"],
+                     _known_categories(pipeline, adult_schema), "adult")
+    rows = splits["test"].drop(columns=["income"]).head(20).reset_index(drop=True)
+    strict = adult_schema.model_copy(update={"unknown_categories": "error"})
+    cases = {"missing column": (rows.drop(columns=["age"]), adult_schema),
+             "unseen category": (rows.assign(workclass="Never-seen"), strict)}
+    for case, (bad, schema) in cases.items():
+        errors = []
+        for scorer in (None, onnx):
+            with pytest.raises(DataError) as caught:
+                predict_frame(pipeline, schema, bad, scorer=scorer)
+            errors.append(str(caught.value))
+        assert errors[0] == errors[1], case
+    wrong_type = as_model_input(rows, adult_schema).assign(age="forty")
+    with pytest.raises(DataError, match="column 'age'.*not numbers"):
+        onnx.predict_proba(wrong_type)
+    with pytest.raises(DataError, match="column 'hours-per-week'"):
+        onnx.predict_proba(as_model_input(rows, adult_schema).drop(columns=["hours-per-week"]))
+    # the serving path through the registry's own loader, from the files
+    model, vmeta = load_variant(variant_files(onnx, {"variant": "onnx", "runtime": "onnx", "features": features,
+                                                     "classes": meta["classes"], "dataset": "adult"}))
+    assert vmeta["variant"] == "onnx" and json.loads(json.dumps(vmeta))
+    np.testing.assert_allclose(model.predict_proba(as_model_input(rows, adult_schema)),
+                               pipeline.predict_proba(as_model_input(rows, adult_schema)), atol=1e-4)
+
+
+def test_fewer_trees_variant_is_a_truncated_booster(adult_models, adult_schema: DatasetSchema) -> None:
+    splits, loaded, _ = adult_models
+    pipeline, meta = loaded["lightgbm"]
+    settings = CompressSettings(max_metric_drop=0.5)  # generous: some fraction of the trees qualifies
+    variants, _ = make_variants(pipeline, meta, adult_schema, splits["validation"], settings)
+    small = [v for v in variants if v.name.startswith("lightgbm_")]
+    assert small and isinstance(small[0].model.steps[-1][1], LightGBMModel)
+    k = int(small[0].name.split("_")[1])
+    booster = pipeline.steps[-1][1].booster_
+    x = pipeline[:-1].transform(as_model_input(splits["test"], adult_schema))
+    np.testing.assert_allclose(small[0].model.steps[-1][1].booster_.predict(x), booster.predict(x, num_iteration=k))
+    assert small[0].size > 0 and any(v.name == f"onnx_lightgbm_{k}" for v in variants)

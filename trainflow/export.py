@@ -1,0 +1,401 @@
+"""ONNX: the whole serving Pipeline (preprocessing and model) as one graph, and a model that runs it.
+
+``to_onnx`` converts a serving Pipeline with skl2onnx: scikit-learn's steps by its own converters,
+LightGBM (native categoricals included) by onnxmltools' converter, and this project's transformers by the
+converters registered here (``CategoryCoder``: one ai.onnx.ml ``LabelEncoder`` per column; ``QuantileClipper``:
+``Min``/``Max`` against the learned bounds). ``OnnxModel`` runs the graph with ONNX Runtime and has the
+native Pipeline's ``predict``/``predict_proba``/``classes_``, taking the same rows (``as_model_input``): the only
+Python left on the serving path is handing each column over as a tensor (missing categories as the
+``__missing__`` category the coder learned, numbers as float64 with NaN for missing).
+
+Nothing here runs at import: the converters are registered on the first conversion.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import is_classifier
+from sklearn.pipeline import Pipeline
+
+from trainflow.errors import ArtifactError, DataError
+from trainflow.features import MISSING, UNKNOWN_CODE, CategoryCoder, QuantileClipper
+from trainflow.schema import DatasetSchema
+
+ONNX_OPSET = 17  # ai.onnx; ai.onnx.ml 3 (onnxruntime 1.32 runs both; skl2onnx 1.20 and onnxmltools 1.16 write them)
+ONNX_ML_OPSET = 3
+
+
+class ExportError(ArtifactError):
+    """A pipeline (or one of its steps) has no ONNX converter; the message names the step."""
+
+
+def _concat_inputs(scope: Any, operator: Any, container: Any) -> str:
+    """The operator's inputs as one tensor (a ColumnTransformer hands over one variable per column)."""
+    names = [v.full_name for v in operator.inputs]
+    if len(names) == 1:
+        return names[0]
+    out = scope.get_unique_variable_name("concat")
+    container.add_node("Concat", names, out, axis=1, name=scope.get_unique_operator_name("Concat"))
+    return out
+
+
+def _same_width_double(operator: Any) -> None:
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    rows = operator.inputs[0].get_first_dimension()
+    width = sum(v.get_second_dimension() or 1 for v in operator.inputs)
+    operator.outputs[0].type = DoubleTensorType([rows, width])
+
+
+def _convert_category_coder(scope: Any, operator: Any, container: Any) -> None:
+    """Per column: a LabelEncoder from the learned categories to their codes (rare ones share a code), any
+    other string to -1 (``UNKNOWN_CODE``), as the coder's ``transform`` does."""
+    coder: CategoryCoder = operator.raw_operator
+    x = _concat_inputs(scope, operator, container)
+    columns = []
+    for j, (frequent, rare) in enumerate(zip(coder.categories_, coder.infrequent_categories_)):
+        index = scope.get_unique_variable_name(f"col{j}_index")
+        container.add_initializer(index, 7, [1], [j])  # 7: INT64
+        column = scope.get_unique_variable_name(f"col{j}")
+        container.add_node("Gather", [x, index], column, axis=1, name=scope.get_unique_operator_name("Gather"))
+        keys = [str(k) for k in (*frequent, *rare)]
+        values = [float(i) for i in range(len(frequent))] + [float(len(frequent))] * len(rare)
+        coded = scope.get_unique_variable_name(f"col{j}_code")
+        as_float = scope.get_unique_variable_name(f"col{j}_float")
+        if keys:
+            container.add_node("LabelEncoder", column, as_float, op_domain="ai.onnx.ml", op_version=2,
+                               keys_strings=keys, values_floats=values, default_float=float(UNKNOWN_CODE),
+                               name=scope.get_unique_operator_name("LabelEncoder"))
+        else:  # a column seen only missing: every value is unknown
+            container.add_node("LabelEncoder", column, as_float, op_domain="ai.onnx.ml", op_version=2,
+                               keys_strings=[MISSING], values_floats=[float(UNKNOWN_CODE)],
+                               default_float=float(UNKNOWN_CODE), name=scope.get_unique_operator_name("LabelEncoder"))
+        container.add_node("Cast", as_float, coded, to=11, name=scope.get_unique_operator_name("Cast"))  # 11: DOUBLE
+        columns.append(coded)
+    if len(columns) == 1:
+        container.add_node("Identity", columns, operator.outputs[0].full_name,
+                           name=scope.get_unique_operator_name("Identity"))
+    else:
+        container.add_node("Concat", columns, operator.outputs[0].full_name, axis=1,
+                           name=scope.get_unique_operator_name("Concat"))
+
+
+def _convert_quantile_clipper(scope: Any, operator: Any, container: Any) -> None:
+    clipper: QuantileClipper = operator.raw_operator
+    x = _concat_inputs(scope, operator, container)
+    lower, upper = scope.get_unique_variable_name("lower"), scope.get_unique_variable_name("upper")
+    k = len(clipper.lower_)
+    container.add_initializer(lower, 11, [1, k], np.asarray(clipper.lower_, dtype=np.float64).tolist())  # 11: DOUBLE
+    container.add_initializer(upper, 11, [1, k], np.asarray(clipper.upper_, dtype=np.float64).tolist())
+    capped = scope.get_unique_variable_name("capped")
+    container.add_node("Min", [x, upper], capped, name=scope.get_unique_operator_name("Min"))
+    container.add_node("Max", [capped, lower], operator.outputs[0].full_name, name=scope.get_unique_operator_name("Max"))
+
+
+def _imputer_shape(operator: Any) -> None:
+    from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
+
+    if operator.inputs[0].type.__class__.__name__ == "DoubleTensorType":
+        _same_width_double(operator)
+    else:
+        calculate_sklearn_imputer_output_shapes(operator)
+
+
+def _convert_simple_imputer(scope: Any, operator: Any, container: Any) -> None:
+    """Missing numbers replaced by the learned statistics with standard operators (``Where(IsNaN)``), in the
+    input's own precision: ONNX Runtime's ai.onnx.ml Imputer takes float32 only."""
+    from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
+
+    if operator.inputs[0].type.__class__.__name__ != "DoubleTensorType":
+        convert_sklearn_imputer(scope, operator, container)
+        return
+    imputer = operator.raw_operator
+    x = _concat_inputs(scope, operator, container)
+    fill = scope.get_unique_variable_name("fill")
+    container.add_initializer(fill, 11, [1, len(imputer.statistics_)],
+                              np.asarray(imputer.statistics_, dtype=np.float64).tolist())
+    missing = scope.get_unique_variable_name("missing")
+    container.add_node("IsNaN", x, missing, name=scope.get_unique_operator_name("IsNaN"))
+    container.add_node("Where", [missing, fill, x], operator.outputs[0].full_name,
+                       name=scope.get_unique_operator_name("Where"))
+
+
+class _BoosterView:
+    """What onnxmltools' LightGBM converter reads from an estimator, for the project's loaded LightGBM models."""
+
+    def __init__(self, model: Any):
+        self.booster_ = model.booster_
+        self.classes_ = model.classes_ if getattr(model, "classes", None) is not None else None
+        average = model.booster_.params.get("average_output") or "average_output" in model.model_str_[:2000]
+        self.boosting_type = "rf" if average else "gbdt"
+
+
+def _convert_lightgbm(scope: Any, operator: Any, container: Any) -> None:
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+
+    model = operator.raw_operator
+    operator.raw_operator = _BoosterView(model)
+    try:
+        convert_lightgbm(scope, operator, container)
+    finally:
+        operator.raw_operator = model
+
+
+@functools.cache
+def register_converters() -> None:
+    """Teach skl2onnx this project's transformers and LightGBM models (once per process)."""
+    from lightgbm import LGBMClassifier, LGBMRegressor
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    from skl2onnx import update_registered_converter
+    from sklearn.impute import SimpleImputer
+    from skl2onnx.common.shape_calculator import (calculate_linear_classifier_output_shapes,
+                                                  calculate_linear_regressor_output_shapes)
+
+    from trainflow.modelio import LightGBMClassifierModel, LightGBMRegressorModel
+
+    classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    update_registered_converter(CategoryCoder, "TrainflowCategoryCoder", _same_width_double, _convert_category_coder)
+    update_registered_converter(QuantileClipper, "TrainflowQuantileClipper", _same_width_double,
+                                _convert_quantile_clipper)
+    update_registered_converter(SimpleImputer, "TrainflowSimpleImputer", _imputer_shape, _convert_simple_imputer,
+                                overwrite=True)
+    update_registered_converter(LightGBMClassifierModel, "TrainflowLightGBMClassifier",
+                                calculate_linear_classifier_output_shapes, _convert_lightgbm,
+                                options=classifier_options)
+    update_registered_converter(LightGBMRegressorModel, "TrainflowLightGBMRegressor",
+                                calculate_linear_regressor_output_shapes, _convert_lightgbm)
+    update_registered_converter(LGBMClassifier, "LightGbmLGBMClassifier", calculate_linear_classifier_output_shapes,
+                                convert_lightgbm, options=classifier_options)
+    update_registered_converter(LGBMRegressor, "LightGbmLGBMRegressor", calculate_linear_regressor_output_shapes,
+                                convert_lightgbm)
+
+
+def _initial_types(schema: DatasetSchema) -> list[tuple[str, Any]]:
+    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+
+    string_columns = {*schema.categorical_features, *schema.text_features}
+    return [(c.name, StringTensorType([None, 1]) if c.name in string_columns else DoubleTensorType([None, 1]))
+            for c in schema.features]
+
+
+def _merged_encoding(steps: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The steps with a one-hot ``encode`` step folded into the preprocessor, giving the same columns in the
+    same order (one-hot codes first, then the other columns as they were). In the graph the preprocessor's
+    output is one tensor whose columns have no names and, while skl2onnx parses, no known width, so a second
+    ColumnTransformer cannot pick columns from it; one ColumnTransformer picks them from the inputs."""
+    import copy
+
+    from sklearn.compose import ColumnTransformer
+
+    if len(steps) < 3 or not isinstance(steps[1][1], ColumnTransformer):
+        return steps
+    pre, encode = steps[0][1], steps[1][1]
+    chosen = [t for t in encode.transformers_ if t[0] != "remainder"]
+    # the remainder: 'passthrough', or the identity FunctionTransformer scikit-learn puts in its place once fitted
+    rest = [t for t in encode.transformers_ if t[0] == "remainder" and not (isinstance(t[1], str) and t[1] == "drop")]
+    cat = [t for t in pre.transformers_ if t[0] == "cat"]
+    if (len(chosen) != 1 or not cat or list(chosen[0][2]) != list(cat[0][2])
+            or any(not (t[1] == "passthrough" if isinstance(t[1], str) else getattr(t[1], "func", 0) is None)
+                   for t in rest)):
+        raise ExportError("no ONNX export for an encoding step other than one-hot of the categorical columns")
+    merged = copy.copy(pre)
+    merged.transformers_ = [("cat", Pipeline([("codes", cat[0][1]), ("onehot", chosen[0][1])]), cat[0][2]),
+                            *[t for t in pre.transformers_ if t[0] not in ("cat", "remainder")]]
+    return [(steps[0][0], merged), *steps[2:]]
+
+
+def to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
+    """The serving Pipeline as one ONNX graph: one input per feature column (strings for categories,
+    float64 for numbers), outputs ``label`` and ``probabilities`` (classifiers) or ``variable`` (regressors).
+
+    Preprocessing runs in float64, as scikit-learn does, and its result is cast to float32 right before the
+    model, whose ONNX operators compare in float32: a feature value equal to a split threshold (LightGBM puts
+    thresholds on training values) then rounds the same way as the threshold and takes the same branch.
+    Computing the preprocessing in float32 instead moved such values by one unit in the last place, to the
+    other side of the threshold (seen: 0.0008 on one Adult row).
+
+    Raises:
+        ExportError: A step has no converter (its type is named).
+    """
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.exceptions import MissingShapeCalculator
+
+    register_converters()
+    from skl2onnx.sklapi import CastTransformer
+
+    from trainflow.models.ensemble import WeightedEnsemble
+
+    if isinstance(pipeline.steps[-1][1], WeightedEnsemble):
+        return _ensemble_to_onnx(pipeline, schema)
+    steps = [(name, step) for name, step in pipeline.steps if not (isinstance(step, str) and step == "passthrough")]
+    steps = _merged_encoding(steps)
+    model = steps[-1][1]
+    plain = Pipeline([*steps[:-1], ("float32", CastTransformer(dtype=np.float32).fit(np.zeros((1, 1)))), steps[-1]])
+    options = {id(model): {"zipmap": False}} if is_classifier(model) else None
+    try:
+        with warnings.catch_warnings():  # skl2onnx reads SVC's probA_/probB_, deprecated in scikit-learn 1.9
+            warnings.simplefilter("ignore", FutureWarning)
+            onx = convert_sklearn(plain, initial_types=_initial_types(schema), options=options,
+                                  target_opset={"": ONNX_OPSET, "ai.onnx.ml": ONNX_ML_OPSET})
+    except MissingShapeCalculator as exc:
+        kind = str(exc).split("'")[1] if "'" in str(exc) else str(exc).splitlines()[0]
+        raise ExportError(f"no ONNX converter for {kind} (in the {type(model).__name__} pipeline)") from None
+    except (RuntimeError, TypeError, ValueError, NotImplementedError) as exc:
+        raise ExportError(f"ONNX export of the {type(model).__name__} pipeline failed: "
+                          f"{str(exc).splitlines()[0][:300]}") from None
+    return onx.SerializeToString()
+
+
+def _ensemble_to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
+    """A weighted ensemble as one graph: each member's whole pipeline (the shared preprocessor, its encoding and
+    model) converted on its own, its names prefixed, all reading the same inputs; then the weighted sum of their
+    probabilities (or values) and, for classifiers, the label of the largest probability."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    ensemble = pipeline.steps[-1][1]
+    classifier = is_classifier(ensemble)
+    classes = [str(c) for c in ensemble.classes_] if classifier else None
+    graphs = []
+    for i, member in enumerate(ensemble.members):
+        if classifier and [str(c) for c in member.classes_] != classes:
+            raise ExportError(f"ensemble member {ensemble.names[i]} orders its classes differently")
+        full = Pipeline([*pipeline.steps[:-1], *member.steps])
+        graphs.append(onnx.compose.add_prefix(onnx.load_from_string(to_onnx(full, schema)), f"m{i}_",
+                                              rename_inputs=False))
+    first = graphs[0].graph
+    nodes, initializers = [], []
+    for g in graphs:
+        nodes += list(g.graph.node)
+        initializers += list(g.graph.initializer)
+    out_index = 1 if classifier else 0  # probabilities, or the predicted values
+    weighted = []
+    for i, (g, weight) in enumerate(zip(graphs, ensemble.weights)):
+        w = f"ens_w{i}"
+        initializers.append(numpy_helper.from_array(np.asarray(weight, dtype=np.float32), w))
+        weighted.append(f"ens_weighted{i}")
+        nodes.append(helper.make_node("Mul", [g.graph.output[out_index].name, w], [weighted[-1]], name=f"ens_mul{i}"))
+    if classifier:
+        nodes.append(helper.make_node("Sum", weighted, ["probabilities"], name="ens_sum"))
+        nodes.append(helper.make_node("ArgMax", ["probabilities"], ["ens_argmax"], axis=1, keepdims=0,
+                                      name="ens_argmax"))
+        initializers.append(numpy_helper.from_array(np.asarray(classes, dtype=object), "ens_classes"))
+        nodes.append(helper.make_node("Gather", ["ens_classes", "ens_argmax"], ["label"], axis=0, name="ens_label"))
+        outputs = [helper.make_tensor_value_info("label", TensorProto.STRING, [None]),
+                   helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(classes)])]
+    else:
+        nodes.append(helper.make_node("Sum", weighted, ["variable"], name="ens_sum"))
+        outputs = [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])]
+    graph = helper.make_graph(nodes, "weighted_ensemble", list(first.input), outputs, initializers)
+    model = helper.make_model(graph, opset_imports=list(graphs[0].opset_import), producer_name="trainflow")
+    model.ir_version = graphs[0].ir_version
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+class OnnxModel:
+    """A serving Pipeline's ONNX graph under ONNX Runtime, with the Pipeline's prediction API.
+
+    Args:
+        data: The ``.onnx`` file's bytes.
+        features: The feature columns, in the order of the graph's inputs (``to_onnx`` writes the schema's).
+        classes: The class labels in the order of the probability columns (None for regression).
+        categories: Per categorical column, the categories training saw (``known_categories``), for the
+            same unseen-category check and report the native Pipeline gets.
+        dataset: The dataset's name, for error messages.
+        threads: ONNX Runtime intra-op threads (0: its default, every core).
+    """
+
+    def __init__(self, data: bytes, features: list[str], classes: list | None = None,
+                 categories: dict[str, list[str]] | None = None, dataset: str = "rows to score", threads: int = 0):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors for bad files
+            raise ArtifactError(f"not a loadable ONNX model: {str(exc).splitlines()[0][:200]}") from None
+        self.data = data
+        self.classes = None if classes is None else list(classes)
+        self.dataset = dataset
+        self.known_categories = {k: set(v) for k, v in (categories or {}).items()}
+        inputs = self.session.get_inputs()  # one per feature column, in the schema's order (names sanitised)
+        if len(inputs) != len(features):
+            raise ArtifactError(f"the ONNX model has {len(inputs)} inputs for {len(features)} feature columns")
+        self.inputs = [(column, i.name, i.type) for column, i in zip(features, inputs)]
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self.classes)
+
+    def feeds(self, x: pd.DataFrame) -> dict[str, np.ndarray]:
+        """One column tensor per input: strings (missing as ``__missing__``) or float64 (missing as NaN)."""
+        missing = [column for column, _, _ in self.inputs if column not in x.columns]
+        if missing:
+            raise DataError(self.dataset, f"feature column(s) {missing} missing", column=missing[0],
+                            rule="expect_column_to_exist")
+        out = {}
+        for column_name, name, kind in self.inputs:
+            column = x[column_name]
+            if kind == "tensor(string)":
+                values = column.astype("str").fillna(MISSING).to_numpy(dtype=object)
+            else:
+                try:
+                    values = pd.to_numeric(column).to_numpy(dtype=np.float64, na_value=np.nan)
+                except (ValueError, TypeError):
+                    raise DataError(self.dataset, "values that are not numbers in a numeric column",
+                                    column=column_name, rule="expect_column_values_to_be_of_type") from None
+            out[name] = values.reshape(-1, 1)
+        return out
+
+    def _run(self, x: pd.DataFrame) -> list[np.ndarray]:
+        return self.session.run(None, self.feeds(x))
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
+        probabilities = self._run(x)[1]
+        return np.asarray(probabilities, dtype=np.float64)
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray:
+        result = self._run(x)
+        if self.classes is None:
+            return np.asarray(result[0], dtype=np.float64).ravel()
+        return self.classes_[np.argmax(result[1], axis=1)]
+
+
+SERVING_META = "serving.json"
+
+
+def variant_files(model: Any, meta: dict) -> dict[str, bytes]:
+    """A variant's files: ``model.onnx`` for an ONNX variant, the native bundle's files otherwise, and
+    ``serving.json`` (variant name, runtime, feature order, classes, known categories)."""
+    import json
+
+    from trainflow.modelio import bundle_files
+
+    if isinstance(model, OnnxModel):
+        files = {"model.onnx": model.data}
+    else:
+        files = bundle_files(model, {k: v for k, v in meta.items() if k in ("family", "task", "label", "dataset")})
+    files[SERVING_META] = json.dumps(meta, indent=2, default=str).encode()
+    return files
+
+
+def load_variant(files: dict[str, bytes]) -> tuple[Any, dict]:
+    """The model of a variant's files (``variant_files``): an ``OnnxModel`` or a native Pipeline."""
+    import json
+
+    from trainflow.modelio import load_bundle
+
+    meta = json.loads(files[SERVING_META])
+    if meta["runtime"] == "onnx":
+        return OnnxModel(files["model.onnx"], meta["features"], meta.get("classes"), meta.get("categories"),
+                         meta.get("dataset", "rows to score")), meta
+    return load_bundle({k: v for k, v in files.items() if k != SERVING_META})[0], meta
