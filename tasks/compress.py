@@ -62,6 +62,8 @@ class CompressSettings(FormModel):
                                                           "trees), which the metric drop judges first; a broken "
                                                           "variant differs far more")
     fewer_trees: bool = Field(True, description="offer LightGBM with fewer trees (chosen on the validation split)")
+    prune_sparsity: float = Field(0.5, ge=0, lt=1, description="networks: share of the weights set to zero by global "
+                                                               "magnitude pruning, made permanent")
     latency_calls: int = Field(200, ge=10, description="single-row calls timed per variant (p50 and p99)")
     batch_rows: int = Field(1024, ge=1, description="rows per call for the throughput figure")
     speed: Literal["batch", "single"] = Field("batch", description="what 'fastest' means for the serving variant: "
@@ -71,7 +73,9 @@ class CompressSettings(FormModel):
 
 @dataclass
 class Variant:
-    """A candidate: a name, its model (the native Pipeline's prediction API), how it was made."""
+    """A candidate: a name, its model (the native Pipeline's prediction API), how it was made; ``servable``
+    when it has safe files the registry can store and load (a torch model in bf16 or with int8 tensors is
+    measured here but has no file format of its own in this project)."""
 
     name: str
     runtime: Literal["native", "onnx"]
@@ -80,6 +84,7 @@ class Variant:
     note: str
     size: int = 0
     meta: dict = field(default_factory=dict)
+    servable: bool = True
 
 
 def _known_categories(pipeline: Pipeline, schema: DatasetSchema) -> dict[str, list[str]]:
@@ -124,6 +129,86 @@ def _int8_variant(base: Variant, schema: DatasetSchema) -> Variant | str:
     model = OnnxModel(data, m["features"], m["classes"], m["categories"], schema.name)
     return Variant(f"{base.name}_int8", "onnx", model, True, "int8 weights (onnxruntime quantize_dynamic)", len(data),
                    base.meta)
+
+
+def _with_network(pipeline: Pipeline, module: Any, dtype: Any = None) -> Pipeline:
+    """The pipeline with its network's torch module replaced (inputs cast to ``dtype`` when given)."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    class Cast(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+            return self.inner(*[x.to(dtype) if x.is_floating_point() else x for x in xs]).float()
+
+    net = copy.copy(pipeline.steps[-1][1])
+    net.model_ = (Cast(module) if dtype is not None else module).eval()
+    return Pipeline(pipeline.steps[:-1] + [("model", net)])
+
+
+def _tensor_bytes(module: Any) -> int:
+    """Bytes of a module's weights as stored (an int8 tensor subclass counts its int8 data and scales)."""
+    total = 0
+    for t in module.state_dict().values():
+        parts = [getattr(t, name) for name in getattr(t, "__tensor_flatten__", lambda: ([], None))()[0]] or [t]
+        total += sum(p.numel() * p.element_size() for p in parts)
+    return total
+
+
+def _network_variants(pipeline: Pipeline, settings: CompressSettings,
+                      native_size: int) -> tuple[list[Variant], list[dict]]:
+    """bf16 weights, torchao int8 (dynamic activations, int8 weights) and global magnitude pruning, for a torch
+    network; measured in this process (only the pruned one, still a plain float32 network, has safe files).
+    A variant's size is the native bundle's with the weights swapped for the variant's."""
+    import copy
+    import logging
+
+    import torch
+    from torch.nn.utils import prune
+
+    from trainflow.modelio import bundle_files
+
+    net = pipeline.steps[-1][1]
+    base = net.model_
+    rest = native_size - _tensor_bytes(base)  # the preprocessing, the settings: what every variant keeps
+    variants, skipped = [], []
+    half = copy.deepcopy(base).to(torch.bfloat16)
+    variants.append(Variant("torch_bf16", "native", _with_network(pipeline, half, torch.bfloat16), True,
+                            "bfloat16 weights and activations", rest + _tensor_bytes(half), servable=False))
+    try:
+        for name in ("torchao", "torch.utils._pytree"):  # it logs every CUDA kernel it cannot load on a CPU
+            logging.getLogger(name).setLevel(logging.ERROR)
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+        quantised = copy.deepcopy(base)
+        quantize_(quantised, Int8DynamicActivationInt8WeightConfig())
+        variants.append(Variant("torch_int8", "native", _with_network(pipeline, quantised), True,
+                                "torchao quantize_: int8 weights, int8 dynamic activations",
+                                rest + _tensor_bytes(quantised),
+                                servable=False))
+    except ImportError:
+        skipped.append({"variant": "torch_int8", "runtime": "native", "status": "not applicable",
+                        "reason": "torchao is not installed (pip install torchao)"})
+    except Exception as exc:  # noqa: BLE001 - a quantiser failing on one layer type is a report row, not a crash
+        skipped.append({"variant": "torch_int8", "runtime": "native", "status": "failed",
+                        "reason": f"torchao: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"})
+    if settings.prune_sparsity > 0:
+        pruned = copy.deepcopy(base)
+        weights = [(m, "weight") for m in pruned.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+        prune.global_unstructured(weights, pruning_method=prune.L1Unstructured, amount=settings.prune_sparsity)
+        for m, name in weights:
+            prune.remove(m, name)  # permanent: the zeros are the weights now
+        small = _with_network(pipeline, pruned)
+        zeros = sum(int((m.weight == 0).sum()) for m, _ in weights) / max(1, sum(m.weight.numel() for m, _ in weights))
+        size = sum(len(v) for v in bundle_files(small, {"family": "pruned"}).values())
+        variants.append(Variant(f"torch_pruned_{round(100 * settings.prune_sparsity)}", "native", small, True,
+                                f"global L1 magnitude pruning, {zeros:.0%} of the weights zero (dense file)", size))
+    return variants, skipped
 
 
 def _fewer_trees(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validation: pd.DataFrame,
@@ -196,7 +281,8 @@ def _relative_drop(metric: str, reference: float, value: float) -> float:
 
 
 def make_variants(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validation: pd.DataFrame,
-                  settings: CompressSettings, history: pd.DataFrame | None = None) -> tuple[list[Variant], list[dict]]:
+                  settings: CompressSettings, history: pd.DataFrame | None = None,
+                  native_size: int = 0) -> tuple[list[Variant], list[dict]]:
     """The candidate variants of a serving Pipeline, and a report row for each one that could not be made."""
     from trainflow.export import ExportError
 
@@ -207,13 +293,30 @@ def make_variants(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validat
     try:
         onnx = _onnx_variant("onnx", pipeline, schema, classes, "the whole Pipeline in ONNX Runtime", lossy=False)
         variants.append(onnx)
-        int8 = _int8_variant(onnx, schema)
-        if isinstance(int8, str):
+        try:
+            int8 = _int8_variant(onnx, schema)
+        except Exception as exc:  # noqa: BLE001 - the quantiser's own errors become a report row
+            int8 = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        if isinstance(int8, str) and int8.startswith("failed: "):
+            skipped.append({"variant": "onnx_int8", "runtime": "onnx", "status": "failed",
+                            "reason": int8.removeprefix("failed: ")})
+        elif isinstance(int8, str):
             skipped.append({"variant": "onnx_int8", "runtime": "onnx", "status": "not applicable", "reason": int8})
         else:
             variants.append(int8)
     except (ExportError, ArtifactError) as exc:
         skipped.append({"variant": "onnx", "runtime": "onnx", "status": "failed", "reason": str(exc)})
+    if hasattr(pipeline.steps[-1][1], "export_module"):
+        made, failed = _network_variants(pipeline, settings, native_size)
+        variants += made
+        skipped += failed
+        pruned = [v for v in made if v.name.startswith("torch_pruned")]
+        for v in pruned:
+            try:
+                variants.append(_onnx_variant(f"onnx_{v.name.removeprefix('torch_')}", v.model, schema, classes,
+                                              v.note + " in ONNX Runtime", lossy=True))
+            except (ExportError, ArtifactError) as exc:
+                skipped.append({"variant": f"onnx_{v.name}", "runtime": "onnx", "status": "failed", "reason": str(exc)})
     if settings.fewer_trees:
         found = _fewer_trees(pipeline, meta, schema, validation, history, settings.max_metric_drop / 2)
         if isinstance(found, str):
@@ -295,7 +398,9 @@ def gate(schema: DatasetSchema, native: Variant, variants: list[Variant], test: 
         status.append("rejected" if why else "kept")
         reasons.append("; ".join(why) or "within the gate")
     report["status"], report["reason"] = status, reasons
-    passing = report[report["status"].isin(["kept", "reference"])]
+    servable = {v.name: v.servable for v in [native, *variants]}
+    report["servable"] = report["variant"].map(servable)
+    passing = report[report["status"].isin(["kept", "reference"]) & report["servable"]]
     best = passing["rows_per_s"].idxmax() if settings.speed == "batch" else passing["p50_ms"].idxmin()
     report["serving"] = report.index == best
     return report
@@ -340,7 +445,7 @@ def compress(store_root: str, run_id: str, schema: DatasetSchema, model: Artifac
         history = store.read_table(store.find(model.run_id, "train", "training_history"))
     except ArtifactError:
         history = None
-    variants, skipped = make_variants(pipeline, meta, schema, validation, settings, history)
+    variants, skipped = make_variants(pipeline, meta, schema, validation, settings, history, native.size)
     metric = meta["selection_metric"]
     report = gate(schema, native, variants, test, metric, settings)
     if skipped:

@@ -13,6 +13,7 @@ Nothing here runs at import: the converters are registered on the first conversi
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 from typing import Any
@@ -26,7 +27,8 @@ from trainflow.errors import ArtifactError, DataError
 from trainflow.features import MISSING, UNKNOWN_CODE, CategoryCoder, QuantileClipper
 from trainflow.schema import DatasetSchema
 
-ONNX_OPSET = 17  # ai.onnx; ai.onnx.ml 3 (onnxruntime 1.32 runs both; skl2onnx 1.20 and onnxmltools 1.16 write them)
+ONNX_OPSET = 18  # ai.onnx; ai.onnx.ml 3 (onnxruntime 1.32 runs both; skl2onnx 1.20, onnxmltools 1.16 and torch's
+# dynamo exporter write them)
 ONNX_ML_OPSET = 3
 
 
@@ -232,6 +234,8 @@ def to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
 
     if isinstance(pipeline.steps[-1][1], WeightedEnsemble):
         return _ensemble_to_onnx(pipeline, schema)
+    if hasattr(pipeline.steps[-1][1], "export_module"):
+        return _network_to_onnx(pipeline, schema)
     steps = [(name, step) for name, step in pipeline.steps if not (isinstance(step, str) and step == "passthrough")]
     steps = _merged_encoding(steps)
     model = steps[-1][1]
@@ -249,6 +253,63 @@ def to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
         raise ExportError(f"ONNX export of the {type(model).__name__} pipeline failed: "
                           f"{str(exc).splitlines()[0][:300]}") from None
     return onx.SerializeToString()
+
+
+def _network_to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
+    """A torch network's Pipeline as one graph: the preprocessing through skl2onnx, ending in the float32 input
+    columns; the network through ``torch.onnx.export`` (the dynamo exporter) of its ``export_module``, which
+    does in torch what the network's Python input code does (embedding codes, standardisation); the two
+    joined on that tensor."""
+    import io
+    import logging
+
+    import onnx
+    import torch
+    from skl2onnx import convert_sklearn
+    from skl2onnx.sklapi import CastTransformer
+
+    net = pipeline.steps[-1][1]
+    module = net.export_module()
+    if module is None:
+        raise ExportError(f"no ONNX export for {type(net).__name__}: its inputs are made in Python (text tokens)")
+    steps = _merged_encoding([(n, s) for n, s in pipeline.steps[:-1] if not (isinstance(s, str) and s == "passthrough")]
+                             + [("model", None)])[:-1]
+    front = Pipeline([*steps, ("float32", CastTransformer(dtype=np.float32).fit(np.zeros((1, 1))))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pre = convert_sklearn(front, initial_types=_initial_types(schema),
+                              target_opset={"": ONNX_OPSET, "ai.onnx.ml": ONNX_ML_OPSET})
+    width = len(net.feature_names_in_)
+    outputs = ["label", "probabilities"] if is_classifier(net) else ["variable"]
+    quiet = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    levels = [q.level for q in quiet]
+    try:
+        for q in quiet:
+            q.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(module, (torch.zeros((2, width), dtype=torch.float32),), dynamo=True,
+                                        input_names=["features"], output_names=outputs,
+                                        dynamic_shapes=({0: torch.export.Dim("rows")},), opset_version=ONNX_OPSET,
+                                        verbose=False)
+    except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds; the report names it
+        raise ExportError(f"torch.onnx.export of {type(net).__name__} failed: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:200]}") from None
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
+    body = program.model_proto
+    pre = onnx.compose.add_prefix(pre, "pre_", rename_inputs=False)  # its names never meet the network's
+    body.ir_version = pre.ir_version = max(pre.ir_version, body.ir_version)
+    imports = {o.domain: o.version for o in [*pre.opset_import, *body.opset_import]}
+    for m in (pre, body):
+        del m.opset_import[:]
+        m.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in imports.items())
+    merged = onnx.compose.merge_models(pre, body, io_map=[(pre.graph.output[0].name, "features")])
+    del merged.opset_import[:]  # merge_models lists each model's imports: one per domain
+    merged.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in imports.items())
+    onnx.checker.check_model(merged)
+    return merged.SerializeToString()
 
 
 def _ensemble_to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
@@ -360,8 +421,8 @@ class OnnxModel:
         return self.session.run(None, self.feeds(x))
 
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
-        probabilities = self._run(x)[1]
-        return np.asarray(probabilities, dtype=np.float64)
+        probabilities = np.asarray(self._run(x)[1], dtype=np.float64)
+        return probabilities / probabilities.sum(axis=1, keepdims=True)  # float32 sums are 1 only to ~1e-7
 
     def predict(self, x: pd.DataFrame) -> np.ndarray:
         result = self._run(x)

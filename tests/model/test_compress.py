@@ -23,15 +23,19 @@ from trainflow.modelio import LightGBMModel, bundle_files, load_bundle
 from trainflow.models import TrainSettings
 from trainflow.registry import Registry, load_model
 from trainflow.schema import DatasetSchema, load_schema
+from sklearn.pipeline import Pipeline
 
 TABULAR = ["lightgbm", "logistic", "random_forest", "extra_trees", "decision_tree", "svm"]
 
 
-def _train(schema: DatasetSchema, raw: pd.DataFrame, families: list[str], folds: int = 0) -> tuple[dict, dict, dict]:
+def _train(schema: DatasetSchema, raw: pd.DataFrame, families: list[str], folds: int = 0,
+           nn: dict | None = None) -> tuple[dict, dict, dict]:
     splits, _ = split_data(raw, schema, SplitSettings(), 0)
     pre, feats = fit_transform_splits(splits, schema, TransformSettings())
     serving, meta, _, _ = train_models(schema, feats["train"], feats["validation"], pre, TransformSettings(),
-                                       TrainSettings(families=families, cv_folds=folds), seed=0)
+                                       TrainSettings.model_validate({"families": families, "cv_folds": folds,
+                                                                                   **({"nn": nn} if nn else {})}),
+                                       seed=0)
     pipelines = {meta["family"]: serving, **meta["candidates"]}
     clean = {k: v for k, v in meta.items() if k not in ("candidates", "oof")}
     # each family as the registry hands it back: loaded from its safe files
@@ -122,8 +126,6 @@ def test_the_gate_keeps_the_onnx_variant_and_rejects_an_aggressive_one(adult_mod
     assert {"variant": "onnx_int8", "status": "not applicable"}.items() <= skipped[0].items()
     booster = pipeline.steps[-1][1]
     one_tree = type(booster).from_text(booster.booster_.model_to_string(num_iteration=1), classes=booster.classes)
-    from sklearn.pipeline import Pipeline
-
     aggressive = Variant("lightgbm_1", "native", Pipeline(pipeline.steps[:-1] + [("model", one_tree)]), True,
                          "an aggressive setting: 1 tree")
     native = Variant("native", "native", pipeline, False, "as trained", 1)
@@ -241,3 +243,45 @@ def test_fewer_trees_variant_is_a_truncated_booster(adult_models, adult_schema: 
     x = pipeline[:-1].transform(as_model_input(splits["test"], adult_schema))
     np.testing.assert_allclose(small[0].model.steps[-1][1].booster_.predict(x), booster.predict(x, num_iteration=k))
     assert small[0].size > 0 and any(v.name == f"onnx_lightgbm_{k}" for v in variants)
+
+
+@pytest.mark.parametrize("dataset,family", [("adult", "mlp"), ("diabetes", "mlp"), ("digits", "cnn")])
+def test_networks_export_with_their_input_code_in_the_graph(dataset: str, family: str, adult_raw: pd.DataFrame) -> None:
+    """The MLP's embedding codes and the CNN's standardisation run inside the graph: raw rows in, the native
+    network's probabilities (or values) out, to float32 precision."""
+    from tasks.ingest import ingest_data
+
+    schema = load_schema(dataset)
+    raw = adult_raw.sample(1500, random_state=3).reset_index(drop=True) if dataset == "adult" else \
+        ingest_data(schema)[0].head(900)
+    splits, loaded, _ = _train(schema, raw, [family], nn={"max_epochs": 3})
+    pipeline, meta = loaded[family]
+    rows = _hard_rows(splits["test"]) if dataset == "adult" else splits["test"]
+    x = as_model_input(rows, schema)
+    classes = None if schema.task == "regression" else [str(c) for c in pipeline.classes_]
+    onnx = OnnxModel(to_onnx(pipeline, schema), [c.name for c in schema.features], classes)
+    native, served = predict_scores(pipeline, x, schema.task), predict_scores(onnx, x, schema.task)
+    assert np.max(np.abs(served - native)) / max(1.0, float(np.std(native))) < 1e-4
+    settings = CompressSettings(latency_calls=20, batch_rows=128, prune_sparsity=0.9)
+    variants, skipped = make_variants(pipeline, meta, schema, splits["validation"], settings, native_size=10**6)
+    names = {v.name for v in variants}
+    assert {"onnx", "onnx_int8", "torch_bf16", "torch_pruned_90"} <= names, (names, skipped)
+    native_variant = Variant("native", "native", pipeline, False, "as trained", 10**6)
+    report = gate(schema, native_variant, variants, splits["test"], meta["selection_metric"], settings).set_index(
+        "variant")
+    assert report.loc["onnx", "status"] == "kept"
+    assert report.loc["onnx_int8", "size_bytes"] < report.loc["onnx", "size_bytes"]
+    assert not report.loc["torch_bf16", "servable"] and report.loc["torch_bf16", "serving"] == False  # noqa: E712
+    assert report.loc["torch_pruned_90", "status"] == "rejected"  # 90% of the weights gone: the gate says no
+
+
+def test_the_transformer_is_reported_not_exported() -> None:
+    from trainflow.export import ExportError
+    from trainflow.models.networks.transformer import TextTransformerClassifier
+
+    net = TextTransformerClassifier()
+    assert net.export_module() is None and not net.exportable
+    with pytest.raises(ExportError, match="text tokens"):
+        from trainflow.export import _network_to_onnx
+
+        _network_to_onnx(Pipeline([("model", net)]), load_schema("fine_food"))

@@ -65,6 +65,32 @@ class Net(BaseEstimator):
         """The untrained torch module."""
         raise NotImplementedError
 
+    exportable: ClassVar[bool] = False  # whether ``_tensor_inputs`` exists (not for text: tokens are Python)
+
+    def _tensor_inputs(self, features: Any) -> list:
+        """What ``_inputs`` makes, in torch operations on the input columns as one float32 tensor (in
+        ``feature_names_in_`` order), so that an exported graph needs no Python."""
+        raise NotImplementedError
+
+    def export_module(self) -> Any:
+        """A torch module from the input columns (one float32 tensor) to what ``predict_proba`` (classifiers:
+        also the argmax) or ``predict`` return, for ``torch.onnx.export``; None when not ``exportable``."""
+        from torch import nn
+
+        net = self
+        if not net.exportable:
+            return None
+
+        class Served(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = net.model_
+
+            def forward(self, features):  # noqa: ANN001, ANN202
+                return net._tensor_outputs(self.model(*net._tensor_inputs(features)))
+
+        return Served().eval()
+
     def _fit_target(self, X: pd.DataFrame, encoded: np.ndarray) -> None:  # noqa: N803
         """Learn statistics of the training target (the forecaster's scale); none by default."""
 
@@ -192,6 +218,12 @@ class ClassifierNet(ClassifierMixin):
     def _metric(self, out, target) -> float:  # noqa: ANN001
         return float((out.argmax(dim=1) == target).float().mean())
 
+    def _tensor_outputs(self, raw):  # noqa: ANN001, ANN202
+        import torch
+
+        probabilities = torch.softmax(raw.float(), dim=1)
+        return probabilities.argmax(dim=1), probabilities
+
     @property
     def classes_(self) -> np.ndarray:
         return np.asarray(self.classes)
@@ -225,6 +257,10 @@ class RegressorNet(RegressorMixin):
 
     def _metric(self, out, target) -> float:  # noqa: ANN001
         return float(-((out - target) ** 2).mean())
+
+    def _tensor_outputs(self, raw):  # noqa: ANN001, ANN202
+        mean, std = self.state_.get("y", [0.0, 1.0])
+        return raw.float() * std + mean
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         raw = self._raw(X)[:, 0]

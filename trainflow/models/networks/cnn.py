@@ -60,5 +60,12 @@ class CNNClassifier(ClassifierNet, Net):
 
         return [torch.from_numpy(np.nan_to_num(X.to_numpy(dtype=np.float32)))]
 
+    exportable = True
+
+    def _tensor_inputs(self, features: Any) -> list:
+        import torch
+
+        return [torch.nan_to_num(features)]
+
     def _module(self, n_out: int) -> Any:
         return _cnn_module(self.spec["shape"], self.state_["mean"], self.state_["std"], n_out, self.nn_settings)

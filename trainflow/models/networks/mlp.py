@@ -52,6 +52,22 @@ class _MLPNet(Net):
             codes = np.clip(codes, 0, np.asarray(self.state_["cardinalities"])[None, :] + 1)
         return [torch.from_numpy(numeric), torch.from_numpy(codes)]
 
+    exportable = True
+
+    def _tensor_inputs(self, features: Any) -> list:
+        import torch
+
+        cats = list((self.spec or {}).get("categorical") or [])
+        names = list(self.feature_names_in_)
+        cat_index = [names.index(c) for c in cats]
+        num_index = [i for i in range(len(names)) if i not in cat_index]
+        numeric = torch.nan_to_num(features[:, num_index])
+        if not cats:
+            return [numeric, torch.zeros((features.shape[0], 0), dtype=torch.int64)]
+        codes = features[:, cat_index].to(torch.int64) + 1
+        top = torch.tensor(self.state_["cardinalities"], dtype=torch.int64) + 1
+        return [numeric, torch.minimum(torch.clamp(codes, min=0), top)]
+
     def _module(self, n_out: int) -> Any:
         n_numeric = len(self.feature_names_in_) - len((self.spec or {}).get("categorical") or [])
         return _mlp_module(n_numeric, self.state_["cardinalities"], n_out, self.nn_settings)
