@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.flow_overhead
 	$(BIN)/python -m benchmarks.data_throughput
 	$(BIN)/python -m benchmarks.inference_throughput
+	$(BIN)/python -m benchmarks.compression
 	$(BIN)/python -m benchmarks.drift_cost
 	$(BIN)/python -m benchmarks.training_throughput
 	$(BIN)/python -m benchmarks.tuning

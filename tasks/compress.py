@@ -26,6 +26,7 @@ native model stays the fallback.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -123,7 +124,11 @@ def _int8_variant(base: Variant, schema: DatasetSchema) -> Variant | str:
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
         src.write_bytes(base.model.data)
-        quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+        logging.disable(logging.WARNING)  # the quantiser advises its pre-processing on the root logger, every time
+        try:
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+        finally:
+            logging.disable(logging.NOTSET)
         data = dst.read_bytes()
     m = base.meta
     model = OnnxModel(data, m["features"], m["classes"], m["categories"], schema.name)
@@ -166,7 +171,6 @@ def _network_variants(pipeline: Pipeline, settings: CompressSettings,
     network; measured in this process (only the pruned one, still a plain float32 network, has safe files).
     A variant's size is the native bundle's with the weights swapped for the variant's."""
     import copy
-    import logging
 
     import torch
     from torch.nn.utils import prune
@@ -312,11 +316,11 @@ def make_variants(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validat
         skipped += failed
         pruned = [v for v in made if v.name.startswith("torch_pruned")]
         for v in pruned:
+            name = f"onnx_{v.name.removeprefix('torch_')}"
             try:
-                variants.append(_onnx_variant(f"onnx_{v.name.removeprefix('torch_')}", v.model, schema, classes,
-                                              v.note + " in ONNX Runtime", lossy=True))
+                variants.append(_onnx_variant(name, v.model, schema, classes, v.note + " in ONNX Runtime", lossy=True))
             except (ExportError, ArtifactError) as exc:
-                skipped.append({"variant": f"onnx_{v.name}", "runtime": "onnx", "status": "failed", "reason": str(exc)})
+                skipped.append({"variant": name, "runtime": "onnx", "status": "failed", "reason": str(exc)})
     if settings.fewer_trees:
         found = _fewer_trees(pipeline, meta, schema, validation, history, settings.max_metric_drop / 2)
         if isinstance(found, str):
