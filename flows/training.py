@@ -69,12 +69,15 @@ Preset = Literal["fast", "default", "best"]
 # what each preset sets where the settings leave a field empty (tabular data; families only when the schema names
 # none, cv_folds only without a network family); a field given explicitly always wins
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "fast": {"tune": {"n_trials": 0}, "train": {"families": ["lightgbm", "logistic"], "cv_folds": 0}},
+    "fast": {"tune": {"n_trials": 0}, "train": {"families": ["lightgbm", "logistic"], "cv_folds": 0},
+             "compress": {"enabled": False}},
     "default": {"tune": {"n_trials": DEFAULT_TRIALS},
-                "train": {"families": DEFAULT_FAMILIES["tabular"], "cv_folds": DEFAULT_CV_FOLDS}},
+                "train": {"families": DEFAULT_FAMILIES["tabular"], "cv_folds": DEFAULT_CV_FOLDS},
+                "compress": {"enabled": True}},
     "best": {"tune": {"n_trials": 40},
              "train": {"families": ["lightgbm", "logistic", "random_forest", "extra_trees", "ensemble"],
-                       "cv_folds": 8}},
+                       "cv_folds": 8},
+             "compress": {"enabled": True}},
 }
 
 
@@ -83,7 +86,8 @@ class TrainingSettings(FormModel):
 
     dataset: DatasetName = dataset_field("adult", "dataset name: a schema in schemas/ (the bundled ones or your own)")
     preset: Preset = Field("default", description="time for quality, as AutoGluon's presets: fast (no tuning; "
-                                                  "lightgbm and logistic compared on the validation split), default "
+                                                  "lightgbm and logistic compared on the validation split; no "
+                                                  "compression), default "
                                                   "(10 tuning trials; lightgbm, logistic, random forest and their "
                                                   "ensemble by 5-fold CV), best (40 trials in 4x the time; extra "
                                                   "trees too; 8-fold CV); a field set below wins over the preset")
@@ -131,7 +135,10 @@ def with_preset(settings: TrainingSettings, schema: DatasetSchema) -> TrainingSe
         families = train_update.get("families") or families_for(schema, settings.train)
         if settings.train.cv_folds is None and not any(FAMILIES[f].network for f in families):
             train_update["cv_folds"] = preset["train"]["cv_folds"]
-    return settings.model_copy(update={"tune": tune, "train": settings.train.model_copy(update=train_update)})
+    compress = settings.compress.model_copy(update={k: v for k, v in preset["compress"].items()
+                                                    if getattr(settings.compress, k) is None})
+    return settings.model_copy(update={"tune": tune, "train": settings.train.model_copy(update=train_update),
+                                       "compress": compress})
 
 
 def effective_settings(settings: TrainingSettings, schema: DatasetSchema | None = None) -> dict[str, Any]:

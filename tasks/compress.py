@@ -52,8 +52,9 @@ from trainflow.ui import embedded_png, publish, readable, table_rows
 class CompressSettings(FormModel):
     """Which compressed variants are made and what they must keep."""
 
-    enabled: bool = Field(True, description="make and gate compressed variants (ONNX, int8, fewer trees); off: "
-                                            "the native model serves")
+    enabled: bool | None = Field(None, description="make and gate compressed variants (ONNX, int8, fewer trees); "
+                                                   "off: the native model serves; empty: the preset decides (fast: "
+                                                   "off; default, best: on)")
     max_metric_drop: float = Field(0.01, ge=0, description="largest relative drop of the main test metric a variant "
                                                            "may cost (0.01: 1%)")
     tolerance: float = Field(1e-3, ge=0, description="largest difference from the native predictions for a format "
@@ -251,7 +252,7 @@ def _fewer_trees(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validati
 
         full = loss_at(n)
         costs = []
-        for k in FRACTIONS(n):
+        for k in _tree_counts(n):
             at = loss_at(k)
             costs.append(_relative_drop("log_loss", full, at))  # a loss: lower is better
             if costs[-1] <= allowed_drop:
@@ -263,7 +264,7 @@ def _fewer_trees(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validati
     classes = getattr(model, "classes_", None)
     full = score(schema.task, y, predict_scores(pipeline, x, schema.task), classes, schema.positive_class)[metric]
     cost = None
-    for k in FRACTIONS(n):
+    for k in _tree_counts(n):
         candidate = truncated(k)
         value = score(schema.task, y, predict_scores(candidate, x, schema.task), classes, schema.positive_class)[metric]
         cost = _relative_drop(metric, full, value)
@@ -273,7 +274,7 @@ def _fewer_trees(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validati
                                       f"validation {metric} (allowed {allowed_drop:.2%})")
 
 
-def FRACTIONS(n: int) -> list[int]:  # noqa: N802 - read as a constant
+def _tree_counts(n: int) -> list[int]:
     """Tree counts tried for the fewer-trees variant, smallest first."""
     return sorted({k for k in (n // 8, n // 4, n // 2, 3 * n // 4) if 1 <= k < n})
 
@@ -300,14 +301,14 @@ def make_variants(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validat
         try:
             int8 = _int8_variant(onnx, schema)
         except Exception as exc:  # noqa: BLE001 - the quantiser's own errors become a report row
-            int8 = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-        if isinstance(int8, str) and int8.startswith("failed: "):
             skipped.append({"variant": "onnx_int8", "runtime": "onnx", "status": "failed",
-                            "reason": int8.removeprefix("failed: ")})
-        elif isinstance(int8, str):
-            skipped.append({"variant": "onnx_int8", "runtime": "onnx", "status": "not applicable", "reason": int8})
+                            "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"})
         else:
-            variants.append(int8)
+            if isinstance(int8, str):
+                skipped.append({"variant": "onnx_int8", "runtime": "onnx", "status": "not applicable",
+                                "reason": int8})
+            else:
+                variants.append(int8)
     except (ExportError, ArtifactError) as exc:
         skipped.append({"variant": "onnx", "runtime": "onnx", "status": "failed", "reason": str(exc)})
     if hasattr(pipeline.steps[-1][1], "export_module"):

@@ -24,7 +24,9 @@ def _digits(work: dict[str, str], name: str, query: str, **changes) -> TrainingS
 def test_fine_tune_from_a_registered_cnn(prefect_harness, workdir: dict[str, str]) -> None:
     source = training(_digits(workdir, "digits-0-4", "target <= 4"))
     assert source["test_metrics"]["accuracy"] >= 0.97
-    few = {"split": {"train_fraction": 0.1}}
+    assert source["serving_variant"] in ("onnx", "onnx_int8", "native")  # a CNN through the compress stage
+    assert {v["variant"] for v in source["compression"]} >= {"native", "onnx", "torch_bf16"}
+    few = {"split": {"train_fraction": 0.1}, "compress": {"enabled": False}}  # the source run compressed already
     nn = {"channels": [16, 32], "max_epochs": 100, "patience": 15, "batch_size": 16}
     init = {"init_from": "digits-0-4@production"}
     runs = {
@@ -61,7 +63,8 @@ def test_fine_tune_from_a_registered_cnn(prefect_harness, workdir: dict[str, str
 def test_forecast_flow_reports_the_seasonal_naive_baseline(prefect_harness, workdir: dict[str, str]) -> None:
     summary = training(TrainingSettings.model_validate({
         "dataset": "air_passengers", "artifacts_root": workdir["root"],
-        "registry": {"registry_url": workdir["registry"]}, "evaluate": {"cv_folds": 2}}))
+        "registry": {"registry_url": workdir["registry"]}, "evaluate": {"cv_folds": 2},
+        "compress": {"enabled": False}}))
     assert summary["family"] == "gru"
     board = summary["test_leaderboard"]
     assert board["gru"]["mape"] < board["seasonal_naive"]["mape"]

@@ -96,10 +96,15 @@ def test_prefect_artifacts_on_the_run(first_run: dict) -> None:
     assert summary.type == "markdown" and table.type == "table"
     assert first_run["run_id"] in summary.data and "Leaderboard" in summary.data
     assert "roc_auc" in str(table.data)
+    compression = Artifact.get(f"compression-{first_run['run_id']}")  # on the run's page: variants, serving one
+    assert compression.type == "table" and "onnx" in str(compression.data) and "serving" in str(compression.data)
+    plot = Artifact.get(f"compression-plot-{first_run['run_id']}")
+    assert plot.type == "markdown" and "data:image/png;base64," in plot.data
 
 
 def test_second_identical_run_reuses_cached_stages(first_run: dict, work: dict[str, str]) -> None:
-    second = training(_settings(work, preset="default", tune={"enabled": True, "n_trials": 4}))
+    second = training(_settings(work, preset="default", tune={"enabled": True, "n_trials": 4},
+                                compress={"enabled": False}))  # compress is measured, never cached: not needed here
     store = ArtifactStore(work["root"])
     for stage, name in [("split", "train"), ("transform", "features_train"), ("train", "model"),
                         ("evaluate", "metrics")]:

@@ -33,7 +33,8 @@ def test_flow_tunes_in_parallel_and_trains_with_the_best_params(prefect_harness,
         "dataset": "breast_cancer", "artifacts_root": workdir["root"],
         "registry": {"registry_url": workdir["registry"]}, "evaluate": {"cv_folds": 0},
         "train": {"families": ["lightgbm", "logistic"], "lightgbm_max_rounds": 200},
-        "tune": {"family": "lightgbm", "method": "tpe", "n_trials": 6, "workers": 2}})
+        "tune": {"family": "lightgbm", "method": "tpe", "n_trials": 6, "workers": 2},
+        "compress": {"enabled": False}})
     state = training(settings, return_state=True)
     summary = state.result()
     run = Path(summary["run_dir"])
@@ -94,7 +95,8 @@ def test_tune_runs_alone_on_an_earlier_runs_features(prefect_harness, workdir: d
 
     first = training(TrainingSettings.model_validate({
         "dataset": "breast_cancer", "artifacts_root": workdir["root"], "tune": {"enabled": False},
-        "registry": {"registry_url": workdir["registry"]}, "evaluate": {"cv_folds": 0}}))
+        "registry": {"registry_url": workdir["registry"]}, "evaluate": {"cv_folds": 0},
+        "compress": {"enabled": False}}))
     out = run_stage(StageSettings.model_validate({
         "stage": "tune", "from_run": first["run_id"], "dataset": "breast_cancer", "artifacts_root": workdir["root"],
         "tune": {"family": "logistic", "method": "random", "n_trials": 3}}))
