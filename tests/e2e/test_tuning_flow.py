@@ -108,7 +108,8 @@ def test_tune_runs_alone_on_an_earlier_runs_features(prefect_harness, workdir: d
     # the same stage with its two workers on a temporary Dask cluster (prefect-dask): trials run in two other processes
     dask = run_stage(StageSettings.model_validate({
         "stage": "tune", "from_run": first["run_id"], "dataset": "breast_cancer", "artifacts_root": workdir["root"],
-        "tune": {"family": "logistic", "method": "tpe", "n_trials": 4, "workers": 2, "dask_address": "local"}}))
+        "tune": {"family": "logistic", "method": "tpe", "n_trials": 4, "workers": 2, "dask_address": "local",
+                 "timeout_seconds": 300}}))  # the default budget (8 s for 4 trials) is spent on starting 2 processes
     trials = pd.read_parquet(dask["outputs"]["tune/trials"])
     pids = {int(w.rsplit(":", 1)[1]) for w in trials["worker"]}
     assert len(trials) == 4 and set(trials["state"]) <= {"complete", "pruned"} and trials["error"].eq("").all()

@@ -262,17 +262,19 @@ def test_networks_export_with_their_input_code_in_the_graph(dataset: str, family
     onnx = OnnxModel(to_onnx(pipeline, schema), [c.name for c in schema.features], classes)
     native, served = predict_scores(pipeline, x, schema.task), predict_scores(onnx, x, schema.task)
     assert np.max(np.abs(served - native)) / max(1.0, float(np.std(native))) < 1e-4
-    settings = CompressSettings(latency_calls=20, batch_rows=128, prune_sparsity=0.9)
+    pruning = dataset == "adult"  # one case is enough for the pruned variants (two more exports)
+    settings = CompressSettings(latency_calls=20, batch_rows=128, prune_sparsity=0.9 if pruning else 0)
     variants, skipped = make_variants(pipeline, meta, schema, splits["validation"], settings, native_size=10**6)
     names = {v.name for v in variants}
-    assert {"onnx", "onnx_int8", "torch_bf16", "torch_pruned_90"} <= names, (names, skipped)
+    assert {"onnx", "onnx_int8", "torch_bf16", *(["torch_pruned_90"] if pruning else [])} <= names, (names, skipped)
     native_variant = Variant("native", "native", pipeline, False, "as trained", 10**6)
     report = gate(schema, native_variant, variants, splits["test"], meta["selection_metric"], settings).set_index(
         "variant")
     assert report.loc["onnx", "status"] == "kept"
     assert report.loc["onnx_int8", "size_bytes"] < report.loc["onnx", "size_bytes"]
     assert not report.loc["torch_bf16", "servable"] and report.loc["torch_bf16", "serving"] == False  # noqa: E712
-    assert report.loc["torch_pruned_90", "status"] == "rejected"  # 90% of the weights gone: the gate says no
+    if pruning:
+        assert report.loc["torch_pruned_90", "status"] == "rejected"  # 90% of the weights gone: the gate says no
 
 
 def test_the_transformer_is_reported_not_exported() -> None:

@@ -178,7 +178,9 @@ def test_time_budget_stops_starting_trials(cancer) -> None:
     started = pd.to_datetime(_trials(cancer[1], result)["started"])
     assert 1 <= ran < 200 and len(started) == ran
     # Optuna stamps trials with naive local time, which datetime.timestamp() reads as local time
-    assert started.max().to_pydatetime().timestamp() <= deadline  # no trial started after the budget ran out
+    # no trial started after the budget ran out: Optuna stamps a trial's start just after deciding to run it, a few
+    # milliseconds that a loaded machine can stretch (seen: 2 ms); trials that ignored the budget would start seconds late
+    assert started.max().to_pydatetime().timestamp() <= deadline + 0.25
 
 
 def test_lightgbm_trials_are_pruned_on_cv_folds(adult_raw, adult_schema, tmp_path: Path) -> None:
