@@ -84,24 +84,12 @@ def print_family(report) -> None:  # noqa: ANN001
 
 TRAIN = r"""
 import json, sys
-import warnings
+from benchmarks.inference_throughput import adult_lightgbm
 from tasks.compress import CompressSettings, Variant, gate, make_variants
-from tasks.ingest import ingest_data
-from tasks.split import SplitSettings, split_data
-from tasks.train import train_models
-from tasks.transform import fit_transform_splits
 from trainflow.export import variant_files
-from trainflow.features import TransformSettings
 from trainflow.modelio import bundle_files, load_bundle
-from trainflow.models import TrainSettings
 from trainflow.registry import Registry
-from trainflow.schema import load_schema
-schema = load_schema("adult")
-raw, _ = ingest_data(schema)
-splits, _ = split_data(raw, schema, SplitSettings(), 42)
-pre, feats = fit_transform_splits(splits, schema, TransformSettings())
-serving, meta, *_ = train_models(schema, feats["train"], feats["validation"], pre, TransformSettings(),
-                                 TrainSettings(families=["lightgbm"], cv_folds=0), 42)
+schema, splits, serving, meta = adult_lightgbm(cv_folds=0)
 files = bundle_files(serving, {k: v for k, v in meta.items() if k not in ("candidates", "oof")})
 pipeline, meta = load_bundle(files)
 settings = CompressSettings()

@@ -29,23 +29,32 @@ ROOT = Path(__file__).resolve().parents[1]
 
 TRAIN = r"""
 import sys
-from tasks.ingest import ingest_data
+from benchmarks.inference_throughput import adult_lightgbm
 from trainflow.modelio import bundle_files
 from trainflow.registry import Registry
-from trainflow.schema import load_schema
-from tasks.split import SplitSettings, split_data
-from tasks.train import train_models
-from trainflow.models import TrainSettings
-from tasks.transform import fit_transform_splits
-from trainflow.features import TransformSettings
-schema = load_schema("adult")
-raw, _ = ingest_data(schema)
-splits, _ = split_data(raw, schema, SplitSettings(), 42)
-pre, feats = fit_transform_splits(splits, schema, TransformSettings())
-serving, meta, *_ = train_models(schema, feats["train"], feats["validation"], pre, TransformSettings(),
-                                 TrainSettings(families=["lightgbm"]), 42)
+_, _, serving, meta = adult_lightgbm()
 Registry(sys.argv[1]).register("adult", bundle_files(serving, meta), "bench", "lightgbm", "binary", {}, {})
 """
+
+
+def adult_lightgbm(cv_folds: int | None = None) -> tuple:
+    """LightGBM trained on Adult's split (seed 42): ``(schema, splits, serving pipeline, metadata)``."""
+    from tasks.ingest import ingest_data
+    from tasks.split import SplitSettings, split_data
+    from tasks.train import train_models
+    from tasks.transform import fit_transform_splits
+    from trainflow.features import TransformSettings
+    from trainflow.models import TrainSettings
+    from trainflow.schema import load_schema
+
+    schema = load_schema("adult")
+    raw, _ = ingest_data(schema)
+    splits, _ = split_data(raw, schema, SplitSettings(), 42)
+    pre, feats = fit_transform_splits(splits, schema, TransformSettings())
+    serving, meta, *_ = train_models(schema, feats["train"], feats["validation"], pre, TransformSettings(),
+                                     TrainSettings(families=["lightgbm"], cv_folds=cv_folds), 42)
+    return schema, splits, serving, meta
+
 
 FLOOR = r"""
 import json, sys, time
