@@ -7,9 +7,12 @@ Variants of the selected model (``make_variants``):
 - ``onnx_int8``: ONNX Runtime dynamic int8 quantisation of that graph, where the graph has weights it
   quantises (MatMul/Gemm: networks); tree ensembles and scikit-learn's linear operators have none, and the
   report says so.
-- ``lightgbm_<k>`` and ``onnx_lightgbm_<k>``: LightGBM with only its first k trees, k the smallest of 1/8,
-  1/4 and 1/2 of the trees whose validation score stays within half the allowed drop (a smaller model, not
-  only another format).
+- ``onnx_lightgbm_<k>``: LightGBM with only its first k trees, in ONNX Runtime, k the smallest of 1/8, 1/4,
+  1/2 and 3/4 of the trees whose held-out loss stays within half the allowed drop (a smaller model, not only
+  another format; the native booster cut the same way is never faster than its ONNX form, so it is not
+  measured).
+- networks (MLP, CNN): besides their ONNX and ONNX-int8 variants, ``torch_bf16``, ``torch_int8`` (torchao's
+  ``quantize_``) and ``torch_pruned_<n>`` (global magnitude pruning made permanent) with its ONNX form.
 
 The parity gate (``gate``) measures each variant against the native model on the test rows, in this
 process on the same rows: file size, the main metric, the largest difference of its predictions from
@@ -20,8 +23,9 @@ may take the other branch: the ONNX variant of a LightGBM model can differ on a 
 the rows beyond the tolerance (``rows_over_tolerance``). A variant is kept
 when its relative metric drop is within ``max_metric_drop`` and its predictions within ``tolerance``
 (``lossy_tolerance`` for variants that change the model). The fastest kept variant (rows/s on batches, or
-p50 for single rows, as ``speed`` says) becomes the serving variant the register stage records; the
-native model stays the fallback.
+p50 for single rows, as ``speed`` says) becomes the serving variant the register stage records, a variant that
+changes the model only when ``min_gain`` times faster than the fastest exact one; the native model stays the
+fallback.
 """
 
 from __future__ import annotations
@@ -71,6 +75,10 @@ class CompressSettings(FormModel):
     speed: Literal["batch", "single"] = Field("batch", description="what 'fastest' means for the serving variant: "
                                                                    "rows/s on batches (batch inference) or single-row "
                                                                    "p50 latency (online)")
+    min_gain: float = Field(1.1, ge=1, description="a variant that changes the model (int8, fewer trees, pruning) "
+                                                   "serves only when this many times faster than the fastest exact "
+                                                   "one (native or ONNX): a timing difference within noise is no "
+                                                   "reason to change predictions")
 
 
 @dataclass
@@ -330,10 +338,6 @@ def make_variants(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validat
         elif found is not None:
             small, k, n, why = found
             note = f"first {k} of {n} trees ({why})"
-            from trainflow.modelio import bundle_files
-
-            size = sum(len(v) for v in bundle_files(small, {"family": meta["family"]}).values())
-            variants.append(Variant(f"lightgbm_{k}", "native", small, True, note, size))
             try:
                 variants.append(_onnx_variant(f"onnx_lightgbm_{k}", small, schema, classes, note + " in ONNX Runtime",
                                               lossy=True))
@@ -403,12 +407,21 @@ def gate(schema: DatasetSchema, native: Variant, variants: list[Variant], test: 
         status.append("rejected" if why else "kept")
         reasons.append("; ".join(why) or "within the gate")
     report["status"], report["reason"] = status, reasons
-    servable = {v.name: v.servable for v in [native, *variants]}
-    report["servable"] = report["variant"].map(servable)
-    passing = report[report["status"].isin(["kept", "reference"]) & report["servable"]]
-    best = passing["rows_per_s"].idxmax() if settings.speed == "batch" else passing["p50_ms"].idxmin()
-    report["serving"] = report.index == best
+    report["servable"] = report["variant"].map({v.name: v.servable for v in [native, *variants]})
+    report["serving"] = report.index == serving_choice(report, settings)
     return report
+
+
+def serving_choice(report: pd.DataFrame, settings: CompressSettings) -> Any:
+    """The index of the serving variant in a gated report: the fastest servable exact one (the native model or
+    a format change), unless a kept variant that changes the model is ``min_gain`` times faster still."""
+    passing = report[report["status"].isin(["kept", "reference"]) & report["servable"].astype(bool)]
+    speed = passing["rows_per_s"] if settings.speed == "batch" else 1 / passing["p50_ms"]
+    lossy = passing["lossy"].astype(bool)
+    best = speed[~lossy].idxmax()
+    if lossy.any() and speed[lossy].max() >= settings.min_gain * speed[~lossy].max():
+        best = speed[lossy].idxmax()
+    return best
 
 
 def size_latency_figure(report: pd.DataFrame):  # noqa: ANN201 (matplotlib Figure)
