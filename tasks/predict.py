@@ -38,12 +38,15 @@ from trainflow.sources import iter_source, normalise
 def known_categories(pipeline: Pipeline, schema: DatasetSchema) -> dict[str, set[str]]:
     """The categories the pipeline's preprocessor saw in training, per categorical column.
 
-    Works for CategoryCoder and for scikit-learn's OrdinalEncoder (models registered before CategoryCoder),
-    whose ``infrequent_categories_`` holds None for a column without rare categories. A dataset without
-    categorical columns has none (its coder was fitted on no column and holds no categories).
+    Works for CategoryCoder, for scikit-learn's OrdinalEncoder (models registered before CategoryCoder, whose
+    ``infrequent_categories_`` holds None for a column without rare categories) and for a serving variant,
+    which carries them. A dataset without categorical columns has none (its coder was fitted on no column and
+    holds no categories).
     """
     if not schema.categorical_features:
         return {}
+    if hasattr(pipeline, "known_categories"):  # a serving variant carries them (trainflow.export.OnnxModel)
+        return pipeline.known_categories
     codes = pipeline.named_steps["preprocess"].named_transformers_["cat"].named_steps["codes"]
     rare = getattr(codes, "infrequent_categories_", None) or [None] * len(codes.categories_)
     return {col: {str(v) for v in (*seen, *(infrequent if infrequent is not None else ()))}

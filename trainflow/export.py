@@ -69,14 +69,10 @@ def _convert_category_coder(scope: Any, operator: Any, container: Any) -> None:
         values = [float(i) for i in range(len(frequent))] + [float(len(frequent))] * len(rare)
         coded = scope.get_unique_variable_name(f"col{j}_code")
         as_float = scope.get_unique_variable_name(f"col{j}_float")
-        if keys:
-            container.add_node("LabelEncoder", column, as_float, op_domain="ai.onnx.ml", op_version=2,
-                               keys_strings=keys, values_floats=values, default_float=float(UNKNOWN_CODE),
-                               name=scope.get_unique_operator_name("LabelEncoder"))
-        else:  # a column seen only missing: every value is unknown
-            container.add_node("LabelEncoder", column, as_float, op_domain="ai.onnx.ml", op_version=2,
-                               keys_strings=[MISSING], values_floats=[float(UNKNOWN_CODE)],
-                               default_float=float(UNKNOWN_CODE), name=scope.get_unique_operator_name("LabelEncoder"))
+        # a column seen only missing has no categories: every value is unknown
+        container.add_node("LabelEncoder", column, as_float, op_domain="ai.onnx.ml", op_version=2,
+                           keys_strings=keys or [MISSING], values_floats=values or [float(UNKNOWN_CODE)],
+                           default_float=float(UNKNOWN_CODE), name=scope.get_unique_operator_name("LabelEncoder"))
         container.add_node("Cast", as_float, coded, to=11, name=scope.get_unique_operator_name("Cast"))  # 11: DOUBLE
         columns.append(coded)
     if len(columns) == 1:
@@ -272,8 +268,8 @@ def _network_to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
     module = net.export_module()
     if module is None:
         raise ExportError(f"no ONNX export for {type(net).__name__}: its inputs are made in Python (text tokens)")
-    steps = _merged_encoding([(n, s) for n, s in pipeline.steps[:-1] if not (isinstance(s, str) and s == "passthrough")]
-                             + [("model", None)])[:-1]
+    kept = [(n, s) for n, s in pipeline.steps[:-1] if not (isinstance(s, str) and s == "passthrough")]
+    steps = _merged_encoding([*kept, ("model", None)])[:-1]  # merging looks for a step after the encoding
     front = Pipeline([*steps, ("float32", CastTransformer(dtype=np.float32).fit(np.zeros((1, 1))))])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

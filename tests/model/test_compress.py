@@ -228,11 +228,11 @@ def test_the_onnx_path_gives_the_same_errors_as_the_native_one(adult_models, adu
              "unseen category": (rows.assign(workclass="Never-seen"), strict)}
     for case, (bad, schema) in cases.items():
         errors = []
-        for scorer in (None, onnx):
+        for model, scorer in ((pipeline, None), (pipeline, onnx), (onnx, None)):  # the variant alone too
             with pytest.raises(DataError) as caught:
-                predict_frame(pipeline, schema, bad, scorer=scorer)
+                predict_frame(model, schema, bad, scorer=scorer)
             errors.append(str(caught.value))
-        assert errors[0] == errors[1], case
+        assert errors[0] == errors[1] == errors[2], case
     wrong_type = as_model_input(rows, adult_schema).assign(age="forty")
     with pytest.raises(DataError, match="column 'age'.*not numbers"):
         onnx.predict_proba(wrong_type)
