@@ -99,10 +99,12 @@ def print_paths(paths: dict[str, str]) -> None:
 
 def compression_rows(report: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """The compress stage's variants as console rows: what each scored, weighed and took; the serving one marked."""
+    from tasks.compress import MEASURED
+
     rows = []
     for v in report:
         status = "serving" if v["serving"] else v["status"]
-        measured = v["status"] in ("kept", "reference", "rejected")
+        measured = v["status"] in MEASURED
         rows.append((f"variant {v['variant']}", f"{status}: " + (
             f"{v['metric']} {v['value']:.4f}, {v['size_bytes'] / 1024:,.0f} KiB, p50 {v['p50_ms']:.2f} ms, "
             f"{v['rows_per_s']:,.0f} rows/s" if measured else v["reason"])))

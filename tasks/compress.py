@@ -81,6 +81,9 @@ class CompressSettings(FormModel):
                                                    "reason to change predictions")
 
 
+MEASURED = ("kept", "reference", "rejected")  # report statuses whose row holds measurements (the others: a reason)
+
+
 @dataclass
 class Variant:
     """A candidate: a name, its model (the native Pipeline's prediction API), how it was made; ``servable``
@@ -471,12 +474,12 @@ def compress(store_root: str, run_id: str, schema: DatasetSchema, model: Artifac
         report["serving"] = report["serving"].astype("boolean").fillna(False).astype(bool)
     report["lossy"] = report["lossy"].astype("boolean")
     refs = {"compression_report": store.write_table(run_id, "compress", "compression_report", report)}
-    measured = report[report["status"].isin(["kept", "reference", "rejected"])]
+    measured = report[report["status"].isin(MEASURED)]
     refs["size_latency"] = store.write_png(run_id, "compress", "size_latency", size_latency_figure(measured))
     serving = report[report["serving"]].iloc[0]
     log = run_logger()
     for r in report.to_dict("records"):
-        if r["status"] in ("kept", "reference", "rejected"):
+        if r["status"] in MEASURED:
             log.info("compress: %s %s: %s %.4f (drop %.2f%%), max diff %.2g, %.1f KiB, p50 %.3f ms, %.0f rows/s%s",
                      r["variant"], r["status"], metric, r["value"], 100 * r["metric_drop"], r["max_abs_diff"],
                      r["size_bytes"] / 1024, r["p50_ms"], r["rows_per_s"],
@@ -489,7 +492,8 @@ def compress(store_root: str, run_id: str, schema: DatasetSchema, model: Artifac
 
         vmeta = {**chosen.meta, "variant": chosen.name, "runtime": chosen.runtime, "note": chosen.note,
                  "family": meta["family"], "task": schema.task, "label": schema.label, "dataset": schema.name,
-                 "features": [c.name for c in schema.features], "classes": chosen.meta.get("classes", meta.get("classes")),
+                 "features": [c.name for c in schema.features],
+                 "classes": chosen.meta.get("classes", meta.get("classes")),
                  "gate": {k: float(serving[k]) for k in ("value", "metric_drop", "max_abs_diff", "p50_ms", "p99_ms",
                                                  "rows_per_s", "size_bytes")}, "metric": metric}
         bundle = variant_files(chosen.model, vmeta)
@@ -504,10 +508,10 @@ def compress(store_root: str, run_id: str, schema: DatasetSchema, model: Artifac
     publish("table", table_rows(report[[c for c in shown if c in report.columns]].rename(columns={"value": metric})),
             f"compression-{run_id}", f"Compressed variants of run {run_id}", on_flow_run=True)
     plot = store.read_file(refs["size_latency"])
+    kept, rejected = (", ".join(report.loc[report["status"] == s, "variant"]) or "none" for s in ("kept", "rejected"))
     publish("markdown", f"# Compression of {meta['family']}\n\nServing: **{serving['variant']}** "
                         f"({readable(serving['speedup_rows'], 3)}x the native rows/s, single-row p50 "
-                        f"{readable(serving['p50_ms'], 3)} ms). Kept: {', '.join(report.loc[report['status'] == 'kept', 'variant']) or 'none'}; "
-                        f"rejected: {', '.join(report.loc[report['status'] == 'rejected', 'variant']) or 'none'}.\n\n"
+                        f"{readable(serving['p50_ms'], 3)} ms). Kept: {kept}; rejected: {rejected}.\n\n"
                         f"{embedded_png(plot, 'size and latency of the variants')}",
             f"compression-plot-{run_id}", f"Compression of run {run_id}", on_flow_run=True)
     return refs

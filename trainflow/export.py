@@ -92,7 +92,8 @@ def _convert_quantile_clipper(scope: Any, operator: Any, container: Any) -> None
     container.add_initializer(upper, 11, [1, k], np.asarray(clipper.upper_, dtype=np.float64).tolist())
     capped = scope.get_unique_variable_name("capped")
     container.add_node("Min", [x, upper], capped, name=scope.get_unique_operator_name("Min"))
-    container.add_node("Max", [capped, lower], operator.outputs[0].full_name, name=scope.get_unique_operator_name("Max"))
+    container.add_node("Max", [capped, lower], operator.outputs[0].full_name,
+                       name=scope.get_unique_operator_name("Max"))
 
 
 def _imputer_shape(operator: Any) -> None:

@@ -208,7 +208,8 @@ def test_batch_inference_falls_back_to_the_native_model(adult_models, adult_sche
     splits["test"].drop(columns=["income"]).head(300).to_parquet(src)
     root = str(tmp_path / "artifacts")
     out = predict.fn(root, "run-x", adult_schema, str(src), None, PredictSettings(registry_url=url))
-    native = predict.fn(root, "run-y", adult_schema, str(src), None, PredictSettings(registry_url=url, variant="native"))
+    native = predict.fn(root, "run-y", adult_schema, str(src), None,
+                        PredictSettings(registry_url=url, variant="native"))
     assert out["scored_by"] == "native" and native["scored_by"] == "native"
     preds = ArtifactStore(root).read_table(out["predictions"])
     assert set(preds["scored_by"]) == {"native"} and len(preds) == 300
