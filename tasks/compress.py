@@ -11,8 +11,9 @@ Variants of the selected model (``make_variants``):
   1/2 and 3/4 of the trees whose held-out loss stays within half the allowed drop (a smaller model, not only
   another format; the native booster cut the same way is never faster than its ONNX form, so it is not
   measured).
-- networks (MLP, CNN): besides their ONNX and ONNX-int8 variants, ``torch_bf16``, ``torch_int8`` (torchao's
-  ``quantize_``) and ``torch_pruned_<n>`` (global magnitude pruning made permanent) with its ONNX form.
+- networks (MLP, CNN, Transformer, GRU/LSTM): besides their ONNX and ONNX-int8 variants, ``torch_bf16``,
+  ``torch_int8`` (torchao's ``quantize_``) and ``torch_pruned_<n>`` (global magnitude pruning made permanent)
+  with its ONNX form. Every family the train stage can select exports (the text and series baselines too).
 
 The parity gate (``gate``) measures each variant against the native model on the test rows, in this
 process on the same rows: file size, the main metric, the largest difference of its predictions from

@@ -124,6 +124,57 @@ def _convert_simple_imputer(scope: Any, operator: Any, container: Any) -> None:
                        name=scope.get_unique_operator_name("Where"))
 
 
+def _convert_seasonal_naive(scope: Any, operator: Any, container: Any) -> None:
+    """The value one season ago: that window column of the input."""
+    model = operator.raw_operator
+    x = _concat_inputs(scope, operator, container)
+    index = scope.get_unique_variable_name("season_index")
+    container.add_initializer(index, 7, [1], [list(model.feature_names_in_).index(model.lag_column)])  # 7: INT64
+    container.add_node("Gather", [x, index], operator.outputs[0].full_name, axis=1,
+                       name=scope.get_unique_operator_name("Gather"))
+
+
+def _convert_tfidf(scope: Any, operator: Any, container: Any) -> None:
+    """Term counts to TF-IDF as scikit-learn computes it: ``1 + log(tf)`` for the counts above zero when
+    ``sublinear_tf`` (skl2onnx 1.20 writes ``log(tf + 1)`` for every count), times the idf, then each row
+    divided by its L2 (or L1) norm unless that is zero."""
+    from skl2onnx.common.data_types import guess_numpy_type, guess_proto_type
+
+    op = operator.raw_operator
+    dtype = np.float64 if guess_numpy_type(operator.inputs[0].type) == np.float64 else np.float32
+    proto = 11 if dtype == np.float64 else 1  # DOUBLE, FLOAT
+    if guess_proto_type(operator.inputs[0].type) not in (1, 11):
+        raise ExportError(f"TF-IDF of {operator.inputs[0].type} counts")
+    if op.norm not in (None, "l1", "l2"):
+        raise ExportError(f"TF-IDF with norm {op.norm!r}")
+
+    def name(what: str) -> str:
+        return scope.get_unique_variable_name(what)
+
+    def node(kind: str, inputs: list[str], **attrs: Any) -> str:
+        out = name(kind.lower())
+        container.add_node(kind, inputs, out, name=scope.get_unique_operator_name(kind), **attrs)
+        return out
+
+    def constant(what: str, values: np.ndarray) -> str:
+        out = name(what)
+        container.add_initializer(out, proto, list(values.shape), values.astype(dtype).ravel().tolist())
+        return out
+
+    y = operator.inputs[0].full_name
+    zero, one = constant("zero", np.zeros(1)), constant("one", np.ones(1))
+    if op.sublinear_tf:
+        y = node("Where", [node("Greater", [y, zero]), node("Add", [node("Log", [y]), one]), y])  # y is 0 elsewhere
+    if op.use_idf:
+        y = node("Mul", [y, constant("idf", np.asarray(op.idf_, dtype=np.float64))])
+    if op.norm is not None:
+        axes = name("axes")
+        container.add_initializer(axes, 7, [1], [1])
+        norm = node("ReduceL2" if op.norm == "l2" else "ReduceL1", [y, axes], keepdims=1)
+        y = node("Div", [y, node("Where", [node("Equal", [norm, zero]), one, norm])])
+    container.add_node("Identity", [y], operator.outputs[0].full_name, name=scope.get_unique_operator_name("Identity"))
+
+
 class _BoosterView:
     """What onnxmltools' LightGBM converter reads from an estimator, for the project's loaded LightGBM models."""
 
@@ -155,7 +206,11 @@ def register_converters() -> None:
     from skl2onnx.common.shape_calculator import (calculate_linear_classifier_output_shapes,
                                                   calculate_linear_regressor_output_shapes)
 
+    from skl2onnx.shape_calculators.tfidf_transformer import calculate_sklearn_tfidf_transformer_output_shapes
+    from sklearn.feature_extraction.text import TfidfTransformer
+
     from trainflow.modelio import LightGBMClassifierModel, LightGBMRegressorModel
+    from trainflow.models.baselines import SeasonalNaive
 
     classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
     update_registered_converter(CategoryCoder, "TrainflowCategoryCoder", _same_width_double, _convert_category_coder)
@@ -163,6 +218,11 @@ def register_converters() -> None:
                                 _convert_quantile_clipper)
     update_registered_converter(SimpleImputer, "TrainflowSimpleImputer", _imputer_shape, _convert_simple_imputer,
                                 overwrite=True)
+    update_registered_converter(SeasonalNaive, "TrainflowSeasonalNaive", calculate_linear_regressor_output_shapes,
+                                _convert_seasonal_naive)
+    # the TfidfVectorizer's converter hands its counts to whatever converts TfidfTransformer
+    update_registered_converter(TfidfTransformer, "TrainflowTfidfTransformer",
+                                calculate_sklearn_tfidf_transformer_output_shapes, _convert_tfidf, overwrite=True)
     update_registered_converter(LightGBMClassifierModel, "TrainflowLightGBMClassifier",
                                 calculate_linear_classifier_output_shapes, _convert_lightgbm,
                                 options=classifier_options)
@@ -233,6 +293,8 @@ def to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
         return _ensemble_to_onnx(pipeline, schema)
     if hasattr(pipeline.steps[-1][1], "export_module"):
         return _network_to_onnx(pipeline, schema)
+    if schema.text_features:
+        return _text_pipeline_to_onnx(pipeline, schema)
     steps = [(name, step) for name, step in pipeline.steps if not (isinstance(step, str) and step == "passthrough")]
     steps = _merged_encoding(steps)
     model = steps[-1][1]
@@ -252,10 +314,112 @@ def to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
     return onx.SerializeToString()
 
 
+def _text_column(schema: DatasetSchema) -> str:
+    """The one feature column of a text dataset (the preprocessor passes it through untouched)."""
+    if len(schema.features) != 1 or not schema.text_features:
+        raise ExportError("no ONNX export for a text column beside other feature columns")
+    return schema.text_features[0]
+
+
+SKLEARN_TOKENS = r"(?u)\b\w\w+\b"  # TfidfVectorizer's default token_pattern
+RE2_TOKENS = r"[\pL\pN_]{2,}"  # the same tokens in RE2: runs of two or more letters, digits or underscores
+
+
+@functools.cache
+def lowercase_locale() -> str:
+    """A locale ONNX Runtime's StringNormalizer can lower-case with on this machine (its default, en_US.UTF-8,
+    is often not installed; C.UTF-8 lower-cases every alphabet as Python does, C only ASCII)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    for locale in ("C.UTF-8", "C.utf8", "en_US.UTF-8", "C"):
+        node = helper.make_node("StringNormalizer", ["x"], ["y"], case_change_action="LOWER", locale=locale)
+        graph = helper.make_graph([node], "probe", [helper.make_tensor_value_info("x", TensorProto.STRING, [None])],
+                                  [helper.make_tensor_value_info("y", TensorProto.STRING, [None])])
+        try:
+            ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
+                                 .SerializeToString(), providers=["CPUExecutionProvider"])
+        except Exception:  # noqa: BLE001, S112 - onnxruntime's own error for a locale it cannot build
+            continue
+        return locale
+    return "C"
+
+
+def _text_pipeline_to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
+    """A text model's Pipeline (``tfidf_logistic``): the model's own steps on the text column, TF-IDF through
+    skl2onnx's tokeniser (RE2 in ONNX Runtime) with scikit-learn's default token pattern written for RE2."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import StringTensorType
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from trainflow.modelio import fitted_parts
+
+    text = _text_column(schema)
+    model = pipeline.steps[-1][1]
+    parts = list(fitted_parts(model))
+    options: dict[int, dict] = {}
+    for vec in (p for p in parts if isinstance(p, TfidfVectorizer)):
+        if (vec.analyzer != "word" or vec.token_pattern != SKLEARN_TOKENS or vec.tokenizer is not None
+                or vec.preprocessor is not None):
+            raise ExportError("no ONNX export for a TfidfVectorizer with its own tokens (only the default pattern)")
+        options[id(vec)] = {"tokenexp": RE2_TOKENS, "locale": lowercase_locale()}
+    if is_classifier(parts[-1]):
+        options[id(parts[-1])] = {"zipmap": False}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            onx = convert_sklearn(model, initial_types=[(text, StringTensorType([None, 1]))], options=options,
+                                  target_opset={"": ONNX_OPSET, "ai.onnx.ml": ONNX_ML_OPSET})
+    except (RuntimeError, TypeError, ValueError, NotImplementedError) as exc:
+        raise ExportError(f"ONNX export of the {type(parts[-1]).__name__} text pipeline failed: "
+                          f"{str(exc).splitlines()[0][:300]}") from None
+    return onx.SerializeToString()
+
+
+def _tokeniser(column: str, rules: dict) -> Any:
+    """A graph from a text column ([rows, 1] strings) to token ids ([rows, tokens] int64) by a network's
+    ``token_rules``: lower-case (StringNormalizer), the pattern's matches (com.microsoft Tokenizer, RE2), the
+    vocabulary's ids (LabelEncoder; padding 0, any other word 1), at most ``max_tokens`` columns and at least one
+    (a batch without any token)."""
+    from onnx import TensorProto, helper
+
+    pad = "<pad>"  # never a token: no token pattern of the networks matches "<"
+    words = list(rules["vocabulary"])
+    nodes = [
+        helper.make_node("Squeeze", [column, "tok_axis1"], ["tok_flat"]),
+        helper.make_node("StringNormalizer", ["tok_flat"], ["tok_lower"], case_change_action="LOWER",
+                         locale=lowercase_locale()),
+        helper.make_node("Tokenizer", ["tok_lower"], ["tok_words"], domain="com.microsoft", mark=0, mincharnum=1,
+                         pad_value=pad, tokenexp=rules["pattern"]),
+        helper.make_node("LabelEncoder", ["tok_words"], ["tok_ids"], domain="ai.onnx.ml",
+                         keys_strings=[pad, *words], values_int64s=[0, *range(2, len(words) + 2)], default_int64=1),
+        helper.make_node("Shape", [column], ["tok_shape"], start=0, end=1),
+        helper.make_node("Concat", ["tok_shape", "tok_axis1"], ["tok_pad_shape"], axis=0),
+        helper.make_node("ConstantOfShape", ["tok_pad_shape"], ["tok_pad"],
+                         value=helper.make_tensor("zero", TensorProto.INT64, [1], [0])),
+        helper.make_node("Concat", ["tok_ids", "tok_pad"], ["tok_padded"], axis=1),
+        helper.make_node("Slice", ["tok_padded", "tok_start", "tok_stop", "tok_axis1"], ["token_ids"]),
+    ]
+    constants = [helper.make_tensor("tok_axis1", TensorProto.INT64, [1], [1]),
+                 helper.make_tensor("tok_start", TensorProto.INT64, [1], [0]),
+                 helper.make_tensor("tok_stop", TensorProto.INT64, [1], [int(rules["max_tokens"])])]
+    text = helper.make_tensor_value_info(column, TensorProto.STRING, [None, 1])
+    graph = helper.make_graph(nodes, "tokeniser", [text],
+                              [helper.make_tensor_value_info("token_ids", TensorProto.INT64, [None, None])], constants,
+                              # the Tokenizer's output type, which onnx's shape inference cannot know (a contrib
+                              # operator) and without which it crashes on the LabelEncoder (onnx 1.23, SIGSEGV)
+                              value_info=[helper.make_tensor_value_info("tok_words", TensorProto.STRING,
+                                                                        [None, None])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET),
+                                                   helper.make_opsetid("ai.onnx.ml", ONNX_ML_OPSET),
+                                                   helper.make_opsetid("com.microsoft", 1)])
+
+
 def _network_to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
-    """A torch network's Pipeline as one graph: the preprocessing through skl2onnx, ending in the float32 input
-    columns; the network through ``torch.onnx.export`` (the dynamo exporter) of its ``export_module``, which
-    does in torch what the network's Python input code does (embedding codes, standardisation); the two
+    """A torch network's Pipeline as one graph: a front that does what the network's Python input code does
+    before torch (the preprocessing through skl2onnx, ending in the float32 input columns; for a text network,
+    a tokeniser of ONNX operators, ending in token ids); the network through ``torch.onnx.export`` (the dynamo
+    exporter) of its ``export_module``, which does the rest in torch (embedding codes, standardisation); the two
     joined on that tensor."""
     import io
     import logging
@@ -268,15 +432,23 @@ def _network_to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
     net = pipeline.steps[-1][1]
     module = net.export_module()
     if module is None:
-        raise ExportError(f"no ONNX export for {type(net).__name__}: its inputs are made in Python (text tokens)")
-    kept = [(n, s) for n, s in pipeline.steps[:-1] if not (isinstance(s, str) and s == "passthrough")]
-    steps = _merged_encoding([*kept, ("model", None)])[:-1]  # merging looks for a step after the encoding
-    front = Pipeline([*steps, ("float32", CastTransformer(dtype=np.float32).fit(np.zeros((1, 1))))])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pre = convert_sklearn(front, initial_types=_initial_types(schema),
-                              target_opset={"": ONNX_OPSET, "ai.onnx.ml": ONNX_ML_OPSET})
-    width = len(net.feature_names_in_)
+        raise ExportError(f"no ONNX export for {type(net).__name__}")
+    rows = torch.export.Dim("rows")
+    if net.export_input == "token_ids":
+        rules = net.token_rules()
+        pre = _tokeniser(_text_column(schema), rules)
+        example = torch.ones((2, min(4, rules["max_tokens"])), dtype=torch.int64)
+        dims = {0: rows, 1: torch.export.Dim("tokens", min=1, max=rules["max_tokens"])}
+    else:
+        kept = [(n, s) for n, s in pipeline.steps[:-1] if not (isinstance(s, str) and s == "passthrough")]
+        steps = _merged_encoding([*kept, ("model", None)])[:-1]  # merging looks for a step after the encoding
+        front = Pipeline([*steps, ("float32", CastTransformer(dtype=np.float32).fit(np.zeros((1, 1))))])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pre = convert_sklearn(front, initial_types=_initial_types(schema),
+                                  target_opset={"": ONNX_OPSET, "ai.onnx.ml": ONNX_ML_OPSET})
+        example = torch.zeros((2, len(net.feature_names_in_)), dtype=torch.float32)
+        dims = {0: rows}
     outputs = ["label", "probabilities"] if is_classifier(net) else ["variable"]
     quiet = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
     levels = [q.level for q in quiet]
@@ -285,9 +457,8 @@ def _network_to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
             q.setLevel(logging.ERROR)
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(module, (torch.zeros((2, width), dtype=torch.float32),), dynamo=True,
-                                        input_names=["features"], output_names=outputs,
-                                        dynamic_shapes=({0: torch.export.Dim("rows")},), opset_version=ONNX_OPSET,
+            program = torch.onnx.export(module, (example,), dynamo=True, input_names=["features"],
+                                        output_names=outputs, dynamic_shapes=(dims,), opset_version=ONNX_OPSET,
                                         verbose=False)
     except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds; the report names it
         raise ExportError(f"torch.onnx.export of {type(net).__name__} failed: {type(exc).__name__}: "

@@ -29,10 +29,11 @@ LEGACY_MODULES = {"tasks.transform": "trainflow.features", "tasks.modelio": "tra
 
 
 def dump_skops(obj: Any) -> bytes:
-    """Serialise a scikit-learn object with skops."""
+    """Serialise a scikit-learn object with skops, its zip deflated (level 1: the fine_food TF-IDF model,
+    whose 42,000-word vocabulary skops writes as JSON, is 9.3 MB instead of 46.8 MB, in the same time)."""
     import skops.io as sio  # here, not at import: it scans scikit-learn for its trusted types (seconds)
 
-    return sio.dumps(obj)
+    return sio.dumps(obj, compression=zipfile.ZIP_DEFLATED, compresslevel=1)
 
 
 def load_skops(data: bytes) -> Any:
@@ -128,6 +129,16 @@ class LightGBMClassifierModel(ClassifierMixin, LightGBMModel):
 
 class LightGBMRegressorModel(RegressorMixin, LightGBMModel):
     """Loaded LightGBM regressor."""
+
+
+def fitted_parts(est: Any) -> Any:
+    """An estimator and every fitted step inside it (Pipeline steps, ColumnTransformer transformers)."""
+    yield est
+    children = ([s for _, s in est.steps] if isinstance(est, Pipeline)
+                else [t[1] for t in getattr(est, "transformers_", [])])
+    for child in children:
+        if not isinstance(child, str):
+            yield from fitted_parts(child)
 
 
 def bundle_files(pipeline: Pipeline, meta: dict) -> dict[str, bytes]:

@@ -23,7 +23,9 @@ def renamed(data: bytes, old: str, new: str) -> bytes:
     with zipfile.ZipFile(io.BytesIO(data)) as src, io.BytesIO() as buffer:
         with zipfile.ZipFile(buffer, "w") as dst:
             for item in src.infolist():
-                dst.writestr(item, src.read(item).replace(f'"{old}"'.encode(), f'"{new}"'.encode()))
+                content = src.read(item)
+                item.compress_type = zipfile.ZIP_STORED  # files before 2026-11-29 were not deflated
+                dst.writestr(item, content.replace(f'"{old}"'.encode(), f'"{new}"'.encode()))
         return buffer.getvalue()
 
 

@@ -65,16 +65,25 @@ class Net(BaseEstimator):
         """The untrained torch module."""
         raise NotImplementedError
 
-    exportable: ClassVar[bool] = False  # whether ``_tensor_inputs`` exists (not for text: tokens are Python)
+    exportable: ClassVar[bool] = False  # whether ``_tensor_inputs`` exists
+    # what the exported module reads: "features", the input columns as one float32 tensor, or "token_ids", the
+    # ids of a text column's tokens made by the graph's own tokeniser (``token_rules``)
+    export_input: ClassVar[str] = "features"
 
     def _tensor_inputs(self, features: Any) -> list:
         """What ``_inputs`` makes, in torch operations on the input columns as one float32 tensor (in
         ``feature_names_in_`` order), so that an exported graph needs no Python."""
         raise NotImplementedError
 
+    def _export_forward(self, model: Any, inputs: list) -> Any:
+        """The module's raw outputs for ``_tensor_inputs`` (the forward pass, unless a network has a form of it
+        without shapes that depend on the data)."""
+        return model(*inputs)
+
     def export_module(self) -> Any:
-        """A torch module from the input columns (one float32 tensor) to what ``predict_proba`` (classifiers:
-        also the argmax) or ``predict`` return, for ``torch.onnx.export``; None when not ``exportable``."""
+        """A torch module from the input columns (one float32 tensor; token ids for ``export_input ==
+        "token_ids"``) to what ``predict_proba`` (classifiers: also the argmax) or ``predict`` return, for
+        ``torch.onnx.export``; None when not ``exportable``."""
         from torch import nn
 
         net = self
@@ -87,7 +96,8 @@ class Net(BaseEstimator):
                 self.model = net.model_
 
             def forward(self, features):  # noqa: ANN001, ANN202
-                return net._tensor_outputs(self.model(*net._tensor_inputs(features)))
+                raw = net._export_forward(self.model, net._tensor_inputs(features))
+                return net._tensor_outputs(raw, features)
 
         return Served().eval()
 
@@ -218,7 +228,7 @@ class ClassifierNet(ClassifierMixin):
     def _metric(self, out, target) -> float:  # noqa: ANN001
         return float((out.argmax(dim=1) == target).float().mean())
 
-    def _tensor_outputs(self, raw):  # noqa: ANN001, ANN202
+    def _tensor_outputs(self, raw, features):  # noqa: ANN001, ANN202, ARG002
         import torch
 
         probabilities = torch.softmax(raw.float(), dim=1)
@@ -258,7 +268,7 @@ class RegressorNet(RegressorMixin):
     def _metric(self, out, target) -> float:  # noqa: ANN001
         return float(-((out - target) ** 2).mean())
 
-    def _tensor_outputs(self, raw):  # noqa: ANN001, ANN202
+    def _tensor_outputs(self, raw, features):  # noqa: ANN001, ANN202, ARG002
         mean, std = self.state_.get("y", [0.0, 1.0])
         return raw.float() * std + mean
 

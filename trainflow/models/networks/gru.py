@@ -52,6 +52,25 @@ class RNNForecaster(RegressorNet, Net):
     def _module(self, n_out: int) -> Any:
         return _rnn_module(n_out, self.nn_settings)
 
+    exportable = True
+
+    def _tensor_windows(self, features: Any) -> Any:
+        import torch
+
+        names = list(self.feature_names_in_)
+        w = features[:, [names.index(c) for c in self.spec["lags"]]]
+        return torch.log(torch.clamp(w, min=1e-12)) if self.state_["log"] else w
+
+    def _tensor_inputs(self, features: Any) -> list:
+        w = self._tensor_windows(features)
+        return [(w - w[:, -1:]) / self.state_["scale"]]
+
+    def _tensor_outputs(self, raw, features):  # noqa: ANN001, ANN202
+        import torch
+
+        change = raw[:, :1].float() * self.state_["scale"] + self._tensor_windows(features)[:, -1:]
+        return torch.exp(change) if self.state_["log"] else change
+
     def _encode_y(self, y: np.ndarray, fit: bool = False) -> np.ndarray:
         return y.astype(np.float64)[:, None]  # standardised as a change from the last value in ``_target``
 

@@ -32,9 +32,12 @@ def _text_module(vocab: int, n_out: int, s: NNSettings):  # noqa: ANN202
 
         def forward(self, ids: torch.Tensor) -> torch.Tensor:
             keep = int((ids != 0).sum(dim=1).max().clamp(min=1))  # drop padding columns no row uses
-            ids = ids[:, :keep]
+            return self.scores(ids[:, :keep])
+
+        def scores(self, ids: torch.Tensor) -> torch.Tensor:
+            """The class scores of token ids (0: padding, masked; at most ``max_tokens`` columns)."""
             pad = ids == 0
-            pos = torch.arange(keep, device=ids.device)
+            pos = torch.arange(ids.shape[1], device=ids.device)
             h = self.encoder(self.tokens(ids) + self.positions(pos)[None], src_key_padding_mask=pad)
             weights = (~pad).unsqueeze(-1).to(h.dtype)
             return self.head((h * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1))  # mean over tokens
@@ -42,7 +45,8 @@ def _text_module(vocab: int, n_out: int, s: NNSettings):  # noqa: ANN202
     return TextTransformer()
 
 
-TOKEN = re.compile(r"[a-z0-9']+")
+TOKEN_PATTERN = r"[a-z0-9']+"  # Python's re here, RE2 in the exported graph's tokeniser: the same tokens
+TOKEN = re.compile(TOKEN_PATTERN)
 
 
 def tokenize(text: str) -> list[str]:
@@ -74,3 +78,22 @@ class TextTransformerClassifier(ClassifierNet, Net):
 
     def _module(self, n_out: int) -> Any:
         return _text_module(len(self.state_["vocabulary"]) + 2, n_out, self.nn_settings)
+
+    exportable = True
+    export_input = "token_ids"  # the exported graph tokenises with ONNX operators (``token_rules``)
+
+    def token_rules(self) -> dict:
+        """How ``_inputs`` turns text into ids, for a tokeniser built of ONNX operators: lower-case, the
+        matches of ``pattern``, ids 2.. for the vocabulary's words in order, 1 for any other, at most
+        ``max_tokens``, a row without tokens one unknown token."""
+        return {"pattern": TOKEN_PATTERN, "vocabulary": list(self.state_["vocabulary"]),
+                "max_tokens": self.nn_settings.max_tokens}
+
+    def _tensor_inputs(self, features: Any) -> list:
+        import torch
+
+        first = features[:, :1]  # token ids, left-aligned: a row without tokens starts with padding
+        return [torch.cat([torch.where(first == 0, torch.ones_like(first), first), features[:, 1:]], dim=1)]
+
+    def _export_forward(self, model: Any, inputs: list) -> Any:
+        return model.scores(*inputs)  # without the trimming to the batch's longest row (a shape from the data)
