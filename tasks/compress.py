@@ -149,23 +149,12 @@ def _int8_variant(base: Variant, schema: DatasetSchema) -> Variant | str:
                    base.meta)
 
 
-def _with_network(pipeline: Pipeline, module: Any, dtype: Any = None) -> Pipeline:
-    """The pipeline with its network's torch module replaced (inputs cast to ``dtype`` when given)."""
+def _with_network(pipeline: Pipeline, module: Any) -> Pipeline:
+    """The pipeline with its network's torch module replaced."""
     import copy
 
-    import torch
-    from torch import nn
-
-    class Cast(nn.Module):
-        def __init__(self, inner: nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-            return self.inner(*[x.to(dtype) if x.is_floating_point() else x for x in xs]).float()
-
     net = copy.copy(pipeline.steps[-1][1])
-    net.model_ = (Cast(module) if dtype is not None else module).eval()
+    net.model_ = module.eval()
     return Pipeline(pipeline.steps[:-1] + [("model", net)])
 
 
@@ -181,8 +170,9 @@ def _tensor_bytes(module: Any) -> int:
 def _network_variants(pipeline: Pipeline, settings: CompressSettings,
                       native_size: int) -> tuple[list[Variant], list[dict]]:
     """bf16 weights, torchao int8 (dynamic activations, int8 weights) and global magnitude pruning, for a torch
-    network; measured in this process (only the pruned one, still a plain float32 network, has safe files).
-    A variant's size is the native bundle's with the weights swapped for the variant's."""
+    network. The bf16 and pruned ones are saved as any network is (safetensors keeps bfloat16) and can serve;
+    torchao's int8 tensors have no safe file format here, so it is measured only, its size the native bundle's
+    with the weights swapped for its own."""
     import copy
 
     import torch
@@ -194,9 +184,9 @@ def _network_variants(pipeline: Pipeline, settings: CompressSettings,
     base = net.model_
     rest = native_size - _tensor_bytes(base)  # the preprocessing, the settings: what every variant keeps
     variants, skipped = [], []
-    half = copy.deepcopy(base).to(torch.bfloat16)
-    variants.append(Variant("torch_bf16", "native", _with_network(pipeline, half, torch.bfloat16), True,
-                            "bfloat16 weights and activations", rest + _tensor_bytes(half), servable=False))
+    half = _with_network(pipeline, copy.deepcopy(base).to(torch.bfloat16))  # the network casts its inputs
+    variants.append(Variant("torch_bf16", "native", half, True, "bfloat16 weights and activations (safetensors)",
+                            sum(len(v) for v in bundle_files(half, {"family": "bf16"}).values())))
     try:
         for name in ("torchao", "torch.utils._pytree"):  # it logs every CUDA kernel it cannot load on a CPU
             logging.getLogger(name).setLevel(logging.ERROR)

@@ -289,7 +289,13 @@ def test_networks_export_with_their_input_code_in_the_graph(dataset: str, family
         "variant")
     assert report.loc["onnx", "status"] == "kept"
     assert report.loc["onnx_int8", "size_bytes"] < report.loc["onnx", "size_bytes"]
-    assert not report.loc["torch_bf16", "servable"] and report.loc["torch_bf16", "serving"] == False  # noqa: E712
+    assert report.loc["torch_bf16", "servable"] and not report.loc["torch_int8", "servable"]
+    # bf16 weights go to safetensors as they are and come back as a bf16 network giving the same predictions
+    bf16 = next(v for v in variants if v.name == "torch_bf16")
+    served, _ = load_variant(variant_files(bf16.model, {**meta, "variant": "torch_bf16", "runtime": "native"}))
+    assert str(next(served.steps[-1][1].model_.parameters()).dtype) == "torch.bfloat16"
+    np.testing.assert_array_equal(predict_scores(served, x, schema.task), predict_scores(bf16.model, x, schema.task))
+    assert report.loc["torch_bf16", "size_bytes"] < sum(len(b) for b in bundle_files(pipeline, meta).values())
     if pruning:
         assert report.loc["torch_pruned_90", "status"] == "rejected"  # 90% of the weights gone: the gate says no
 

@@ -169,8 +169,10 @@ class Net(BaseEstimator):
     def _raw(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         import torch
 
+        dtype = next(self.model_.parameters()).dtype  # float32, or bfloat16 for a compressed variant
+        inputs = [t.to(dtype) if t.is_floating_point() else t for t in self._inputs(X)]
         with torch.no_grad():
-            return batched(self.model_, self._inputs(X), self.eval_rows).float().numpy()
+            return batched(self.model_, inputs, self.eval_rows).float().numpy()
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
@@ -180,9 +182,11 @@ class Net(BaseEstimator):
         """The weights as safetensors and the rest as JSON (no pickle)."""
         from safetensors.torch import save
 
+        dtype = str(next(self.model_.parameters()).dtype).removeprefix("torch.")
         config = {"class": type(self).__name__, "settings": self.settings, "seed": self.seed, "spec": self.spec,
                   "state": self.state_, "features": list(self.feature_names_in_),
-                  "classes": getattr(self, "classes", None), "best_epoch": self.best_epoch_, "device": self.device_}
+                  "classes": getattr(self, "classes", None), "best_epoch": self.best_epoch_, "device": self.device_,
+                  "dtype": dtype}
         weights = {k: v.contiguous() for k, v in self.model_.state_dict().items()}
         return {"nn.safetensors": save(weights), "nn.json": json.dumps(config).encode()}
 
@@ -201,7 +205,12 @@ class Net(BaseEstimator):
         est.device_ = config["device"]
         if config["classes"] is not None:
             est.classes = config["classes"]
-        est.model_ = est._build()
+        import torch
+
+        dtype = config.get("dtype", "float32")
+        if dtype not in ("float32", "bfloat16", "float16"):
+            raise TrainflowError(f"nn.json: weights of type {dtype!r} are not a network's")
+        est.model_ = est._build().to(getattr(torch, dtype))  # bfloat16: a compress stage variant
         est.model_.load_state_dict(load(files["nn.safetensors"]))
         est.model_.eval()
         return est
