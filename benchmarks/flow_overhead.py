@@ -28,13 +28,17 @@ from pathlib import Path
 from deployments.ui import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = {"evaluate": {"cv_folds": 2, "permutation_repeats": 1}}
+# the same stages in both modes: tuning and compression are off (the plain mode does neither), the preset's
+# families and folds are the flow's own (the plain mode applies them as the flow does)
+SETTINGS = {"evaluate": {"cv_folds": 2, "permutation_repeats": 1}, "tune": {"enabled": False},
+            "compress": {"enabled": False}}
 
 PLAIN = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import pandas as pd
-from flows.training import TrainingSettings, resolve_root
+from flows.training import TrainingSettings, resolve_root, with_preset
+from tasks.drift import build_profile, drift_scores
 from trainflow.catalog import ArtifactStore, new_run_id
 from tasks.evaluate import evaluate_model, headline
 from tasks.ingest import ingest_data
@@ -49,6 +53,7 @@ s = TrainingSettings.model_validate(json.loads(sys.argv[1]))
 t1 = time.perf_counter()
 store, run = ArtifactStore(resolve_root(s.artifacts_root)), new_run_id()
 schema = load_schema(s.dataset)
+s = with_preset(s, schema)
 raw, report = ingest_data(schema)
 store.write_table(run, "ingest", "ingest_report", report); store.write_table(run, "ingest", "raw", raw)
 v = validate_data(raw, schema); store.write_table(run, "validate", "validation_results", v.results)
@@ -65,6 +70,8 @@ out = evaluate_model(schema, pipeline, meta, splits["test"], pd.concat([splits["
                      s.evaluate, s.transform, s.train, s.seed)
 for name, fig in out.pop("figures").items(): store.write_png(run, "evaluate", name, fig)
 for name, df in out.items(): store.write_table(run, "evaluate", name, df)
+store.write_table(run, "drift", "reference_profile", build_profile(splits["train"], schema,
+                  drift_scores(pipeline, schema, splits["validation"])))
 Registry(s.registry.registry_url).register("adult", files, run, meta["family"], "binary", headline(out["metrics"], "binary"), {})
 t2 = time.perf_counter()
 print(json.dumps({"inside": t2 - t1, "imports": t1 - t0}))

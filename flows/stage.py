@@ -75,7 +75,8 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
         outputs: Any = {"raw": raw}
     elif stage == "validate":
         raw = raw if s.ingest.source or not s.from_run else borrow("ingest", "raw")
-        validate(root, run_id, schema, raw, s.validation.quarantine, s.validation.max_quarantine_fraction)
+        validate(root, run_id, schema, raw, s.validation.quarantine, s.validation.max_quarantine_fraction,
+                 s.validation.engine)
         outputs = {}
     elif stage == "split":
         m = store.manifest(_need_run(s))

@@ -26,7 +26,7 @@ from tasks.split import SplitSettings, split
 from tasks.train import train
 from tasks.transform import transform
 from tasks.tune import DEFAULT_TRIALS, TuneSettings, plan_tuning, tune, tune_trials, with_params
-from tasks.validate import validate
+from tasks.validate import ValidationEngine, validate
 from trainflow.cache import run_checked
 from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
 from trainflow.credentials import mask_all
@@ -63,6 +63,9 @@ class ValidateSettings(FormModel):
 
     quarantine: bool = Field(False, description="set aside rows that break row-level error rules instead of failing")
     max_quarantine_fraction: float = Field(0.05, ge=0, le=1, description="fail anyway above this share of rows")
+    engine: ValidationEngine = Field("arrow", description="arrow: the suite's rules computed with pyarrow.compute "
+                                                          "(Great Expectations' results; GX runs any rule it does "
+                                                          "not know); gx: every rule by Great Expectations")
 
 
 Preset = Literal["fast", "default", "best"]
@@ -238,7 +241,8 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     tag_flow_run(schema.name)
     s = with_preset(settings, schema)
     raw = ingest(root, run_id, schema, s.ingest.source, s.ingest.query, s.ingest.missing_markers)
-    valid = validate(root, run_id, schema, raw, s.validation.quarantine, s.validation.max_quarantine_fraction)
+    valid = validate(root, run_id, schema, raw, s.validation.quarantine, s.validation.max_quarantine_fraction,
+                     s.validation.engine)
     splits = run_checked(split, root, run_id, schema, valid, s.split, s.seed)
     model_schema = schema.model_view()  # a time series is windowed by split: models see the windows
     features = run_checked(transform, root, run_id, model_schema, splits, s.transform)

@@ -21,7 +21,7 @@ from prefect import task
 from pydantic import Field
 from sklearn.pipeline import Pipeline
 
-from tasks.validate import validate_data
+from tasks.validate import ValidationEngine, validate_data
 from trainflow.catalog import ArtifactStore
 from trainflow.credentials import mask
 from trainflow.errors import ArtifactError, DataError, RegistryError, ValidationFailed
@@ -117,6 +117,9 @@ class PredictSettings(FormModel):
     batch_rows: int = Field(250_000, ge=1, description="rows read, validated and scored at a time (bounds memory)")
     max_quarantine_fraction: float = Field(0.05, ge=0, le=1, description="fail a batch above this share of "
                                                                           "quarantined rows")
+    validation_engine: ValidationEngine = Field("arrow", description="arrow: each batch's rules computed with "
+                                                                     "pyarrow.compute (GX's results); gx: by Great "
+                                                                     "Expectations")
     variant: Literal["serving", "native"] = Field(
         "serving", description="serving: the variant the compress stage chose for the version (ONNX Runtime where "
                                "it passed the parity gate), the native model when there is none or it cannot load; "
@@ -166,7 +169,8 @@ def predict(store_root: str, run_id: str, schema: DatasetSchema, source: str | N
         for i, batch in enumerate(iter_source(src, schema.name, query, settings.batch_rows)):
             clean = normalise(batch, schema.missing_markers)
             outcome = validate_data(clean, rules, quarantine=True,
-                                    max_quarantine_fraction=settings.max_quarantine_fraction)
+                                    max_quarantine_fraction=settings.max_quarantine_fraction,
+                                    engine=settings.validation_engine)
             results.append(outcome.results.assign(batch=i))
             if outcome.errors:
                 raise ValidationFailed(schema.name, outcome.errors, f"{store.run_uri(run_id)}/predict/"

@@ -9,10 +9,12 @@ on; rows are never dropped silently, and too large a quarantine is still an erro
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import warnings
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -20,9 +22,11 @@ from prefect import task
 
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.errors import ValidationFailed
+from trainflow.expectations import Outcome, run_compiled
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema
 
+ValidationEngine = Literal["arrow", "gx"]
 SEVERITY_NAMES = {"critical": "error", "warning": "warning", "info": "info"}
 SAMPLE_SIZE = 10
 FINITE_RULE = "expect_column_values_to_be_finite"  # built in: reported when a numeric column holds +-inf
@@ -46,11 +50,25 @@ class ValidationOutcome:
     errors: list[tuple[str | None, str, str]] = field(default_factory=list)
 
 
-def _run_suite(df: pd.DataFrame, schema: DatasetSchema, complete: bool):  # noqa: ANN202 (GX result type)
+@functools.lru_cache(maxsize=8)
+def _gx_suite(name: str, expectations_json: str):  # noqa: ANN202 (GX types)
+    """An ephemeral GX context's batch definition and suite for one dataset's rules, built once per process and
+    reused for every frame (batch inference validates each batch with the same ones)."""
     import great_expectations as gx
 
-    for name in ("great_expectations", "great_expectations.data_context.types.base"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    for logger in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(logger).setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ctx = gx.get_context(mode="ephemeral")
+        ctx.variables.progress_bars = {"globally": False, "metric_calculations": False}
+        batch_def = (ctx.data_sources.add_pandas("trainflow").add_dataframe_asset(name)
+                     .add_batch_definition_whole_dataframe("all"))
+        suite = gx.ExpectationSuite(name=name, expectations=json.loads(expectations_json))
+    return batch_def, suite
+
+
+def _run_suite(df: pd.DataFrame, schema: DatasetSchema, complete: bool):  # noqa: ANN202 (GX result type)
     # GX 1.24's type check cannot match pandas 3's default `str` dtype under any type name: it compares
     # dtype objects, and StringDtype(na_value=nan) equals none it builds. It does build pd.StringDtype()
     # from the name "StringDtype", so GX gets string columns in exactly that dtype: the type rule is then
@@ -59,13 +77,9 @@ def _run_suite(df: pd.DataFrame, schema: DatasetSchema, complete: bool):  # noqa
     str_cols = {c: pd.StringDtype() for c in df.columns
                 if isinstance(df[c].dtype, pd.StringDtype) and df[c].dtype != pd.StringDtype()}
     gx_df = df.astype(str_cols) if str_cols else df
+    batch_def, suite = _gx_suite(schema.name, json.dumps([dict(e) for e in schema.expectations], default=str))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ctx = gx.get_context(mode="ephemeral")
-        ctx.variables.progress_bars = {"globally": False, "metric_calculations": False}
-        batch_def = (ctx.data_sources.add_pandas("trainflow").add_dataframe_asset(schema.name)
-                     .add_batch_definition_whole_dataframe("all"))
-        suite = gx.ExpectationSuite(name=schema.name, expectations=[dict(e) for e in schema.expectations])
         batch = batch_def.get_batch(batch_parameters={"dataframe": gx_df})
         fmt = {"result_format": "COMPLETE" if complete else "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
         return batch.validate(suite, result_format=fmt)
@@ -94,8 +108,34 @@ def _infinite_values(df: pd.DataFrame, schema: DatasetSchema) -> dict[str, pd.Se
     return out
 
 
+def _key(kind: str, kwargs: dict) -> str:
+    return json.dumps([kind, kwargs], sort_keys=True, default=str)
+
+
+def _outcomes(df: pd.DataFrame, schema: DatasetSchema, complete: bool, engine: str) -> list[Outcome]:
+    """Each expectation's outcome, in the suite's order: computed in Arrow (``trainflow.expectations``) where
+    it can be with ``engine="arrow"``, by Great Expectations for the rest (all of them with ``"gx"``)."""
+    expectations = [dict(e) for e in schema.expectations]
+    done, left = run_compiled(df, expectations, complete) if engine == "arrow" else ({}, list(range(len(expectations))))
+    if left:
+        result = _run_suite(df, schema.model_copy(update={"expectations": [expectations[i] for i in left]}), complete)
+        todo = list(left)
+        for r in result.results:  # GX orders its results its own way: matched back by type and arguments
+            cfg = r.expectation_config
+            given = {k: v for k, v in cfg.kwargs.items() if k != "batch_id"}
+            i = next((j for j in todo if _key(expectations[j]["type"], expectations[j].get("kwargs") or {})
+                      == _key(cfg.type, given)), None)
+            if i is None:  # GX filled in a default: the same type on the same column
+                i = next(j for j in todo if expectations[j]["type"] == cfg.type
+                         and (expectations[j].get("kwargs") or {}).get("column") == given.get("column"))
+            todo.remove(i)
+            exc = (r.exception_info or {}).get("exception_message") if r.exception_info else None
+            done[i] = Outcome(bool(r.success), dict(r.result or {}), exc)
+    return [done[i] for i in range(len(expectations))]
+
+
 def validate_data(df: pd.DataFrame, schema: DatasetSchema, quarantine: bool = False,
-                  max_quarantine_fraction: float = 0.05) -> ValidationOutcome:
+                  max_quarantine_fraction: float = 0.05, engine: ValidationEngine = "arrow") -> ValidationOutcome:
     """Run the schema's GX suite on ``df``: the pure part of the validate stage.
 
     Args:
@@ -103,30 +143,35 @@ def validate_data(df: pd.DataFrame, schema: DatasetSchema, quarantine: bool = Fa
         schema: The dataset's schema and suite.
         quarantine: Set aside rows that break row-level error rules instead of failing.
         max_quarantine_fraction: Above this share of quarantined rows the run fails anyway.
+        engine: ``arrow``: the expectation types ``trainflow.expectations`` knows are computed with
+            pyarrow.compute (GX's results, tested against GX), the others by GX; ``gx``: all by GX.
 
     Returns:
         The outcome; the caller decides what to write and whether to raise on ``errors``.
     """
-    result = _run_suite(df, schema, complete=quarantine)
+    outcomes = _outcomes(df, schema, quarantine, engine)
     missing_cols = {c for c in (e["kwargs"].get("column") for e in schema.expectations) if c and c not in df.columns}
     rows, bad_index = [], {}
-    for r in result.results:
-        cfg = r.expectation_config
-        res = r.result or {}
-        column = cfg.kwargs.get("column")
-        exc = (r.exception_info or {}).get("exception_message") if r.exception_info else None
-        if not exc and column in missing_cols and cfg.type != "expect_column_to_exist":
-            exc = f"column '{column}' is missing"
+    for exp, r in zip(schema.expectations, outcomes):
+        res = r.result
+        kind, kwargs = exp["type"], dict(exp.get("kwargs") or {})
+        column = kwargs.get("column")
+        exc = r.exception
+        if column in missing_cols and kind != "expect_column_to_exist":
+            exc = f"column '{column}' is missing"  # GX's own words for it vary by rule
         sample = res.get("partial_unexpected_list") or []
+        if kind == "expect_column_values_to_not_be_null":
+            sample = [None] * len(sample)  # missing values (GX writes a string column's as "<NA>")
+        severity = exp.get("severity") or "critical"
         rows.append({
-            "expectation": cfg.type, "column": column,
-            "severity": SEVERITY_NAMES.get(str(getattr(cfg.severity, "value", cfg.severity)), "error"),
+            "expectation": kind, "column": column,
+            "severity": SEVERITY_NAMES.get(str(getattr(severity, "value", severity)), "error"),
             "success": bool(r.success), "unexpected_count": res.get("unexpected_count"),
             "unexpected_percent": res.get("unexpected_percent"),
             "observed_value": None if res.get("observed_value") is None else json.dumps(res["observed_value"],
                                                                                           default=str),
             "sample": json.dumps([None if pd.isna(v) else v for v in sample[:SAMPLE_SIZE]], default=str),
-            "exception": exc, "kwargs": json.dumps({k: v for k, v in cfg.kwargs.items() if k != "column"}, default=str),
+            "exception": exc, "kwargs": json.dumps({k: v for k, v in kwargs.items() if k != "column"}, default=str),
             "quarantined": False,
         })
         if quarantine and not r.success and rows[-1]["severity"] == "error" and "unexpected_index_list" in res:
@@ -180,7 +225,7 @@ def verdict(results: pd.DataFrame, quarantined: int = 0) -> str:
 
 @task(name="validate")
 def validate(store_root: str, run_id: str, schema: DatasetSchema, raw: ArtifactRef, quarantine: bool = False,
-             max_quarantine_fraction: float = 0.05) -> ArtifactRef:
+             max_quarantine_fraction: float = 0.05, engine: ValidationEngine = "arrow") -> ArtifactRef:
     """Prefect task: validate ``raw`` and write ``validate/validation_results`` (and ``quarantine``, ``valid``).
 
     Returns:
@@ -190,7 +235,7 @@ def validate(store_root: str, run_id: str, schema: DatasetSchema, raw: ArtifactR
         ValidationFailed: An error-severity expectation failed; the report is written first.
     """
     store = ArtifactStore(store_root)
-    outcome = validate_data(store.read_table(raw), schema, quarantine, max_quarantine_fraction)
+    outcome = validate_data(store.read_table(raw), schema, quarantine, max_quarantine_fraction, engine)
     report = store.write_table(run_id, "validate", "validation_results", outcome.results)
     run_logger().info("validate: %s", verdict(outcome.results, len(outcome.quarantine)))
     if outcome.errors:
