@@ -40,6 +40,7 @@ bench-autogluon:
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.flow_overhead
 	$(BIN)/python -m benchmarks.data_throughput
+	$(BIN)/python -m benchmarks.validation
 	$(BIN)/python -m benchmarks.inference_throughput
 	$(BIN)/python -m benchmarks.compression
 	$(BIN)/python -m benchmarks.drift_cost
