@@ -7,7 +7,9 @@ The table is Adult's rows drawn with replacement, numbers jittered, raw noise ke
 - stages: the four stage task bodies (``task.fn``: the stage's compute plus its catalog reads and
   writes, without Prefect's per-task overhead of ~55 ms), one after the other, each timed.
 
-    python -m benchmarks.data_throughput [--rows 5000000]
+    python -m benchmarks.data_throughput [--rows 1000000,5000000,20000000]
+
+CPU seconds (the process's) beside wall seconds; with several sizes, how the CPU cost per row changes.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ FLOOR = r"""
 import json, sys, time
 from benchmarks.memory import peak_gib
 import pyarrow.parquet as pq
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 table = pq.read_table(sys.argv[1])
 pq.write_table(table, sys.argv[2] + "/copy.parquet", compression="zstd")
-print(json.dumps({"total": time.perf_counter() - t, "rss_gb": peak_gib()}))
+print(json.dumps({"total": time.perf_counter() - t, "total_cpu": time.process_time() - c, "rss_gb": peak_gib()}))
 """
 
 STAGES = r"""
@@ -44,15 +46,17 @@ from tasks.transform import transform
 from trainflow.features import TransformSettings
 from tasks.validate import validate
 schema, root, run, times = load_schema("adult"), sys.argv[2], new_run_id(), {}
-t = time.perf_counter()
-raw = ingest.fn(root, run, schema, source=sys.argv[1]); times["ingest"] = time.perf_counter() - t
-t = time.perf_counter()
-valid = validate.fn(root, run, schema, raw); times["validate"] = time.perf_counter() - t
-t = time.perf_counter()
-splits = split.fn(root, run, schema, valid, SplitSettings(), 42); times["split"] = time.perf_counter() - t
-t = time.perf_counter()
-transform.fn(root, run, schema, splits, TransformSettings()); times["transform"] = time.perf_counter() - t
-times["total"] = sum(times.values())
+def timed(name, fn):
+    t, c = time.perf_counter(), time.process_time()
+    out = fn()
+    times[name], times[name + "_cpu"] = time.perf_counter() - t, time.process_time() - c
+    return out
+raw = timed("ingest", lambda: ingest.fn(root, run, schema, source=sys.argv[1]))
+valid = timed("validate", lambda: validate.fn(root, run, schema, raw))
+splits = timed("split", lambda: split.fn(root, run, schema, valid, SplitSettings(), 42))
+timed("transform", lambda: transform.fn(root, run, schema, splits, TransformSettings()))
+stages = ("ingest", "validate", "split", "transform")
+times["total"], times["total_cpu"] = sum(times[k] for k in stages), sum(times[k + "_cpu"] for k in stages)
 times["rss_gb"] = peak_gib()
 print(json.dumps(times))
 """
@@ -90,27 +94,36 @@ def _run(code: str, source: Path, out: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--rows", default="5000000", help="table sizes, comma-separated (e.g. 1000000,5000000)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tf-throughput-"))
-    source = tmp / "adult_big.parquet"
-    t = time.perf_counter()
-    make_table(args.rows, source)
-    print(f"made {args.rows:,} rows ({source.stat().st_size / 2**20:.0f} MiB Parquet) in "
-          f"{time.perf_counter() - t:.1f} s", file=sys.stderr)
-    (tmp / "floor").mkdir()
-    floor = _run(FLOOR, source, tmp / "floor")
-    stages = _run(STAGES, source, tmp / "stages")
-    n = args.rows
-    print(f"\n{n:,} rows x 14 columns, Adult-shaped; one process per mode")
-    print(f"{'mode':34} {'seconds':>8} {'rows/s':>12} {'vs floor':>9} {'peak RSS GiB':>13}")
-    print(f"{'floor: pyarrow read + write':34} {floor['total']:8.2f} {n / floor['total']:12,.0f} {1:9.2f} "
-          f"{floor['rss_gb']:13.2f}")
-    for stage in ("ingest", "validate", "split", "transform"):
-        print(f"{'  ' + stage:34} {stages[stage]:8.2f} {n / stages[stage]:12,.0f} "
-              f"{stages[stage] / floor['total']:9.2f}")
-    print(f"{'stages: ingest+validate+split+transform':34} {stages['total']:8.2f} {n / stages['total']:12,.0f} "
-          f"{stages['total'] / floor['total']:9.2f} {stages['rss_gb']:13.2f}")
+    per_row: dict[int, float] = {}
+    for n in (int(r) for r in args.rows.split(",")):
+        source = tmp / f"adult_{n}.parquet"
+        t = time.perf_counter()
+        make_table(n, source)
+        print(f"made {n:,} rows ({source.stat().st_size / 2**20:.0f} MiB Parquet) in "
+              f"{time.perf_counter() - t:.1f} s", file=sys.stderr)
+        (tmp / f"floor_{n}").mkdir()
+        floor = _run(FLOOR, source, tmp / f"floor_{n}")
+        stages = _run(STAGES, source, tmp / f"stages_{n}")
+        print(f"\n{n:,} rows x 14 columns, Adult-shaped; one process per mode")
+        print(f"{'mode':40} {'wall s':>8} {'cpu s':>8} {'rows/s':>12} {'wall x':>7} {'cpu x':>7} {'peak GiB':>9}")
+
+        def line(name: str, wall: float, cpu: float, rss: float | None = None) -> None:
+            print(f"{name:40} {wall:8.2f} {cpu:8.2f} {n / wall:12,.0f} {wall / floor['total']:7.2f} "
+                  f"{cpu / floor['total_cpu']:7.2f} {'' if rss is None else f'{rss:9.2f}'}")
+
+        line("floor: pyarrow read + write", floor["total"], floor["total_cpu"], floor["rss_gb"])
+        for stage in ("ingest", "validate", "split", "transform"):
+            line("  " + stage, stages[stage], stages[stage + "_cpu"])
+        line("stages: ingest+validate+split+transform", stages["total"], stages["total_cpu"], stages["rss_gb"])
+        per_row[n] = stages["total_cpu"] / n
+        source.unlink()
+    if len(per_row) > 1:
+        first = min(per_row)
+        print("\nCPU seconds per million rows (stages): " + ", ".join(
+            f"{n:,}: {1e6 * c:.2f} ({c / per_row[first]:.2f}x of {first:,})" for n, c in sorted(per_row.items())))
 
 
 if __name__ == "__main__":
