@@ -74,7 +74,10 @@ def test_text_transformer_against_tfidf_baseline() -> None:
     base = _test_scores(view, splits, pipes["tfidf_logistic"])
     assert base["accuracy"] >= 0.78 and base["roc_auc"] >= 0.85, base  # about 0.81 / 0.88 on this split
     net = _test_scores(view, splits, pipes["transformer"])
-    assert net["roc_auc"] >= 0.72, net  # learns the task; how it compares is reported, not asserted
+    # learns the task (chance is 0.5); how it compares is reported, not asserted. After these 5 epochs its test
+    # ROC-AUC varies with the seed and the rows' order from 0.685 to 0.740 (seeds 42, 1, 2, shuffled and sorted
+    # split rows, 2026-11-29): a bound inside that spread fails on noise, not on a broken network
+    assert net["roc_auc"] >= 0.65, net
     model = pipes["transformer"].steps[-1][1]
     assert isinstance(model, TextTransformerClassifier)
     vocabulary = set(model.state_["vocabulary"])
