@@ -22,13 +22,12 @@ from prefect import task
 
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.errors import ValidationFailed
-from trainflow.expectations import Outcome, run_compiled
+from trainflow.expectations import SAMPLE_SIZE, Outcome, run_compiled
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema
 
 ValidationEngine = Literal["arrow", "gx"]
 SEVERITY_NAMES = {"critical": "error", "warning": "warning", "info": "info"}
-SAMPLE_SIZE = 10
 FINITE_RULE = "expect_column_values_to_be_finite"  # built in: reported when a numeric column holds +-inf
 
 
@@ -162,10 +161,9 @@ def validate_data(df: pd.DataFrame, schema: DatasetSchema, quarantine: bool = Fa
         sample = res.get("partial_unexpected_list") or []
         if kind == "expect_column_values_to_not_be_null":
             sample = [None] * len(sample)  # missing values (GX writes a string column's as "<NA>")
-        severity = exp.get("severity") or "critical"
         rows.append({
             "expectation": kind, "column": column,
-            "severity": SEVERITY_NAMES.get(str(getattr(severity, "value", severity)), "error"),
+            "severity": SEVERITY_NAMES.get(str(exp.get("severity") or "critical"), "error"),
             "success": bool(r.success), "unexpected_count": res.get("unexpected_count"),
             "unexpected_percent": res.get("unexpected_percent"),
             "observed_value": None if res.get("observed_value") is None else json.dumps(res["observed_value"],

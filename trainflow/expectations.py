@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-SAMPLE_SIZE = 10  # GX's partial_unexpected_count as the validate stage asks for it
+SAMPLE_SIZE = 10  # unexpected values kept per rule (GX's partial_unexpected_count, as the validate stage asks)
 
 
 @dataclass
