@@ -268,6 +268,25 @@ def _merged_encoding(steps: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     return [(steps[0][0], merged), *steps[2:]]
 
 
+def _convert(model: Any, initial_types: list, options: dict | None, what: str,
+             ignore: type[Warning] = Warning) -> Any:
+    """skl2onnx's ``convert_sklearn`` at the project's opsets (the ModelProto), ``ignore`` warnings silenced, its
+    failures as one ``ExportError`` naming ``what``: the model or pipeline part being converted."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.exceptions import MissingShapeCalculator
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ignore)
+            return convert_sklearn(model, initial_types=initial_types, options=options,
+                                   target_opset={"": ONNX_OPSET, "ai.onnx.ml": ONNX_ML_OPSET})
+    except MissingShapeCalculator as exc:
+        kind = str(exc).split("'")[1] if "'" in str(exc) else str(exc).splitlines()[0]
+        raise ExportError(f"no ONNX converter for {kind} (in the {what})") from None
+    except (RuntimeError, TypeError, ValueError, NotImplementedError) as exc:
+        raise ExportError(f"ONNX export of the {what} failed: {str(exc).splitlines()[0][:300]}") from None
+
+
 def to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
     """The serving Pipeline as one ONNX graph: one input per feature column (strings for categories,
     float64 for numbers), outputs ``label`` and ``probabilities`` (classifiers) or ``variable`` (regressors).
@@ -281,9 +300,6 @@ def to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
     Raises:
         ExportError: A step has no converter (its type is named).
     """
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.exceptions import MissingShapeCalculator
-
     register_converters()
     from skl2onnx.sklapi import CastTransformer
 
@@ -300,18 +316,9 @@ def to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
     model = steps[-1][1]
     plain = Pipeline([*steps[:-1], ("float32", CastTransformer(dtype=np.float32).fit(np.zeros((1, 1)))), steps[-1]])
     options = {id(model): {"zipmap": False}} if is_classifier(model) else None
-    try:
-        with warnings.catch_warnings():  # skl2onnx reads SVC's probA_/probB_, deprecated in scikit-learn 1.9
-            warnings.simplefilter("ignore", FutureWarning)
-            onx = convert_sklearn(plain, initial_types=_initial_types(schema), options=options,
-                                  target_opset={"": ONNX_OPSET, "ai.onnx.ml": ONNX_ML_OPSET})
-    except MissingShapeCalculator as exc:
-        kind = str(exc).split("'")[1] if "'" in str(exc) else str(exc).splitlines()[0]
-        raise ExportError(f"no ONNX converter for {kind} (in the {type(model).__name__} pipeline)") from None
-    except (RuntimeError, TypeError, ValueError, NotImplementedError) as exc:
-        raise ExportError(f"ONNX export of the {type(model).__name__} pipeline failed: "
-                          f"{str(exc).splitlines()[0][:300]}") from None
-    return onx.SerializeToString()
+    # FutureWarning: skl2onnx reads SVC's probA_/probB_, deprecated in scikit-learn 1.9
+    return _convert(plain, _initial_types(schema), options, f"{type(model).__name__} pipeline",
+                    FutureWarning).SerializeToString()
 
 
 def _text_column(schema: DatasetSchema) -> str:
@@ -348,7 +355,6 @@ def lowercase_locale() -> str:
 def _text_pipeline_to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
     """A text model's Pipeline (``tfidf_logistic``): the model's own steps on the text column, TF-IDF through
     skl2onnx's tokeniser (RE2 in ONNX Runtime) with scikit-learn's default token pattern written for RE2."""
-    from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import StringTensorType
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -365,15 +371,8 @@ def _text_pipeline_to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
         options[id(vec)] = {"tokenexp": RE2_TOKENS, "locale": lowercase_locale()}
     if is_classifier(parts[-1]):
         options[id(parts[-1])] = {"zipmap": False}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            onx = convert_sklearn(model, initial_types=[(text, StringTensorType([None, 1]))], options=options,
-                                  target_opset={"": ONNX_OPSET, "ai.onnx.ml": ONNX_ML_OPSET})
-    except (RuntimeError, TypeError, ValueError, NotImplementedError) as exc:
-        raise ExportError(f"ONNX export of the {type(parts[-1]).__name__} text pipeline failed: "
-                          f"{str(exc).splitlines()[0][:300]}") from None
-    return onx.SerializeToString()
+    return _convert(model, [(text, StringTensorType([None, 1]))], options,
+                    f"{type(parts[-1]).__name__} text pipeline").SerializeToString()
 
 
 def _tokeniser(column: str, rules: dict) -> Any:
@@ -426,7 +425,6 @@ def _network_to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
 
     import onnx
     import torch
-    from skl2onnx import convert_sklearn
     from skl2onnx.sklapi import CastTransformer
 
     net = pipeline.steps[-1][1]
@@ -443,10 +441,7 @@ def _network_to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
         kept = [(n, s) for n, s in pipeline.steps[:-1] if not (isinstance(s, str) and s == "passthrough")]
         steps = _merged_encoding([*kept, ("model", None)])[:-1]  # merging looks for a step after the encoding
         front = Pipeline([*steps, ("float32", CastTransformer(dtype=np.float32).fit(np.zeros((1, 1))))])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pre = convert_sklearn(front, initial_types=_initial_types(schema),
-                                  target_opset={"": ONNX_OPSET, "ai.onnx.ml": ONNX_ML_OPSET})
+        pre = _convert(front, _initial_types(schema), None, f"preprocessing of the {type(net).__name__} pipeline")
         example = torch.zeros((2, len(net.feature_names_in_)), dtype=torch.float32)
         dims = {0: rows}
     outputs = ["label", "probabilities"] if is_classifier(net) else ["variable"]
