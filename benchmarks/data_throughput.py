@@ -51,7 +51,9 @@ def timed(name, fn):
     out = fn()
     times[name], times[name + "_cpu"] = time.perf_counter() - t, time.process_time() - c
     return out
-raw = timed("ingest", lambda: ingest.fn(root, run, schema, source=sys.argv[1]))
+from flows.training import IngestSettings
+rows = IngestSettings().batch_rows  # as the flow ingests: batch by batch
+raw = timed("ingest", lambda: ingest.fn(root, run, schema, source=sys.argv[1], batch_rows=rows))
 valid = timed("validate", lambda: validate.fn(root, run, schema, raw))
 splits = timed("split", lambda: split.fn(root, run, schema, valid, SplitSettings(), 42))
 timed("transform", lambda: transform.fn(root, run, schema, splits, TransformSettings()))

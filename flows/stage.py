@@ -70,7 +70,8 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
         return ref
 
     if stage == "ingest" or (stage == "validate" and (s.ingest.source or not s.from_run)):
-        raw = ingest(root, run_id, schema, s.ingest.source, s.ingest.query, s.ingest.missing_markers)
+        raw = ingest(root, run_id, schema, s.ingest.source, s.ingest.query, s.ingest.missing_markers,
+                     s.ingest.batch_rows)
     if stage == "ingest":
         outputs: Any = {"raw": raw}
     elif stage == "validate":

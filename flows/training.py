@@ -56,6 +56,8 @@ class IngestSettings(FormModel):
                                                 "as 'target <= 4' or 'age >= 30 and workclass in [\"Private\"]' "
                                                 "(columns, comparisons, in, and/or/not, .isna(); never run as code)")
     missing_markers: list[str] | None = Field(None, description="strings that mean missing; empty: the schema's")
+    batch_rows: int = Field(1_000_000, ge=1_000, description="a Parquet source is read, normalised and written this "
+                                                             "many rows at a time (bounds memory)")
 
 
 class ValidateSettings(FormModel):
@@ -240,7 +242,8 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     schema = settings.check()  # a UI run is refused before any work too
     tag_flow_run(schema.name)
     s = with_preset(settings, schema)
-    raw = ingest(root, run_id, schema, s.ingest.source, s.ingest.query, s.ingest.missing_markers)
+    raw = ingest(root, run_id, schema, s.ingest.source, s.ingest.query, s.ingest.missing_markers,
+                 s.ingest.batch_rows)
     valid = validate(root, run_id, schema, raw, s.validation.quarantine, s.validation.max_quarantine_fraction,
                      s.validation.engine)
     splits = run_checked(split, root, run_id, schema, valid, s.split, s.seed)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from prefect import task
 from pydantic import Field, model_validator
 from sklearn.model_selection import GroupShuffleSplit, KFold, StratifiedKFold, TimeSeriesSplit, train_test_split
 
 from trainflow.cache import CONTENT
-from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.catalog import ArtifactRef, ArtifactStore, row_index, with_row_index
 from trainflow.errors import DataError
 from trainflow.forms import FormModel
 from trainflow.progress import run_logger
@@ -55,16 +56,23 @@ def _strategy(schema: DatasetSchema, settings: SplitSettings) -> str:
     return "stratified" if schema.is_classification else "random"
 
 
-def _two_way(df: pd.DataFrame, pos: np.ndarray, frac: float, strategy: str, schema: DatasetSchema,
+Rows = pd.DataFrame | pa.Table
+
+
+def _column(rows: Rows, name: str) -> pd.Series:
+    return rows[name].to_pandas() if isinstance(rows, pa.Table) else rows[name].reset_index(drop=True)
+
+
+def _two_way(df: Rows, pos: np.ndarray, frac: float, strategy: str, schema: DatasetSchema,
              seed: int, strata: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Split row positions ``pos`` in two; rows are taken from ``df`` once, at the end."""
     if strategy == "time":
-        order = pos[np.argsort(df[schema.role_column("time")].to_numpy()[pos], kind="stable")]
+        order = pos[np.argsort(_column(df, schema.role_column("time")).to_numpy()[pos], kind="stable")]
         cut = int(round(len(order) * (1 - frac)))
         return order[:cut], order[cut:]
     if strategy == "group":
         gss = GroupShuffleSplit(n_splits=1, test_size=frac, random_state=seed)
-        a, b = next(gss.split(pos, groups=df[schema.role_column("group")].to_numpy()[pos]))
+        a, b = next(gss.split(pos, groups=_column(df, schema.role_column("group")).to_numpy()[pos]))
         return pos[a], pos[b]
     stratify = strata[pos] if strategy == "stratified" else None
     return train_test_split(pos, test_size=frac, random_state=seed, stratify=stratify)
@@ -99,29 +107,45 @@ def cv_folds(schema: DatasetSchema, data: pd.DataFrame, k: int, seed: int) -> li
     return list(KFold(k, shuffle=True, random_state=seed).split(data))
 
 
-def split_data(df: pd.DataFrame, schema: DatasetSchema, settings: SplitSettings,
-               seed: int) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+def _take(rows: Rows, positions: np.ndarray, in_order: bool) -> Rows:
+    """The rows at ``positions``, with their original index. Positions in order (every strategy but time) are
+    selected with a mask: in Arrow a filter, several times faster than a take of the same rows."""
+    if isinstance(rows, pd.DataFrame):
+        return rows.iloc[positions]
+    data, index = row_index(rows)
+    if in_order:
+        keep = np.zeros(len(rows), dtype=bool)
+        keep[positions] = True
+        return with_row_index(data.filter(keep), index.filter(keep))
+    return with_row_index(data.take(positions), index.take(positions))
+
+
+def split_data(df: Rows, schema: DatasetSchema, settings: SplitSettings,
+               seed: int) -> tuple[dict[str, Rows], pd.DataFrame]:
     """Split rows into train, validation and test: the pure part of the split stage.
 
     Args:
-        df: Validated rows.
+        df: Validated rows, a DataFrame or an Arrow table (as the stage reads them: no pandas round trip; a
+            time series is made into windows in pandas).
         schema: Gives the label and the time or group column.
         settings: Fractions and strategy.
         seed: Random seed.
 
     Returns:
-        ``(splits, summary)``: the three frames, and one summary row per split and class.
+        ``(splits, summary)``: the three parts (of ``df``'s kind, each row with its original index), and one
+        summary row per split and class.
 
     Raises:
         DataError: Too few rows, or a class too small to stratify.
     """
     if schema.series is not None:
-        df, schema = make_windows(df, schema), schema.model_view()
+        df, schema = make_windows(df.to_pandas() if isinstance(df, pa.Table) else df, schema), schema.model_view()
     strategy = _strategy(schema, settings)
     if len(df) < 20:
         raise DataError(schema.name, f"need at least 20 rows to split, found {len(df)}", rule="min_rows")
+    labels = _column(df, schema.label)
     if strategy == "stratified":
-        counts = df[schema.label].value_counts()
+        counts = labels.value_counts()
         if counts.min() < 3:
             raise DataError(schema.name, f"class {counts.idxmin()!r} has {counts.min()} rows; stratified "
                                          "splitting needs at least 3 per class", column=schema.label,
@@ -129,9 +153,9 @@ def split_data(df: pd.DataFrame, schema: DatasetSchema, settings: SplitSettings,
     predefined = strategy == "predefined"  # the split column marks the test rows; the rest is split as usual
     if predefined:
         strategy = "stratified" if schema.is_classification else "random"
-    strata = pd.factorize(df[schema.label])[0] if strategy == "stratified" else None
+    strata = pd.factorize(labels)[0] if strategy == "stratified" else None
     if predefined:
-        tags = df[schema.role_column("split")].astype("str").to_numpy()
+        tags = _column(df, schema.role_column("split")).astype("str").to_numpy()
         rest, test = np.flatnonzero(tags != "test"), np.flatnonzero(tags == "test")
         if len(test) == 0:
             raise DataError(schema.name, "no row is tagged 'test' in the split column", column=schema.role_column(
@@ -148,17 +172,19 @@ def split_data(df: pd.DataFrame, schema: DatasetSchema, settings: SplitSettings,
         # sorted positions read each column front to back (shuffled ones took 4.5 of the stage's 10.9 s at 5M
         # rows, sorted 2.1 s)
         train, validation, test = np.sort(train), np.sort(validation), np.sort(test)
-    splits = {"train": df.iloc[train], "validation": df.iloc[validation], "test": df.iloc[test]}
+    positions = {"train": train, "validation": validation, "test": test}
     rows = []
-    for name, part in splits.items():
+    for name, pos in positions.items():
+        part = labels.iloc[pos]
         base = {"split": name, "strategy": strategy, "rows": len(part), "fraction": len(part) / len(df)}
         if schema.is_classification:
-            for cls, n in part[schema.label].value_counts().sort_index().items():
+            for cls, n in part.value_counts().sort_index().items():
                 rows.append({**base, "class": str(cls), "class_rows": int(n), "class_share": n / len(part)})
         else:
-            y = pd.to_numeric(part[schema.label])
+            y = pd.to_numeric(part)
             rows.append({**base, "class": None, "class_rows": None, "class_share": None,
                          "label_mean": float(np.mean(y)), "label_std": float(np.std(y))})
+    splits = {name: _take(df, pos, strategy != "time") for name, pos in positions.items()}
     return splits, pd.DataFrame(rows)
 
 
@@ -171,7 +197,7 @@ def split(store_root: str, run_id: str, schema: DatasetSchema, data: ArtifactRef
         References to the three splits, by name.
     """
     store = ArtifactStore(store_root)
-    splits, summary = split_data(store.read_table(data), schema, settings, seed)
+    splits, summary = split_data(store.read_arrow(data), schema, settings, seed)
     store.write_table(run_id, "split", "split_summary", summary)
     run_logger().info("split: %s rows", " / ".join(f"{name} {len(part)}" for name, part in splits.items()))
     return {name: store.write_table(run_id, "split", name, part) for name, part in splits.items()}

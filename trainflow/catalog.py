@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -71,6 +72,26 @@ def folder_digest(files: dict[str, bytes]) -> str:
     for fname in sorted(files):
         digest.update(f"{fname}:{hashlib.sha256(files[fname]).hexdigest()}\n".encode())
     return digest.hexdigest()
+
+
+def row_index(table: pa.Table) -> tuple[pa.Table, pa.ChunkedArray]:
+    """A table written from a DataFrame, split into its data columns and each row's index label: the stored
+    index column, or the labels of a range index (also for a table pandas never wrote)."""
+    (entry,) = (table.schema.pandas_metadata or {}).get("index_columns") or [{"kind": "range", "start": 0, "step": 1}]
+    if isinstance(entry, str):
+        return table.drop_columns([entry]), table[entry]
+    start, step = entry["start"], entry["step"]
+    return table, pa.chunked_array([np.arange(start, start + step * table.num_rows, step, dtype=np.int64)])
+
+
+def with_row_index(table: pa.Table, index: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """``table`` with ``index`` as its pandas index, as ``Table.from_pandas`` stores a DataFrame whose index is
+    not a plain range: ``to_pandas`` (and ``ArtifactStore.read_table``) give each row its label back. The
+    pandas metadata is pandas' own, made from the table's first zero rows."""
+    empty = table.slice(0, 0).to_pandas()
+    empty.index = pd.Index(index.slice(0, 0).to_pandas())
+    meta = pa.Table.from_pandas(empty).schema.metadata
+    return table.append_column("__index_level_0__", index).replace_schema_metadata(meta)
 
 
 def _alive(pid: int) -> bool:
@@ -338,8 +359,12 @@ class ArtifactStore:
 
     def read_table(self, ref: ArtifactRef, columns: list[str] | None = None) -> pd.DataFrame:
         """Read a table artifact after checking its hash."""
-        data = self._verified_bytes(ref)
-        return pq.read_table(pa.BufferReader(data), columns=columns).to_pandas()
+        return self.read_arrow(ref, columns).to_pandas()
+
+    def read_arrow(self, ref: ArtifactRef, columns: list[str] | None = None) -> pa.Table:
+        """Read a table artifact as an Arrow table after checking its hash (a DataFrame's index, when it was
+        kept, is a column: see :func:`row_index`)."""
+        return pq.read_table(pa.BufferReader(self._verified_bytes(ref)), columns=columns)
 
     def read_file(self, ref: ArtifactRef) -> bytes:
         """Read a file artifact's bytes (for a table: its Parquet bytes) after checking its hash."""

@@ -24,7 +24,7 @@ from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
 from trainflow.errors import ArtifactError, DataError
-from trainflow.features import MISSING, UNKNOWN_CODE, CategoryCoder, QuantileClipper
+from trainflow.features import MISSING, UNKNOWN_CODE, CategoryCoder, Imputer, QuantileClipper
 from trainflow.schema import DatasetSchema
 
 ONNX_OPSET = 18  # ai.onnx; ai.onnx.ml 3 (onnxruntime 1.32 runs both; skl2onnx 1.20, onnxmltools 1.16 and torch's
@@ -216,8 +216,9 @@ def register_converters() -> None:
     update_registered_converter(CategoryCoder, "TrainflowCategoryCoder", _same_width_double, _convert_category_coder)
     update_registered_converter(QuantileClipper, "TrainflowQuantileClipper", _same_width_double,
                                 _convert_quantile_clipper)
-    update_registered_converter(SimpleImputer, "TrainflowSimpleImputer", _imputer_shape, _convert_simple_imputer,
-                                overwrite=True)
+    for imputer in (SimpleImputer, Imputer):
+        update_registered_converter(imputer, f"Trainflow{imputer.__name__}", _imputer_shape, _convert_simple_imputer,
+                                    overwrite=True)
     update_registered_converter(SeasonalNaive, "TrainflowSeasonalNaive", calculate_linear_regressor_output_shapes,
                                 _convert_seasonal_naive)
     # the TfidfVectorizer's converter hands its counts to whatever converts TfidfTransformer

@@ -10,6 +10,7 @@ what training ran; ``as_model_input`` makes the rows that Pipeline reads from ra
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -102,6 +103,25 @@ def _category_positions(s: pd.Series, categories: list[str]) -> np.ndarray:
     return pd.Index(categories, dtype=object).get_indexer(_as_categories(s).to_numpy(dtype=object)).astype(np.int64)
 
 
+class Imputer(SimpleImputer):
+    """scikit-learn's ``SimpleImputer``, whose median is NumPy's ``nanmedian`` (a partition per column) instead
+    of a masked-array median (a sort of every column): 3.5 of the transform stage's 15 s at 5M rows. The same
+    statistics, every other strategy and the transform are SimpleImputer's own (tested against it)."""
+
+    def _dense_fit(self, X, strategy, missing_values, fill_value):  # noqa: ANN001, ANN202, N803 (sklearn's)
+        if strategy != "median":
+            return super()._dense_fit(X, strategy, missing_values, fill_value)
+        from sklearn.utils._mask import _get_mask
+
+        missing = _get_mask(X, missing_values)
+        self._fit_indicator(missing)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column's median is nan, as in sklearn
+            median = np.nanmedian(np.where(missing, np.nan, X) if missing.any() else X, axis=0)
+        median[np.isnan(median)] = 0 if self.keep_empty_features else np.nan
+        return median
+
+
 class QuantileClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Clip each column to quantiles learned in ``fit`` (``lower_``, ``upper_``).
 
@@ -136,7 +156,7 @@ def build_preprocessor(schema: DatasetSchema, settings: TransformSettings) -> Co
     with the model).
     """
     signal = schema.modality in ("image", "series")
-    numeric_steps: list = [("impute", SimpleImputer(strategy=settings.numeric_imputation))]
+    numeric_steps: list = [("impute", Imputer(strategy=settings.numeric_imputation))]
     if settings.clip_quantiles and not signal:
         numeric_steps.append(("clip", QuantileClipper(*settings.clip_quantiles)))
     if settings.scaling != "none" and not signal:

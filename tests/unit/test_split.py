@@ -60,3 +60,20 @@ def test_class_too_small_to_stratify_is_named() -> None:
     with pytest.raises(DataError, match="'rare' has 2 rows") as err:
         split_data(df, _schema(), SplitSettings(), seed=0)
     assert err.value.column == "y"
+
+
+@pytest.mark.parametrize("roles", [{}, {"t": "time"}, {"g": "group"}])
+def test_an_arrow_table_splits_as_its_dataframe_does(roles: dict, tmp_path) -> None:
+    """The stage splits the Arrow table it reads; what it writes reads back as the DataFrame split would be."""
+    from trainflow.catalog import ArtifactStore
+
+    df = _frame().iloc[::-1].iloc[50:]  # an index that is not a plain range (as after quarantine)
+    df.loc[df.index[::7], "x"] = np.nan
+    store = ArtifactStore(tmp_path)
+    valid = store.write_table("r", "validate", "valid", df)
+    frames, frame_summary = split_data(df, _schema(**roles), SplitSettings(), seed=3)
+    tables, table_summary = split_data(store.read_arrow(valid), _schema(**roles), SplitSettings(), seed=3)
+    pd.testing.assert_frame_equal(table_summary, frame_summary)
+    for name, part in tables.items():
+        back = store.read_table(store.write_table("r", "split", name, part))
+        pd.testing.assert_frame_equal(back, frames[name])

@@ -2,11 +2,13 @@
 
 import numpy as np
 import pandas as pd
+import pytest
+from sklearn.impute import SimpleImputer
 
 from trainflow.schema import DatasetSchema
 from tasks.split import SplitSettings, split_data
 from tasks.transform import fit_transform_splits
-from trainflow.features import as_model_input, QuantileClipper, TransformSettings, UNKNOWN_CODE
+from trainflow.features import as_model_input, Imputer, QuantileClipper, TransformSettings, UNKNOWN_CODE
 
 
 def test_fitted_on_train_only(adult_raw: pd.DataFrame, adult_schema: DatasetSchema) -> None:
@@ -40,3 +42,18 @@ def test_clipper_uses_training_quantiles() -> None:
     out = clip.transform(pd.DataFrame({"a": [-1e6, 500.0, 1e6]}))
     assert out[0, 0] == clip.lower_[0] and out[1, 0] == 500.0 and out[2, 0] == clip.upper_[0]
     assert 9 < clip.lower_[0] < 11 and 988 < clip.upper_[0] < 990
+
+
+@pytest.mark.filterwarnings("ignore:Skipping features without any observed values")
+@pytest.mark.parametrize("strategy", ["median", "mean", "most_frequent"])
+@pytest.mark.parametrize("keep_empty", [False, True])
+def test_imputer_learns_what_simple_imputer_learns(strategy: str, keep_empty: bool) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(1001, 4)).round(1)
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[:, 2] = np.nan  # a column with no value at all
+    x[::2, 3] = np.nan
+    ours = Imputer(strategy=strategy, keep_empty_features=keep_empty).fit(x)
+    theirs = SimpleImputer(strategy=strategy, keep_empty_features=keep_empty).fit(x)
+    np.testing.assert_array_equal(ours.statistics_, theirs.statistics_)
+    np.testing.assert_array_equal(ours.transform(x), theirs.transform(x))
