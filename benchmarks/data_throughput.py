@@ -55,8 +55,8 @@ from flows.training import IngestSettings
 rows = IngestSettings().batch_rows  # as the flow ingests: batch by batch
 raw = timed("ingest", lambda: ingest.fn(root, run, schema, source=sys.argv[1], batch_rows=rows))
 valid = timed("validate", lambda: validate.fn(root, run, schema, raw))
-splits = timed("split", lambda: split.fn(root, run, schema, valid, SplitSettings(), 42))
-timed("transform", lambda: transform.fn(root, run, schema, splits, TransformSettings()))
+splits = timed("split", lambda: split.fn(root, run, schema, valid, SplitSettings(), 42, rows))
+timed("transform", lambda: transform.fn(root, run, schema, splits, TransformSettings(), rows))
 stages = ("ingest", "validate", "split", "transform")
 times["total"], times["total_cpu"] = sum(times[k] for k in stages), sum(times[k + "_cpu"] for k in stages)
 times["rss_gb"] = peak_gib()

@@ -83,10 +83,11 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
         m = store.manifest(_need_run(s))
         source_stage, name = ("validate", "valid") if ((m["stage"] == "validate") & (m["name"] == "valid")).any() \
             else ("ingest", "raw")
-        outputs = run_checked(split, root, run_id, schema, borrow(source_stage, name), s.split, s.seed)
+        outputs = run_checked(split, root, run_id, schema, borrow(source_stage, name), s.split, s.seed,
+                              s.ingest.batch_rows)
     elif stage == "transform":
         outputs = run_checked(transform, root, run_id, view, {n: borrow("split", n) for n in SPLITS},
-                              s.transform)
+                              s.transform, s.ingest.batch_rows)
     elif stage == "tune":
         tuned = run_tuning(root, run_id, view, {n: borrow("transform", f"features_{n}") for n in SPLITS}, s)
         if tuned is None:

@@ -56,8 +56,9 @@ class IngestSettings(FormModel):
                                                 "as 'target <= 4' or 'age >= 30 and workclass in [\"Private\"]' "
                                                 "(columns, comparisons, in, and/or/not, .isna(); never run as code)")
     missing_markers: list[str] | None = Field(None, description="strings that mean missing; empty: the schema's")
-    batch_rows: int = Field(1_000_000, ge=1_000, description="a Parquet source is read, normalised and written this "
-                                                             "many rows at a time (bounds memory)")
+    batch_rows: int = Field(1_000_000, ge=1_000, description="rows read, processed and written at a time (bounds "
+                                                             "memory): by ingest for a Parquet source, by split "
+                                                             "and transform for larger data")
 
 
 class ValidateSettings(FormModel):
@@ -246,9 +247,9 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
                  s.ingest.batch_rows)
     valid = validate(root, run_id, schema, raw, s.validation.quarantine, s.validation.max_quarantine_fraction,
                      s.validation.engine)
-    splits = run_checked(split, root, run_id, schema, valid, s.split, s.seed)
+    splits = run_checked(split, root, run_id, schema, valid, s.split, s.seed, s.ingest.batch_rows)
     model_schema = schema.model_view()  # a time series is windowed by split: models see the windows
-    features = run_checked(transform, root, run_id, model_schema, splits, s.transform)
+    features = run_checked(transform, root, run_id, model_schema, splits, s.transform, s.ingest.batch_rows)
     train_settings, tuned = s.train, None
     if s.tune.enabled and s.tune.n_trials:
         tuned = run_tuning(root, run_id, model_schema, features, s)

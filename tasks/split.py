@@ -10,6 +10,8 @@ order inside each split (time order for a time split).
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -120,26 +122,18 @@ def _take(rows: Rows, positions: np.ndarray, in_order: bool) -> Rows:
     return with_row_index(data.take(positions), index.take(positions))
 
 
-def split_data(df: Rows, schema: DatasetSchema, settings: SplitSettings,
-               seed: int) -> tuple[dict[str, Rows], pd.DataFrame]:
-    """Split rows into train, validation and test: the pure part of the split stage.
-
-    Args:
-        df: Validated rows, a DataFrame or an Arrow table (as the stage reads them: no pandas round trip; a
-            time series is made into windows in pandas).
-        schema: Gives the label and the time or group column.
-        settings: Fractions and strategy.
-        seed: Random seed.
+def split_positions(df: Rows, schema: DatasetSchema,
+                    settings: SplitSettings, seed: int) -> tuple[dict[str, np.ndarray], pd.DataFrame, bool]:
+    """Which rows go to train, validation and test, and the summary: the decisions of the split stage, made on
+    the columns they need (label, time, group, split) alone.
 
     Returns:
-        ``(splits, summary)``: the three parts (of ``df``'s kind, each row with its original index), and one
-        summary row per split and class.
+        ``(positions, summary, in_order)``: each part's row positions (in the data's order when ``in_order``,
+        else in time order), and one summary row per split and class.
 
     Raises:
         DataError: Too few rows, or a class too small to stratify.
     """
-    if schema.series is not None:
-        df, schema = make_windows(df.to_pandas() if isinstance(df, pa.Table) else df, schema), schema.model_view()
     strategy = _strategy(schema, settings)
     if len(df) < 20:
         raise DataError(schema.name, f"need at least 20 rows to split, found {len(df)}", rule="min_rows")
@@ -184,20 +178,80 @@ def split_data(df: Rows, schema: DatasetSchema, settings: SplitSettings,
             y = pd.to_numeric(part)
             rows.append({**base, "class": None, "class_rows": None, "class_share": None,
                          "label_mean": float(np.mean(y)), "label_std": float(np.std(y))})
-    splits = {name: _take(df, pos, strategy != "time") for name, pos in positions.items()}
-    return splits, pd.DataFrame(rows)
+    return positions, pd.DataFrame(rows), strategy != "time"
+
+
+def split_data(df: Rows, schema: DatasetSchema, settings: SplitSettings,
+               seed: int) -> tuple[dict[str, Rows], pd.DataFrame]:
+    """Split rows into train, validation and test: the pure part of the split stage.
+
+    Args:
+        df: Validated rows, a DataFrame or an Arrow table (as the stage reads them: no pandas round trip; a
+            time series is made into windows in pandas).
+        schema: Gives the label and the time or group column.
+        settings: Fractions and strategy.
+        seed: Random seed.
+
+    Returns:
+        ``(splits, summary)``: the three parts (of ``df``'s kind, each row with its original index), and one
+        summary row per split and class.
+
+    Raises:
+        DataError: Too few rows, or a class too small to stratify.
+    """
+    if schema.series is not None:
+        df, schema = make_windows(df.to_pandas() if isinstance(df, pa.Table) else df, schema), schema.model_view()
+    positions, summary, in_order = split_positions(df, schema, settings, seed)
+    return {name: _take(df, pos, in_order) for name, pos in positions.items()}, summary
+
+
+def _split_batches(store: ArtifactStore, run_id: str, data: ArtifactRef, schema: DatasetSchema,
+                   settings: SplitSettings, seed: int, batch_rows: int) -> dict[str, ArtifactRef] | None:
+    """The split stage over ``batch_rows`` rows at a time: positions from the columns that decide them, then one
+    pass over the data writing each batch's rows to their part. None where it cannot stream (a time series,
+    or a time split, whose parts are in time order)."""
+    if schema.series is not None:
+        return None
+    roles = [schema.label, *(schema.role_column(r) for r in ("time", "group", "split"))]
+    keys = store.read_arrow(data, columns=list(dict.fromkeys(c for c in roles if c)))
+    positions, summary, in_order = split_positions(keys, schema, settings, seed)
+    if not in_order:
+        return None
+    part_of = np.full(len(keys), -1, dtype=np.int8)
+    for k, pos in enumerate(positions.values()):
+        part_of[pos] = k
+    with ExitStack() as stack:
+        writers = [stack.enter_context(store.open_table(run_id, "split", name)) for name in positions]
+        offset = 0
+        for batch in store.read_arrow_batches(data, batch_rows):
+            rows, index = row_index(batch, offset)
+            parts = part_of[offset:offset + len(batch)]
+            for k, writer in enumerate(writers):
+                keep = parts == k
+                writer.write(with_row_index(rows.filter(keep), index.filter(keep)))
+            offset += len(batch)
+        refs = {name: writer.close() for name, writer in zip(positions, writers)}
+    store.write_table(run_id, "split", "split_summary", summary)
+    return refs
 
 
 @task(name="split", cache_policy=CONTENT, result_serializer="json", persist_result=True)
 def split(store_root: str, run_id: str, schema: DatasetSchema, data: ArtifactRef, settings: SplitSettings,
-          seed: int) -> dict[str, ArtifactRef]:
+          seed: int, batch_rows: int = 1_000_000) -> dict[str, ArtifactRef]:
     """Prefect task: write ``split/{train,validation,test}`` and ``split/split_summary``.
+
+    Data of more than ``batch_rows`` rows is read and written a batch at a time (memory: the deciding columns,
+    a byte per row, and one batch), except a time series or a time split.
 
     Returns:
         References to the three splits, by name.
     """
     store = ArtifactStore(store_root)
-    splits, summary = split_data(store.read_arrow(data), schema, settings, seed)
-    store.write_table(run_id, "split", "split_summary", summary)
-    run_logger().info("split: %s rows", " / ".join(f"{name} {len(part)}" for name, part in splits.items()))
-    return {name: store.write_table(run_id, "split", name, part) for name, part in splits.items()}
+    refs = _split_batches(store, run_id, data, schema, settings, seed, batch_rows) if (
+        data.rows or 0) > batch_rows else None
+    if refs is None:
+        splits, summary = split_data(store.read_arrow(data), schema, settings, seed)
+        store.write_table(run_id, "split", "split_summary", summary)
+        refs = {name: store.write_table(run_id, "split", name, part) for name, part in splits.items()}
+    run_logger().info("split: %s rows", " / ".join(f"{name} {ref.rows}" for name, ref in refs.items()))
+    return refs

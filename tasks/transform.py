@@ -16,6 +16,19 @@ from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema
 
 
+def fit_preprocessor(train: pd.DataFrame, schema: DatasetSchema, settings: TransformSettings) -> ColumnTransformer:
+    """The preprocessor (``trainflow.features.build_preprocessor``) fitted on training rows."""
+    return build_preprocessor(schema, settings).fit(as_model_input(train, schema))
+
+
+def features_of(pre: ColumnTransformer, part: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
+    """The features of rows (by a fitted preprocessor), the label column appended, the rows' index kept."""
+    out = pre.transform(as_model_input(part, schema))
+    out.index = part.index
+    out[schema.label] = part[schema.label].to_numpy()
+    return out
+
+
 def fit_transform_splits(splits: dict[str, pd.DataFrame], schema: DatasetSchema,
                          settings: TransformSettings) -> tuple[ColumnTransformer, dict[str, pd.DataFrame]]:
     """Fit the preprocessor on ``splits['train']`` and apply it to every split: the pure transform stage.
@@ -24,30 +37,29 @@ def fit_transform_splits(splits: dict[str, pd.DataFrame], schema: DatasetSchema,
         ``(preprocessor, features)``: the fitted preprocessor and, per split, the features with the label
         column appended and the original row index kept.
     """
-    pre = build_preprocessor(schema, settings)
-    pre.fit(as_model_input(splits["train"], schema))
-    features = {}
-    for name, part in splits.items():
-        out = pre.transform(as_model_input(part, schema))
-        out.index = part.index
-        out[schema.label] = part[schema.label].to_numpy()
-        features[name] = out
-    return pre, features
+    pre = fit_preprocessor(splits["train"], schema, settings)
+    return pre, {name: features_of(pre, part, schema) for name, part in splits.items()}
 
 
 @task(name="transform", cache_policy=CONTENT, result_serializer="json", persist_result=True)
 def transform(store_root: str, run_id: str, schema: DatasetSchema, splits: dict[str, ArtifactRef],
-              settings: TransformSettings) -> dict[str, ArtifactRef]:
+              settings: TransformSettings, batch_rows: int = 1_000_000) -> dict[str, ArtifactRef]:
     """Prefect task: write ``transform/features_{split}`` and ``transform/preprocessor.skops``.
+
+    The preprocessor is fitted on the training split's feature columns; every split is then read, transformed
+    and written ``batch_rows`` rows at a time (memory: the training features and one batch).
 
     Returns:
         References to the three feature tables and the fitted preprocessor.
     """
     store = ArtifactStore(store_root)
-    frames = {name: store.read_table(ref) for name, ref in splits.items()}
-    pre, features = fit_transform_splits(frames, schema, settings)
-    refs = {name: store.write_table(run_id, "transform", f"features_{name}", f) for name, f in features.items()}
-    run_logger().info("transform: fitted on %d training rows; %d feature columns", len(frames["train"]),
-                      features["train"].shape[1])
+    columns = [c.name for c in schema.features]
+    pre = fit_preprocessor(store.read_table(splits["train"], columns), schema, settings)
+    refs = {name: store.write_table_batches(run_id, "transform", f"features_{name}",
+                                            (features_of(pre, part, schema)
+                                             for part in store.read_table_batches(ref, batch_rows)))
+            for name, ref in splits.items()}
+    run_logger().info("transform: fitted on %d training rows; %d feature columns", splits["train"].rows,
+                      len(pre.get_feature_names_out()) + 1)
     refs["preprocessor"] = store.write_file(run_id, "transform", "preprocessor.skops", dump_skops(pre))
     return refs

@@ -19,7 +19,7 @@ import os
 import secrets
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -74,13 +74,14 @@ def folder_digest(files: dict[str, bytes]) -> str:
     return digest.hexdigest()
 
 
-def row_index(table: pa.Table) -> tuple[pa.Table, pa.ChunkedArray]:
+def row_index(table: pa.Table, offset: int = 0) -> tuple[pa.Table, pa.ChunkedArray]:
     """A table written from a DataFrame, split into its data columns and each row's index label: the stored
-    index column, or the labels of a range index (also for a table pandas never wrote)."""
+    index column, or the labels of a range index (also for a table pandas never wrote). ``offset``: the
+    table is a batch of a larger one starting at that row."""
     (entry,) = (table.schema.pandas_metadata or {}).get("index_columns") or [{"kind": "range", "start": 0, "step": 1}]
     if isinstance(entry, str):
         return table.drop_columns([entry]), table[entry]
-    start, step = entry["start"], entry["step"]
+    start, step = entry["start"] + offset * entry["step"], entry["step"]
     return table, pa.chunked_array([np.arange(start, start + step * table.num_rows, step, dtype=np.int64)])
 
 
@@ -108,6 +109,46 @@ def _alive(pid: int) -> bool:
 def _check_name(*parts: str) -> None:
     for part in parts:
         check_name(part, "artifact path part")
+
+
+class TableWriter:
+    """A table artifact being written (from :meth:`ArtifactStore.open_table`): each ``write`` is a Parquet row
+    group; ``close`` moves the file into place, records it and returns its reference."""
+
+    def __init__(self, store: ArtifactStore, run_id: str, stage: str, name: str, rel: str):
+        self.store, self.run_id, self.stage, self.name, self.rel = store, run_id, stage, name, rel
+        self.tmp = store._tmp(rel)
+        self.sink = store.fs.open_output_stream(store._abs(self.tmp))
+        self.writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def write(self, batch: pd.DataFrame | pa.Table) -> None:
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_pandas(batch)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.sink, table.schema, compression="zstd")
+        self.writer.write_table(table.cast(self.writer.schema) if table.schema != self.writer.schema else table)
+        self.rows += table.num_rows
+
+    def close(self) -> ArtifactRef:
+        if self.writer is None:
+            raise ArtifactError(f"no batch to write for {self.rel}")
+        self.writer.close()
+        self.sink.close()
+        store = self.store
+        sha, size = store._hash_file(self.tmp)
+        store.fs.move(store._abs(self.tmp), store._abs(self.rel))
+        ref = ArtifactRef(run_id=self.run_id, stage=self.stage, name=self.name, kind="table", path=self.rel,
+                          sha256=sha, rows=self.rows)
+        store._record(ref, size)
+        return ref
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.sink.closed:  # not closed: an exception, or nothing to publish
+            self.sink.close()
+            self.store.fs.delete_file(self.store._abs(self.tmp))
 
 
 class ArtifactStore:
@@ -231,31 +272,20 @@ class ArtifactStore:
         The file appears under its name only once every batch is written (a failure leaves nothing);
         every batch must have the first one's columns and types.
         """
+        with self.open_table(run_id, stage, name) as writer:
+            for batch in batches:
+                writer.write(batch)
+            return writer.close()
+
+    def open_table(self, run_id: str, stage: str, name: str) -> TableWriter:
+        """A table artifact to write batch by batch (several can be open at once: one pass over an input can
+        write many outputs). Use it as a context manager: leaving the block without ``close`` (or by an
+        exception) removes what was written."""
         _check_name(stage, name)
         rel = f"{self.run_dir(run_id)}/{stage}/{name}.parquet"
         with self._lock:
             self._claim(rel)
-        tmp = self._tmp(rel)
-        rows, writer = 0, None
-        try:
-            with self.fs.open_output_stream(self._abs(tmp)) as sink:
-                for batch in batches:
-                    table = batch if isinstance(batch, pa.Table) else pa.Table.from_pandas(batch)
-                    if writer is None:
-                        writer = pq.ParquetWriter(sink, table.schema, compression="zstd")
-                    writer.write_table(table.cast(writer.schema) if table.schema != writer.schema else table)
-                    rows += table.num_rows
-                if writer is None:
-                    raise ArtifactError(f"no batch to write for {rel}")
-                writer.close()
-        except BaseException:
-            self.fs.delete_file(self._abs(tmp))
-            raise
-        sha, size = self._hash_file(tmp)
-        self.fs.move(self._abs(tmp), self._abs(rel))
-        ref = ArtifactRef(run_id=run_id, stage=stage, name=name, kind="table", path=rel, sha256=sha, rows=rows)
-        self._record(ref, size)
-        return ref
+        return TableWriter(self, run_id, stage, name, rel)
 
     def write_file(self, run_id: str, stage: str, name: str, data: bytes) -> ArtifactRef:
         """Write one file (``name`` includes its extension), atomically."""
@@ -365,6 +395,22 @@ class ArtifactStore:
         """Read a table artifact as an Arrow table after checking its hash (a DataFrame's index, when it was
         kept, is a column: see :func:`row_index`)."""
         return pq.read_table(pa.BufferReader(self._verified_bytes(ref)), columns=columns)
+
+    def read_arrow_batches(self, ref: ArtifactRef, batch_rows: int) -> Iterator[pa.Table]:
+        """A table artifact (its hash checked first) as Arrow tables of at most ``batch_rows`` rows, in order."""
+        parquet = pq.ParquetFile(pa.BufferReader(self._verified_bytes(ref)))
+        for batch in parquet.iter_batches(batch_size=batch_rows):
+            yield pa.Table.from_batches([batch], parquet.schema_arrow)
+
+    def read_table_batches(self, ref: ArtifactRef, batch_rows: int) -> Iterator[pd.DataFrame]:
+        """:meth:`read_arrow_batches` as DataFrames, each row with its index label as ``read_table`` gives it."""
+        offset = 0
+        for batch in self.read_arrow_batches(ref, batch_rows):
+            rows, index = row_index(batch, offset)
+            df = rows.to_pandas()
+            df.index = pd.Index(index.to_numpy())
+            offset += len(batch)
+            yield df
 
     def read_file(self, ref: ArtifactRef) -> bytes:
         """Read a file artifact's bytes (for a table: its Parquet bytes) after checking its hash."""

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from trainflow.errors import DataError
@@ -77,3 +78,22 @@ def test_an_arrow_table_splits_as_its_dataframe_does(roles: dict, tmp_path) -> N
     for name, part in tables.items():
         back = store.read_table(store.write_table("r", "split", name, part))
         pd.testing.assert_frame_equal(back, frames[name])
+
+
+@pytest.mark.parametrize("roles", [{}, {"t": "time"}])
+def test_the_stage_streams_a_large_input_into_the_same_parts(roles: dict, tmp_path) -> None:
+    from tasks.split import split
+    from trainflow.catalog import ArtifactStore
+
+    df = _frame().iloc[::-1].iloc[50:]
+    store = ArtifactStore(tmp_path)
+    valid = store.write_table("r", "validate", "valid", df)
+    whole = split.fn(str(tmp_path), "whole", _schema(**roles), valid, SplitSettings(train_fraction=0.8), 3)
+    batched = split.fn(str(tmp_path), "batched", _schema(**roles), valid, SplitSettings(train_fraction=0.8), 3,
+                       batch_rows=128)
+    for name, ref in batched.items():
+        pd.testing.assert_frame_equal(store.read_table(ref), store.read_table(whole[name]))
+        groups = pq.ParquetFile(store.local_path(ref)).metadata.num_row_groups
+        assert groups == (8 if not roles else 1)  # 950 rows in batches of 128; a time split does not stream
+    pd.testing.assert_frame_equal(store.read_table(store.find("batched", "split", "split_summary")),
+                                  store.read_table(store.find("whole", "split", "split_summary")))

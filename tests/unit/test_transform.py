@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from sklearn.impute import SimpleImputer
 
@@ -57,3 +58,18 @@ def test_imputer_learns_what_simple_imputer_learns(strategy: str, keep_empty: bo
     theirs = SimpleImputer(strategy=strategy, keep_empty_features=keep_empty).fit(x)
     np.testing.assert_array_equal(ours.statistics_, theirs.statistics_)
     np.testing.assert_array_equal(ours.transform(x), theirs.transform(x))
+
+
+def test_the_stage_transforms_batch_by_batch_what_it_would_at_once(adult_raw: pd.DataFrame,
+                                                                   adult_schema: DatasetSchema, tmp_path) -> None:
+    from tasks.transform import transform
+    from trainflow.catalog import ArtifactStore
+
+    store = ArtifactStore(tmp_path)
+    parts, _ = split_data(adult_raw, adult_schema, SplitSettings(), seed=0)
+    refs = {name: store.write_table("r", "split", name, part) for name, part in parts.items()}
+    _, expected = fit_transform_splits(parts, adult_schema, TransformSettings())
+    batched = transform.fn(str(tmp_path), "r", adult_schema, refs, TransformSettings(), batch_rows=4_000)
+    for name, frame in expected.items():
+        pd.testing.assert_frame_equal(store.read_table(batched[name]), frame)
+    assert pq.ParquetFile(store.local_path(batched["train"])).metadata.num_row_groups == 6  # 22,792 rows
