@@ -11,8 +11,12 @@ unknown and reports them, ``error`` stops with the column and the values.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+from collections import deque
 from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -120,10 +124,94 @@ class PredictSettings(FormModel):
     validation_engine: ValidationEngine = Field("arrow", description="arrow: each batch's rules computed with "
                                                                      "pyarrow.compute (GX's results); gx: by Great "
                                                                      "Expectations")
+    engine: Literal["local", "dask"] = Field("local", description="local: batches scored in this process; dask: "
+                                                                   "on the workers of a Dask cluster (the 'dask' "
+                                                                   "extra), each loading the model once")
+    dask_address: str | None = Field("local", description="with engine dask: the scheduler address (tcp://host:8786; "
+                                                          "the workers need the registry and the source's batches "
+                                                          "travel to them), or 'local': a 2-worker LocalCluster")
     variant: Literal["serving", "native"] = Field(
         "serving", description="serving: the variant the compress stage chose for the version (ONNX Runtime where "
                                "it passed the parity gate), the native model when there is none or it cannot load; "
                                "native: always the model as trained")
+
+
+@functools.lru_cache(maxsize=4)
+def scoring_model(registry_url: str | None, name: str, version: int, variant: str) -> tuple[Any, Any, str]:
+    """``(pipeline, scorer, scored_by)`` of a registered version, loaded once per process (a Dask worker keeps
+    it for every batch it scores): the native pipeline, and with ``variant="serving"`` the variant compress
+    chose when it is not the native model and loads (None and ``"native"`` otherwise)."""
+    registry = Registry(registry_url)
+    try:
+        pipeline, _ = registry.load(name, version)
+        if variant == "serving":
+            try:
+                served, meta = registry.load(name, version, variant="serving")
+                if meta["variant"] != "native":
+                    return pipeline, served, meta["variant"]
+            except (RegistryError, ArtifactError) as exc:  # the native model is the fallback
+                run_logger().warning("predict: %s v%d: the serving variant cannot be used (%s); scoring with the "
+                                     "native model", name, version, exc)
+        return pipeline, None, "native"
+    finally:
+        registry.close()
+
+
+@dataclass
+class ScoredBatch:
+    """What scoring one batch gave: predictions (None when no row was left), the validation results, the
+    quarantined rows, error-severity failures, rows in, unseen categories."""
+
+    predictions: pd.DataFrame | None
+    results: pd.DataFrame
+    quarantine: pd.DataFrame
+    errors: list
+    rows_in: int
+    unseen: dict[str, list[str]]
+
+
+def score_batch(batch: pd.DataFrame, i: int, schema: DatasetSchema, settings: PredictSettings, name: str,
+                version: int, scored_at: dt.datetime) -> ScoredBatch:
+    """Normalise, validate (quarantine on), and score batch ``i`` of a source: the per-batch work of batch
+    inference, the same in this process and on a Dask worker."""
+    pipeline, scorer, scored_by = scoring_model(settings.registry_url, name, version, settings.variant)
+    clean = normalise(batch, schema.missing_markers)
+    outcome = validate_data(clean, schema.for_scoring(), quarantine=True,
+                            max_quarantine_fraction=settings.max_quarantine_fraction,
+                            engine=settings.validation_engine)
+    scored = ScoredBatch(None, outcome.results.assign(batch=i), outcome.quarantine.assign(batch=i), outcome.errors,
+                         len(clean), {})
+    if outcome.errors or outcome.valid.empty:
+        return scored
+    preds, report = predict_frame(pipeline, schema, outcome.valid, normalised=True, scorer=scorer)
+    id_col = schema.role_column("id")
+    row_id = outcome.valid[id_col] if id_col else pd.Series(outcome.valid.index, index=outcome.valid.index)
+    preds.insert(0, "row_id", row_id.to_numpy())
+    preds["model_name"], preds["model_version"], preds["scored_at"] = name, version, scored_at
+    preds["scored_by"] = scored_by
+    scored.predictions, scored.unseen = preds.reset_index(drop=True), report["unseen_categories"]
+    return scored
+
+
+def _scored_in_order(batches: Iterator[pd.DataFrame], score: Any, settings: PredictSettings) -> Iterator[ScoredBatch]:
+    """``score(batch, i)`` of every batch, in order: here, or with ``engine="dask"`` on the cluster's workers
+    (at most two batches per worker in flight, so the batches read ahead stay bounded)."""
+    if settings.engine == "local":
+        yield from (score(batch, i) for i, batch in enumerate(batches))
+        return
+    from distributed import Client, LocalCluster
+
+    local = settings.dask_address in (None, "local")
+    with (LocalCluster(n_workers=2, threads_per_worker=1) if local else nullcontext()) as cluster, \
+            Client(cluster if local else settings.dask_address) as client:
+        in_flight: deque = deque()
+        limit = 2 * max(1, len(client.scheduler_info()["workers"]))
+        for i, batch in enumerate(batches):
+            in_flight.append(client.submit(score, batch, i, pure=False))
+            if len(in_flight) >= limit:
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()
 
 
 @task(name="predict")
@@ -133,7 +221,8 @@ def predict(store_root: str, run_id: str, schema: DatasetSchema, source: str | N
     prediction, class probabilities, model name and version, time), ``predict/validation_results``,
     ``predict/quarantine`` (rows set aside, with the rule) and ``predict/predict_report``.
 
-    Reads, validates and scores ``batch_rows`` rows at a time, so memory is bounded by the batch.
+    Reads, validates and scores ``batch_rows`` rows at a time, so memory is bounded by the batch; with
+    ``engine="dask"`` the batches are validated and scored on a Dask cluster's workers.
 
     Returns:
         References and counts: predictions, rows scored and quarantined, model version, unseen categories.
@@ -147,49 +236,31 @@ def predict(store_root: str, run_id: str, schema: DatasetSchema, source: str | N
     registry = Registry(settings.registry_url)
     try:
         version = registry.resolve(name, settings.version, settings.alias)
-        pipeline, _ = registry.load(name, version)
-        scorer, scored_by = None, "native"
-        if settings.variant == "serving":
-            try:
-                served, meta = registry.load(name, version, variant="serving")
-                if meta["variant"] != "native":
-                    scorer, scored_by = served, meta["variant"]
-            except (RegistryError, ArtifactError) as exc:  # the native model is the fallback
-                run_logger().warning("predict: %s v%d: the serving variant cannot be used (%s); scoring with the "
-                                     "native model", name, version, exc)
     finally:
         registry.close()
-    rules = schema.for_scoring()
-    id_col = schema.role_column("id")
+    _, _, scored_by = scoring_model(settings.registry_url, name, version, settings.variant)
     scored_at = dt.datetime.now(dt.UTC)
     results, quarantined, unseen, counts = [], [], {}, {"rows_in": 0, "rows_scored": 0, "rows_quarantined": 0}
     src = source or schema.source
+    score = functools.partial(score_batch, schema=schema, settings=settings, name=name, version=version,
+                              scored_at=scored_at)
 
     def scored_batches() -> Iterator[pd.DataFrame]:
-        for i, batch in enumerate(iter_source(src, schema.name, query, settings.batch_rows)):
-            clean = normalise(batch, schema.missing_markers)
-            outcome = validate_data(clean, rules, quarantine=True,
-                                    max_quarantine_fraction=settings.max_quarantine_fraction,
-                                    engine=settings.validation_engine)
-            results.append(outcome.results.assign(batch=i))
-            if outcome.errors:
-                raise ValidationFailed(schema.name, outcome.errors, f"{store.run_uri(run_id)}/predict/"
-                                                                    "validation_results.parquet")
-            counts["rows_in"] += len(clean)
-            if len(outcome.quarantine):
-                quarantined.append(outcome.quarantine.assign(batch=i))
-                counts["rows_quarantined"] += outcome.quarantine.index.nunique()
-            if outcome.valid.empty:
-                continue
-            preds, report = predict_frame(pipeline, schema, outcome.valid, normalised=True, scorer=scorer)
-            for col, values in report["unseen_categories"].items():
+        batches = iter_source(src, schema.name, query, settings.batch_rows)
+        for batch in _scored_in_order(batches, score, settings):
+            results.append(batch.results)
+            if batch.errors:
+                raise ValidationFailed(schema.name, batch.errors, f"{store.run_uri(run_id)}/predict/"
+                                                                  "validation_results.parquet")
+            counts["rows_in"] += batch.rows_in
+            if len(batch.quarantine):
+                quarantined.append(batch.quarantine)
+                counts["rows_quarantined"] += batch.quarantine.index.nunique()
+            for col, values in batch.unseen.items():
                 unseen[col] = sorted(set(unseen.get(col, [])) | set(values))
-            row_id = outcome.valid[id_col] if id_col else pd.Series(outcome.valid.index, index=outcome.valid.index)
-            preds.insert(0, "row_id", row_id.to_numpy())
-            preds["model_name"], preds["model_version"], preds["scored_at"] = name, version, scored_at
-            preds["scored_by"] = scored_by
-            counts["rows_scored"] += len(preds)
-            yield preds.reset_index(drop=True)
+            if batch.predictions is not None:
+                counts["rows_scored"] += len(batch.predictions)
+                yield batch.predictions
 
     try:
         predictions = store.write_table_batches(run_id, "predict", "predictions", scored_batches())

@@ -211,6 +211,10 @@ def test_batch_inference_scores_quarantines_and_matches_the_model(first_run: dic
     assert len(quarantine) == 50 and set(quarantine["_column"]) == {"age"}
     one_batch = pd.read_parquet(run(10_000)["predictions_path"])
     pd.testing.assert_frame_equal(one_batch.drop(columns="scored_at"), preds.drop(columns="scored_at"))
+    on_dask = run(700, engine="dask", dask_address="local")  # the batches scored by a 2-worker LocalCluster
+    assert (on_dask["rows_in"], on_dask["rows_quarantined"], on_dask["rows_scored"]) == (2000, 50, 1950)
+    pd.testing.assert_frame_equal(pd.read_parquet(on_dask["predictions_path"]).drop(columns="scored_at"),
+                                  preds.drop(columns="scored_at"))
     assert run(10_000, version=2)["model_version"] == 2
     with pytest.raises(RegistryError, match="no alias 'champion'"):
         run(10_000, alias="champion")

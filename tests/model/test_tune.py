@@ -137,7 +137,8 @@ def test_a_killed_workers_trial_is_failed_and_retried_when_the_study_resumes(can
     # slow LightGBM trials (a small fixed learning rate, no early stop for 1,500 rounds) so the kill lands mid-trial
     train = TrainSettings(families=["lightgbm"], lightgbm_max_rounds=1500, early_stopping_rounds=1500)
     settings = TuneSettings(method="random", n_trials=2, pruner="none", storage=f"sqlite:///{root}/crash.db",
-                            study="crash", space={"learning_rate": ParamSpec(type="float", low=0.001, high=0.002)})
+                            study="crash", space={"learning_rate": ParamSpec(type="float", low=0.001, high=0.002)},
+                            trial_timeout_seconds=600)  # a loaded machine must not stop the retry as too slow
     plan = plan_study(root, schema, refs, train, settings, 0)
     args = {"root": root, "refs": {k: v.model_dump(mode="json") for k, v in refs.items()},
             "train": train.model_dump(mode="json"), "tune": settings.model_dump(mode="json"), "plan": plan, "seed": 0}
