@@ -6,9 +6,11 @@ peak memory is its own:
 
 - floor: read the whole file, normalise, ``pipeline.predict_proba`` on all rows at once;
 - predict task: ``predict.fn`` (read in 250,000-row batches, validate each with the suite, quarantine,
-  score, stream predictions to Parquet), without Prefect's per-task overhead.
+  score, stream predictions to Parquet), without Prefect's per-task overhead;
+- predict task on Dask: the same with ``engine="dask"`` on a 2-worker LocalCluster (its start and the
+  workers' model loading included; the peak is the driver's: the workers are processes of their own).
 
-    python -m benchmarks.inference_throughput [--rows 5000000]
+    python -m benchmarks.inference_throughput [--rows 5000000] [--engines local,dask]
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ from tasks.predict import PredictSettings, predict
 from trainflow.schema import load_schema
 schema = load_schema("adult")
 t = time.perf_counter()
-out = predict.fn(sys.argv[3], new_run_id(), schema, sys.argv[1], None, PredictSettings(registry_url=sys.argv[2]))
+settings = PredictSettings(registry_url=sys.argv[2], engine=sys.argv[4], dask_address="local")
+out = predict.fn(sys.argv[3], new_run_id(), schema, sys.argv[1], None, settings)
 print(json.dumps({"seconds": time.perf_counter() - t, "rows": out["rows_scored"],
                   "quarantined": out["rows_quarantined"],
                   "rss_gb": peak_gib()}))
@@ -100,6 +103,7 @@ def _py(code: str, *args: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--engines", default="local,dask", help="predict task engines, comma-separated")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tf-infer-"))
     registry = f"sqlite:///{tmp / 'registry.db'}"
@@ -108,15 +112,19 @@ def main() -> None:
     make_table(args.rows, source)
     pq.write_table(pq.read_table(source).drop_columns(["income"]), source, row_group_size=250_000)
     floor = _py(FLOOR, str(source), registry)
-    task = _py(TASK, str(source), registry, str(tmp / "artifacts"))
+    tasks = {engine: _py(TASK, str(source), registry, str(tmp / f"artifacts-{engine}"), engine)
+             for engine in args.engines.split(",")}
     n = args.rows
     print(f"\n{n:,} Adult-shaped rows, LightGBM model; one process per mode")
     print(f"{'mode':44} {'seconds':>8} {'rows/s':>11} {'vs floor':>9} {'peak RSS GiB':>13}")
     print(f"{'floor: bare predict_proba, all rows at once':44} {floor['seconds']:8.2f} "
           f"{n / floor['seconds']:11,.0f} {1:9.2f} {floor['rss_gb']:13.2f}")
-    print(f"{'predict task: 250k-row batches, validated':44} {task['seconds']:8.2f} {n / task['seconds']:11,.0f} "
-          f"{task['seconds'] / floor['seconds']:9.2f} {task['rss_gb']:13.2f}")
-    print(f"scored {task['rows']:,}, quarantined {task['quarantined']:,}")
+    for engine, task in tasks.items():
+        name = "predict task: 250k-row batches, validated" + ("" if engine == "local" else ", dask 2 workers")
+        print(f"{name:44} {task['seconds']:8.2f} {n / task['seconds']:11,.0f} "
+              f"{task['seconds'] / floor['seconds']:9.2f} {task['rss_gb']:13.2f}")
+    for engine, task in tasks.items():
+        print(f"{engine}: scored {task['rows']:,}, quarantined {task['quarantined']:,}")
 
 
 if __name__ == "__main__":

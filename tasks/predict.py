@@ -127,7 +127,7 @@ class PredictSettings(FormModel):
     engine: Literal["local", "dask"] = Field("local", description="local: batches scored in this process; dask: "
                                                                    "on the workers of a Dask cluster (the 'dask' "
                                                                    "extra), each loading the model once")
-    dask_address: str | None = Field("local", description="with engine dask: the scheduler address (tcp://host:8786; "
+    dask_address: str = Field("local", description="with engine dask: the scheduler address (tcp://host:8786; "
                                                           "the workers need the registry and the source's batches "
                                                           "travel to them), or 'local': a 2-worker LocalCluster")
     variant: Literal["serving", "native"] = Field(
@@ -201,7 +201,7 @@ def _scored_in_order(batches: Iterator[pd.DataFrame], score: Any, settings: Pred
         return
     from distributed import Client, LocalCluster
 
-    local = settings.dask_address in (None, "local")
+    local = settings.dask_address == "local"
     with (LocalCluster(n_workers=2, threads_per_worker=1) if local else nullcontext()) as cluster, \
             Client(cluster if local else settings.dask_address) as client:
         in_flight: deque = deque()

@@ -263,8 +263,9 @@ def _is_text(t: pa.DataType) -> bool:
 
 
 def _normalise_text(values: pa.Array | pa.ChunkedArray, markers: pa.Array) -> pa.Array | pa.ChunkedArray:
-    """Surrounding white space stripped (Unicode's, as ``str.strip``), markers made missing."""
-    stripped = pc.utf8_trim_whitespace(values)
+    """Surrounding white space stripped (Unicode's, as ``str.strip``), markers made missing; as ``large_string``,
+    the type pandas keeps its text in (every later read to pandas would otherwise convert it)."""
+    stripped = pc.utf8_trim_whitespace(values.cast(pa.large_string()))
     return pc.if_else(pc.is_in(stripped, value_set=markers), pa.scalar(None, stripped.type), stripped)
 
 
