@@ -120,7 +120,8 @@ def main() -> None:
     print(f"{'floor: bare predict_proba, all rows at once':44} {floor['seconds']:8.2f} "
           f"{n / floor['seconds']:11,.0f} {1:9.2f} {floor['rss_gb']:13.2f}")
     for engine, task in tasks.items():
-        name = "predict task: 250k-row batches, validated" + ("" if engine == "local" else ", dask 2 workers")
+        name = "predict task: 250k-row batches, validated"
+        name = name if engine == "local" else "predict task, on a 2-worker LocalCluster"
         print(f"{name:44} {task['seconds']:8.2f} {n / task['seconds']:11,.0f} "
               f"{task['seconds'] / floor['seconds']:9.2f} {task['rss_gb']:13.2f}")
     for engine, task in tasks.items():

@@ -97,3 +97,25 @@ def test_the_stage_streams_a_large_input_into_the_same_parts(roles: dict, tmp_pa
         assert groups == (8 if not roles else 1)  # 950 rows in batches of 128; a time split does not stream
     pd.testing.assert_frame_equal(store.read_table(store.find("batched", "split", "split_summary")),
                                   store.read_table(store.find("whole", "split", "split_summary")))
+
+
+@pytest.mark.parametrize("n, classes, frac, seed", [(1000, 2, 0.15, 0), (5003, 7, 0.1765, 43), (40, 3, 0.5, 1),
+                                                    (20000, 5, 0.3, 7), (31, 10, 0.2, 2)])
+def test_stratified_positions_are_scikit_learns(n: int, classes: int, frac: float, seed: int) -> None:
+    from sklearn.model_selection import train_test_split
+
+    from tasks.split import _stratified_two_way
+
+    rng = np.random.default_rng(seed)
+    codes = np.minimum(rng.geometric(0.4, n) - 1, classes - 1)  # unbalanced, every class present
+    codes[:classes] = np.arange(classes)
+    pos = rng.permutation(n * 2)[:n]  # positions in no order, as the second split gets them
+    try:
+        theirs = train_test_split(pos, test_size=frac, random_state=seed, stratify=codes)
+    except ValueError:  # (31 rows, 10 classes: too few for scikit-learn, which then decides, and refuses)
+        with pytest.raises(ValueError):
+            _stratified_two_way(pos, frac, seed, codes)
+        return
+    ours = _stratified_two_way(pos, frac, seed, codes)
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    np.testing.assert_array_equal(ours[1], theirs[1])
