@@ -126,6 +126,12 @@ def main() -> None:
         first = min(per_row)
         print("\nCPU seconds per million rows (stages): " + ", ".join(
             f"{n:,}: {1e6 * c:.2f} ({c / per_row[first]:.2f}x of {first:,})" for n, c in sorted(per_row.items())))
+        import numpy as np
+
+        sizes = np.array(sorted(per_row), dtype=float)
+        marginal, fixed = np.polyfit(sizes, [per_row[int(n)] * n for n in sizes], 1)  # least squares: fixed + per row
+        print(f"least-squares fit of CPU seconds = fixed + per row x rows: fixed {fixed:.2f} s (imports and the "
+              f"like, paid once per process), {1e6 * marginal:.2f} s per million rows")
 
 
 if __name__ == "__main__":
