@@ -15,7 +15,6 @@ import functools
 import json
 from collections import deque
 from collections.abc import Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -199,19 +198,20 @@ def _scored_in_order(batches: Iterator[pd.DataFrame], score: Any, settings: Pred
     if settings.engine == "local":
         yield from (score(batch, i) for i, batch in enumerate(batches))
         return
-    from distributed import Client, LocalCluster
+    from trainflow.cluster import dask_client
 
-    local = settings.dask_address == "local"
-    with (LocalCluster(n_workers=2, threads_per_worker=1) if local else nullcontext()) as cluster, \
-            Client(cluster if local else settings.dask_address) as client:
-        in_flight: deque = deque()
-        limit = 2 * max(1, len(client.scheduler_info()["workers"]))
+    client = dask_client(settings.dask_address)
+    in_flight: deque = deque()
+    limit = 2 * max(1, len(client.scheduler_info()["workers"]))
+    try:
         for i, batch in enumerate(batches):
             in_flight.append(client.submit(score, batch, i, pure=False))
             if len(in_flight) >= limit:
                 yield in_flight.popleft().result()
         while in_flight:
             yield in_flight.popleft().result()
+    finally:
+        client.cancel(list(in_flight))  # a failed batch: the rest are not scored for nothing
 
 
 @task(name="predict")

@@ -263,7 +263,8 @@ def objective(schema: DatasetSchema, data: pd.DataFrame, family: str, space: dic
     def run(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # which process ran it
         params = {name: spec.suggest(trial, name) for name, spec in space.items()}
-        settings = with_params(train_settings, family, params)
+        # a trial trains in its worker (tune.dask_address spreads the trials), never across the cluster
+        settings = with_params(train_settings, family, params).model_copy(update={"dask_address": None})
         if n_jobs is not None:  # parallel workers: one core each
             settings = settings.model_copy(update={"n_jobs": n_jobs})
         scores, started = [], time.perf_counter()

@@ -36,6 +36,15 @@ def prefect_harness():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def dask_clusters():
+    """Close the Dask clusters tests started while the session can still log their shutdown."""
+    yield
+    from trainflow.cluster import close_clients
+
+    close_clients()
+
+
 @pytest.fixture(scope="session")
 def adult_schema() -> DatasetSchema:
     return load_schema("adult")

@@ -83,6 +83,7 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
     fitted = FAMILIES[family].fit(est, FitRequest(family, x_tr_e, y_tr, x_va_e, y_va, schema, settings, encoding,
                                                   on_iteration, checkpoint_dir, init_weights))
     fit_seconds = time.perf_counter() - started
+    est = est if fitted.estimator is None else fitted.estimator
     started = time.perf_counter()
     metrics: dict[str, float] = {}
     scores = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from trainflow.models.family import BuildRequest, Family, FitRequest, FitResult
@@ -26,6 +27,8 @@ def fit_lightgbm(est: Any, r: FitRequest) -> FitResult:
     import lightgbm as lgb
 
     cats = r.schema.categorical_features if r.encoding == "native" else "auto"
+    if r.settings.dask_address:
+        return _fit_lightgbm_dask(est, r, cats)
     if r.x_validation is None:
         callbacks = [] if r.on_iteration is None else [lambda env: r.on_iteration(env.iteration + 1, float("nan"))]
         est.fit(r.x_train, r.y_train, categorical_feature=cats, callbacks=callbacks)
@@ -49,6 +52,58 @@ def fit_lightgbm(est: Any, r: FitRequest) -> FitResult:
     history = pd.DataFrame([{"family": "lightgbm", "iteration": i + 1, "split": "validation", "metric": m, "value": v}
                             for m, values in curves.items() for i, v in enumerate(values)])
     return FitResult(best_iteration=int(est.best_iteration_ or est.n_estimators), history=history)
+
+
+HIGHER_IS_BETTER = ("auc", "average_precision", "map", "ndcg")
+
+
+def _fit_lightgbm_dask(est: Any, r: FitRequest, cats: Any) -> FitResult:
+    """``est``'s parameters trained by ``lightgbm.dask`` on the Dask cluster of ``settings.dask_address``, the rows
+    split into a partition per worker. With validation rows every round is trained and scored (lightgbm.dask
+    stops no worker early) and the model is cut at the best round on them, as early stopping would have kept
+    it. Class labels go to the workers as codes (each worker's LightGBM would otherwise number the classes it
+    sees its own way). Returns the model as LightGBM text with its classes, as a registered model loads."""
+    import dask.dataframe as dd
+    import lightgbm as lgb
+
+    from trainflow.cluster import dask_client
+    from trainflow.errors import TrainflowError
+    from trainflow.modelio import LightGBMClassifierModel, LightGBMRegressorModel
+
+    client = dask_client(r.settings.dask_address)
+    parts = max(1, len(client.scheduler_info()["workers"]))
+    regression = isinstance(est, lgb.LGBMRegressor)
+    classes = None if regression else np.unique(r.y_train)
+
+    def frames(x: pd.DataFrame, y: np.ndarray) -> tuple[Any, Any]:  # rows and labels in matching partitions
+        codes = y if classes is None else np.searchsorted(classes, y)
+        return (dd.from_pandas(x, npartitions=parts),
+                dd.from_pandas(pd.Series(codes, index=x.index, name="label"), npartitions=parts))
+
+    x, y = frames(r.x_train, r.y_train)
+    if classes is not None and y.map_partitions(pd.Series.nunique).compute().min() < len(classes):
+        raise TrainflowError(f"train.dask_address: a worker's share of the {len(r.x_train):,} training rows lacks a "
+                             "class, and lightgbm.dask needs every class on every worker; train in this process")
+    model = (lgb.DaskLGBMRegressor if regression else lgb.DaskLGBMClassifier)(client=client, **est.get_params())
+    best, history = model.n_estimators, None
+    if r.x_validation is None:
+        model.fit(x, y, categorical_feature=cats)
+    else:
+        with warnings.catch_warnings():  # as in this process's fit: eval_set, not eval_X
+            warnings.filterwarnings("ignore", message=".*'eval_set' is deprecated")
+            model.fit(x, y, eval_set=[frames(r.x_validation, r.y_validation)], eval_names=["validation"],
+                      categorical_feature=cats)
+        curves = model.evals_result_.get("validation", {})
+        metric, values = next(iter(curves.items()))
+        best = int(np.argmax(values) if metric in HIGHER_IS_BETTER else np.argmin(values)) + 1
+        history = pd.DataFrame([{"family": "lightgbm", "iteration": i + 1, "split": "validation", "metric": m,
+                                 "value": v} for m, values in curves.items() for i, v in enumerate(values)])
+    text = model.booster_.model_to_string(num_iteration=best)
+    fitted = (LightGBMRegressorModel.from_text(text) if regression
+              else LightGBMClassifierModel.from_text(text, classes=classes.tolist()))
+    return FitResult(best_iteration=best, history=history, estimator=fitted,
+                     extra={"params": {k: v for k, v in est.get_params().items()
+                                       if isinstance(v, (int, float, str, bool, type(None)))}})
 
 
 def build_logistic(r: BuildRequest) -> Any:

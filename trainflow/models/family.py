@@ -76,6 +76,7 @@ class FitResult:
     best_iteration: int | None = None
     history: pd.DataFrame | None = None
     extra: dict[str, Any] | None = None  # family facts for the model's metadata (network precision...)
+    estimator: Any = None  # the fitted estimator, when the fit made another object than the one it was given
 
 
 def plain_fit(est: Any, request: FitRequest) -> FitResult:

@@ -43,6 +43,11 @@ class TrainSettings(FormModel):
     svm_kernel_max_rows: int = Field(
         10_000, ge=0, description="kernel (RBF) SVM up to this many training rows, linear SVM beyond")
     n_jobs: int = Field(-1, description="parallel jobs for families that support them (-1: all cores)")
+    dask_address: str | None = Field(
+        None, description="train LightGBM with lightgbm.dask across the workers of this Dask cluster (the 'dask' "
+                          "extra): tcp://host:8786, or 'local' for two worker processes here; every round is "
+                          "trained (lightgbm.dask has no early stopping) and the best on the validation rows kept; "
+                          "empty: in this process")
     params: dict[str, dict[str, Any]] = Field(
         {}, description='extra estimator parameters per family, e.g. {"lightgbm": {"num_leaves": 63}}')
     nn: NNChoices = Field(default_factory=NNChoices, description="the neural network families (mlp, cnn, "
