@@ -19,3 +19,14 @@ def peak_gib() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # macOS: bytes, close enough for a fallback
+
+
+def reset_peak() -> bool:
+    """Start a new peak: Linux resets ``VmHWM`` to the current resident memory when "5" is written to
+    /proc/self/clear_refs. False where that is not available (the peak then stays the process's)."""
+    refs = Path("/proc/self/clear_refs")
+    try:
+        refs.write_text("5")
+    except OSError:
+        return False
+    return True
