@@ -36,9 +36,10 @@ def prefect_harness():
         yield
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def dask_clusters():
-    """Close the Dask clusters tests started while the session can still log their shutdown."""
+    """Close the Dask clusters a test started when it ends: idle workers would slow every later test, and
+    at the session's end they would log their shutdown after pytest closed its output."""
     yield
     from trainflow.cluster import close_clients
 
