@@ -14,6 +14,7 @@ from pydantic import Field
 from flows.training import ARTIFACTS_ROOT_HELP, resolve_root
 from tasks.predict import PredictSettings, predict
 from trainflow.catalog import ArtifactStore, new_run_id
+from trainflow.cluster import check_scheduler
 from trainflow.forms import FormModel, dataset_field
 from trainflow.names import DatasetName
 from trainflow.schema import load_schema
@@ -37,6 +38,8 @@ class InferenceSettings(FormModel):
         schema = load_schema(self.dataset, self.schemas_dir)
         if self.source:
             check_source(self.source, schema.name)
+        if self.model.engine == "dask":
+            check_scheduler(self.model.dask_address, "model.dask_address")
 
 
 @flow(name="inference", description="Score a batch of rows with a registered model.")

@@ -29,6 +29,7 @@ from tasks.tune import DEFAULT_TRIALS, TuneSettings, plan_tuning, tune, tune_tri
 from tasks.validate import ValidationEngine, validate
 from trainflow.cache import run_checked
 from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
+from trainflow.cluster import check_scheduler
 from trainflow.credentials import mask_all
 from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
@@ -123,6 +124,10 @@ class TrainingSettings(FormModel):
         query, source = self.ingest.query or schema.query, self.ingest.source or schema.source
         if query and source and not is_database(source):
             parse_filter(query, schema.name)  # a refused construct is reported before anything runs
+        for setting, address in (("tune.dask_address", self.tune.dask_address),
+                                 ("train.dask_address", self.train.dask_address)):
+            if address:
+                check_scheduler(address, setting)
         Registry(self.registry.registry_url).close()  # reachable, readable: found now, not after training
         if self.tune.family is not None and self.tune.family not in FAMILIES:
             raise TrainflowError(f"tune.family: unknown family '{self.tune.family}' (known: {', '.join(FAMILIES)})")
@@ -162,6 +167,7 @@ def tuning_runner(settings: TuneSettings) -> TaskRunner:
     """Threads by default; a Dask cluster through prefect-dask when ``settings.dask_address`` is set."""
     if settings.dask_address is None:
         return ThreadPoolTaskRunner(max_workers=settings.workers)
+    check_scheduler(settings.dask_address, "tune.dask_address")
     try:
         from prefect_dask import DaskTaskRunner
     except ImportError as e:

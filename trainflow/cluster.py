@@ -1,17 +1,36 @@
 """The Dask cluster work is sent to: one client per scheduler address, kept for the process.
 
-A scheduler address is trusted the way a database URL is: what runs there sees the data, and results come
-back from it. ``local`` starts a LocalCluster of two single-threaded worker processes on this machine.
+A scheduler sees the data sent to it and its results are unpickled here, so a form field or flag alone never
+chooses one: an address must be listed in ``TRAINFLOW_DASK_SCHEDULERS`` (comma-separated) by whoever runs
+the deployment or the command (``check_scheduler``). ``local`` starts a LocalCluster of two single-threaded
+worker processes on this machine.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
+from trainflow.credentials import mask
+from trainflow.errors import TrainflowError
+
+SCHEDULERS_ENV = "TRAINFLOW_DASK_SCHEDULERS"
 _CLIENTS: dict[str, Any] = {}
 _LOCK = threading.Lock()
+
+
+def check_scheduler(address: str, setting: str) -> None:
+    """Refuse a scheduler address ``TRAINFLOW_DASK_SCHEDULERS`` does not list (``local`` is always allowed).
+
+    Raises:
+        TrainflowError: Naming the setting, the address (any password masked) and the variable to set.
+    """
+    allowed = {a.strip() for a in os.environ.get(SCHEDULERS_ENV, "").split(",") if a.strip()}
+    if address != "local" and address not in allowed:
+        raise TrainflowError(f"{setting} {mask(address)!r} is not a Dask scheduler this deployment trusts: list it "
+                             f"in {SCHEDULERS_ENV} (comma-separated), or use 'local'")
 
 
 def dask_client(address: str) -> Any:
@@ -19,13 +38,12 @@ def dask_client(address: str) -> Any:
     use and reused by every fit and batch of the process after it (made again if it was closed).
 
     Raises:
-        TrainflowError: The ``dask`` extra is not installed.
+        TrainflowError: The address is not trusted (:func:`check_scheduler`), or the ``dask`` extra is missing.
     """
+    check_scheduler(address, "dask_address")
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:  # pragma: no cover - an extra: say what to install
-        from trainflow.errors import TrainflowError
-
         raise TrainflowError("a Dask engine needs the 'dask' extra: pip install 'trainflow[dask]'") from exc
     logging.getLogger("distributed").setLevel(logging.WARNING)  # its start and stop, not every worker's line
     with _LOCK:

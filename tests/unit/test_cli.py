@@ -50,6 +50,9 @@ def test_help_lists_every_setting() -> None:
     (["--dataset", "no_such_dataset"], "no schema for dataset 'no_such_dataset'"),
     (["--tune.family", "no_such_family"], "unknown family 'no_such_family'"),
     (["--ingest.source", "sklearn:no_such_set"], "unknown scikit-learn dataset 'no_such_set'"),
+    (["--train.dask-address", "tcp://10.0.0.5:8786"], "train.dask_address 'tcp://10.0.0.5:8786' is not a Dask "
+                                                       "scheduler this deployment trusts"),
+    (["--tune.dask-address", "tcp://evil.example:8786"], "list it in TRAINFLOW_DASK_SCHEDULERS"),
 ])
 def test_mistakes_are_refused_before_the_flow_runs(flags: list[str], expected: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
@@ -106,3 +109,15 @@ def test_a_registry_that_cannot_be_used_is_refused_before_training(case: str, sa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: registry ") and says in err[0] and "hunter2" not in err[0]
     assert not (tmp_path / "no").exists()
+
+
+def test_a_listed_scheduler_is_trusted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainflow.cluster import SCHEDULERS_ENV, check_scheduler
+    from trainflow.errors import TrainflowError
+
+    check_scheduler("local", "train.dask_address")  # a cluster of this machine's own processes
+    with pytest.raises(TrainflowError, match="is not a Dask scheduler") as refused:
+        check_scheduler("tcp://user:secret@10.0.0.5:8786", "train.dask_address")
+    assert "secret" not in str(refused.value) and "user:***@10.0.0.5" in str(refused.value)  # a password never shown
+    monkeypatch.setenv(SCHEDULERS_ENV, "tcp://10.0.0.6:8786, tcp://10.0.0.5:8786")
+    check_scheduler("tcp://10.0.0.5:8786", "train.dask_address")
