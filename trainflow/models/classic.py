@@ -48,10 +48,14 @@ def fit_lightgbm(est: Any, r: FitRequest) -> FitResult:
             callbacks.append(report)
         est.fit(r.x_train, r.y_train, eval_set=[(r.x_validation, r.y_validation)], eval_names=["validation"],
                 categorical_feature=cats, callbacks=callbacks)
-    curves = est.evals_result_.get("validation", {})
-    history = pd.DataFrame([{"family": "lightgbm", "iteration": i + 1, "split": "validation", "metric": m, "value": v}
-                            for m, values in curves.items() for i, v in enumerate(values)])
-    return FitResult(best_iteration=int(est.best_iteration_ or est.n_estimators), history=history)
+    return FitResult(best_iteration=int(est.best_iteration_ or est.n_estimators),
+                     history=_history(est.evals_result_.get("validation", {})))
+
+
+def _history(curves: dict[str, list[float]]) -> pd.DataFrame:
+    """LightGBM's validation curves (``evals_result_["validation"]``) as learning-curve rows."""
+    return pd.DataFrame([{"family": "lightgbm", "iteration": i + 1, "split": "validation", "metric": m, "value": v}
+                         for m, values in curves.items() for i, v in enumerate(values)])
 
 
 HIGHER_IS_BETTER = ("auc", "average_precision", "map", "ndcg")
@@ -96,8 +100,7 @@ def _fit_lightgbm_dask(est: Any, r: FitRequest, cats: Any) -> FitResult:
         curves = model.evals_result_.get("validation", {})
         metric, values = next(iter(curves.items()))
         best = int(np.argmax(values) if metric in HIGHER_IS_BETTER else np.argmin(values)) + 1
-        history = pd.DataFrame([{"family": "lightgbm", "iteration": i + 1, "split": "validation", "metric": m,
-                                 "value": v} for m, values in curves.items() for i, v in enumerate(values)])
+        history = _history(curves)
     text = model.booster_.model_to_string(num_iteration=best)
     fitted = (LightGBMRegressorModel.from_text(text) if regression
               else LightGBMClassifierModel.from_text(text, classes=classes.tolist()))
