@@ -145,8 +145,13 @@ def _take(rows: Rows, positions: np.ndarray, in_order: bool) -> Rows:
     if in_order:
         keep = np.zeros(len(rows), dtype=bool)
         keep[positions] = True
-        return with_row_index(data.filter(keep), index.filter(keep))
+        return _where(data, index, keep)
     return with_row_index(data.take(positions), index.take(positions))
+
+
+def _where(rows: pa.Table, index: pa.ChunkedArray, keep: np.ndarray) -> pa.Table:
+    """The rows where ``keep`` holds, with their index labels (see ``catalog.with_row_index``)."""
+    return with_row_index(rows.filter(keep), index.filter(keep))
 
 
 def split_positions(df: Rows, schema: DatasetSchema,
@@ -254,8 +259,7 @@ def _split_batches(store: ArtifactStore, run_id: str, data: ArtifactRef, schema:
             rows, index = row_index(batch, offset)
             parts = part_of[offset:offset + len(batch)]
             for k, writer in enumerate(writers):
-                keep = parts == k
-                writer.write(with_row_index(rows.filter(keep), index.filter(keep)))
+                writer.write(_where(rows, index, parts == k))
             offset += len(batch)
         refs = {name: writer.close() for name, writer in zip(positions, writers)}
     store.write_table(run_id, "split", "split_summary", summary)
