@@ -60,7 +60,7 @@ peaks = []
 from flows.training import IngestSettings
 rows = IngestSettings().batch_rows  # as the flow ingests: batch by batch
 raw = timed("ingest", lambda: ingest.fn(root, run, schema, source=sys.argv[1], batch_rows=rows))
-valid = timed("validate", lambda: validate.fn(root, run, schema, raw))
+valid = timed("validate", lambda: validate.fn(root, run, schema, raw, batch_rows=rows))
 splits = timed("split", lambda: split.fn(root, run, schema, valid, SplitSettings(), 42, rows))
 timed("transform", lambda: transform.fn(root, run, schema, splits, TransformSettings(), rows))
 stages = ("ingest", "validate", "split", "transform")

@@ -77,7 +77,7 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
     elif stage == "validate":
         raw = raw if s.ingest.source or not s.from_run else borrow("ingest", "raw")
         validate(root, run_id, schema, raw, s.validation.quarantine, s.validation.max_quarantine_fraction,
-                 s.validation.engine)
+                 s.validation.engine, s.ingest.batch_rows)
         outputs = {}
     elif stage == "split":
         m = store.manifest(_need_run(s))

@@ -58,8 +58,8 @@ class IngestSettings(FormModel):
                                                 "(columns, comparisons, in, and/or/not, .isna(); never run as code)")
     missing_markers: list[str] | None = Field(None, description="strings that mean missing; empty: the schema's")
     batch_rows: int = Field(1_000_000, ge=1_000, description="rows read, processed and written at a time (bounds "
-                                                             "memory): by ingest for a Parquet source, by split "
-                                                             "and transform for larger data")
+                                                             "memory): by ingest for a Parquet source, by "
+                                                             "validate, split and transform for larger data")
 
 
 class ValidateSettings(FormModel):
@@ -252,7 +252,7 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     raw = ingest(root, run_id, schema, s.ingest.source, s.ingest.query, s.ingest.missing_markers,
                  s.ingest.batch_rows)
     valid = validate(root, run_id, schema, raw, s.validation.quarantine, s.validation.max_quarantine_fraction,
-                     s.validation.engine)
+                     s.validation.engine, s.ingest.batch_rows)
     splits = run_checked(split, root, run_id, schema, valid, s.split, s.seed, s.ingest.batch_rows)
     model_schema = schema.model_view()  # a time series is windowed by split: models see the windows
     features = run_checked(transform, root, run_id, model_schema, splits, s.transform, s.ingest.batch_rows)

@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,7 +23,7 @@ from prefect import task
 
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.errors import ValidationFailed
-from trainflow.expectations import SAMPLE_SIZE, Outcome, run_compiled
+from trainflow.expectations import SAMPLE_SIZE, Outcome, map_outcome, merge, merge_outcomes, run_compiled
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema
 
@@ -94,16 +95,16 @@ def _describe(row: dict) -> str:
     return f"observed {row['observed_value']}"
 
 
-def _infinite_values(df: pd.DataFrame, schema: DatasetSchema) -> dict[str, pd.Series]:
-    """Per numeric column of the schema holding +-inf, where: no model can use an infinite number, whatever
-    range the schema allows (a range rule is often only a warning), so this built-in rule is an error."""
-    numeric = [c.name for c in schema.columns if c.type in ("int", "float") and c.name in df.columns]
+def _finite(df: pd.DataFrame, schema: DatasetSchema, complete: bool) -> dict[str, Outcome]:
+    """The built-in rule on each numeric column of the schema: no +-inf (no model can use an infinite number,
+    whatever range the schema allows; a range rule is often only a warning, this one is an error). Shaped as a
+    column map rule's outcome, so that batches merge as the suite's rules do."""
+    import pyarrow as pa
+
     out = {}
-    for column in numeric:
-        values = pd.to_numeric(df[column], errors="coerce")
-        infinite = pd.Series(np.isinf(values.to_numpy(dtype=float, na_value=np.nan)), index=df.index)
-        if infinite.any():
-            out[column] = infinite
+    for column in (c.name for c in schema.columns if c.type in ("int", "float") and c.name in df.columns):
+        values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        out[column] = map_outcome(df, pa.array(values), pa.array(np.isinf(values)), complete, of_all=True)
     return out
 
 
@@ -133,6 +134,98 @@ def _outcomes(df: pd.DataFrame, schema: DatasetSchema, complete: bool, engine: s
     return [done[i] for i in range(len(expectations))]
 
 
+@dataclass
+class Judgement:
+    """What a suite's outcomes on a table mean: the results table, the rows to set aside (index labels, by
+    results row) and the error-severity failures left (see :class:`ValidationOutcome`)."""
+
+    results: pd.DataFrame
+    set_aside: dict[int, list]
+    errors: list[tuple[str | None, str, str]]
+
+
+def judge(schema: DatasetSchema, outcomes: list[Outcome], finite: dict[str, Outcome], columns: list[str], rows: int,
+          quarantine: bool, max_quarantine_fraction: float) -> Judgement:
+    """The verdict on a table of ``rows`` rows and ``columns`` from each expectation's outcome (suite order) and
+    the built-in finite rule's per numeric column: the same whether the outcomes are one table's or merged
+    from its batches'."""
+    missing_cols = {c for c in (e["kwargs"].get("column") for e in schema.expectations) if c and c not in columns}
+    found, bad_index = [], {}
+    for exp, r in zip(schema.expectations, outcomes):
+        res = r.result
+        kind, kwargs = exp["type"], dict(exp.get("kwargs") or {})
+        column = kwargs.get("column")
+        exc = r.exception
+        if column in missing_cols and kind != "expect_column_to_exist":
+            exc = f"column '{column}' is missing"  # GX's own words for it vary by rule
+        sample = res.get("partial_unexpected_list") or []
+        if kind == "expect_column_values_to_not_be_null":
+            sample = [None] * len(sample)  # missing values (GX writes a string column's as "<NA>")
+        found.append({
+            "expectation": kind, "column": column,
+            "severity": SEVERITY_NAMES.get(str(exp.get("severity") or "critical"), "error"),
+            "success": bool(r.success), "unexpected_count": res.get("unexpected_count"),
+            "unexpected_percent": res.get("unexpected_percent"),
+            "observed_value": None if res.get("observed_value") is None else json.dumps(res["observed_value"],
+                                                                                          default=str),
+            "sample": json.dumps([None if pd.isna(v) else v for v in sample[:SAMPLE_SIZE]], default=str),
+            "exception": exc, "kwargs": json.dumps({k: v for k, v in kwargs.items() if k != "column"}, default=str),
+            "quarantined": False,
+        })
+        if quarantine and not r.success and found[-1]["severity"] == "error" and "unexpected_index_list" in res:
+            bad_index[len(found) - 1] = list(res["unexpected_index_list"])
+    for column, r in finite.items():
+        if r.success:
+            continue
+        found.append({"expectation": FINITE_RULE, "column": column, "severity": "error", "success": False,
+                      "unexpected_count": r.result["unexpected_count"],
+                      "unexpected_percent": r.result["unexpected_percent"], "observed_value": None,
+                      "exception": None, "kwargs": "{}", "quarantined": False,
+                      "sample": json.dumps([str(v) for v in r.result["partial_unexpected_list"]])})
+        if quarantine:
+            bad_index[len(found) - 1] = list(r.result["unexpected_index_list"])
+    results = pd.DataFrame(found)
+    results["unexpected_count"] = results["unexpected_count"].astype("Int64")
+    results["unexpected_percent"] = results["unexpected_percent"].astype("Float64")
+    if bad_index:
+        all_bad = {i for idx in bad_index.values() for i in idx}
+        if len(all_bad) <= max_quarantine_fraction * rows:
+            results.loc[list(bad_index), "quarantined"] = True
+        else:
+            for pos in bad_index:
+                results.at[pos, "exception"] = (
+                    f"quarantine would set aside {len(all_bad)} of {rows} rows, above the allowed "
+                    f"{max_quarantine_fraction:.0%}")
+            bad_index = {}
+    failed = results[(~results["success"]) & (results["severity"] == "error") & (~results["quarantined"])]
+    # A missing column fails every rule on it; name it once, by the rule that says so.
+    failed = failed[~(failed["column"].isin(missing_cols) & (failed["expectation"] != "expect_column_to_exist"))]
+    errors = [(None if pd.isna(r["column"]) else r["column"], r["expectation"], _describe(r))
+              for r in failed.to_dict("records")]
+    return Judgement(results, bad_index, errors)
+
+
+def set_aside(df: pd.DataFrame, judgement: Judgement) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(valid, quarantined)``: the rows of ``df`` (a table or one batch of it) that go on, and those the
+    judgement sets aside, each with ``_rule`` and ``_column`` (once per rule that caught it)."""
+    parts = []
+    for pos, labels in judgement.set_aside.items():
+        part = df[df.index.isin(labels)].copy()
+        part["_rule"], part["_column"] = judgement.results.at[pos, "expectation"], judgement.results.at[pos, "column"]
+        parts.append(part)
+    if not parts:
+        return df, pd.DataFrame(columns=[*df.columns, "_rule", "_column"])
+    bad = pd.concat(parts)
+    return df.drop(index=bad.index.unique()), bad
+
+
+def judge_table(df: pd.DataFrame, schema: DatasetSchema, quarantine: bool, max_quarantine_fraction: float,
+                engine: ValidationEngine) -> Judgement:
+    """:func:`judge` of the suite's outcomes on a whole table (see :func:`validate_data`)."""
+    return judge(schema, _outcomes(df, schema, quarantine, engine), _finite(df, schema, quarantine), list(df.columns),
+                 len(df), quarantine, max_quarantine_fraction)
+
+
 def validate_data(df: pd.DataFrame, schema: DatasetSchema, quarantine: bool = False,
                   max_quarantine_fraction: float = 0.05, engine: ValidationEngine = "arrow") -> ValidationOutcome:
     """Run the schema's GX suite on ``df``: the pure part of the validate stage.
@@ -148,67 +241,34 @@ def validate_data(df: pd.DataFrame, schema: DatasetSchema, quarantine: bool = Fa
     Returns:
         The outcome; the caller decides what to write and whether to raise on ``errors``.
     """
-    outcomes = _outcomes(df, schema, quarantine, engine)
-    missing_cols = {c for c in (e["kwargs"].get("column") for e in schema.expectations) if c and c not in df.columns}
-    rows, bad_index = [], {}
-    for exp, r in zip(schema.expectations, outcomes):
-        res = r.result
-        kind, kwargs = exp["type"], dict(exp.get("kwargs") or {})
-        column = kwargs.get("column")
-        exc = r.exception
-        if column in missing_cols and kind != "expect_column_to_exist":
-            exc = f"column '{column}' is missing"  # GX's own words for it vary by rule
-        sample = res.get("partial_unexpected_list") or []
-        if kind == "expect_column_values_to_not_be_null":
-            sample = [None] * len(sample)  # missing values (GX writes a string column's as "<NA>")
-        rows.append({
-            "expectation": kind, "column": column,
-            "severity": SEVERITY_NAMES.get(str(exp.get("severity") or "critical"), "error"),
-            "success": bool(r.success), "unexpected_count": res.get("unexpected_count"),
-            "unexpected_percent": res.get("unexpected_percent"),
-            "observed_value": None if res.get("observed_value") is None else json.dumps(res["observed_value"],
-                                                                                          default=str),
-            "sample": json.dumps([None if pd.isna(v) else v for v in sample[:SAMPLE_SIZE]], default=str),
-            "exception": exc, "kwargs": json.dumps({k: v for k, v in kwargs.items() if k != "column"}, default=str),
-            "quarantined": False,
-        })
-        if quarantine and not r.success and rows[-1]["severity"] == "error" and "unexpected_index_list" in res:
-            bad_index[len(rows) - 1] = list(res["unexpected_index_list"])
-    for column, infinite in _infinite_values(df, schema).items():
-        rows.append({"expectation": FINITE_RULE, "column": column, "severity": "error", "success": False,
-                     "unexpected_count": int(infinite.sum()), "unexpected_percent": 100 * float(infinite.mean()),
-                     "observed_value": None, "exception": None, "kwargs": "{}", "quarantined": False,
-                     "sample": json.dumps([str(v) for v in df.loc[infinite, column].head(SAMPLE_SIZE)])})
-        if quarantine:
-            bad_index[len(rows) - 1] = list(df.index[infinite])
-    results = pd.DataFrame(rows)
-    results["unexpected_count"] = results["unexpected_count"].astype("Int64")
-    results["unexpected_percent"] = results["unexpected_percent"].astype("Float64")
+    judgement = judge_table(df, schema, quarantine, max_quarantine_fraction, engine)
+    keep, quarantined = set_aside(df, judgement)
+    return ValidationOutcome(results=judgement.results, valid=keep, quarantine=quarantined, errors=judgement.errors)
 
-    quarantined = pd.DataFrame(columns=[*df.columns, "_rule", "_column"])
-    keep = df
-    if bad_index:
-        all_bad = sorted({i for idx in bad_index.values() for i in idx})
-        if len(all_bad) <= max_quarantine_fraction * len(df):
-            parts = []
-            for pos, idx in bad_index.items():
-                part = df.loc[idx].copy()
-                part["_rule"], part["_column"] = results.at[pos, "expectation"], results.at[pos, "column"]
-                parts.append(part)
-                results.at[pos, "quarantined"] = True
-            quarantined = pd.concat(parts)
-            keep = df.drop(index=all_bad)
-        else:
-            for pos in bad_index:
-                results.at[pos, "exception"] = (
-                    f"quarantine would set aside {len(all_bad)} of {len(df)} rows, above the allowed "
-                    f"{max_quarantine_fraction:.0%}")
-    failed = results[(~results["success"]) & (results["severity"] == "error") & (~results["quarantined"])]
-    # A missing column fails every rule on it; name it once, by the rule that says so.
-    failed = failed[~(failed["column"].isin(missing_cols) & (failed["expectation"] != "expect_column_to_exist"))]
-    errors = [(None if pd.isna(r["column"]) else r["column"], r["expectation"], _describe(r))
-              for r in failed.to_dict("records")]
-    return ValidationOutcome(results=results, valid=keep, quarantine=quarantined, errors=errors)
+
+def judge_batches(batches: Iterable[pd.DataFrame], schema: DatasetSchema, quarantine: bool = False,
+                  max_quarantine_fraction: float = 0.05) -> Judgement | None:
+    """:func:`judge` of a table read in batches (in row order), the suite computed batch by batch in Arrow and
+    merged (``trainflow.expectations.merge_outcomes``): the results :func:`validate_data` gives on the whole
+    table, holding one batch at a time. None when a rule needs Great Expectations (it runs on whole tables).
+
+    The batches must have the whole table's dtypes (``ArtifactStore.read_table_batches`` gives them so).
+    """
+    expectations = [dict(e) for e in schema.expectations]
+    runs, finite, rows, columns = [], [], 0, []
+    for df in batches:
+        done, left = run_compiled(df, expectations, quarantine)
+        if left:
+            return None
+        runs.append(done)
+        finite.append(_finite(df, schema, quarantine))
+        rows, columns = rows + len(df), list(df.columns)
+    if not runs:
+        return None
+    merged = merge_outcomes(expectations, runs)
+    return judge(schema, [merged[i] for i in range(len(expectations))],
+                 {c: merge(FINITE_RULE, {}, [f[c] for f in finite]) for c in finite[0]}, columns, rows, quarantine,
+                 max_quarantine_fraction)
 
 
 def verdict(results: pd.DataFrame, quarantined: int = 0) -> str:
@@ -223,8 +283,13 @@ def verdict(results: pd.DataFrame, quarantined: int = 0) -> str:
 
 @task(name="validate")
 def validate(store_root: str, run_id: str, schema: DatasetSchema, raw: ArtifactRef, quarantine: bool = False,
-             max_quarantine_fraction: float = 0.05, engine: ValidationEngine = "arrow") -> ArtifactRef:
+             max_quarantine_fraction: float = 0.05, engine: ValidationEngine = "arrow",
+             batch_rows: int | None = None) -> ArtifactRef:
     """Prefect task: validate ``raw`` and write ``validate/validation_results`` (and ``quarantine``, ``valid``).
+
+    Above ``batch_rows`` rows, with the Arrow engine and every rule of the suite computed in Arrow, the table is
+    read batch by batch (twice when rows are set aside: to judge, then to write the parts): memory is bounded
+    by a batch and the results are the whole table's.
 
     Returns:
         Reference to the rows that go on (``raw`` itself when nothing was quarantined).
@@ -233,12 +298,28 @@ def validate(store_root: str, run_id: str, schema: DatasetSchema, raw: ArtifactR
         ValidationFailed: An error-severity expectation failed; the report is written first.
     """
     store = ArtifactStore(store_root)
-    outcome = validate_data(store.read_table(raw), schema, quarantine, max_quarantine_fraction, engine)
-    report = store.write_table(run_id, "validate", "validation_results", outcome.results)
-    run_logger().info("validate: %s", verdict(outcome.results, len(outcome.quarantine)))
-    if outcome.errors:
-        raise ValidationFailed(schema.name, outcome.errors, store.uri(report))
-    if len(outcome.quarantine):
-        store.write_table(run_id, "validate", "quarantine", outcome.quarantine)
-        return store.write_table(run_id, "validate", "valid", outcome.valid)
-    return raw
+    judgement = None
+    if engine == "arrow" and batch_rows and (raw.rows or 0) > batch_rows:
+        judgement = judge_batches(store.read_table_batches(raw, batch_rows), schema, quarantine,
+                                  max_quarantine_fraction)
+        tables = functools.partial(store.read_table_batches, raw, batch_rows)
+    if judgement is None:
+        df = store.read_table(raw)
+        judgement = judge_table(df, schema, quarantine, max_quarantine_fraction, engine)
+        tables = functools.partial(iter, [df])
+    report = store.write_table(run_id, "validate", "validation_results", judgement.results)
+    run_logger().info("validate: %s", verdict(judgement.results, sum(map(len, judgement.set_aside.values()))))
+    if judgement.errors:
+        raise ValidationFailed(schema.name, judgement.errors, store.uri(report))
+    if not judgement.set_aside:
+        return raw
+    with store.open_table(run_id, "validate", "valid") as valid, \
+            store.open_table(run_id, "validate", "quarantine") as quarantined:
+        for table in tables():
+            keep, bad = set_aside(table, judgement)
+            valid.write(keep)
+            if len(bad):
+                quarantined.write(bad)
+        if quarantined.rows:
+            quarantined.close()
+        return valid.close()

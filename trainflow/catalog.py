@@ -95,6 +95,29 @@ def with_row_index(table: pa.Table, index: pa.Array | pa.ChunkedArray) -> pa.Tab
     return table.append_column("__index_level_0__", index).replace_schema_metadata(meta)
 
 
+def _batches(parquet: pq.ParquetFile, batch_rows: int) -> Iterator[pa.Table]:
+    for batch in parquet.iter_batches(batch_size=batch_rows):
+        yield pa.Table.from_batches([batch], parquet.schema_arrow)
+
+
+def _with_nulls(parquet: pq.ParquetFile) -> set[str]:
+    """The top-level columns of a Parquet file holding a missing value, from its row groups' statistics (a
+    column without statistics is read to count)."""
+    meta, out = parquet.metadata, set()
+    for j in range(meta.num_columns):
+        name = meta.schema.column(j).path.split(".")[0]
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(j).statistics
+            if stats is None or not stats.has_null_count:
+                if parquet.read(columns=[name]).column(0).null_count:
+                    out.add(name)
+                break
+            if stats.null_count:
+                out.add(name)
+                break
+    return out
+
+
 def _alive(pid: int) -> bool:
     """Whether a process of this machine with that id still runs."""
     try:
@@ -399,18 +422,24 @@ class ArtifactStore:
     def read_arrow_batches(self, ref: ArtifactRef, batch_rows: int) -> Iterator[pa.Table]:
         """A table artifact (its hash checked first) as Arrow tables of at most ``batch_rows`` rows, in order."""
         parquet = pq.ParquetFile(pa.BufferReader(self._verified_bytes(ref)))
-        for batch in parquet.iter_batches(batch_size=batch_rows):
-            yield pa.Table.from_batches([batch], parquet.schema_arrow)
+        yield from _batches(parquet, batch_rows)
 
     def read_table_batches(self, ref: ArtifactRef, batch_rows: int) -> Iterator[pd.DataFrame]:
-        """:meth:`read_arrow_batches` as DataFrames, each row with its index label as ``read_table`` gives it."""
+        """:meth:`read_arrow_batches` as DataFrames, each row with its index label and each column in the dtype
+        ``read_table`` gives the whole table (an integer or boolean column with a missing value anywhere is
+        float64 or object in every batch, as pandas converts the whole column)."""
+        parquet = pq.ParquetFile(pa.BufferReader(self._verified_bytes(ref)))
+        types = {name: parquet.schema_arrow.field(name).type for name in _with_nulls(parquet)}
+        widened = {name: "float64" if pa.types.is_integer(t) else object for name, t in types.items()
+                   if pa.types.is_integer(t) or pa.types.is_boolean(t)}
         offset = 0
-        for batch in self.read_arrow_batches(ref, batch_rows):
+        for batch in _batches(parquet, batch_rows):
             rows, index = row_index(batch, offset)
             df = rows.to_pandas()
             df.index = pd.Index(index.to_numpy())
+            todo = {c: t for c, t in widened.items() if c in df.columns and df[c].dtype != t}
             offset += len(batch)
-            yield df
+            yield df.astype(todo) if todo else df
 
     def read_file(self, ref: ArtifactRef) -> bytes:
         """Read a file artifact's bytes (for a table: its Parquet bytes) after checking its hash."""

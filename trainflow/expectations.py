@@ -30,6 +30,7 @@ class Outcome:
     success: bool
     result: dict[str, Any] = field(default_factory=dict)
     exception: str | None = None
+    parts: dict[str, Any] = field(default_factory=dict)  # what merging batches needs: see merge_outcomes
 
 
 def _arrow(column: pd.Series) -> Any:
@@ -53,7 +54,14 @@ def _kind(column: pd.Series) -> str | None:
     return None
 
 
-def _map_result(df: pd.DataFrame, arr: Any, bad: Any, complete: bool, of_all: bool = False,
+def _map_success(count: int, domain: int, mostly: float | None) -> bool:
+    """GX's verdict on a column map rule from its unexpected count among ``domain`` values."""
+    if mostly is None:
+        return count == 0
+    return domain == 0 or (domain - count) / domain >= mostly
+
+
+def map_outcome(df: pd.DataFrame, arr: Any, bad: Any, complete: bool, of_all: bool = False,
                 mostly: float | None = None) -> Outcome:
     """GX's result of a column map expectation from its unexpected mask (null where the value is missing:
     missing values are outside the rule's domain unless ``of_all``, the not-null rule's case)."""
@@ -67,16 +75,12 @@ def _map_result(df: pd.DataFrame, arr: Any, bad: Any, complete: bool, of_all: bo
     total = len(arr)
     domain = total if of_all else total - arr.null_count
     percent = 100.0 * count / domain if domain else None
-    if mostly is None:
-        success = count == 0
-    else:
-        success = domain == 0 or (domain - count) / domain >= mostly
     sample = arr.take(positions[:SAMPLE_SIZE]).to_pylist()
     result = {"element_count": total, "unexpected_count": count, "unexpected_percent": percent,
               "partial_unexpected_list": sample}
     if complete:
         result["unexpected_index_list"] = df.index[positions].tolist()
-    return Outcome(bool(success), result)
+    return Outcome(_map_success(count, domain, mostly), result, parts={"domain": domain})
 
 
 def _bounds(arr: Any, low: Any, high: Any, strict_low: bool, strict_high: bool) -> Any:
@@ -100,7 +104,7 @@ def _between(df: pd.DataFrame, kw: dict, complete: bool) -> Outcome | None:
     arr = _arrow(column)
     bad = _bounds(arr, kw.get("min_value"), kw.get("max_value"), bool(kw.get("strict_min")),
                   bool(kw.get("strict_max")))
-    return _map_result(df, arr, bad, complete, mostly=kw.get("mostly"))
+    return map_outcome(df, arr, bad, complete, mostly=kw.get("mostly"))
 
 
 def _not_null(df: pd.DataFrame, kw: dict, complete: bool) -> Outcome | None:
@@ -110,7 +114,7 @@ def _not_null(df: pd.DataFrame, kw: dict, complete: bool) -> Outcome | None:
     import pyarrow.compute as pc
 
     arr = _arrow(column)
-    return _map_result(df, arr, pc.is_null(arr), complete, of_all=True, mostly=kw.get("mostly"))
+    return map_outcome(df, arr, pc.is_null(arr), complete, of_all=True, mostly=kw.get("mostly"))
 
 
 def _in_set(df: pd.DataFrame, kw: dict, complete: bool) -> Outcome | None:
@@ -132,7 +136,7 @@ def _in_set(df: pd.DataFrame, kw: dict, complete: bool) -> Outcome | None:
     if value_set.null_count or (kind == "number" and any(float(a) != float(b) for a, b in
                                                           zip(values, value_set.to_pylist()))):
         return None
-    return _map_result(df, arr, pc.invert(pc.is_in(arr, value_set=value_set)), complete, mostly=kw.get("mostly"))
+    return map_outcome(df, arr, pc.invert(pc.is_in(arr, value_set=value_set)), complete, mostly=kw.get("mostly"))
 
 
 def _increasing(df: pd.DataFrame, kw: dict, complete: bool) -> Outcome | None:
@@ -150,7 +154,11 @@ def _increasing(df: pd.DataFrame, kw: dict, complete: bool) -> Outcome | None:
     diff[1:] = values[1:] - values[:-1]
     with np.errstate(invalid="ignore"):
         bad = (diff <= 0) if kw.get("strictly") else (diff < 0)
-    return _map_result(df, arr, pa.array(bad), complete, mostly=kw.get("mostly"))
+    outcome = map_outcome(df, arr, pa.array(bad), complete, mostly=kw.get("mostly"))
+    if len(values):  # a batch's first row is compared with the previous batch's last when batches are merged
+        outcome.parts.update(first=float(values[0]), last=float(values[-1]), first_value=arr[0].as_py(),
+                             first_label=df.index[0])
+    return outcome
 
 
 def _value_lengths(df: pd.DataFrame, kw: dict, complete: bool) -> Outcome | None:
@@ -163,7 +171,7 @@ def _value_lengths(df: pd.DataFrame, kw: dict, complete: bool) -> Outcome | None
     arr = _arrow(column)
     bad = _bounds(pc.utf8_length(arr), kw.get("min_value"), kw.get("max_value"), bool(kw.get("strict_min")),
                   bool(kw.get("strict_max")))
-    return _map_result(df, arr, bad, complete, mostly=kw.get("mostly"))
+    return map_outcome(df, arr, bad, complete, mostly=kw.get("mostly"))
 
 
 def _observed_between(observed: float, kw: dict) -> bool:
@@ -179,8 +187,9 @@ def _unique_count(df: pd.DataFrame, kw: dict, complete: bool) -> Outcome | None:
         return None
     import pyarrow.compute as pc
 
-    observed = pc.count_distinct(_arrow(column), mode="only_valid").as_py()
-    return Outcome(_observed_between(observed, kw), {"observed_value": observed})
+    distinct = pc.unique(_arrow(column).drop_null())
+    return Outcome(_observed_between(len(distinct), kw), {"observed_value": len(distinct)},
+                   parts={"distinct": distinct})
 
 
 def _row_count(df: pd.DataFrame, kw: dict, complete: bool) -> Outcome | None:  # noqa: ARG001
@@ -270,3 +279,59 @@ def run_compiled(df: pd.DataFrame, expectations: list[dict], complete: bool) -> 
             else:
                 done[i] = outcome
     return done, left
+
+
+def _merge_map(kind: str, kw: dict, outcomes: list[Outcome]) -> Outcome:
+    count = sum(o.result["unexpected_count"] for o in outcomes)
+    domain = sum(o.parts["domain"] for o in outcomes)
+    sample: list = []
+    labels: list | None = [] if all("unexpected_index_list" in o.result for o in outcomes) else None
+    last = None
+    for o in outcomes:
+        first_bad: list = []
+        if kind == "expect_column_values_to_be_increasing" and "first" in o.parts:
+            if last is not None and not np.isnan(last) and not np.isnan(o.parts["first"]) and (
+                    o.parts["first"] <= last if kw.get("strictly") else o.parts["first"] < last):
+                count += 1
+                first_bad = [o.parts["first_value"]]
+                if labels is not None:
+                    labels.append(o.parts["first_label"])
+            last = o.parts["last"]
+        if len(sample) < SAMPLE_SIZE:
+            sample += first_bad + o.result["partial_unexpected_list"]
+        if labels is not None:
+            labels += o.result["unexpected_index_list"]
+    result = {"element_count": sum(o.result["element_count"] for o in outcomes), "unexpected_count": count,
+              "unexpected_percent": 100.0 * count / domain if domain else None,
+              "partial_unexpected_list": sample[:SAMPLE_SIZE]}
+    if labels is not None:
+        result["unexpected_index_list"] = labels
+    return Outcome(_map_success(count, domain, kw.get("mostly")), result, parts={"domain": domain})
+
+
+def merge(kind: str, kw: dict, outcomes: list[Outcome]) -> Outcome:
+    """One expectation's outcome over consecutive batches of a table, in row order, from each batch's outcome
+    (as :func:`run_compiled` gives it): what the expectation gives on the whole table. The batches must hold
+    the same columns in the same dtypes (``ArtifactStore.read_table_batches`` converts them so)."""
+    failed = next((o for o in outcomes if o.exception), None)
+    if failed is not None or len(outcomes) == 1:
+        return failed or outcomes[0]
+    if "unexpected_count" in outcomes[0].result:
+        return _merge_map(kind, kw, outcomes)
+    if kind == "expect_table_row_count_to_be_between":
+        rows = sum(o.result["observed_value"] for o in outcomes)
+        return Outcome(_observed_between(rows, kw), {"observed_value": rows})
+    if kind == "expect_column_unique_value_count_to_be_between":
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        distinct = pc.unique(pa.chunked_array([o.parts["distinct"] for o in outcomes]))
+        return Outcome(_observed_between(len(distinct), kw), {"observed_value": len(distinct)},
+                       parts={"distinct": distinct})
+    return Outcome(all(o.success for o in outcomes), outcomes[0].result)  # column and type rules: every batch's
+
+
+def merge_outcomes(expectations: list[dict], runs: list[dict[int, Outcome]]) -> dict[int, Outcome]:
+    """:func:`merge` for each expectation of the batches' outcomes ``runs`` (in row order), by position."""
+    return {i: merge(exp["type"], dict(exp.get("kwargs") or {}), [run[i] for run in runs])
+            for i, exp in enumerate(expectations) if all(i in run for run in runs)}

@@ -4,11 +4,16 @@ sample values, observed value, quarantined rows); what it does not compute is ha
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from tasks.validate import validate_data
+from tasks.validate import judge_batches, judge_table, validate, validate_data
+from trainflow.catalog import ArtifactStore
+from trainflow.errors import ValidationFailed
 from trainflow.expectations import COMPILED, run_compiled
 from trainflow.schema import DatasetSchema, load_schema
 
@@ -123,3 +128,76 @@ def test_a_bundled_dataset_validates_the_same_way_in_both_engines(adult_raw: pd.
         assert arrow.errors == gx.errors
     done, left = run_compiled(df, adult_schema.expectations, complete=False)
     assert not left  # every rule of the bundled suite runs in Arrow
+
+
+COMPILED_ONLY = [e for e in EXPECTATIONS if e["kwargs"].get("column") not in ("nullable", "mixed")
+                 and e["type"] in COMPILED]
+
+
+@pytest.mark.parametrize("rows", [1, 3, 5, N])
+def test_a_table_judged_in_batches_gets_the_whole_tables_results(schema: DatasetSchema, rows: int) -> None:
+    df = _frame().drop(columns=["nullable", "mixed"])
+    df.index = df.index * 10 + 7  # labels that are not positions
+    suite = schema.model_copy(update={"expectations": COMPILED_ONLY})
+    whole = judge_table(df, suite, True, 1.0, "arrow")
+    batched = judge_batches((df.iloc[i:i + rows] for i in range(0, N, rows)), suite, True, 1.0)
+    pd.testing.assert_frame_equal(batched.results, whole.results)
+    assert batched.set_aside == whole.set_aside and batched.errors == whole.errors
+    assert whole.results["unexpected_count"].fillna(0).sum() > 20 and whole.set_aside  # the frame breaks rules
+    increasing = whole.results[whole.results["expectation"] == "expect_column_values_to_be_increasing"]
+    assert increasing["unexpected_count"].gt(0).all()  # batch boundaries fall on decreasing pairs (rows 4-5 of i)
+    strict = judge_batches((df.iloc[i:i + rows] for i in range(0, N, rows)), suite, False, 0.01)
+    assert strict.results["quarantined"].sum() == 0 and not strict.set_aside
+
+
+def test_a_suite_with_a_rule_for_gx_is_not_judged_in_batches(schema: DatasetSchema) -> None:
+    assert judge_batches([_frame()], schema, True, 1.0) is None  # object and nullable columns: GX, whole table
+
+
+def test_batches_read_back_in_the_whole_tables_dtypes(tmp_path: Path) -> None:
+    df = pd.DataFrame({"i": [1.0, 2.0, None, 4.0, 5.0, 6.0], "b": pd.array([True, False, None, True, True, False],
+                                                                              dtype=object),
+                       "n": [1, 2, 3, 4, 5, 6], "s": pd.array(["a", None, "b", "c", "d", "e"], dtype="str")})
+    table = pa.table({"i": pa.array([1, 2, None, 4, 5, 6]), "b": pa.array([True, False, None, True, True, False]),
+                      "n": pa.array([1, 2, 3, 4, 5, 6]), "s": pa.array(["a", None, "b", "c", "d", "e"])})
+    store = ArtifactStore(tmp_path)
+    ref = store.write_table("r", "ingest", "raw", table)
+    whole = store.read_table(ref)
+    pd.testing.assert_frame_equal(whole, df)
+    batches = list(store.read_table_batches(ref, 2))
+    assert [b.dtypes.tolist() for b in batches] == [whole.dtypes.tolist()] * 3
+    pd.testing.assert_frame_equal(pd.concat(batches), whole)
+
+
+def test_the_validate_stage_streams_a_large_table_with_the_whole_tables_outcome(
+        adult_raw: pd.DataFrame, adult_schema: DatasetSchema, tmp_path: Path) -> None:
+    df = adult_raw.head(5000).copy()
+    df["hours-per-week"] = df["hours-per-week"].astype(float)
+    df.loc[4000:4002, "hours-per-week"] = np.inf  # error rules for quarantine: infinite hours
+    df.loc[2990:3010, "workclass"] = "Unheard-of"  # a warning, across a batch boundary
+    age = pa.array(df["age"]).to_pylist()
+    for i in [*range(100, 221), 4001]:  # and 2.4% missing ages (2% allowed) in an integer column, in two batches
+        age[i] = None
+    table = pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(None)
+    table = table.set_column(0, "age", pa.array(age, pa.int64()))
+    store = ArtifactStore(tmp_path)
+    raw = store.write_table("r", "ingest", "raw", table)
+    outs = {}
+    for run, batch_rows in (("whole", None), ("batched", 1000)):
+        valid = validate.fn(str(tmp_path), run, adult_schema, raw, quarantine=True, batch_rows=batch_rows)
+        outs[run] = [store.read_table(store.find(run, "validate", name))
+                     for name in ("validation_results", "quarantine")] + [store.read_table(valid)]
+    results, quarantine, valid = outs["batched"]
+    pd.testing.assert_frame_equal(results, outs["whole"][0])
+    assert results["quarantined"].sum() == 2 and len(quarantine) == 122 + 3 and len(valid) == 5000 - 124  # 4001: both
+    failed = results.loc[~results["success"], ["column", "expectation"]].to_numpy().tolist()
+    assert failed == [["age", "expect_column_values_to_not_be_null"],
+                      ["workclass", "expect_column_values_to_be_in_set"],
+                      ["hours-per-week", "expect_column_values_to_be_between"],
+                      ["hours-per-week", "expect_column_values_to_be_finite"]]
+    pd.testing.assert_frame_equal(quarantine.sort_values(["_rule", "_column"], kind="stable"),
+                                  outs["whole"][1].sort_values(["_rule", "_column"], kind="stable"))
+    pd.testing.assert_frame_equal(valid, outs["whole"][2])
+    with pytest.raises(ValidationFailed):  # too many to set aside: the same failure in batches
+        validate.fn(str(tmp_path), "strict", adult_schema, raw, quarantine=True, max_quarantine_fraction=0.001,
+                    batch_rows=1000)
