@@ -9,7 +9,11 @@ The table is Adult's rows drawn with replacement, numbers jittered, raw noise ke
   flow's ``batch_rows`` (1,000,000); each stage's peak memory is measured from its start (Linux), and
   includes what earlier stages left resident.
 
-    python -m benchmarks.data_throughput [--rows 1000000,5000000,20000000]
+    python -m benchmarks.data_throughput [--rows 1000000,5000000,20000000] [--engines local,dask]
+
+With ``--engines local,dask`` the stages also run with the Dask engine on a 2-worker LocalCluster (started
+before the clock), each worker a part of the data at a time; their CPU seconds are the flow's process's plus
+the workers'.
 
 CPU seconds (the process's) beside wall seconds; with several sizes, how the CPU cost per row changes.
 """
@@ -38,9 +42,10 @@ print(json.dumps({"total": time.perf_counter() - t, "total_cpu": time.process_ti
 """
 
 STAGES = r"""
-import json, sys, time
+import json, os, sys, time
 from benchmarks.memory import peak_gib, reset_peak
 from trainflow.catalog import new_run_id
+from trainflow.cluster import ComputeSettings, dask_client
 from tasks.ingest import ingest
 from trainflow.schema import load_schema
 from tasks.split import SplitSettings, split
@@ -48,24 +53,35 @@ from tasks.transform import transform
 from trainflow.features import TransformSettings
 from tasks.validate import validate
 schema, root, run, times = load_schema("adult"), sys.argv[2], new_run_id(), {}
+compute = ComputeSettings(engine=sys.argv[3])
+client = dask_client("local") if compute.engine == "dask" else None  # started before the clock: not timed
+def workers(fn):  # summed over the cluster's worker processes
+    return sum(client.run(fn).values()) if client else 0.0
+def worker_cpu():
+    t = os.times()
+    return t.user + t.system
+def worker_peak():
+    from benchmarks.memory import peak_gib
+    return peak_gib()
 def timed(name, fn):
     peaks.append(peak_gib())
     reset_peak()  # each stage's own peak (the memory earlier stages left resident included)
-    t, c = time.perf_counter(), time.process_time()
+    t, c, w = time.perf_counter(), time.process_time(), workers(worker_cpu)
     out = fn()
-    times[name], times[name + "_cpu"] = time.perf_counter() - t, time.process_time() - c
+    times[name], times[name + "_cpu"] = time.perf_counter() - t, time.process_time() - c + workers(worker_cpu) - w
     times[name + "_peak"] = peak_gib()
     return out
 peaks = []
 from flows.training import IngestSettings
 rows = IngestSettings().batch_rows  # as the flow ingests: batch by batch
-raw = timed("ingest", lambda: ingest.fn(root, run, schema, source=sys.argv[1], batch_rows=rows))
-valid = timed("validate", lambda: validate.fn(root, run, schema, raw, batch_rows=rows))
-splits = timed("split", lambda: split.fn(root, run, schema, valid, SplitSettings(), 42, rows))
-timed("transform", lambda: transform.fn(root, run, schema, splits, TransformSettings(), rows))
+raw = timed("ingest", lambda: ingest.fn(root, run, schema, source=sys.argv[1], batch_rows=rows, compute=compute))
+valid = timed("validate", lambda: validate.fn(root, run, schema, raw, batch_rows=rows, compute=compute))
+splits = timed("split", lambda: split.fn(root, run, schema, valid, SplitSettings(), 42, rows, compute))
+timed("transform", lambda: transform.fn(root, run, schema, splits, TransformSettings(), rows, compute))
 stages = ("ingest", "validate", "split", "transform")
 times["total"], times["total_cpu"] = sum(times[k] for k in stages), sum(times[k + "_cpu"] for k in stages)
 times["rss_gb"] = max(peaks + [peak_gib()])
+times["worker_peak_gb"] = max(client.run(worker_peak).values()) if client else None
 print(json.dumps(times))
 """
 
@@ -91,10 +107,10 @@ def make_table(rows: int, path: Path) -> None:
     pq.write_table(pa.table(cols), path, compression="zstd", row_group_size=1_000_000)
 
 
-def _run(code: str, source: Path, out: Path) -> dict:
+def _run(code: str, source: Path, out: Path, *extra: str) -> dict:
     env = {**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"}
-    res = subprocess.run([sys.executable, "-c", code, str(source), str(out)], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=3600)
+    res = subprocess.run([sys.executable, "-c", code, str(source), str(out), *extra], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=3600)
     if res.returncode != 0:
         raise SystemExit(f"benchmark run failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -103,9 +119,11 @@ def _run(code: str, source: Path, out: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="5000000", help="table sizes, comma-separated (e.g. 1000000,5000000)")
+    parser.add_argument("--engines", default="local", help="local (this process), dask (a 2-worker LocalCluster: "
+                                                          "CPU seconds of the workers added), or both: local,dask")
     args = parser.parse_args()
+    per_row: dict[tuple[str, int], float] = {}
     tmp = Path(tempfile.mkdtemp(prefix="tf-throughput-"))
-    per_row: dict[int, float] = {}
     for n in (int(r) for r in args.rows.split(",")):
         source = tmp / f"adult_{n}.parquet"
         t = time.perf_counter()
@@ -114,28 +132,37 @@ def main() -> None:
               f"{time.perf_counter() - t:.1f} s", file=sys.stderr)
         (tmp / f"floor_{n}").mkdir()
         floor = _run(FLOOR, source, tmp / f"floor_{n}")
-        stages = _run(STAGES, source, tmp / f"stages_{n}")
         print(f"\n{n:,} rows x 14 columns, Adult-shaped; one process per mode")
-        print(f"{'mode':40} {'wall s':>8} {'cpu s':>8} {'rows/s':>12} {'wall x':>7} {'cpu x':>7} {'peak GiB':>9}")
+        print(f"{'mode':48} {'wall s':>8} {'cpu s':>8} {'rows/s':>12} {'wall x':>7} {'cpu x':>7} {'peak GiB':>9}")
 
         def line(name: str, wall: float, cpu: float, rss: float | None = None) -> None:
-            print(f"{name:40} {wall:8.2f} {cpu:8.2f} {n / wall:12,.0f} {wall / floor['total']:7.2f} "
+            print(f"{name:48} {wall:8.2f} {cpu:8.2f} {n / wall:12,.0f} {wall / floor['total']:7.2f} "
                   f"{cpu / floor['total_cpu']:7.2f} {'' if rss is None else f'{rss:9.2f}'}")
 
         line("floor: pyarrow read + write", floor["total"], floor["total_cpu"], floor["rss_gb"])
-        for stage in ("ingest", "validate", "split", "transform"):
-            line("  " + stage, stages[stage], stages[stage + "_cpu"], stages[stage + "_peak"])
-        line("stages: ingest+validate+split+transform", stages["total"], stages["total_cpu"], stages["rss_gb"])
-        per_row[n] = stages["total_cpu"] / n
+        for engine in args.engines.split(","):
+            stages = _run(STAGES, source, tmp / f"stages_{engine}_{n}", engine)
+            label = "" if engine == "local" else " (dask)"
+            for stage in ("ingest", "validate", "split", "transform"):
+                line(f"  {stage}{label}", stages[stage], stages[stage + "_cpu"], stages[stage + "_peak"])
+            line(f"stages{label}: ingest+validate+split+transform", stages["total"], stages["total_cpu"],
+                 stages["rss_gb"])
+            if stages["worker_peak_gb"] is not None:
+                print(f"{'':48} (peak of the flow's process; each worker's own peak: at most "
+                      f"{stages['worker_peak_gb']:.2f} GiB)")
+            per_row[engine, n] = stages["total_cpu"] / n
         source.unlink()
-    if len(per_row) > 1:
-        first = min(per_row)
-        print("\nCPU seconds per million rows (stages): " + ", ".join(
-            f"{n:,}: {1e6 * c:.2f} ({c / per_row[first]:.2f}x of {first:,})" for n, c in sorted(per_row.items())))
+    for engine in args.engines.split(","):
+        costs = {n: c for (e, n), c in per_row.items() if e == engine}
+        if len(costs) < 2:
+            continue
+        first = min(costs)
+        print(f"\nCPU seconds per million rows (stages, {engine}): " + ", ".join(
+            f"{n:,}: {1e6 * c:.2f} ({c / costs[first]:.2f}x of {first:,})" for n, c in sorted(costs.items())))
         import numpy as np
 
-        sizes = np.array(sorted(per_row), dtype=float)
-        marginal, fixed = np.polyfit(sizes, [per_row[int(n)] * n for n in sizes], 1)  # least squares: fixed + per row
+        sizes = np.array(sorted(costs), dtype=float)
+        marginal, fixed = np.polyfit(sizes, [costs[int(n)] * n for n in sizes], 1)  # least squares: fixed + per row
         print(f"least-squares fit of CPU seconds = fixed + per row x rows: fixed {fixed:.2f} s (imports and the "
               f"like, paid once per process), {1e6 * marginal:.2f} s per million rows")
 

@@ -71,23 +71,23 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
 
     if stage == "ingest" or (stage == "validate" and (s.ingest.source or not s.from_run)):
         raw = ingest(root, run_id, schema, s.ingest.source, s.ingest.query, s.ingest.missing_markers,
-                     s.ingest.batch_rows)
+                     s.ingest.batch_rows, s.compute)
     if stage == "ingest":
         outputs: Any = {"raw": raw}
     elif stage == "validate":
         raw = raw if s.ingest.source or not s.from_run else borrow("ingest", "raw")
         validate(root, run_id, schema, raw, s.validation.quarantine, s.validation.max_quarantine_fraction,
-                 s.validation.engine, s.ingest.batch_rows)
+                 s.validation.engine, s.ingest.batch_rows, s.compute)
         outputs = {}
     elif stage == "split":
         m = store.manifest(_need_run(s))
         source_stage, name = ("validate", "valid") if ((m["stage"] == "validate") & (m["name"] == "valid")).any() \
             else ("ingest", "raw")
         outputs = run_checked(split, root, run_id, schema, borrow(source_stage, name), s.split, s.seed,
-                              s.ingest.batch_rows)
+                              s.ingest.batch_rows, s.compute)
     elif stage == "transform":
         outputs = run_checked(transform, root, run_id, view, {n: borrow("split", n) for n in SPLITS},
-                              s.transform, s.ingest.batch_rows)
+                              s.transform, s.ingest.batch_rows, s.compute)
     elif stage == "tune":
         tuned = run_tuning(root, run_id, view, {n: borrow("transform", f"features_{n}") for n in SPLITS}, s)
         if tuned is None:

@@ -29,7 +29,7 @@ from tasks.tune import DEFAULT_TRIALS, TuneSettings, plan_tuning, tune, tune_tri
 from tasks.validate import ValidationEngine, validate
 from trainflow.cache import run_checked
 from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
-from trainflow.cluster import check_scheduler
+from trainflow.cluster import ComputeSettings, check_scheduler
 from trainflow.credentials import mask_all
 from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
@@ -101,6 +101,7 @@ class TrainingSettings(FormModel):
     seed: int = Field(42, description="random seed for splitting and training, recorded with the model")
     artifacts_root: str | None = Field(None, description=ARTIFACTS_ROOT_HELP)
     schemas_dir: str | None = Field(None, description="folder of dataset schemas; empty: the project's schemas/")
+    compute: ComputeSettings = Field(default_factory=ComputeSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     validation: ValidateSettings = Field(default_factory=ValidateSettings)
     split: SplitSettings = Field(default_factory=SplitSettings)
@@ -125,7 +126,9 @@ class TrainingSettings(FormModel):
         if query and source and not is_database(source):
             parse_filter(query, schema.name)  # a refused construct is reported before anything runs
         for setting, address in (("tune.dask_address", self.tune.dask_address),
-                                 ("train.dask_address", self.train.dask_address)):
+                                 ("train.dask_address", self.train.dask_address),
+                                 ("compute.dask_address", self.compute.dask_address
+                                  if self.compute.engine == "dask" else None)):
             if address:
                 check_scheduler(address, setting)
         Registry(self.registry.registry_url).close()  # reachable, readable: found now, not after training
@@ -135,11 +138,14 @@ class TrainingSettings(FormModel):
 
 
 def with_preset(settings: TrainingSettings, schema: DatasetSchema) -> TrainingSettings:
-    """The settings with the fields they leave empty filled from ``settings.preset`` (see ``PRESETS``)."""
+    """The settings with the fields they leave empty filled from ``settings.preset`` (see ``PRESETS``), and
+    LightGBM's Dask scheduler from ``compute`` with the Dask engine."""
     preset = PRESETS[settings.preset]
     tune = settings.tune.model_copy(update={k: v for k, v in preset["tune"].items()
                                             if getattr(settings.tune, k) is None})
     train_update = {}
+    if settings.compute.engine == "dask" and settings.train.dask_address is None:
+        train_update["dask_address"] = settings.compute.dask_address
     if schema.modality == "tabular":
         if settings.train.families is None and not schema.families:
             train_update["families"] = list(preset["train"]["families"])
@@ -250,12 +256,13 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     tag_flow_run(schema.name)
     s = with_preset(settings, schema)
     raw = ingest(root, run_id, schema, s.ingest.source, s.ingest.query, s.ingest.missing_markers,
-                 s.ingest.batch_rows)
+                 s.ingest.batch_rows, s.compute)
     valid = validate(root, run_id, schema, raw, s.validation.quarantine, s.validation.max_quarantine_fraction,
-                     s.validation.engine, s.ingest.batch_rows)
-    splits = run_checked(split, root, run_id, schema, valid, s.split, s.seed, s.ingest.batch_rows)
+                     s.validation.engine, s.ingest.batch_rows, s.compute)
+    splits = run_checked(split, root, run_id, schema, valid, s.split, s.seed, s.ingest.batch_rows, s.compute)
     model_schema = schema.model_view()  # a time series is windowed by split: models see the windows
-    features = run_checked(transform, root, run_id, model_schema, splits, s.transform, s.ingest.batch_rows)
+    features = run_checked(transform, root, run_id, model_schema, splits, s.transform, s.ingest.batch_rows,
+                           s.compute)
     train_settings, tuned = s.train, None
     if s.tune.enabled and s.tune.n_trials:
         tuned = run_tuning(root, run_id, model_schema, features, s)

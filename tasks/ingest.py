@@ -13,12 +13,13 @@ import pyarrow as pa
 from prefect import task
 
 from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.cluster import ComputeSettings, map_parts
 from trainflow.credentials import mask
 from trainflow.errors import DataError, is_transient
 from trainflow.progress import run_logger
 from trainflow.rowfilter import apply_filter
 from trainflow.schema import DatasetSchema
-from trainflow.sources import ContentHash, is_database, is_parquet, iter_source, normalise
+from trainflow.sources import ContentHash, is_database, is_parquet, iter_source, normalise, parquet_pieces, read_piece
 
 
 def ingest_batches(schema: DatasetSchema, source: str | None = None, query: str | None = None,
@@ -49,11 +50,7 @@ def ingest_batches(schema: DatasetSchema, source: str | None = None, query: str 
     rows = missing = 0
     digest = table = None
     for batch in batches:
-        table = normalise(batch, markers)
-        if not isinstance(table, pa.Table):
-            table = pa.Table.from_pandas(table, preserve_index=False)
-        if query and not is_database(src):
-            table = apply_filter(table, query, schema.name)  # parsed and checked: never evaluated as Python
+        table = _clean(batch, schema, markers, None if is_database(src) else query)
         digest = digest or ContentHash(table.column_names)
         digest.update(table)
         rows, missing = rows + table.num_rows, missing + sum(c.null_count for c in table.columns)
@@ -63,6 +60,48 @@ def ingest_batches(schema: DatasetSchema, source: str | None = None, query: str 
                        "columns": table.num_columns, "column_names": table.column_names,
                        "dtypes": [str(t) for t in table.schema.types], "missing_cells": missing,
                        "content_sha256": digest.hexdigest()})
+
+
+def _clean(batch: pa.Table | pd.DataFrame, schema: DatasetSchema, markers: list[str],
+           row_filter: str | None) -> pa.Table:
+    """A batch as read, normalised (``sources.normalise``) and filtered, as an Arrow table."""
+    table = normalise(batch, markers)
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    if row_filter:
+        table = apply_filter(table, row_filter, schema.name)  # parsed and checked: never evaluated as Python
+    return table
+
+
+def _ingest_piece(numbered: tuple[int, object], store: ArtifactStore, folder: str, schema: DatasetSchema,
+                  arrow_schema: pa.Schema, markers: list[str], row_filter: str | None) -> dict:
+    """On a Dask worker: read, clean and write one piece of a Parquet source as part of ``ingest/raw``."""
+    number, piece = numbered
+    table = _clean(read_piece(piece, arrow_schema, schema.name), schema, markers, row_filter)
+    return {**store.write_part(folder, number, table), "missing": sum(c.null_count for c in table.columns)}
+
+
+def _ingest_dask(store: ArtifactStore, run_id: str, schema: DatasetSchema, source: str, query: str | None,
+                 markers: list[str], batch_rows: int, compute: ComputeSettings) -> tuple[ArtifactRef, dict]:
+    """The ingest stage of a Parquet source on a Dask cluster: each piece (``sources.parquet_pieces``) read,
+    cleaned and written as a part of the ``ingest/raw`` dataset by a worker; then the content hash over the
+    parts in order here, the same as the local path's."""
+    arrow_schema, pieces = parquet_pieces(source, schema.name, batch_rows)
+    with store.open_dataset(run_id, "ingest", "raw") as writer:
+        parts = map_parts(compute.dask_address, _ingest_piece, list(enumerate(pieces)), store, writer.folder, schema,
+                          arrow_schema, markers, query)
+        if not sum(p["rows"] for p in parts):
+            raise DataError(schema.name, f"source {mask(source)} has no rows", rule="non_empty")
+        ref = writer.close([{k: v for k, v in p.items() if k != "missing"} for p in parts])
+    digest = table = None
+    for table in store.read_arrow_batches(ref, batch_rows):
+        digest = digest or ContentHash(table.column_names)
+        digest.update(table)
+    report = {"dataset": schema.name, "source": mask(source), "query": query, "rows": ref.rows,
+              "columns": table.num_columns, "column_names": table.column_names,
+              "dtypes": [str(t) for t in table.schema.types], "missing_cells": sum(p["missing"] for p in parts),
+              "content_sha256": digest.hexdigest()}
+    return ref, report
 
 
 def ingest_table(schema: DatasetSchema, source: str | None = None, query: str | None = None,
@@ -82,11 +121,13 @@ def ingest_data(schema: DatasetSchema, source: str | None = None, query: str | N
 
 @task(name="ingest", retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=is_transient)
 def ingest(store_root: str, run_id: str, schema: DatasetSchema, source: str | None = None, query: str | None = None,
-           missing_markers: list[str] | None = None, batch_rows: int | None = None) -> ArtifactRef:
+           missing_markers: list[str] | None = None, batch_rows: int | None = None,
+           compute: ComputeSettings | None = None) -> ArtifactRef:
     """Prefect task: ingest the dataset and write ``ingest/raw`` and ``ingest/ingest_report``.
 
     A Parquet source is read, normalised and written ``batch_rows`` rows at a time (one row group each), so
-    memory is bounded by a batch. Not cached on purpose: the source may change between runs under the same name.
+    memory is bounded by a batch; with the Dask engine, by the cluster's workers, a part each (``ingest/raw`` is
+    then a dataset of parts). Not cached on purpose: the source may change between runs under the same name.
     Retried, since reading a remote file or database can fail for a moment.
 
     Returns:
@@ -94,8 +135,14 @@ def ingest(store_root: str, run_id: str, schema: DatasetSchema, source: str | No
     """
     store = ArtifactStore(store_root)
     report: dict = {}
-    ref = store.write_table_batches(run_id, "ingest", "raw",
-                                    ingest_batches(schema, source, query, missing_markers, batch_rows, report))
+    src = source or schema.source
+    if compute is not None and compute.engine == "dask" and src and is_parquet(src):
+        markers = schema.missing_markers if missing_markers is None else missing_markers
+        ref, report = _ingest_dask(store, run_id, schema, src, query or schema.query, markers,
+                                   batch_rows or 1_000_000, compute)
+    else:
+        ref = store.write_table_batches(run_id, "ingest", "raw",
+                                        ingest_batches(schema, source, query, missing_markers, batch_rows, report))
     store.write_table(run_id, "ingest", "ingest_report", pd.DataFrame([report]))
     run_logger().info("ingest: %d rows x %d columns of dataset '%s' (sha256 %s)", report["rows"],
                       report["columns"], schema.name, ref.sha256[:12])

@@ -21,6 +21,7 @@ from sklearn.model_selection import GroupShuffleSplit, KFold, StratifiedKFold, T
 
 from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore, row_index, with_row_index
+from trainflow.cluster import ComputeSettings, map_parts
 from trainflow.errors import DataError
 from trainflow.forms import FormModel
 from trainflow.progress import run_logger
@@ -237,11 +238,10 @@ def split_data(df: Rows, schema: DatasetSchema, settings: SplitSettings,
     return {name: _take(df, pos, in_order) for name, pos in positions.items()}, summary
 
 
-def _split_batches(store: ArtifactStore, run_id: str, data: ArtifactRef, schema: DatasetSchema,
-                   settings: SplitSettings, seed: int, batch_rows: int) -> dict[str, ArtifactRef] | None:
-    """The split stage over ``batch_rows`` rows at a time: positions from the columns that decide them, then one
-    pass over the data writing each batch's rows to their part. None where it cannot stream (a time series,
-    or a time split, whose parts are in time order)."""
+def _split_of_rows(store: ArtifactStore, data: ArtifactRef, schema: DatasetSchema, settings: SplitSettings,
+                   seed: int) -> tuple[np.ndarray, pd.DataFrame] | None:
+    """Which split each row goes to (0, 1, 2: train, validation, test; -1: none), decided from the columns that
+    decide it, and the summary; None where rows cannot stay in the data's order (a time series or time split)."""
     if schema.series is not None:
         return None
     roles = [schema.label, *(schema.role_column(r) for r in ("time", "group", "split"))]
@@ -252,8 +252,20 @@ def _split_batches(store: ArtifactStore, run_id: str, data: ArtifactRef, schema:
     part_of = np.full(len(keys), -1, dtype=np.int8)
     for k, pos in enumerate(positions.values()):
         part_of[pos] = k
+    return part_of, summary
+
+
+def _split_batches(store: ArtifactStore, run_id: str, data: ArtifactRef, schema: DatasetSchema,
+                   settings: SplitSettings, seed: int, batch_rows: int) -> dict[str, ArtifactRef] | None:
+    """The split stage over ``batch_rows`` rows at a time: positions from the columns that decide them, then one
+    pass over the data writing each batch's rows to their part. None where it cannot stream (a time series,
+    or a time split, whose parts are in time order)."""
+    decided = _split_of_rows(store, data, schema, settings, seed)
+    if decided is None:
+        return None
+    part_of, summary = decided
     with ExitStack() as stack:
-        writers = [stack.enter_context(store.open_table(run_id, "split", name)) for name in positions]
+        writers = [stack.enter_context(store.open_table(run_id, "split", name)) for name in SPLITS]
         offset = 0
         for batch in store.read_arrow_batches(data, batch_rows):
             rows, index = row_index(batch, offset)
@@ -261,25 +273,56 @@ def _split_batches(store: ArtifactStore, run_id: str, data: ArtifactRef, schema:
             for k, writer in enumerate(writers):
                 writer.write(_where(rows, index, parts == k))
             offset += len(batch)
-        refs = {name: writer.close() for name, writer in zip(positions, writers)}
+        refs = {name: writer.close() for name, writer in zip(SPLITS, writers)}
+    store.write_table(run_id, "split", "split_summary", summary)
+    return refs
+
+
+def _split_part(item: tuple[int, dict, int, np.ndarray], store: ArtifactStore, data: ArtifactRef,
+                folders: list[str]) -> list[dict]:
+    """On a Dask worker: one part of the data, its rows written to their split's dataset (``part_of``: each
+    row's split)."""
+    number, part, offset, part_of = item
+    rows, index = row_index(store.read_arrow(data, parts=[part]), offset)
+    return [store.write_part(folder, number, _where(rows, index, part_of == k)) for k, folder in enumerate(folders)]
+
+
+def _split_dask(store: ArtifactStore, run_id: str, data: ArtifactRef, schema: DatasetSchema, settings: SplitSettings,
+                seed: int, compute: ComputeSettings) -> dict[str, ArtifactRef] | None:
+    """The split stage on a Dask cluster: rows decided here (from the deciding columns), each part of the data
+    written to the three split datasets by a worker. None where it cannot (see :func:`_split_of_rows`)."""
+    decided = _split_of_rows(store, data, schema, settings, seed)
+    if decided is None:
+        return None
+    part_of, summary = decided
+    items = [(number, part, offset, part_of[offset:offset + part["rows"]])
+             for number, part, offset in store.shares(data)]
+    with ExitStack() as stack:
+        writers = [stack.enter_context(store.open_dataset(run_id, "split", name)) for name in SPLITS]
+        written = map_parts(compute.dask_address, _split_part, items, store, data, [w.folder for w in writers])
+        refs = {name: writer.close([w[k] for w in written]) for k, (name, writer) in enumerate(zip(SPLITS, writers))}
     store.write_table(run_id, "split", "split_summary", summary)
     return refs
 
 
 @task(name="split", cache_policy=CONTENT, result_serializer="json", persist_result=True)
 def split(store_root: str, run_id: str, schema: DatasetSchema, data: ArtifactRef, settings: SplitSettings,
-          seed: int, batch_rows: int = 1_000_000) -> dict[str, ArtifactRef]:
+          seed: int, batch_rows: int = 1_000_000, compute: ComputeSettings | None = None) -> dict[str, ArtifactRef]:
     """Prefect task: write ``split/{train,validation,test}`` and ``split/split_summary``.
 
     Data of more than ``batch_rows`` rows is read and written a batch at a time (memory: the deciding columns,
-    a byte per row, and one batch), except a time series or a time split.
+    a byte per row, and one batch), except a time series or a time split. With the Dask engine the workers
+    write the splits, a part of the data each (three datasets of parts).
 
     Returns:
         References to the three splits, by name.
     """
     store = ArtifactStore(store_root)
-    refs = _split_batches(store, run_id, data, schema, settings, seed, batch_rows) if (
-        data.rows or 0) > batch_rows else None
+    refs = None
+    if compute is not None and compute.engine == "dask":
+        refs = _split_dask(store, run_id, data, schema, settings, seed, compute)
+    elif (data.rows or 0) > batch_rows:
+        refs = _split_batches(store, run_id, data, schema, settings, seed, batch_rows)
     if refs is None:
         splits, summary = split_data(store.read_arrow(data), schema, settings, seed)
         store.write_table(run_id, "split", "split_summary", summary)

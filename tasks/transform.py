@@ -10,6 +10,7 @@ from sklearn.compose import ColumnTransformer
 
 from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.cluster import ComputeSettings, map_parts
 from trainflow.features import TransformSettings, as_model_input, build_preprocessor
 from trainflow.modelio import dump_skops
 from trainflow.progress import run_logger
@@ -41,13 +42,30 @@ def fit_transform_splits(splits: dict[str, pd.DataFrame], schema: DatasetSchema,
     return pre, {name: features_of(pre, part, schema) for name, part in splits.items()}
 
 
+def _transform_part(share: tuple[int, dict, int], store: ArtifactStore, data: ArtifactRef, pre: ColumnTransformer,
+                    schema: DatasetSchema, folder: str, types: dict) -> dict:
+    """On a Dask worker: one part of a split, transformed and written as a part of its features dataset."""
+    return store.write_part(folder, share[0], features_of(pre, store.read_share(data, share, types), schema))
+
+
+def _transform_dask(store: ArtifactStore, run_id: str, name: str, data: ArtifactRef, pre: ColumnTransformer,
+                    schema: DatasetSchema, compute: ComputeSettings) -> ArtifactRef:
+    """``transform/features_{name}`` of one split on a Dask cluster: each part transformed by a worker (the
+    fitted preprocessor sent to each worker once)."""
+    with store.open_dataset(run_id, "transform", f"features_{name}") as writer:
+        return writer.close(map_parts(compute.dask_address, _transform_part, store.shares(data), store, data, pre,
+                                      schema, writer.folder, store.pandas_types(data)))
+
+
 @task(name="transform", cache_policy=CONTENT, result_serializer="json", persist_result=True)
 def transform(store_root: str, run_id: str, schema: DatasetSchema, splits: dict[str, ArtifactRef],
-              settings: TransformSettings, batch_rows: int = 1_000_000) -> dict[str, ArtifactRef]:
+              settings: TransformSettings, batch_rows: int = 1_000_000,
+              compute: ComputeSettings | None = None) -> dict[str, ArtifactRef]:
     """Prefect task: write ``transform/features_{split}`` and ``transform/preprocessor.skops``.
 
     The preprocessor is fitted on the training split's feature columns; every split is then read, transformed
-    and written ``batch_rows`` rows at a time (memory: the training features and one batch).
+    and written ``batch_rows`` rows at a time (memory: the training features and one batch); with the Dask
+    engine, by the cluster's workers, a part each.
 
     Returns:
         References to the three feature tables and the fitted preprocessor.
@@ -55,10 +73,13 @@ def transform(store_root: str, run_id: str, schema: DatasetSchema, splits: dict[
     store = ArtifactStore(store_root)
     columns = [c.name for c in schema.features]
     pre = fit_preprocessor(store.read_table(splits["train"], columns), schema, settings)
-    refs = {name: store.write_table_batches(run_id, "transform", f"features_{name}",
-                                            (features_of(pre, part, schema)
-                                             for part in store.read_table_batches(ref, batch_rows)))
-            for name, ref in splits.items()}
+    if compute is not None and compute.engine == "dask":
+        refs = {name: _transform_dask(store, run_id, name, ref, pre, schema, compute) for name, ref in splits.items()}
+    else:
+        refs = {name: store.write_table_batches(run_id, "transform", f"features_{name}",
+                                                (features_of(pre, part, schema)
+                                                 for part in store.read_table_batches(ref, batch_rows)))
+                for name, ref in splits.items()}
     run_logger().info("transform: fitted on %d training rows; %d feature columns", splits["train"].rows,
                       len(pre.get_feature_names_out()) + 1)
     refs["preprocessor"] = store.write_file(run_id, "transform", "preprocessor.skops", dump_skops(pre))

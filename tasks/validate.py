@@ -22,6 +22,7 @@ import pandas as pd
 from prefect import task
 
 from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.cluster import ComputeSettings, map_parts
 from trainflow.errors import ValidationFailed
 from trainflow.expectations import SAMPLE_SIZE, Outcome, map_outcome, merge, merge_outcomes, run_compiled
 from trainflow.progress import run_logger
@@ -246,6 +247,26 @@ def validate_data(df: pd.DataFrame, schema: DatasetSchema, quarantine: bool = Fa
     return ValidationOutcome(results=judgement.results, valid=keep, quarantine=quarantined, errors=judgement.errors)
 
 
+BatchOutcome = tuple[dict[int, Outcome], dict[str, Outcome], int, list[str]]
+
+
+def _batch_outcome(df: pd.DataFrame, schema: DatasetSchema, quarantine: bool) -> BatchOutcome | None:
+    """One batch's outcomes (suite, finite rule), rows and columns; None when a rule needs GX."""
+    done, left = run_compiled(df, [dict(e) for e in schema.expectations], quarantine)
+    return None if left else (done, _finite(df, schema, quarantine), len(df), list(df.columns))
+
+
+def _merged(schema: DatasetSchema, batches: list[BatchOutcome | None], quarantine: bool,
+            max_quarantine_fraction: float) -> Judgement | None:
+    """:func:`judge` of the batches' outcomes merged (``trainflow.expectations.merge_outcomes``), in row order."""
+    if not batches or any(b is None for b in batches):
+        return None
+    merged = merge_outcomes([dict(e) for e in schema.expectations], [b[0] for b in batches])
+    finite = {c: merge(FINITE_RULE, {}, [b[1][c] for b in batches]) for c in batches[0][1]}
+    return judge(schema, [merged[i] for i in range(len(schema.expectations))], finite, batches[0][3],
+                 sum(b[2] for b in batches), quarantine, max_quarantine_fraction)
+
+
 def judge_batches(batches: Iterable[pd.DataFrame], schema: DatasetSchema, quarantine: bool = False,
                   max_quarantine_fraction: float = 0.05) -> Judgement | None:
     """:func:`judge` of a table read in batches (in row order), the suite computed batch by batch in Arrow and
@@ -254,21 +275,30 @@ def judge_batches(batches: Iterable[pd.DataFrame], schema: DatasetSchema, quaran
 
     The batches must have the whole table's dtypes (``ArtifactStore.read_table_batches`` gives them so).
     """
-    expectations = [dict(e) for e in schema.expectations]
-    runs, finite, rows, columns = [], [], 0, []
+    outcomes = []
     for df in batches:
-        done, left = run_compiled(df, expectations, quarantine)
-        if left:
+        outcomes.append(_batch_outcome(df, schema, quarantine))
+        if outcomes[-1] is None:
             return None
-        runs.append(done)
-        finite.append(_finite(df, schema, quarantine))
-        rows, columns = rows + len(df), list(df.columns)
-    if not runs:
-        return None
-    merged = merge_outcomes(expectations, runs)
-    return judge(schema, [merged[i] for i in range(len(expectations))],
-                 {c: merge(FINITE_RULE, {}, [f[c] for f in finite]) for c in finite[0]}, columns, rows, quarantine,
-                 max_quarantine_fraction)
+    return _merged(schema, outcomes, quarantine, max_quarantine_fraction)
+
+
+Share = tuple[int, dict, int]  # a part's number, the part, its first row in the table: ArtifactStore.shares
+
+
+def _judge_part(share: Share, store: ArtifactStore, ref: ArtifactRef, schema: DatasetSchema, quarantine: bool,
+                types: dict) -> BatchOutcome | None:
+    """On a Dask worker: one part's outcomes."""
+    return _batch_outcome(store.read_share(ref, share, types), schema, quarantine)
+
+
+def _set_aside_part(share: Share, store: ArtifactStore, ref: ArtifactRef, judgement: Judgement, folders: list[str],
+                    types: dict) -> list[dict | None]:
+    """On a Dask worker: one part's valid rows and rows set aside, written as parts of ``valid`` and
+    ``quarantine`` (none of the second when the part has none)."""
+    keep, bad = set_aside(store.read_share(ref, share, types), judgement)
+    return [store.write_part(folders[0], share[0], keep), store.write_part(folders[1], share[0], bad) if len(bad)
+            else None]
 
 
 def verdict(results: pd.DataFrame, quarantined: int = 0) -> str:
@@ -284,12 +314,13 @@ def verdict(results: pd.DataFrame, quarantined: int = 0) -> str:
 @task(name="validate")
 def validate(store_root: str, run_id: str, schema: DatasetSchema, raw: ArtifactRef, quarantine: bool = False,
              max_quarantine_fraction: float = 0.05, engine: ValidationEngine = "arrow",
-             batch_rows: int | None = None) -> ArtifactRef:
+             batch_rows: int | None = None, compute: ComputeSettings | None = None) -> ArtifactRef:
     """Prefect task: validate ``raw`` and write ``validate/validation_results`` (and ``quarantine``, ``valid``).
 
     Above ``batch_rows`` rows, with the Arrow engine and every rule of the suite computed in Arrow, the table is
     read batch by batch (twice when rows are set aside: to judge, then to write the parts): memory is bounded
-    by a batch and the results are the whole table's.
+    by a batch and the results are the whole table's. With the Dask engine each part of ``raw`` is judged (and
+    its rows set aside) on a worker, and the parts' outcomes merged here.
 
     Returns:
         Reference to the rows that go on (``raw`` itself when nothing was quarantined).
@@ -299,12 +330,17 @@ def validate(store_root: str, run_id: str, schema: DatasetSchema, raw: ArtifactR
     """
     store = ArtifactStore(store_root)
     judgement = None
-    if engine == "arrow" and batch_rows and (raw.rows or 0) > batch_rows:
+    dask = compute is not None and compute.engine == "dask" and engine == "arrow"
+    if dask:
+        shares, types = store.shares(raw), store.pandas_types(raw)
+        judgement = _merged(schema, map_parts(compute.dask_address, _judge_part, shares, store, raw, schema, quarantine,
+                                              types), quarantine, max_quarantine_fraction)
+    elif engine == "arrow" and batch_rows and (raw.rows or 0) > batch_rows:
         judgement = judge_batches(store.read_table_batches(raw, batch_rows), schema, quarantine,
                                   max_quarantine_fraction)
         tables = functools.partial(store.read_table_batches, raw, batch_rows)
     if judgement is None:
-        df = store.read_table(raw)
+        dask, df = False, store.read_table(raw)
         judgement = judge_table(df, schema, quarantine, max_quarantine_fraction, engine)
         tables = functools.partial(iter, [df])
     report = store.write_table(run_id, "validate", "validation_results", judgement.results)
@@ -313,6 +349,13 @@ def validate(store_root: str, run_id: str, schema: DatasetSchema, raw: ArtifactR
         raise ValidationFailed(schema.name, judgement.errors, store.uri(report))
     if not judgement.set_aside:
         return raw
+    if dask:
+        with store.open_dataset(run_id, "validate", "valid") as valid, \
+                store.open_dataset(run_id, "validate", "quarantine") as quarantined:
+            written = map_parts(compute.dask_address, _set_aside_part, shares, store, raw, judgement,
+                                [valid.folder, quarantined.folder], types)
+            quarantined.close([bad for _, bad in written if bad is not None])
+            return valid.close([keep for keep, _ in written])
     with store.open_table(run_id, "validate", "valid") as valid, \
             store.open_table(run_id, "validate", "quarantine") as quarantined:
         for table in tables():

@@ -1,7 +1,8 @@
 """The artifact catalog: one place that names, writes and reads every artifact of every run.
 
 Layout under the root: ``runs/<run-id>/<stage>/<name>.parquet`` (tables), ``<name>.<ext>`` (files),
-``<name>/`` (bundles such as a model), and ``runs/<run-id>/manifest.parquet``. Writes go to a
+``<name>/`` (bundles such as a model; datasets: a table as Parquet parts written by many processes), and
+``runs/<run-id>/manifest.parquet``. Writes go to a
 temporary name and are renamed into place, so a killed run leaves no half-written artifact; an
 existing artifact is never overwritten, so no run can change another run.
 
@@ -15,12 +16,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 import os
 import secrets
 import sys
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +35,7 @@ from pydantic import BaseModel, ConfigDict
 from trainflow.errors import ArtifactError, clipped
 from trainflow.names import check_name, inside
 
+PARTS_INDEX = "parts.json"  # a dataset's list of parts: file, sha256, rows, bytes
 MANIFEST_COLUMNS = ["stage", "name", "kind", "path", "rows", "bytes", "sha256", "created", "source_run"]
 _CHUNK = 8 << 20
 STALE_TMP_SECONDS = 3600
@@ -44,9 +48,11 @@ class ArtifactRef(BaseModel):
         run_id: The run that wrote it.
         stage: Stage folder (``ingest``, ``split``...).
         name: Artifact name inside the stage.
-        kind: ``table`` (Parquet), ``file`` or ``bundle`` (a folder of files).
+        kind: ``table`` (Parquet), ``dataset`` (a table as a folder of Parquet parts and their list,
+            ``parts.json``), ``file`` or ``bundle`` (a folder of files).
         path: Path relative to the store root.
-        sha256: Content hash (for a bundle: hash of its files' names and hashes).
+        sha256: Content hash (for a bundle: hash of its files' names and hashes; for a dataset: of its list of
+            parts, which holds each part's hash).
         rows: Row count for tables.
     """
 
@@ -174,6 +180,40 @@ class TableWriter:
             self.store.fs.delete_file(self.store._abs(self.tmp))
 
 
+class DatasetWriter:
+    """A partitioned table artifact being written (from :meth:`ArtifactStore.open_dataset`): its parts are
+    Parquet files that any process reaching the store writes into ``folder`` (``ArtifactStore.write_part``,
+    e.g. on Dask workers); ``close`` lists them in ``parts.json`` and moves the folder into place at once."""
+
+    def __init__(self, store: ArtifactStore, run_id: str, stage: str, name: str, rel: str):
+        self.store, self.run_id, self.stage, self.name, self.rel = store, run_id, stage, name, rel
+        self.folder = store._tmp(rel)
+        store.fs.create_dir(store._abs(self.folder), recursive=True)
+        self.closed = False
+
+    def close(self, parts: list[dict]) -> ArtifactRef:
+        """Publish the parts ``write_part`` reported, in their order (the table's row order)."""
+        if not parts:
+            raise ArtifactError(f"no part to write for {self.rel}")
+        index = json.dumps({"parts": parts}, indent=1).encode()
+        store = self.store
+        with store.fs.open_output_stream(store._abs(f"{self.folder}/{PARTS_INDEX}")) as sink:
+            sink.write(index)
+        store.fs.move(store._abs(self.folder), store._abs(self.rel))
+        self.closed = True
+        ref = ArtifactRef(run_id=self.run_id, stage=self.stage, name=self.name, kind="dataset", path=self.rel,
+                          sha256=hashlib.sha256(index).hexdigest(), rows=sum(p["rows"] for p in parts))
+        store._record(ref, sum(p["bytes"] for p in parts) + len(index))
+        return ref
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.closed:
+            self.store.fs.delete_dir(self.store._abs(self.folder))
+
+
 class ArtifactStore:
     """Reads and writes run artifacts under one root.
 
@@ -190,6 +230,9 @@ class ArtifactStore:
         self.root = root
         self.base = base.rstrip("/")
         self._lock = threading.Lock()
+
+    def __reduce__(self) -> tuple:
+        return ArtifactStore, (self.root,)  # another process (a Dask worker) opens the same root
 
     # -- paths -----------------------------------------------------------------------------
     def local_folder(self, *parts: str) -> Path | None:
@@ -310,6 +353,31 @@ class ArtifactStore:
             self._claim(rel)
         return TableWriter(self, run_id, stage, name, rel)
 
+    def open_dataset(self, run_id: str, stage: str, name: str) -> DatasetWriter:
+        """A table artifact written as parts, each by any process that reaches the store (a Dask worker writes
+        the part it computed: nothing passes through this process). Use it as a context manager: leaving the
+        block without ``close`` removes the parts written."""
+        _check_name(stage, name)
+        rel = f"{self.run_dir(run_id)}/{stage}/{name}"
+        with self._lock:
+            self._claim(rel)
+        return DatasetWriter(self, run_id, stage, name, rel)
+
+    def write_part(self, folder: str, number: int, table: pd.DataFrame | pa.Table) -> dict:
+        """Write part ``number`` of a dataset being written into ``folder`` (``DatasetWriter.folder``); returns
+        what ``DatasetWriter.close`` lists: file name, sha256, rows, bytes."""
+        *parents, tmp = folder.split("/")
+        _check_name(*parents, tmp.removeprefix(".tmp-"))
+        if not tmp.startswith(".tmp-"):
+            raise ArtifactError(f"{folder} is not a dataset being written")
+        # a DataFrame's index labels are stored as a column: the parts' own ranges would clash
+        table = table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=True)
+        fname = f"part-{number:05d}.parquet"
+        with self.fs.open_output_stream(self._abs(f"{folder}/{fname}")) as sink:
+            pq.write_table(table, sink, compression="zstd")
+        sha, size = self._hash_file(f"{folder}/{fname}")
+        return {"file": fname, "sha256": sha, "rows": table.num_rows, "bytes": size}
+
     def write_file(self, run_id: str, stage: str, name: str, data: bytes) -> ArtifactRef:
         """Write one file (``name`` includes its extension), atomically."""
         _check_name(stage, name)
@@ -393,6 +461,8 @@ class ArtifactStore:
         try:
             if ref.kind == "bundle":
                 self.read_bundle(ref)
+            elif ref.kind == "dataset":
+                return all(self._hash_file(p["file"])[0] == p["sha256"] for p in self.parts(ref))
             else:
                 digest, _ = self._hash_file(ref.path) if self._exists(ref.path) else ("", 0)
                 return digest == ref.sha256
@@ -401,39 +471,83 @@ class ArtifactStore:
         return True
 
     # -- reading ---------------------------------------------------------------------------
-    def _verified_bytes(self, ref: ArtifactRef) -> bytes:
-        if not self._exists(ref.path):
-            raise ArtifactError(f"artifact {ref.path} of run {ref.run_id} does not exist")
-        with self.fs.open_input_stream(self._abs(ref.path)) as f:
+    def _verified_bytes(self, ref: ArtifactRef, rel: str | None = None, sha256: str | None = None) -> bytes:
+        rel, sha256 = rel or ref.path, sha256 or ref.sha256
+        if not self._exists(rel):
+            raise ArtifactError(f"artifact {rel} of run {ref.run_id} does not exist")
+        with self.fs.open_input_stream(self._abs(rel)) as f:
             data = f.read()
-        if hashlib.sha256(data).hexdigest() != ref.sha256:
-            raise ArtifactError(f"artifact {ref.path} does not match its recorded sha256; it was changed after writing")
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise ArtifactError(f"artifact {rel} does not match its recorded sha256; it was changed after writing")
         return data
+
+    def parts(self, ref: ArtifactRef) -> list[dict]:
+        """A table artifact's parts (file, sha256, rows, bytes; paths relative to the root), its list checked
+        against the recorded hash: one for a table, the dataset's parts in row order for a dataset."""
+        if ref.kind != "dataset":
+            return [{"file": ref.path, "sha256": ref.sha256, "rows": ref.rows}]
+        index = json.loads(self._verified_bytes(ref, f"{ref.path}/{PARTS_INDEX}"))
+        return [{**part, "file": f"{ref.path}/{part['file']}"} for part in index["parts"]]
+
+    def shares(self, ref: ArtifactRef) -> list[tuple[int, dict, int]]:
+        """Each part of :meth:`parts` as ``(number, part, offset)``: what one worker needs to read its share of
+        the table (``offset``: the part's first row in the table, for the rows' index labels)."""
+        out, offset = [], 0
+        for number, part in enumerate(self.parts(ref)):
+            out.append((number, part, offset))
+            offset += part["rows"]
+        return out
+
+    def read_part(self, ref: ArtifactRef, part: dict) -> pq.ParquetFile:
+        """One part of :meth:`parts` (its hash checked)."""
+        return pq.ParquetFile(pa.BufferReader(self._verified_bytes(ref, part["file"], part["sha256"])))
+
+    def _parquet_files(self, ref: ArtifactRef, parts: list[dict] | None = None) -> Iterator[pq.ParquetFile]:
+        for part in self.parts(ref) if parts is None else parts:
+            yield self.read_part(ref, part)
 
     def read_table(self, ref: ArtifactRef, columns: list[str] | None = None) -> pd.DataFrame:
         """Read a table artifact after checking its hash."""
         return self.read_arrow(ref, columns).to_pandas()
 
-    def read_arrow(self, ref: ArtifactRef, columns: list[str] | None = None) -> pa.Table:
+    def read_arrow(self, ref: ArtifactRef, columns: list[str] | None = None,
+                   parts: list[dict] | None = None) -> pa.Table:
         """Read a table artifact as an Arrow table after checking its hash (a DataFrame's index, when it was
-        kept, is a column: see :func:`row_index`)."""
-        return pq.read_table(pa.BufferReader(self._verified_bytes(ref)), columns=columns)
+        kept, is a column: see :func:`row_index`); a dataset's parts in order (``parts``: only these of
+        :meth:`parts`), as one table."""
+        tables = [parquet.read(columns=columns) for parquet in self._parquet_files(ref, parts)]
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
 
-    def read_arrow_batches(self, ref: ArtifactRef, batch_rows: int) -> Iterator[pa.Table]:
-        """A table artifact (its hash checked first) as Arrow tables of at most ``batch_rows`` rows, in order."""
-        parquet = pq.ParquetFile(pa.BufferReader(self._verified_bytes(ref)))
-        yield from _batches(parquet, batch_rows)
+    def read_arrow_batches(self, ref: ArtifactRef, batch_rows: int,
+                           parts: list[dict] | None = None) -> Iterator[pa.Table]:
+        """A table artifact (its hash checked first) as Arrow tables of at most ``batch_rows`` rows, in order
+        (a dataset part by part; ``parts``: only these of :meth:`parts`)."""
+        for parquet in self._parquet_files(ref, parts):
+            yield from _batches(parquet, batch_rows)
 
-    def read_table_batches(self, ref: ArtifactRef, batch_rows: int) -> Iterator[pd.DataFrame]:
+    def pandas_types(self, ref: ArtifactRef) -> dict[str, Any]:
+        """The dtype ``read_table`` gives each integer or boolean column holding a missing value anywhere in the
+        table (float64, object), from the parts' footers: what a batch or part read alone must be given to have
+        the whole table's dtypes."""
+        types: dict[str, pa.DataType] = {}
+        for part in self.parts(ref):
+            with self.fs.open_input_file(self._abs(part["file"])) as f:  # the footer alone: types, statistics
+                parquet = pq.ParquetFile(f)
+                types.update({name: parquet.schema_arrow.field(name).type for name in _with_nulls(parquet)})
+        return {name: "float64" if pa.types.is_integer(t) else object for name, t in types.items()
+                if pa.types.is_integer(t) or pa.types.is_boolean(t)}
+
+    def read_table_batches(self, ref: ArtifactRef, batch_rows: int, parts: list[dict] | None = None, offset: int = 0,
+                           types: dict[str, Any] | None = None) -> Iterator[pd.DataFrame]:
         """:meth:`read_arrow_batches` as DataFrames, each row with its index label and each column in the dtype
         ``read_table`` gives the whole table (an integer or boolean column with a missing value anywhere is
-        float64 or object in every batch, as pandas converts the whole column)."""
-        parquet = pq.ParquetFile(pa.BufferReader(self._verified_bytes(ref)))
-        types = {name: parquet.schema_arrow.field(name).type for name in _with_nulls(parquet)}
-        widened = {name: "float64" if pa.types.is_integer(t) else object for name, t in types.items()
-                   if pa.types.is_integer(t) or pa.types.is_boolean(t)}
-        offset = 0
-        for batch in _batches(parquet, batch_rows):
+        float64 or object in every batch, as pandas converts the whole column).
+
+        A worker reading its share of a dataset passes ``parts`` (the first at row ``offset`` of the table) and
+        the ``types`` of :meth:`pandas_types`.
+        """
+        widened = self.pandas_types(ref) if types is None else types
+        for batch in self.read_arrow_batches(ref, batch_rows, parts):
             rows, index = row_index(batch, offset)
             df = rows.to_pandas()
             df.index = pd.Index(index.to_numpy())
@@ -441,8 +555,17 @@ class ArtifactStore:
             offset += len(batch)
             yield df.astype(todo) if todo else df
 
+    def read_share(self, ref: ArtifactRef, share: tuple[int, dict, int], types: dict[str, Any]) -> pd.DataFrame:
+        """One share of :meth:`shares` as a DataFrame with the whole table's index labels and dtypes (``types``:
+        :meth:`pandas_types`): what a worker reads."""
+        _, part, offset = share
+        frames = list(self.read_table_batches(ref, max(part["rows"], 1), [part], offset, types))
+        return frames[0] if len(frames) == 1 else pd.concat(frames)
+
     def read_file(self, ref: ArtifactRef) -> bytes:
         """Read a file artifact's bytes (for a table: its Parquet bytes) after checking its hash."""
+        if ref.kind == "dataset":
+            raise ArtifactError(f"artifact {ref.path} is a dataset of parts, not one file")
         return self._verified_bytes(ref)
 
     def read_bundle(self, ref: ArtifactRef) -> dict[str, bytes]:

@@ -11,14 +11,43 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+from pydantic import Field
 
 from trainflow.credentials import mask
 from trainflow.errors import TrainflowError
+from trainflow.forms import FormModel
 
 SCHEDULERS_ENV = "TRAINFLOW_DASK_SCHEDULERS"
 _CLIENTS: dict[str, Any] = {}
 _LOCK = threading.Lock()
+
+
+class ComputeSettings(FormModel):
+    """Where the data stages run."""
+
+    engine: Literal["local", "dask"] = Field("local", description=(
+        "local: in this process, batch by batch; dask: ingest (of a Parquet source), validate, split and transform "
+        "run part by part on the workers of a Dask cluster, which read and write the artifacts themselves (the "
+        "artifacts root must be reachable from them), and LightGBM trains with lightgbm.dask there"))
+    dask_address: str = Field("local", description="the scheduler of engine dask: local (a LocalCluster of 2 workers "
+                                                   "on this machine) or tcp://host:8786, which "
+                                                   "TRAINFLOW_DASK_SCHEDULERS must list")
+
+
+def map_parts(address: str, fn: Callable[..., Any], items: Iterable[Any], *args: Any) -> list[Any]:
+    """``[fn(item, *args) for item in items]``, each call a task on the Dask cluster at ``address``, results in
+    the items' order. ``args`` (the same for every call: a schema, a fitted preprocessor) go to the workers once;
+    an error in any call is raised here and the calls not yet run are cancelled."""
+    client = dask_client(address)
+    shared = [client.scatter([a], broadcast=True)[0] for a in args]
+    futures = [client.submit(fn, item, *shared, pure=False) for item in items]
+    try:
+        return client.gather(futures)
+    finally:
+        client.cancel(futures + shared)
 
 
 def check_scheduler(address: str, setting: str) -> None:

@@ -15,6 +15,18 @@ def clipped(text: str, limit: int = MAX_DETAIL) -> str:
 class TrainflowError(Exception):
     """Base class for errors that end a run with one clear line instead of a traceback."""
 
+    def __reduce__(self) -> tuple:
+        # pickled as its line and attributes: raised on a Dask worker, it arrives the same (the subclasses'
+        # own arguments would not rebuild it)
+        return _restore, (type(self), str(self), self.__dict__)
+
+
+def _restore(cls: type[TrainflowError], text: str, state: dict) -> TrainflowError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, text)
+    error.__dict__.update(state)
+    return error
+
 
 class DataError(TrainflowError):
     """Input data broke a rule.

@@ -14,6 +14,7 @@ import hashlib
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -227,6 +228,45 @@ def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int |
 
 BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xef\xbb\xbf", "utf-8-sig"),
         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def parquet_pieces(source: str, dataset: str, batch_rows: int) -> tuple[pa.Schema, list[Any]]:
+    """A Parquet file or partitioned folder as pieces of at most about ``batch_rows`` rows (each a file's run of
+    whole row groups; a row group larger than that is a piece alone), in the order :func:`iter_source` reads
+    them, and the schema every piece is read with (:func:`read_piece`, in any process).
+
+    Raises:
+        DataError: The source is missing or not readable Parquet, or repeats a column name.
+    """
+    path = _local_source(source, dataset)
+    try:
+        data = pads.dataset(str(path), format="parquet", partitioning="hive")
+        pieces = []
+        for fragment in data.get_fragments():
+            groups, rows = [], 0
+            for group in fragment.split_by_row_group():
+                info = group.row_groups[0]
+                if groups and rows + info.num_rows > batch_rows:
+                    pieces.append(fragment.subset(row_group_ids=groups))
+                    groups, rows = [], 0
+                groups.append(info.id)
+                rows += info.num_rows
+            if groups:
+                pieces.append(fragment.subset(row_group_ids=groups))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(dataset, f"{path} is not a readable Parquet file ({_first_line(exc)})",
+                        rule="parquet_readable") from None
+    _check_unique_columns(list(data.schema.names), dataset, mask(source))
+    return data.schema, pieces
+
+
+def read_piece(piece: Any, schema: pa.Schema, dataset: str) -> pa.Table:
+    """The rows of one piece of :func:`parquet_pieces` (partition columns filled in, pandas' index dropped)."""
+    try:
+        return _drop_pandas_index(piece.to_table(schema=schema))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(dataset, f"{piece.path} is not a readable Parquet file ({_first_line(exc)})",
+                        rule="parquet_readable") from None
 
 
 def _csv_encoding(path: Path) -> str:

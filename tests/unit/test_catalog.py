@@ -79,3 +79,36 @@ def test_a_truncated_manifest_is_one_line(tmp_path: Path) -> None:
     manifest.write_bytes(manifest.read_bytes()[:40])
     with pytest.raises(ArtifactError, match="the manifest of run 20261125-000000-aaaaaa is not readable"):
         store.find("20261125-000000-aaaaaa", "split", "train")
+
+
+def test_a_dataset_is_written_in_parts_by_other_processes_and_read_as_one_table(tmp_path: Path) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    store = ArtifactStore(tmp_path)
+    run = new_run_id()
+    df = pd.DataFrame({"a": range(10), "b": [None if i % 4 == 0 else i for i in range(10)]},
+                      index=range(100, 110))
+    with store.open_dataset(run, "split", "train") as writer, ProcessPoolExecutor(2) as pool:
+        chunks = [df.iloc[:4], df.iloc[4:5], df.iloc[5:]]  # each part written by another process
+        parts = list(pool.map(store.write_part, [writer.folder] * 3, range(3), chunks))
+        assert not (tmp_path / f"runs/{run}/split/train").exists()  # nothing visible before close
+        ref = writer.close(parts)
+    assert ref.kind == "dataset" and ref.rows == 10 and store.is_intact(ref)
+    pd.testing.assert_frame_equal(store.read_table(ref), df)  # index labels and dtypes of the whole table
+    batches = list(store.read_table_batches(ref, 3))
+    assert [len(b) for b in batches] == [3, 1, 1, 3, 2] and {str(b["b"].dtype) for b in batches} == {"float64"}
+    pd.testing.assert_frame_equal(pd.concat(batches), df)
+    assert store.find(run, "split", "train") == ref
+    with pytest.raises(ArtifactError, match="one file"):
+        store.read_file(ref)
+    part = tmp_path / ref.path / "part-00001.parquet"
+    part.write_bytes(part.read_bytes()[:-3] + b"xyz")
+    assert not store.is_intact(ref)
+    with pytest.raises(ArtifactError, match="sha256"):
+        store.read_table(ref)
+    with store.open_dataset(run, "split", "test") as writer:  # left without close: nothing remains
+        store.write_part(writer.folder, 0, df)
+    folder = tmp_path / f"runs/{run}/split"
+    assert not list(folder.glob(".tmp-*")) and not (folder / "test").exists()
+    with pytest.raises(ArtifactError, match="not a dataset being written"):
+        store.write_part(f"runs/{run}/split", 0, df)
