@@ -53,6 +53,8 @@ def test_help_lists_every_setting() -> None:
     (["--train.dask-address", "tcp://10.0.0.5:8786"], "train.dask_address 'tcp://10.0.0.5:8786' is not a Dask "
                                                        "scheduler this deployment trusts"),
     (["--tune.dask-address", "tcp://evil.example:8786"], "list it in TRAINFLOW_DASK_SCHEDULERS"),
+    (["--compute.engine", "dask", "--compute.dask-address", "tcp://u:pw@10.0.0.5:8786"],
+     "compute.dask_address 'tcp://u:***@10.0.0.5:8786' is not a Dask scheduler"),
 ])
 def test_mistakes_are_refused_before_the_flow_runs(flags: list[str], expected: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
