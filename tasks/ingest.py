@@ -88,8 +88,8 @@ def _ingest_dask(store: ArtifactStore, run_id: str, schema: DatasetSchema, sourc
     parts in order here, the same as the local path's."""
     arrow_schema, pieces = parquet_pieces(source, schema.name, batch_rows)
     with store.open_dataset(run_id, "ingest", "raw") as writer:
-        parts = map_parts(compute.dask_address, _ingest_piece, list(enumerate(pieces)), store, writer.folder, schema,
-                          arrow_schema, markers, query)
+        parts = map_parts(compute.dask_address, _ingest_piece, [(k, piece) for k, (piece, _) in enumerate(pieces)],
+                          store, writer.folder, schema, arrow_schema, markers, query)
         if not sum(p["rows"] for p in parts):
             raise DataError(schema.name, f"source {mask(source)} has no rows", rule="non_empty")
         ref = writer.close([{k: v for k, v in p.items() if k != "missing"} for p in parts])

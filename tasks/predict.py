@@ -20,12 +20,14 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from prefect import task
 from pydantic import Field
 from sklearn.pipeline import Pipeline
 
 from tasks.validate import ValidationEngine, validate_data
-from trainflow.catalog import ArtifactStore
+from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.cluster import map_parts
 from trainflow.credentials import mask
 from trainflow.errors import ArtifactError, DataError, RegistryError, ValidationFailed
 from trainflow.features import as_model_input
@@ -35,7 +37,7 @@ from trainflow.names import ModelName
 from trainflow.progress import run_logger
 from trainflow.registry import Registry
 from trainflow.schema import DatasetSchema
-from trainflow.sources import iter_source, normalise
+from trainflow.sources import is_parquet, iter_source, normalise, parquet_pieces, read_piece
 
 
 def known_categories(pipeline: Pipeline, schema: DatasetSchema) -> dict[str, set[str]]:
@@ -127,8 +129,10 @@ class PredictSettings(FormModel):
                                                                    "on the workers of a Dask cluster (the 'dask' "
                                                                    "extra), each loading the model once")
     dask_address: str = Field("local", description="with engine dask: the scheduler address (tcp://host:8786; "
-                                                          "the workers need the registry and the source's batches "
-                                                          "travel to them), or 'local': a 2-worker LocalCluster")
+                                                          "the workers need the registry; they read a Parquet "
+                                                          "source and write the predictions themselves, other "
+                                                          "sources' batches travel to them), or 'local': a "
+                                                          "2-worker LocalCluster")
     variant: Literal["serving", "native"] = Field(
         "serving", description="serving: the variant the compress stage chose for the version (ONNX Runtime where "
                                "it passed the parity gate), the native model when there is none or it cannot load; "
@@ -167,6 +171,7 @@ class ScoredBatch:
     errors: list
     rows_in: int
     unseen: dict[str, list[str]]
+    part: dict | None = None  # scored on a worker that wrote its predictions itself: the part it wrote
 
 
 def score_batch(batch: pd.DataFrame, i: int, schema: DatasetSchema, settings: PredictSettings, name: str,
@@ -214,6 +219,36 @@ def _scored_in_order(batches: Iterator[pd.DataFrame], score: Any, settings: Pred
         client.cancel(list(in_flight))  # a failed batch: the rest are not scored for nothing
 
 
+def _score_piece(item: tuple[int, Any, int], dataset: str, arrow_schema: Any, score: Any, store: ArtifactStore,
+                 folder: str) -> ScoredBatch:
+    """On a Dask worker: read one piece of a Parquet source (``sources.parquet_pieces``; its rows labelled from
+    its first row in the source), score it as a batch, and write its predictions as a part of ``folder``."""
+    number, piece, offset = item
+    batch = read_piece(piece, arrow_schema, dataset).to_pandas()
+    batch.index = pd.RangeIndex(offset, offset + len(batch))
+    scored = score(batch, number)
+    if scored.predictions is not None:
+        rows = pa.Table.from_pandas(scored.predictions, preserve_index=False)  # its row ids are a column
+        scored.part, scored.predictions = store.write_part(folder, number, rows), None
+    return scored
+
+
+def _score_pieces(store: ArtifactStore, run_id: str, src: str, schema: DatasetSchema, score: Any,
+                  settings: PredictSettings, tally: Any) -> ArtifactRef:
+    """Batch inference of a Parquet source on a Dask cluster: each worker reads the pieces it scores from the
+    source and writes their predictions as parts of ``predict/predictions`` (nothing passes through here but
+    each batch's validation results and counts, given to ``tally`` in order)."""
+    arrow_schema, pieces = parquet_pieces(src, schema.name, settings.batch_rows)
+    offsets = np.cumsum([0] + [rows for _, rows in pieces])
+    items = [(k, piece, int(offsets[k])) for k, (piece, _) in enumerate(pieces)]
+    with store.open_dataset(run_id, "predict", "predictions") as writer:
+        scored = map_parts(settings.dask_address, _score_piece, items, schema.name, arrow_schema, score, store,
+                           writer.folder)
+        for batch in scored:
+            tally(batch)
+        return writer.close([batch.part for batch in scored if batch.part is not None])
+
+
 @task(name="predict")
 def predict(store_root: str, run_id: str, schema: DatasetSchema, source: str | None, query: str | None,
             settings: PredictSettings) -> dict[str, Any]:
@@ -222,7 +257,9 @@ def predict(store_root: str, run_id: str, schema: DatasetSchema, source: str | N
     ``predict/quarantine`` (rows set aside, with the rule) and ``predict/predict_report``.
 
     Reads, validates and scores ``batch_rows`` rows at a time, so memory is bounded by the batch; with
-    ``engine="dask"`` the batches are validated and scored on a Dask cluster's workers.
+    ``engine="dask"`` the batches are validated and scored on a Dask cluster's workers, which read a Parquet
+    source's pieces themselves and write the predictions as parts (``predict/predictions`` is then a dataset:
+    a folder any Parquet reader reads).
 
     Returns:
         References and counts: predictions, rows scored and quarantined, model version, unseen categories.
@@ -245,25 +282,32 @@ def predict(store_root: str, run_id: str, schema: DatasetSchema, source: str | N
     score = functools.partial(score_batch, schema=schema, settings=settings, name=name, version=version,
                               scored_at=scored_at)
 
+    def tally(batch: ScoredBatch) -> None:
+        results.append(batch.results)
+        if batch.errors:
+            raise ValidationFailed(schema.name, batch.errors, f"{store.run_uri(run_id)}/predict/"
+                                                              "validation_results.parquet")
+        counts["rows_in"] += batch.rows_in
+        if len(batch.quarantine):
+            quarantined.append(batch.quarantine)
+            counts["rows_quarantined"] += batch.quarantine.index.nunique()
+        for col, values in batch.unseen.items():
+            unseen[col] = sorted(set(unseen.get(col, [])) | set(values))
+        if batch.part is not None or batch.predictions is not None:
+            counts["rows_scored"] += batch.part["rows"] if batch.part else len(batch.predictions)
+
     def scored_batches() -> Iterator[pd.DataFrame]:
         batches = iter_source(src, schema.name, query, settings.batch_rows)
         for batch in _scored_in_order(batches, score, settings):
-            results.append(batch.results)
-            if batch.errors:
-                raise ValidationFailed(schema.name, batch.errors, f"{store.run_uri(run_id)}/predict/"
-                                                                  "validation_results.parquet")
-            counts["rows_in"] += batch.rows_in
-            if len(batch.quarantine):
-                quarantined.append(batch.quarantine)
-                counts["rows_quarantined"] += batch.quarantine.index.nunique()
-            for col, values in batch.unseen.items():
-                unseen[col] = sorted(set(unseen.get(col, [])) | set(values))
+            tally(batch)
             if batch.predictions is not None:
-                counts["rows_scored"] += len(batch.predictions)
                 yield batch.predictions
 
     try:
-        predictions = store.write_table_batches(run_id, "predict", "predictions", scored_batches())
+        if settings.engine == "dask" and is_parquet(src) and not query:
+            predictions = _score_pieces(store, run_id, src, schema, score, settings, tally)
+        else:
+            predictions = store.write_table_batches(run_id, "predict", "predictions", scored_batches())
     finally:
         if results:
             store.write_table(run_id, "predict", "validation_results", pd.concat(results, ignore_index=True))

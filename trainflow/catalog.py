@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict
 from trainflow.errors import ArtifactError, clipped
 from trainflow.names import check_name, inside
 
-PARTS_INDEX = "parts.json"  # a dataset's list of parts: file, sha256, rows, bytes
+PARTS_INDEX = "_parts.json"  # a dataset's parts (file, sha256, rows, bytes); "_": Parquet readers skip it
 MANIFEST_COLUMNS = ["stage", "name", "kind", "path", "rows", "bytes", "sha256", "created", "source_run"]
 _CHUNK = 8 << 20
 STALE_TMP_SECONDS = 3600
@@ -49,7 +49,7 @@ class ArtifactRef(BaseModel):
         stage: Stage folder (``ingest``, ``split``...).
         name: Artifact name inside the stage.
         kind: ``table`` (Parquet), ``dataset`` (a table as a folder of Parquet parts and their list,
-            ``parts.json``), ``file`` or ``bundle`` (a folder of files).
+            ``_parts.json``), ``file`` or ``bundle`` (a folder of files).
         path: Path relative to the store root.
         sha256: Content hash (for a bundle: hash of its files' names and hashes; for a dataset: of its list of
             parts, which holds each part's hash).
@@ -183,7 +183,7 @@ class TableWriter:
 class DatasetWriter:
     """A partitioned table artifact being written (from :meth:`ArtifactStore.open_dataset`): its parts are
     Parquet files that any process reaching the store writes into ``folder`` (``ArtifactStore.write_part``,
-    e.g. on Dask workers); ``close`` lists them in ``parts.json`` and moves the folder into place at once."""
+    e.g. on Dask workers); ``close`` lists them in ``_parts.json`` and moves the folder into place at once."""
 
     def __init__(self, store: ArtifactStore, run_id: str, stage: str, name: str, rel: str):
         self.store, self.run_id, self.stage, self.name, self.rel = store, run_id, stage, name, rel

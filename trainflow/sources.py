@@ -230,10 +230,11 @@ BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xe
         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
 
-def parquet_pieces(source: str, dataset: str, batch_rows: int) -> tuple[pa.Schema, list[Any]]:
+def parquet_pieces(source: str, dataset: str, batch_rows: int) -> tuple[pa.Schema, list[tuple[Any, int]]]:
     """A Parquet file or partitioned folder as pieces of at most about ``batch_rows`` rows (each a file's run of
-    whole row groups; a row group larger than that is a piece alone), in the order :func:`iter_source` reads
-    them, and the schema every piece is read with (:func:`read_piece`, in any process).
+    whole row groups; a row group larger than that is a piece alone) with their row counts, in the order
+    :func:`iter_source` reads them, and the schema every piece is read with (:func:`read_piece`, in any
+    process).
 
     Raises:
         DataError: The source is missing or not readable Parquet, or repeats a column name.
@@ -247,12 +248,12 @@ def parquet_pieces(source: str, dataset: str, batch_rows: int) -> tuple[pa.Schem
             for group in fragment.split_by_row_group():
                 info = group.row_groups[0]
                 if groups and rows + info.num_rows > batch_rows:
-                    pieces.append(fragment.subset(row_group_ids=groups))
+                    pieces.append((fragment.subset(row_group_ids=groups), rows))
                     groups, rows = [], 0
                 groups.append(info.id)
                 rows += info.num_rows
             if groups:
-                pieces.append(fragment.subset(row_group_ids=groups))
+                pieces.append((fragment.subset(row_group_ids=groups), rows))
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(dataset, f"{path} is not a readable Parquet file ({_first_line(exc)})",
                         rule="parquet_readable") from None
