@@ -4,6 +4,9 @@ The table is Adult's rows drawn with replacement, numbers jittered, raw noise ke
 ``?``). Each mode runs in its own process so that its peak memory (max RSS) is its own:
 
 - floor: ``pyarrow.parquet.read_table`` then ``write_table`` of the same file;
+- plain script: the same work done by hand with the libraries alone, no catalog, no checks: pyarrow reads and
+  trims the text ("?" as missing), scikit-learn's stratified split, category codes by ``dictionary_encode``,
+  and LightGBM's binned ``Dataset`` of each split saved (its binary files: what LightGBM trains on);
 - stages: the four stage task bodies (``task.fn``: the stage's compute plus its catalog reads and
   writes, without Prefect's per-task overhead of ~55 ms), one after the other, each timed, with the
   flow's ``batch_rows`` (1,000,000); each stage's peak memory is measured from its start (Linux), and
@@ -38,6 +41,47 @@ import pyarrow.parquet as pq
 t, c = time.perf_counter(), time.process_time()
 table = pq.read_table(sys.argv[1])
 pq.write_table(table, sys.argv[2] + "/copy.parquet", compression="zstd")
+print(json.dumps({"total": time.perf_counter() - t, "total_cpu": time.process_time() - c, "rss_gb": peak_gib()}))
+"""
+
+PLAIN = r"""
+import json, sys, time
+from benchmarks.memory import peak_gib
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import lightgbm as lgb
+from sklearn.model_selection import train_test_split
+t, c = time.perf_counter(), time.process_time()
+table = pq.read_table(sys.argv[1])
+columns = {}
+for name in table.column_names:  # trim text, "?" as missing: what ingest normalises
+    col = table[name]
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        col = pc.utf8_trim_whitespace(col)
+        col = pc.if_else(pc.equal(col, "?"), pa.scalar(None, col.type), col)
+    columns[name] = col
+table = pa.table(columns)
+y = pc.equal(table["income"], ">50K").to_numpy(zero_copy_only=False)
+rest, test = train_test_split(np.arange(len(y)), test_size=0.15, random_state=42, stratify=y)
+train, valid = train_test_split(rest, test_size=0.15 / 0.85, random_state=43, stratify=y[rest])
+features = table.drop_columns(["income"])
+x = {}
+for name in features.column_names:  # category codes (dictionary) and numbers, as LightGBM takes them
+    col = features[name]
+    x[name] = (pc.dictionary_encode(col).combine_chunks().indices.to_numpy(zero_copy_only=False).astype(float)
+               if not pa.types.is_integer(col.type) and not pa.types.is_floating(col.type)
+               else col.to_numpy(zero_copy_only=False).astype(float))
+categorical = [i for i, name in enumerate(x) if not pa.types.is_integer(features[name].type)
+               and not pa.types.is_floating(features[name].type)]
+matrix = np.column_stack(list(x.values()))
+reference = None
+for part, pos in (("train", np.sort(train)), ("validation", np.sort(valid)), ("test", np.sort(test))):
+    data = lgb.Dataset(matrix[pos], label=y[pos], categorical_feature=categorical, reference=reference,
+                       params={"verbose": -1}, free_raw_data=True).construct()  # binned: what LightGBM trains on
+    data.save_binary(sys.argv[2] + f"/{part}.bin")
+    reference = reference or data
 print(json.dumps({"total": time.perf_counter() - t, "total_cpu": time.process_time() - c, "rss_gb": peak_gib()}))
 """
 
@@ -140,6 +184,9 @@ def main() -> None:
                   f"{cpu / floor['total_cpu']:7.2f} {'' if rss is None else f'{rss:9.2f}'}")
 
         line("floor: pyarrow read + write", floor["total"], floor["total_cpu"], floor["rss_gb"])
+        (tmp / f"plain_{n}").mkdir()
+        plain = _run(PLAIN, source, tmp / f"plain_{n}")
+        line("plain: pyarrow, sklearn split, lgb.Dataset", plain["total"], plain["total_cpu"], plain["rss_gb"])
         for engine in args.engines.split(","):
             stages = _run(STAGES, source, tmp / f"stages_{engine}_{n}", engine)
             label = "" if engine == "local" else " (dask)"
@@ -147,6 +194,8 @@ def main() -> None:
                 line(f"  {stage}{label}", stages[stage], stages[stage + "_cpu"], stages[stage + "_peak"])
             line(f"stages{label}: ingest+validate+split+transform", stages["total"], stages["total_cpu"],
                  stages["rss_gb"])
+            print(f"{'':48} (against the plain script: {stages['total'] / plain['total']:.2f}x wall, "
+                  f"{stages['total_cpu'] / plain['total_cpu']:.2f}x CPU)")
             if stages["worker_peak_gb"] is not None:
                 print(f"{'':48} (peak of the flow's process; each worker's own peak: at most "
                       f"{stages['worker_peak_gb']:.2f} GiB)")
