@@ -42,12 +42,14 @@ def map_parts(address: str, fn: Callable[..., Any], items: Iterable[Any], *args:
     the items' order. ``args`` (the same for every call: a schema, a fitted preprocessor) go to the workers once;
     an error in any call is raised here and the calls not yet run are cancelled."""
     client = dask_client(address)
-    shared = [client.scatter([a], broadcast=True)[0] for a in args]
+    # keys of their own (hash=False): the same object scattered by the call before, under its content's key, may
+    # still be on its way out of the cluster
+    shared = [client.scatter([a], broadcast=True, hash=False)[0] for a in args]
     futures = [client.submit(fn, item, *shared, pure=False) for item in items]
     try:
         return client.gather(futures)
     finally:
-        client.cancel(futures + shared)
+        client.cancel(futures)  # the calls not run yet after an error; the shared values go with their futures
 
 
 def check_scheduler(address: str, setting: str) -> None:

@@ -73,3 +73,16 @@ def test_the_training_flow_on_a_dask_cluster_matches_the_local_path(prefect_harn
     assert out["dask"]["estimators"]["lightgbm"] == "LightGBMClassifierModel"  # fitted by lightgbm.dask
     auc = {engine: out[engine]["test_metrics"]["roc_auc"] for engine in out}
     assert abs(auc["dask"] - auc["local"]) < 0.01 and auc["dask"] > 0.88, auc
+
+
+def _add(item: int, shared: dict) -> int:
+    return item + shared["offset"]
+
+
+def test_map_parts_runs_call_after_call_with_the_same_shared_values() -> None:
+    """The same object shared by consecutive calls (as transform shares its preprocessor split after split)."""
+    from trainflow.cluster import map_parts
+
+    shared = {"offset": 10, "payload": np.arange(100_000)}
+    for _ in range(6):
+        assert map_parts("local", _add, range(4), shared) == [10, 11, 12, 13]
