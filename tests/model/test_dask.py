@@ -86,3 +86,20 @@ def test_map_parts_runs_call_after_call_with_the_same_shared_values() -> None:
     shared = {"offset": 10, "payload": np.arange(100_000)}
     for _ in range(6):
         assert map_parts("local", _add, range(4), shared) == [10, 11, 12, 13]
+
+
+def test_a_workers_data_error_is_the_runs_one_line_and_publishes_nothing(adult_raw: pd.DataFrame,
+                                                                          adult_schema: DatasetSchema,
+                                                                          tmp_path: Path) -> None:
+    import pytest
+
+    from tasks.ingest import ingest
+    from trainflow.cluster import ComputeSettings
+    from trainflow.errors import DataError
+
+    adult_raw.head(3000).to_parquet(tmp_path / "rows.parquet", row_group_size=1000)
+    with pytest.raises(DataError) as err:  # the filter is checked on the workers, against each piece's columns
+        ingest.fn(str(tmp_path / "root"), "r1", adult_schema, source=str(tmp_path / "rows.parquet"),
+                  query="salary > 3", batch_rows=1000, compute=ComputeSettings(engine="dask"))
+    assert err.value.rule == "query" and "salary" in str(err.value) and "\n" not in str(err.value)
+    assert not list((tmp_path / "root" / "runs" / "r1" / "ingest").iterdir())  # no raw, no leftover parts
