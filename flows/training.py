@@ -201,14 +201,15 @@ def tuning_workers(root: str, model_schema: DatasetSchema, features: dict[str, A
                    plan: dict[str, Any], deadline: float | None = None) -> int:
     """Submit ``s.tune.workers`` workers that share the planned study; returns how many trials they ran.
 
-    With several workers the first trial (the family's defaults, enqueued by the plan) runs alone first: Optuna
+    With several workers the enqueued trials (the family's defaults, LightGBM's own) run alone first: Optuna
     hands an enqueued trial to one worker by a row lock that SQLite does not have, so two workers could both
     take it (and one fail with "Cannot tell a COMPLETE trial").
     """
     first = 0
     if s.tune.workers > 1 and plan["left"] > 0:
         first = tune_trials.submit(root, model_schema, features, s.transform, s.train,  # on the runner, as the rest
-                                   s.tune.model_copy(update={"workers": 1}), {**plan, "left": 1}, s.seed,
+                                   s.tune.model_copy(update={"workers": 1}),
+                                   {**plan, "left": min(plan["left"], plan.get("enqueued", 1))}, s.seed,
                                    deadline).result()
     rest = {**plan, "left": plan["left"] - first}
     futures = [tune_trials.submit(root, model_schema, features, s.transform, s.train, s.tune, rest, s.seed, deadline, w)
