@@ -579,9 +579,9 @@ def plan_tuning(store_root: str, schema: DatasetSchema, features: dict[str, Arti
     if plan is not None:
         p = _Plan(**plan)
         run_logger().info("tune: %s, %d trials to run%s, %d-fold CV %s; budget %.0f s, a trial at most %.0f s; "
-                          "study %s", p.family, p.left, "" if settings.method == "grid" else " (trial 0: the "
-                          "family's defaults)", settings.cv_folds, p.metric, p.budget_seconds, p.trial_seconds,
-                          p.study)
+                          "study %s", p.family, p.left, "" if settings.method == "grid" else
+                          " (trial 0: the family's defaults" + (", trial 1: the library's" if p.enqueued > 1 else "")
+                          + ")", settings.cv_folds, p.metric, p.budget_seconds, p.trial_seconds, p.study)
     return plan
 
 
