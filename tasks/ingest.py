@@ -47,19 +47,35 @@ def ingest_batches(schema: DatasetSchema, source: str | None = None, query: str 
     markers = schema.missing_markers if missing_markers is None else missing_markers
     query = query or schema.query
     batches = iter_source(src, schema.name, query, batch_rows if is_parquet(src) else None, arrow=True)
-    rows = missing = 0
-    digest = table = None
+    tally = _Tally()
     for batch in batches:
         table = _clean(batch, schema, markers, None if is_database(src) else query)
-        digest = digest or ContentHash(table.column_names)
-        digest.update(table)
-        rows, missing = rows + table.num_rows, missing + sum(c.null_count for c in table.columns)
+        tally.add(table)
         yield table
-    if report is not None and table is not None:
-        report.update({"dataset": schema.name, "source": mask(src), "query": query, "rows": rows,
-                       "columns": table.num_columns, "column_names": table.column_names,
-                       "dtypes": [str(t) for t in table.schema.types], "missing_cells": missing,
-                       "content_sha256": digest.hexdigest()})
+    if report is not None and tally.table is not None:
+        report.update(tally.report(schema, src, query))
+
+
+class _Tally:
+    """The ingest report's figures of the tables ingested, in order: rows, missing cells, content hash."""
+
+    def __init__(self) -> None:
+        self.rows = self.missing = 0
+        self.digest: ContentHash | None = None
+        self.table: pa.Table | None = None
+
+    def add(self, table: pa.Table) -> None:
+        self.digest = self.digest or ContentHash(table.column_names)
+        self.digest.update(table)
+        self.rows, self.missing = self.rows + table.num_rows, self.missing + sum(c.null_count for c in table.columns)
+        self.table = table
+
+    def report(self, schema: DatasetSchema, source: str, query: str | None) -> dict:
+        table = self.table
+        return {"dataset": schema.name, "source": mask(source), "query": query, "rows": self.rows,
+                "columns": table.num_columns, "column_names": table.column_names,
+                "dtypes": [str(t) for t in table.schema.types], "missing_cells": self.missing,
+                "content_sha256": self.digest.hexdigest()}
 
 
 def _clean(batch: pa.Table | pd.DataFrame, schema: DatasetSchema, markers: list[str],
@@ -77,8 +93,8 @@ def _ingest_piece(numbered: tuple[int, object], store: ArtifactStore, folder: st
                   arrow_schema: pa.Schema, markers: list[str], row_filter: str | None) -> dict:
     """On a Dask worker: read, clean and write one piece of a Parquet source as part of ``ingest/raw``."""
     number, piece = numbered
-    table = _clean(read_piece(piece, arrow_schema, schema.name), schema, markers, row_filter)
-    return {**store.write_part(folder, number, table), "missing": sum(c.null_count for c in table.columns)}
+    return store.write_part(folder, number, _clean(read_piece(piece, arrow_schema, schema.name), schema, markers,
+                                                   row_filter))
 
 
 def _ingest_dask(store: ArtifactStore, run_id: str, schema: DatasetSchema, source: str, query: str | None,
@@ -92,16 +108,11 @@ def _ingest_dask(store: ArtifactStore, run_id: str, schema: DatasetSchema, sourc
                           store, writer.folder, schema, arrow_schema, markers, query)
         if not sum(p["rows"] for p in parts):
             raise DataError(schema.name, f"source {mask(source)} has no rows", rule="non_empty")
-        ref = writer.close([{k: v for k, v in p.items() if k != "missing"} for p in parts])
-    digest = table = None
+        ref = writer.close(parts)
+    tally = _Tally()
     for table in store.read_arrow_batches(ref, batch_rows):
-        digest = digest or ContentHash(table.column_names)
-        digest.update(table)
-    report = {"dataset": schema.name, "source": mask(source), "query": query, "rows": ref.rows,
-              "columns": table.num_columns, "column_names": table.column_names,
-              "dtypes": [str(t) for t in table.schema.types], "missing_cells": sum(p["missing"] for p in parts),
-              "content_sha256": digest.hexdigest()}
-    return ref, report
+        tally.add(table)
+    return ref, tally.report(schema, source, query)
 
 
 def ingest_table(schema: DatasetSchema, source: str | None = None, query: str | None = None,
