@@ -217,9 +217,10 @@ def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int |
         raise DataError(dataset, f"{path} is not readable compressed data ({_first_line(exc)})",
                         rule="csv_readable") from None
     except (pa.ArrowInvalid, OSError) as exc:
-        kind = "Parquet" if path.is_dir() or name.endswith((".parquet", ".pq")) else "CSV"
-        raise DataError(dataset, f"{path} is not a readable {kind} file ({_first_line(exc)})",
-                        rule="parquet_readable" if kind == "Parquet" else "csv_readable") from None
+        if path.is_dir() or name.endswith((".parquet", ".pq")):
+            raise _unreadable_parquet(dataset, path, exc) from None
+        raise DataError(dataset, f"{path} is not a readable CSV file ({_first_line(exc)})",
+                        rule="csv_readable") from None
     except pd.errors.EmptyDataError as exc:
         raise DataError(dataset, f"{path} has no columns (empty CSV)", rule="non_empty") from exc
     except pd.errors.ParserError as exc:
@@ -255,8 +256,7 @@ def parquet_pieces(source: str, dataset: str, batch_rows: int) -> tuple[pa.Schem
             if groups:
                 pieces.append((fragment.subset(row_group_ids=groups), rows))
     except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(dataset, f"{path} is not a readable Parquet file ({_first_line(exc)})",
-                        rule="parquet_readable") from None
+        raise _unreadable_parquet(dataset, path, exc) from None
     _check_unique_columns(list(data.schema.names), dataset, mask(source))
     return data.schema, pieces
 
@@ -266,8 +266,11 @@ def read_piece(piece: Any, schema: pa.Schema, dataset: str) -> pa.Table:
     try:
         return _drop_pandas_index(piece.to_table(schema=schema))
     except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(dataset, f"{piece.path} is not a readable Parquet file ({_first_line(exc)})",
-                        rule="parquet_readable") from None
+        raise _unreadable_parquet(dataset, piece.path, exc) from None
+
+
+def _unreadable_parquet(dataset: str, path: object, exc: BaseException) -> DataError:
+    return DataError(dataset, f"{path} is not a readable Parquet file ({_first_line(exc)})", rule="parquet_readable")
 
 
 def _csv_encoding(path: Path) -> str:
