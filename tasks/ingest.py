@@ -13,7 +13,7 @@ import pyarrow as pa
 from prefect import task
 
 from trainflow.catalog import ArtifactRef, ArtifactStore
-from trainflow.cluster import ComputeSettings, map_parts
+from trainflow.cluster import ComputeSettings, map_parts, on_dask
 from trainflow.credentials import mask
 from trainflow.errors import DataError, is_transient
 from trainflow.progress import run_logger
@@ -147,7 +147,7 @@ def ingest(store_root: str, run_id: str, schema: DatasetSchema, source: str | No
     store = ArtifactStore(store_root)
     report: dict = {}
     src = source or schema.source
-    if compute is not None and compute.engine == "dask" and src and is_parquet(src):
+    if on_dask(compute) and src and is_parquet(src):
         markers = schema.missing_markers if missing_markers is None else missing_markers
         ref, report = _ingest_dask(store, run_id, schema, src, query or schema.query, markers,
                                    batch_rows or 1_000_000, compute)

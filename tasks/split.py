@@ -21,7 +21,7 @@ from sklearn.model_selection import GroupShuffleSplit, KFold, StratifiedKFold, T
 
 from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore, row_index, with_row_index
-from trainflow.cluster import ComputeSettings, map_parts
+from trainflow.cluster import ComputeSettings, map_parts, on_dask
 from trainflow.errors import DataError
 from trainflow.forms import FormModel
 from trainflow.progress import run_logger
@@ -319,7 +319,7 @@ def split(store_root: str, run_id: str, schema: DatasetSchema, data: ArtifactRef
     """
     store = ArtifactStore(store_root)
     refs = None
-    if compute is not None and compute.engine == "dask":
+    if on_dask(compute):
         refs = _split_dask(store, run_id, data, schema, settings, seed, compute)
     elif (data.rows or 0) > batch_rows:
         refs = _split_batches(store, run_id, data, schema, settings, seed, batch_rows)

@@ -10,7 +10,7 @@ from sklearn.compose import ColumnTransformer
 
 from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore
-from trainflow.cluster import ComputeSettings, map_parts
+from trainflow.cluster import ComputeSettings, map_parts, on_dask
 from trainflow.features import TransformSettings, as_model_input, build_preprocessor
 from trainflow.modelio import dump_skops
 from trainflow.progress import run_logger
@@ -73,7 +73,7 @@ def transform(store_root: str, run_id: str, schema: DatasetSchema, splits: dict[
     store = ArtifactStore(store_root)
     columns = [c.name for c in schema.features]
     pre = fit_preprocessor(store.read_table(splits["train"], columns), schema, settings)
-    if compute is not None and compute.engine == "dask":
+    if on_dask(compute):
         refs = {name: _transform_dask(store, run_id, name, ref, pre, schema, compute) for name, ref in splits.items()}
     else:
         refs = {name: store.write_table_batches(run_id, "transform", f"features_{name}",

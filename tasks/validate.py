@@ -22,7 +22,7 @@ import pandas as pd
 from prefect import task
 
 from trainflow.catalog import ArtifactRef, ArtifactStore
-from trainflow.cluster import ComputeSettings, map_parts
+from trainflow.cluster import ComputeSettings, map_parts, on_dask
 from trainflow.errors import ValidationFailed
 from trainflow.expectations import SAMPLE_SIZE, Outcome, map_outcome, merge, merge_outcomes, run_compiled
 from trainflow.progress import run_logger
@@ -330,7 +330,7 @@ def validate(store_root: str, run_id: str, schema: DatasetSchema, raw: ArtifactR
     """
     store = ArtifactStore(store_root)
     judgement = None
-    dask = compute is not None and compute.engine == "dask" and engine == "arrow"
+    dask = on_dask(compute) and engine == "arrow"
     if dask:
         shares, types = store.shares(raw), store.pandas_types(raw)
         judgement = _merged(schema, map_parts(compute.dask_address, _judge_part, shares, store, raw, schema, quarantine,

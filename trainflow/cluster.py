@@ -37,6 +37,11 @@ class ComputeSettings(FormModel):
                                                    "TRAINFLOW_DASK_SCHEDULERS must list")
 
 
+def on_dask(compute: ComputeSettings | None) -> bool:
+    """Whether a stage given ``compute`` (None: a caller that never runs on a cluster) runs on Dask."""
+    return compute is not None and compute.engine == "dask"
+
+
 def map_parts(address: str, fn: Callable[..., Any], items: Iterable[Any], *args: Any) -> list[Any]:
     """``[fn(item, *args) for item in items]``, each call a task on the Dask cluster at ``address``, results in
     the items' order. ``args`` (the same for every call: a schema, a fitted preprocessor) go to the workers once;
