@@ -22,9 +22,20 @@ def fit_preprocessor(train: pd.DataFrame, schema: DatasetSchema, settings: Trans
     return build_preprocessor(schema, settings).fit(as_model_input(train, schema))
 
 
+def fit_features(train: pd.DataFrame, schema: DatasetSchema,
+                 settings: TransformSettings) -> tuple[ColumnTransformer, pd.DataFrame]:
+    """The preprocessor fitted on training rows and those rows' features, in one pass (scikit-learn's
+    ``ColumnTransformer.fit`` transforms the rows anyway: a second ``transform`` would do that work twice)."""
+    pre = build_preprocessor(schema, settings)
+    return pre, _labelled(pre.fit_transform(as_model_input(train, schema)), train, schema)
+
+
 def features_of(pre: ColumnTransformer, part: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
     """The features of rows (by a fitted preprocessor), the label column appended, the rows' index kept."""
-    out = pre.transform(as_model_input(part, schema))
+    return _labelled(pre.transform(as_model_input(part, schema)), part, schema)
+
+
+def _labelled(out: pd.DataFrame, part: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
     out.index = part.index
     out[schema.label] = part[schema.label].to_numpy()
     return out
@@ -38,8 +49,8 @@ def fit_transform_splits(splits: dict[str, pd.DataFrame], schema: DatasetSchema,
         ``(preprocessor, features)``: the fitted preprocessor and, per split, the features with the label
         column appended and the original row index kept.
     """
-    pre = fit_preprocessor(splits["train"], schema, settings)
-    return pre, {name: features_of(pre, part, schema) for name, part in splits.items()}
+    pre, train = fit_features(splits["train"], schema, settings)
+    return pre, {name: train if name == "train" else features_of(pre, part, schema) for name, part in splits.items()}
 
 
 def _transform_part(share: tuple[int, dict, int], store: ArtifactStore, data: ArtifactRef, pre: ColumnTransformer,
@@ -63,23 +74,29 @@ def transform(store_root: str, run_id: str, schema: DatasetSchema, splits: dict[
               compute: ComputeSettings | None = None) -> dict[str, ArtifactRef]:
     """Prefect task: write ``transform/features_{split}`` and ``transform/preprocessor.skops``.
 
-    The preprocessor is fitted on the training split's feature columns; every split is then read, transformed
-    and written ``batch_rows`` rows at a time (memory: the training features and one batch); with the Dask
-    engine, by the cluster's workers, a part each.
+    The preprocessor is fitted on the training split, whose features come out of the fit and are written
+    ``batch_rows`` rows to a row group; the other splits are read, transformed and written ``batch_rows`` rows
+    at a time (memory: the training split, its features and one batch); with the Dask engine, every split by
+    the cluster's workers, a part each.
 
     Returns:
         References to the three feature tables and the fitted preprocessor.
     """
     store = ArtifactStore(store_root)
-    columns = [c.name for c in schema.features]
-    pre = fit_preprocessor(store.read_table(splits["train"], columns), schema, settings)
     if on_dask(compute):
+        columns = [c.name for c in schema.features]
+        pre = fit_preprocessor(store.read_table(splits["train"], columns), schema, settings)
         refs = {name: _transform_dask(store, run_id, name, ref, pre, schema, compute) for name, ref in splits.items()}
     else:
-        refs = {name: store.write_table_batches(run_id, "transform", f"features_{name}",
-                                                (features_of(pre, part, schema)
-                                                 for part in store.read_table_batches(ref, batch_rows)))
-                for name, ref in splits.items()}
+        pre, train = fit_features(store.read_table(splits["train"]), schema, settings)
+        refs = {"train": store.write_table_batches(run_id, "transform", "features_train",
+                                                   (train.iloc[i:i + batch_rows]
+                                                    for i in range(0, max(len(train), 1), batch_rows)))}
+        del train
+        refs |= {name: store.write_table_batches(run_id, "transform", f"features_{name}",
+                                                 (features_of(pre, part, schema)
+                                                  for part in store.read_table_batches(ref, batch_rows)))
+                 for name, ref in splits.items() if name != "train"}
     run_logger().info("transform: fitted on %d training rows; %d feature columns", splits["train"].rows,
                       len(pre.get_feature_names_out()) + 1)
     refs["preprocessor"] = store.write_file(run_id, "transform", "preprocessor.skops", dump_skops(pre))
