@@ -29,7 +29,7 @@ from tasks.tune import DEFAULT_TRIALS, TuneSettings, plan_tuning, tune, tune_tri
 from tasks.validate import ValidationEngine, validate
 from trainflow.cache import run_checked
 from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
-from trainflow.cluster import ComputeSettings, check_scheduler
+from trainflow.cluster import ComputeSettings, check_scheduler, worker_count
 from trainflow.credentials import mask_all
 from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
@@ -139,13 +139,18 @@ class TrainingSettings(FormModel):
 
 def with_preset(settings: TrainingSettings, schema: DatasetSchema) -> TrainingSettings:
     """The settings with the fields they leave empty filled from ``settings.preset`` (see ``PRESETS``), and
-    LightGBM's Dask scheduler from ``compute`` with the Dask engine."""
+    with the Dask engine LightGBM's and tuning's Dask scheduler from ``compute`` (tuning: one trial at a time
+    per worker of that cluster, unless ``tune.workers`` says how many)."""
     preset = PRESETS[settings.preset]
     tune = settings.tune.model_copy(update={k: v for k, v in preset["tune"].items()
                                             if getattr(settings.tune, k) is None})
     train_update = {}
-    if settings.compute.engine == "dask" and settings.train.dask_address is None:
-        train_update["dask_address"] = settings.compute.dask_address
+    if settings.compute.engine == "dask":
+        if settings.train.dask_address is None:
+            train_update["dask_address"] = settings.compute.dask_address
+        if tune.dask_address is None and tune.enabled and tune.n_trials:  # trials spread over the compute cluster
+            tune = tune.model_copy(update={"dask_address": settings.compute.dask_address,
+                                           "workers": tune.workers or worker_count(settings.compute.dask_address)})
     if schema.modality == "tabular":
         if settings.train.families is None and not schema.families:
             train_update["families"] = list(preset["train"]["families"])
@@ -172,7 +177,7 @@ def effective_settings(settings: TrainingSettings, schema: DatasetSchema | None 
 def tuning_runner(settings: TuneSettings) -> TaskRunner:
     """Threads by default; a Dask cluster through prefect-dask when ``settings.dask_address`` is set."""
     if settings.dask_address is None:
-        return ThreadPoolTaskRunner(max_workers=settings.workers)
+        return ThreadPoolTaskRunner(max_workers=settings.parallel)
     check_scheduler(settings.dask_address, "tune.dask_address")
     try:
         from prefect_dask import DaskTaskRunner
@@ -183,7 +188,7 @@ def tuning_runner(settings: TuneSettings) -> TaskRunner:
 
         with get_client(sync_client=True) as client:  # this run's API, the temporary one too: tasks report there
             api = str(client.api_url)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": settings.workers, "threads_per_worker": 1,
+        return DaskTaskRunner(cluster_kwargs={"n_workers": settings.parallel, "threads_per_worker": 1,
                                               "processes": True,
                                               "env": {"PREFECT_API_URL": api}})
     from prefect.settings import PREFECT_API_URL
@@ -199,21 +204,21 @@ def tuning_runner(settings: TuneSettings) -> TaskRunner:
 @flow(name="tuning-workers", description="Run a tuning study's workers in parallel on a task runner.")
 def tuning_workers(root: str, model_schema: DatasetSchema, features: dict[str, ArtifactRef], s: TrainingSettings,
                    plan: dict[str, Any], deadline: float | None = None) -> int:
-    """Submit ``s.tune.workers`` workers that share the planned study; returns how many trials they ran.
+    """Submit ``s.tune.parallel`` workers that share the planned study; returns how many trials they ran.
 
     With several workers the enqueued trials (the family's defaults, LightGBM's own) run alone first: Optuna
     hands an enqueued trial to one worker by a row lock that SQLite does not have, so two workers could both
     take it (and one fail with "Cannot tell a COMPLETE trial").
     """
     first = 0
-    if s.tune.workers > 1 and plan["left"] > 0:
+    if s.tune.parallel > 1 and plan["left"] > 0:
         first = tune_trials.submit(root, model_schema, features, s.transform, s.train,  # on the runner, as the rest
                                    s.tune.model_copy(update={"workers": 1}),
                                    {**plan, "left": min(plan["left"], plan.get("enqueued", 1))}, s.seed,
                                    deadline).result()
     rest = {**plan, "left": plan["left"] - first}
     futures = [tune_trials.submit(root, model_schema, features, s.transform, s.train, s.tune, rest, s.seed, deadline, w)
-               for w in range(s.tune.workers)]
+               for w in range(s.tune.parallel)]
     return first + sum(f.result() for f in futures)
 
 

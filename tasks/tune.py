@@ -142,17 +142,24 @@ class TuneSettings(FormModel):
     metric: str | None = Field(None, description="objective metric; empty: roc_auc, f1_macro or rmse by task")
     pruner: Literal["none", "median", "halving"] = Field("median", description="prune bad trials: median or "
                                                                                "successive halving")
-    workers: int = Field(1, ge=1, description="trials run at once, as parallel tasks")
+    workers: int | None = Field(None, ge=1, description="trials run at once, as parallel tasks; empty: 1, or with "
+                                                       "compute.engine dask one per worker of that cluster")
     dask_address: str | None = Field(None, description="run the workers on a Dask cluster through prefect-dask (the "
                                                        "'dask' extra): a scheduler address such as "
                                                        "tcp://10.0.0.5:8786, or 'local' for a temporary cluster of "
-                                                       "`workers` processes here; empty: threads")
+                                                       "`workers` processes here; empty: threads, or with "
+                                                       "compute.engine dask the compute cluster")
     storage: str | None = Field(None, description="Optuna storage URL; empty: SQLite at ARTIFACTS_ROOT/tuning/"
                                                   "optuna.db")
     study: StudyName | None = Field(None, description="continue or extend this named study (its trials count toward "
                                                       "n_trials); empty: a new study for this flow run, which a "
                                                       "retry of the run continues")
     space: dict[str, ParamSpec] = Field({}, description="override the family's search space, by parameter")
+
+    @property
+    def parallel(self) -> int:
+        """The trials run at once: ``workers``, 1 where it is empty (the flow fills it: ``with_preset``)."""
+        return self.workers or 1
 
 
 def search_space(family: str, settings: TuneSettings) -> dict[str, ParamSpec]:
@@ -494,7 +501,7 @@ def _finished(study: Any) -> int:
 def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
                transform_settings: TransformSettings, train_settings: TrainSettings, settings: TuneSettings,
                plan: dict[str, str], seed: int, deadline: float | None = None, worker: int = 0) -> int:
-    """One worker of ``settings.workers``: run its share of the trials the plan left, until the time is up.
+    """One worker of ``settings.parallel``: run its share of the trials the plan left, until the time is up.
 
     Returns:
         How many trials this worker ran.
@@ -505,7 +512,7 @@ def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, Artif
     # grid: one seed for all, as Optuna gives trial k the k-th point of the seed's shuffled grid (no point twice)
     sampler_seed = seed if settings.method == "grid" else seed + worker
     study = open_study(p.storage, p.study, settings.method, space, p.direction, sampler_seed, settings.pruner)
-    share = p.left // settings.workers + (1 if worker < p.left % settings.workers else 0)
+    share = p.left // settings.parallel + (1 if worker < p.left % settings.parallel else 0)
     left = min(share, trials_of(settings) - _finished(study))
     if left <= 0:
         return 0
@@ -513,7 +520,7 @@ def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, Artif
     data = pd.concat([store.read_table(features["train"]), store.read_table(features["validation"])])
     folds = cv_folds(schema, data, settings.cv_folds, seed)
     timeout = None if deadline is None else max(0.0, deadline - time.time())
-    n_jobs = 1 if settings.workers > 1 else None
+    n_jobs = 1 if settings.parallel > 1 else None
     ran: list[int] = []
     logger = run_logger()
 
@@ -589,7 +596,7 @@ def plan_tuning(store_root: str, schema: DatasetSchema, features: dict[str, Arti
 def tune_trials(store_root: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
                 transform_settings: TransformSettings, train_settings: TrainSettings, settings: TuneSettings,
                 plan: dict[str, str], seed: int, deadline: float | None = None, worker: int = 0) -> int:
-    """Prefect task: tuning worker number ``worker`` (submit ``settings.workers`` of them to run trials in
+    """Prefect task: tuning worker number ``worker`` (submit ``settings.parallel`` of them to run trials in
     parallel on the flow's task runner)."""
     return run_trials(store_root, schema, features, transform_settings, train_settings, settings, plan, seed, deadline,
                       worker)

@@ -21,6 +21,7 @@ from trainflow.errors import TrainflowError
 from trainflow.forms import FormModel
 
 SCHEDULERS_ENV = "TRAINFLOW_DASK_SCHEDULERS"
+LOCAL_WORKERS = 2  # the processes of the ``local`` cluster, one thread each
 _CLIENTS: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
@@ -31,7 +32,8 @@ class ComputeSettings(FormModel):
     engine: Literal["local", "dask"] = Field("local", description=(
         "local: in this process, batch by batch; dask: ingest (of a Parquet source), validate, split and transform "
         "run part by part on the workers of a Dask cluster, which read and write the artifacts themselves (the "
-        "artifacts root must be reachable from them), and LightGBM trains with lightgbm.dask there"))
+        "artifacts root must be reachable from them), LightGBM trains with lightgbm.dask there, and tuning runs a "
+        "trial per worker (through prefect-dask; 'local': a temporary cluster of its own)"))
     dask_address: str = Field("local", description="the scheduler of engine dask: local (a LocalCluster of 2 workers "
                                                    "on this machine) or tcp://host:8786, which "
                                                    "TRAINFLOW_DASK_SCHEDULERS must list")
@@ -85,9 +87,17 @@ def dask_client(address: str) -> Any:
     with _LOCK:
         client = _CLIENTS.get(address)
         if client is None or client.status != "running":
-            client = Client(LocalCluster(n_workers=2, threads_per_worker=1) if address == "local" else address)
+            client = Client(LocalCluster(n_workers=LOCAL_WORKERS, threads_per_worker=1) if address == "local"
+                            else address)
             _CLIENTS[address] = client
         return client
+
+
+def worker_count(address: str) -> int:
+    """How many workers the cluster at ``address`` has now (``local``: :data:`LOCAL_WORKERS`, nothing started)."""
+    if address == "local":
+        return LOCAL_WORKERS
+    return max(1, len(dask_client(address).scheduler_info()["workers"]))
 
 
 def close_clients() -> None:

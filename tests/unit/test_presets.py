@@ -37,3 +37,15 @@ def test_a_schema_that_names_its_families_or_networks_keeps_them() -> None:
     digits = _resolved({"dataset": "digits", "preset": "best"}, "digits")  # cnn, logistic from the schema
     assert digits.train.families is None and digits.train.cv_folds is None
     assert digits.tune.n_trials == 40
+
+
+def test_the_dask_engine_sends_training_and_tuning_to_its_cluster() -> None:
+    form = TrainingSettings().model_dump(mode="json")
+    dask = {**form, "compute": {"engine": "dask", "dask_address": "local"}}
+    s = _resolved(dask)  # the form's empty tune.workers: one trial per worker of the 2-worker local cluster
+    assert (s.train.dask_address, s.tune.dask_address, s.tune.workers, s.tune.parallel) == ("local", "local", 2, 2)
+    three = _resolved({**dask, "tune": {**form["tune"], "workers": 3}})
+    assert (three.tune.dask_address, three.tune.workers) == ("local", 3)
+    assert _resolved({**dask, "preset": "fast"}).tune.dask_address is None  # nothing to tune, no cluster for it
+    local = _resolved(form)
+    assert (local.train.dask_address, local.tune.dask_address, local.tune.parallel) == (None, None, 1)
