@@ -7,8 +7,8 @@ peak memory is its own:
 - floor: read the whole file, normalise, ``pipeline.predict_proba`` on all rows at once;
 - predict task: ``predict.fn`` (read in 250,000-row batches, validate each with the suite, quarantine,
   score, stream predictions to Parquet), without Prefect's per-task overhead;
-- predict task on Dask: the same with ``engine="dask"`` on a 2-worker LocalCluster (its start and the
-  workers' model loading included; the peak is the driver's: the workers are processes of their own).
+- predict task on Dask: the same with the Dask engine (``ComputeSettings(engine="dask")``) on a 2-worker
+  LocalCluster (its start and the workers' model loading included; the peak is the driver's: the workers are processes of their own).
 
     python -m benchmarks.inference_throughput [--rows 5000000] [--engines local,dask]
 """
@@ -79,11 +79,12 @@ import json, sys, time
 from benchmarks.memory import peak_gib
 from trainflow.catalog import new_run_id
 from tasks.predict import PredictSettings, predict
+from trainflow.cluster import ComputeSettings
 from trainflow.schema import load_schema
 schema = load_schema("adult")
 t = time.perf_counter()
-settings = PredictSettings(registry_url=sys.argv[2], engine=sys.argv[4], dask_address="local")
-out = predict.fn(sys.argv[3], new_run_id(), schema, sys.argv[1], None, settings)
+settings, compute = PredictSettings(registry_url=sys.argv[2]), ComputeSettings(engine=sys.argv[4])
+out = predict.fn(sys.argv[3], new_run_id(), schema, sys.argv[1], None, settings, compute)
 print(json.dumps({"seconds": time.perf_counter() - t, "rows": out["rows_scored"],
                   "quarantined": out["rows_quarantined"],
                   "rss_gb": peak_gib()}))

@@ -14,7 +14,7 @@ from pydantic import Field
 from flows.training import ARTIFACTS_ROOT_HELP, resolve_root
 from tasks.predict import PredictSettings, predict
 from trainflow.catalog import ArtifactStore, new_run_id
-from trainflow.cluster import check_scheduler
+from trainflow.cluster import ComputeSettings, check_scheduler
 from trainflow.forms import FormModel, dataset_field
 from trainflow.names import DatasetName
 from trainflow.schema import load_schema
@@ -31,6 +31,10 @@ class InferenceSettings(FormModel):
     query: str | None = Field(None, description="SQL query when the source is a database URL")
     artifacts_root: str | None = Field(None, description=ARTIFACTS_ROOT_HELP)
     schemas_dir: str | None = Field(None, description="folder of dataset schemas; empty: the project's schemas/")
+    compute: ComputeSettings = Field(default_factory=ComputeSettings, description=(
+        "where the batches are validated and scored: here, or with engine dask on the workers of a Dask cluster, "
+        "each loading the model once from the registry (which they must reach); they read a Parquet source's "
+        "pieces and write the predictions themselves, other sources' batches travel to them"))
     model: PredictSettings = Field(default_factory=PredictSettings)
 
     def check(self) -> None:
@@ -38,8 +42,8 @@ class InferenceSettings(FormModel):
         schema = load_schema(self.dataset, self.schemas_dir)
         if self.source:
             check_source(self.source, schema.name)
-        if self.model.engine == "dask":
-            check_scheduler(self.model.dask_address, "model.dask_address")
+        if self.compute.engine == "dask":
+            check_scheduler(self.compute.dask_address, "compute.dask_address")
 
 
 @flow(name="inference", description="Score a batch of rows with a registered model.")
@@ -56,7 +60,7 @@ def inference(settings: InferenceSettings = InferenceSettings()) -> dict[str, An
     run_id = new_run_id()
     schema = load_schema(settings.dataset, settings.schemas_dir)
     tag_flow_run(schema.name)
-    out = predict(root, run_id, schema, settings.source, settings.query, settings.model)
+    out = predict(root, run_id, schema, settings.source, settings.query, settings.model, settings.compute)
     store = ArtifactStore(root)
     return {**{k: v for k, v in out.items() if k != "predictions"}, "run_id": run_id,
             "run_dir": store.run_uri(run_id), "predictions_path": store.uri(out["predictions"])}

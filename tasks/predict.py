@@ -27,7 +27,7 @@ from sklearn.pipeline import Pipeline
 
 from tasks.validate import ValidationEngine, validate_data
 from trainflow.catalog import ArtifactRef, ArtifactStore
-from trainflow.cluster import map_parts
+from trainflow.cluster import ComputeSettings, dask_client, map_parts, on_dask
 from trainflow.credentials import mask
 from trainflow.errors import ArtifactError, DataError, RegistryError, ValidationFailed
 from trainflow.features import as_model_input
@@ -125,14 +125,6 @@ class PredictSettings(FormModel):
     validation_engine: ValidationEngine = Field("arrow", description="arrow: each batch's rules computed with "
                                                                      "pyarrow.compute (GX's results); gx: by Great "
                                                                      "Expectations")
-    engine: Literal["local", "dask"] = Field("local", description="local: batches scored in this process; dask: "
-                                                                   "on the workers of a Dask cluster (the 'dask' "
-                                                                   "extra), each loading the model once")
-    dask_address: str = Field("local", description="with engine dask: the scheduler address (tcp://host:8786; "
-                                                          "the workers need the registry; they read a Parquet "
-                                                          "source and write the predictions themselves, other "
-                                                          "sources' batches travel to them), or 'local': a "
-                                                          "2-worker LocalCluster")
     variant: Literal["serving", "native"] = Field(
         "serving", description="serving: the variant the compress stage chose for the version (ONNX Runtime where "
                                "it passed the parity gate), the native model when there is none or it cannot load; "
@@ -197,15 +189,14 @@ def score_batch(batch: pd.DataFrame, i: int, schema: DatasetSchema, settings: Pr
     return scored
 
 
-def _scored_in_order(batches: Iterator[pd.DataFrame], score: Any, settings: PredictSettings) -> Iterator[ScoredBatch]:
-    """``score(batch, i)`` of every batch, in order: here, or with ``engine="dask"`` on the cluster's workers
+def _scored_in_order(batches: Iterator[pd.DataFrame], score: Any,
+                     compute: ComputeSettings | None) -> Iterator[ScoredBatch]:
+    """``score(batch, i)`` of every batch, in order: here, or with the Dask engine on the cluster's workers
     (at most two batches per worker in flight, so the batches read ahead stay bounded)."""
-    if settings.engine == "local":
+    if not on_dask(compute):
         yield from (score(batch, i) for i, batch in enumerate(batches))
         return
-    from trainflow.cluster import dask_client
-
-    client = dask_client(settings.dask_address)
+    client = dask_client(compute.dask_address)
     in_flight: deque = deque()
     limit = 2 * max(1, len(client.scheduler_info()["workers"]))
     try:
@@ -234,7 +225,7 @@ def _score_piece(item: tuple[int, Any, int], dataset: str, arrow_schema: Any, sc
 
 
 def _score_pieces(store: ArtifactStore, run_id: str, src: str, schema: DatasetSchema, score: Any,
-                  settings: PredictSettings, tally: Any) -> ArtifactRef:
+                  settings: PredictSettings, compute: ComputeSettings, tally: Any) -> ArtifactRef:
     """Batch inference of a Parquet source on a Dask cluster: each worker reads the pieces it scores from the
     source and writes their predictions as parts of ``predict/predictions`` (nothing passes through here but
     each batch's validation results and counts, given to ``tally`` in order)."""
@@ -242,7 +233,7 @@ def _score_pieces(store: ArtifactStore, run_id: str, src: str, schema: DatasetSc
     offsets = np.cumsum([0] + [rows for _, rows in pieces])
     items = [(k, piece, int(offsets[k])) for k, (piece, _) in enumerate(pieces)]
     with store.open_dataset(run_id, "predict", "predictions") as writer:
-        scored = map_parts(settings.dask_address, _score_piece, items, schema.name, arrow_schema, score, store,
+        scored = map_parts(compute.dask_address, _score_piece, items, schema.name, arrow_schema, score, store,
                            writer.folder)
         for batch in scored:
             tally(batch)
@@ -251,13 +242,13 @@ def _score_pieces(store: ArtifactStore, run_id: str, src: str, schema: DatasetSc
 
 @task(name="predict")
 def predict(store_root: str, run_id: str, schema: DatasetSchema, source: str | None, query: str | None,
-            settings: PredictSettings) -> dict[str, Any]:
+            settings: PredictSettings, compute: ComputeSettings | None = None) -> dict[str, Any]:
     """Prefect task: score a batch source with a registered model; writes ``predict/predictions`` (row id,
     prediction, class probabilities, model name and version, time), ``predict/validation_results``,
     ``predict/quarantine`` (rows set aside, with the rule) and ``predict/predict_report``.
 
-    Reads, validates and scores ``batch_rows`` rows at a time, so memory is bounded by the batch; with
-    ``engine="dask"`` the batches are validated and scored on a Dask cluster's workers, which read a Parquet
+    Reads, validates and scores ``batch_rows`` rows at a time, so memory is bounded by the batch; with the
+    Dask engine (``compute``) the batches are validated and scored on a Dask cluster's workers, which read a Parquet
     source's pieces themselves and write the predictions as parts (``predict/predictions`` is then a dataset:
     a folder any Parquet reader reads).
 
@@ -298,14 +289,14 @@ def predict(store_root: str, run_id: str, schema: DatasetSchema, source: str | N
 
     def scored_batches() -> Iterator[pd.DataFrame]:
         batches = iter_source(src, schema.name, query, settings.batch_rows)
-        for batch in _scored_in_order(batches, score, settings):
+        for batch in _scored_in_order(batches, score, compute):
             tally(batch)
             if batch.predictions is not None:
                 yield batch.predictions
 
     try:
-        if settings.engine == "dask" and is_parquet(src) and not query:
-            predictions = _score_pieces(store, run_id, src, schema, score, settings, tally)
+        if on_dask(compute) and is_parquet(src) and not query:
+            predictions = _score_pieces(store, run_id, src, schema, score, settings, compute, tally)
         else:
             predictions = store.write_table_batches(run_id, "predict", "predictions", scored_batches())
     finally:

@@ -189,9 +189,10 @@ def test_batch_inference_scores_quarantines_and_matches_the_model(first_run: dic
     src = tmp_path / "batch.parquet"
     rows.to_parquet(src, row_group_size=700)  # with engine dask, three pieces the workers read themselves
 
-    def run(batch_rows: int, **model) -> dict:
-        return inference(InferenceSettings(source=str(src), artifacts_root=work["root"], model=PredictSettings(
-            registry_url=work["registry"], batch_rows=batch_rows, **model)))
+    def run(batch_rows: int, compute: dict | None = None, **model) -> dict:
+        return inference(InferenceSettings.model_validate({
+            "source": str(src), "artifacts_root": work["root"], "compute": compute or {},
+            "model": PredictSettings(registry_url=work["registry"], batch_rows=batch_rows, **model).model_dump()}))
 
     out = run(700)
     assert (out["rows_in"], out["rows_quarantined"], out["rows_scored"]) == (2000, 50, 1950)
@@ -211,7 +212,7 @@ def test_batch_inference_scores_quarantines_and_matches_the_model(first_run: dic
     assert len(quarantine) == 50 and set(quarantine["_column"]) == {"age"}
     one_batch = pd.read_parquet(run(10_000)["predictions_path"])
     pd.testing.assert_frame_equal(one_batch.drop(columns="scored_at"), preds.drop(columns="scored_at"))
-    on_dask = run(700, engine="dask", dask_address="local")  # the pieces read and scored by a 2-worker LocalCluster
+    on_dask = run(700, {"engine": "dask", "dask_address": "local"})  # the pieces read and scored by a 2-worker LocalCluster
     assert (on_dask["rows_in"], on_dask["rows_quarantined"], on_dask["rows_scored"]) == (2000, 50, 1950)
     assert sorted(p.name for p in Path(on_dask["predictions_path"]).iterdir()) == [
         "_parts.json", "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]  # written by the workers

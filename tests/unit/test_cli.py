@@ -66,6 +66,19 @@ def test_mistakes_are_refused_before_the_flow_runs(flags: list[str], expected: s
     assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0]
 
 
+def test_inference_takes_the_same_compute_block_and_refuses_an_untrusted_scheduler(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.inference import InferenceSettings
+
+    def flow_fn(settings: InferenceSettings) -> dict:
+        raise AssertionError("the flow started")
+
+    flags = ["--compute.engine", "dask", "--compute.dask-address", "tcp://u:pw@10.0.0.5:8786"]
+    assert main(flow_fn, InferenceSettings, argv=flags) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "compute.dask_address 'tcp://u:***@10.0.0.5:8786' is not a Dask scheduler" in err[0]
+
+
 def test_the_trainflow_command_infers_a_schema_and_reads_the_registry(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("trainflow")
 
