@@ -37,7 +37,7 @@ def features_of(pre: ColumnTransformer, part: pd.DataFrame, schema: DatasetSchem
 
 def _labelled(out: pd.DataFrame, part: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
     out.index = part.index
-    out[schema.label] = part[schema.label].to_numpy()
+    out[schema.label] = part[schema.label].array  # as it is (text stays Arrow-backed: no round trip via objects)
     return out
 
 

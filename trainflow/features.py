@@ -194,7 +194,7 @@ def encoder_for(schema: DatasetSchema, encoding: Encoding) -> ColumnTransformer 
 
 def as_model_input(df: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
     """The feature columns of raw rows, categorical values as pandas strings (whatever their raw type)."""
-    x = df[[c.name for c in schema.features]].copy()
+    x = df[[c.name for c in schema.features]]  # a new frame (copy on write): ``df`` never changes through it
     for col in [*schema.categorical_features, *schema.text_features]:
         x[col] = x[col].astype("str")
     return x
