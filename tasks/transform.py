@@ -56,7 +56,8 @@ def fit_transform_splits(splits: dict[str, pd.DataFrame], schema: DatasetSchema,
 def _transform_part(share: tuple[int, dict, int], store: ArtifactStore, data: ArtifactRef, pre: ColumnTransformer,
                     schema: DatasetSchema, folder: str, types: dict) -> dict:
     """On a Dask worker: one part of a split, transformed and written as a part of its features dataset."""
-    return store.write_part(folder, share[0], features_of(pre, store.read_share(data, share, types), schema))
+    rows = store.read_share(data, share, types, schema.categorical_features)
+    return store.write_part(folder, share[0], features_of(pre, rows, schema))
 
 
 def _transform_dask(store: ArtifactStore, run_id: str, name: str, data: ArtifactRef, pre: ColumnTransformer,
@@ -83,19 +84,21 @@ def transform(store_root: str, run_id: str, schema: DatasetSchema, splits: dict[
         References to the three feature tables and the fitted preprocessor.
     """
     store = ArtifactStore(store_root)
+    codes = schema.categorical_features  # read as Parquet dictionaries: the coder counts and maps their codes
     if on_dask(compute):
         columns = [c.name for c in schema.features]
-        pre = fit_preprocessor(store.read_table(splits["train"], columns), schema, settings)
+        pre = fit_preprocessor(store.read_table(splits["train"], columns, codes), schema, settings)
         refs = {name: _transform_dask(store, run_id, name, ref, pre, schema, compute) for name, ref in splits.items()}
     else:
-        pre, train = fit_features(store.read_table(splits["train"]), schema, settings)
+        pre, train = fit_features(store.read_table(splits["train"], dictionary=codes), schema, settings)
         refs = {"train": store.write_table_batches(run_id, "transform", "features_train",
                                                    (train.iloc[i:i + batch_rows]
                                                     for i in range(0, max(len(train), 1), batch_rows)))}
         del train
         refs |= {name: store.write_table_batches(run_id, "transform", f"features_{name}",
                                                  (features_of(pre, part, schema)
-                                                  for part in store.read_table_batches(ref, batch_rows)))
+                                                  for part in store.read_table_batches(ref, batch_rows,
+                                                                                       dictionary=codes)))
                  for name, ref in splits.items() if name != "train"}
     run_logger().info("transform: fitted on %d training rows; %d feature columns", splits["train"].rows,
                       len(pre.get_feature_names_out()) + 1)

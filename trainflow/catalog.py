@@ -498,31 +498,40 @@ class ArtifactStore:
             offset += part["rows"]
         return out
 
-    def read_part(self, ref: ArtifactRef, part: dict) -> pq.ParquetFile:
-        """One part of :meth:`parts` (its hash checked)."""
-        return pq.ParquetFile(pa.BufferReader(self._verified_bytes(ref, part["file"], part["sha256"])))
+    def read_part(self, ref: ArtifactRef, part: dict, dictionary: list[str] | None = None) -> pq.ParquetFile:
+        """One part of :meth:`parts` (its hash checked); its text columns named in ``dictionary`` are read as
+        Arrow dictionaries (pandas Categoricals): the Parquet file's own dictionary pages, no string per row."""
+        data = pa.BufferReader(self._verified_bytes(ref, part["file"], part["sha256"]))
+        if not dictionary:
+            return pq.ParquetFile(data)
+        text = {f.name for f in pq.ParquetFile(data).schema_arrow if pa.types.is_string(f.type)
+                or pa.types.is_large_string(f.type)}
+        data.seek(0)
+        return pq.ParquetFile(data, read_dictionary=[c for c in dictionary if c in text])
 
-    def _parquet_files(self, ref: ArtifactRef, parts: list[dict] | None = None) -> Iterator[pq.ParquetFile]:
+    def _parquet_files(self, ref: ArtifactRef, parts: list[dict] | None = None,
+                       dictionary: list[str] | None = None) -> Iterator[pq.ParquetFile]:
         for part in self.parts(ref) if parts is None else parts:
-            yield self.read_part(ref, part)
+            yield self.read_part(ref, part, dictionary)
 
-    def read_table(self, ref: ArtifactRef, columns: list[str] | None = None) -> pd.DataFrame:
-        """Read a table artifact after checking its hash."""
-        return self.read_arrow(ref, columns).to_pandas()
+    def read_table(self, ref: ArtifactRef, columns: list[str] | None = None,
+                   dictionary: list[str] | None = None) -> pd.DataFrame:
+        """Read a table artifact after checking its hash (``dictionary``: text columns read as Categoricals)."""
+        return self.read_arrow(ref, columns, dictionary=dictionary).to_pandas()
 
     def read_arrow(self, ref: ArtifactRef, columns: list[str] | None = None,
-                   parts: list[dict] | None = None) -> pa.Table:
+                   parts: list[dict] | None = None, dictionary: list[str] | None = None) -> pa.Table:
         """Read a table artifact as an Arrow table after checking its hash (a DataFrame's index, when it was
         kept, is a column: see :func:`row_index`); a dataset's parts in order (``parts``: only these of
-        :meth:`parts`), as one table."""
-        tables = [parquet.read(columns=columns) for parquet in self._parquet_files(ref, parts)]
+        :meth:`parts`), as one table; text columns named in ``dictionary`` as Arrow dictionaries."""
+        tables = [parquet.read(columns=columns) for parquet in self._parquet_files(ref, parts, dictionary)]
         return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
 
-    def read_arrow_batches(self, ref: ArtifactRef, batch_rows: int,
-                           parts: list[dict] | None = None) -> Iterator[pa.Table]:
+    def read_arrow_batches(self, ref: ArtifactRef, batch_rows: int, parts: list[dict] | None = None,
+                           dictionary: list[str] | None = None) -> Iterator[pa.Table]:
         """A table artifact (its hash checked first) as Arrow tables of at most ``batch_rows`` rows, in order
-        (a dataset part by part; ``parts``: only these of :meth:`parts`)."""
-        for parquet in self._parquet_files(ref, parts):
+        (a dataset part by part; ``parts``: only these of :meth:`parts`; ``dictionary``: as in ``read_arrow``)."""
+        for parquet in self._parquet_files(ref, parts, dictionary):
             yield from _batches(parquet, batch_rows)
 
     def pandas_types(self, ref: ArtifactRef) -> dict[str, Any]:
@@ -538,16 +547,17 @@ class ArtifactStore:
                 if pa.types.is_integer(t) or pa.types.is_boolean(t)}
 
     def read_table_batches(self, ref: ArtifactRef, batch_rows: int, parts: list[dict] | None = None, offset: int = 0,
-                           types: dict[str, Any] | None = None) -> Iterator[pd.DataFrame]:
+                           types: dict[str, Any] | None = None,
+                           dictionary: list[str] | None = None) -> Iterator[pd.DataFrame]:
         """:meth:`read_arrow_batches` as DataFrames, each row with its index label and each column in the dtype
         ``read_table`` gives the whole table (an integer or boolean column with a missing value anywhere is
         float64 or object in every batch, as pandas converts the whole column).
 
         A worker reading its share of a dataset passes ``parts`` (the first at row ``offset`` of the table) and
-        the ``types`` of :meth:`pandas_types`.
+        the ``types`` of :meth:`pandas_types`. Text columns named in ``dictionary`` come as Categoricals.
         """
         widened = self.pandas_types(ref) if types is None else types
-        for batch in self.read_arrow_batches(ref, batch_rows, parts):
+        for batch in self.read_arrow_batches(ref, batch_rows, parts, dictionary):
             rows, index = row_index(batch, offset)
             df = rows.to_pandas()
             df.index = pd.Index(index.to_numpy())
@@ -555,11 +565,12 @@ class ArtifactStore:
             offset += len(batch)
             yield df.astype(todo) if todo else df
 
-    def read_share(self, ref: ArtifactRef, share: tuple[int, dict, int], types: dict[str, Any]) -> pd.DataFrame:
+    def read_share(self, ref: ArtifactRef, share: tuple[int, dict, int], types: dict[str, Any],
+                   dictionary: list[str] | None = None) -> pd.DataFrame:
         """One share of :meth:`shares` as a DataFrame with the whole table's index labels and dtypes (``types``:
-        :meth:`pandas_types`): what a worker reads."""
+        :meth:`pandas_types`; ``dictionary``: text columns as Categoricals): what a worker reads."""
         _, part, offset = share
-        frames = list(self.read_table_batches(ref, max(part["rows"], 1), [part], offset, types))
+        frames = list(self.read_table_batches(ref, max(part["rows"], 1), [part], offset, types, dictionary))
         return frames[0] if len(frames) == 1 else pd.concat(frames)
 
     def read_file(self, ref: ArtifactRef) -> bytes:

@@ -112,3 +112,19 @@ def test_a_dataset_is_written_in_parts_by_other_processes_and_read_as_one_table(
     assert not list(folder.glob(".tmp-*")) and not (folder / "test").exists()
     with pytest.raises(ArtifactError, match="not a dataset being written"):
         store.write_part(f"runs/{run}/split", 0, df)
+
+
+def test_text_columns_read_as_dictionaries_hold_the_same_values(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    cities = ["Oslo", None, "Lima", "Oslo", "Oslo", None, "Kyiv", "Lima", "Kyiv", "Oslo", None, "Kyiv"]
+    rows = pd.DataFrame({"city": pd.Series(cities, dtype="str"), "n": range(12)}, index=range(100, 112))
+    table = store.write_table_batches("r", "s", "t", (rows.iloc[i:i + 5] for i in range(0, 12, 5)))
+    with store.open_dataset("r", "s", "d") as writer:  # parts with dictionaries of their own
+        dataset = writer.close([store.write_part(writer.folder, k, rows.iloc[k * 6:(k + 1) * 6]) for k in (0, 1)])
+    for ref in (table, dataset):
+        whole = store.read_table(ref, dictionary=["city", "n"])  # n is no text: read as it is
+        assert isinstance(whole["city"].dtype, pd.CategoricalDtype) and whole["n"].dtype == "int64"
+        pd.testing.assert_frame_equal(whole.astype({"city": "str"}), store.read_table(ref))
+        batches = pd.concat(store.read_table_batches(ref, 4, dictionary=["city"]))
+        assert isinstance(batches["city"].dtype, pd.CategoricalDtype)
+        pd.testing.assert_frame_equal(batches.astype({"city": "str"}), rows)

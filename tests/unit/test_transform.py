@@ -73,3 +73,24 @@ def test_the_stage_transforms_batch_by_batch_what_it_would_at_once(adult_raw: pd
     for name, frame in expected.items():
         pd.testing.assert_frame_equal(store.read_table(batched[name]), frame)
     assert pq.ParquetFile(store.local_path(batched["train"])).metadata.num_row_groups == 6  # 22,792 rows
+
+
+def test_the_coder_learns_and_codes_the_same_from_a_categorical_as_from_text() -> None:
+    from trainflow.features import CategoryCoder
+
+    rng = np.random.default_rng(0)
+    values = pd.Series(rng.choice(np.array(["a", "b", " c", "rare1", "rare2", None], dtype=object), 4000,
+                                  p=[.4, .35, .24, .0006, .0004, .009]))
+    text = pd.DataFrame({"x": values.astype("str"), "y": pd.Series(rng.choice(["u", "v"], 4000)).astype("str")})
+    coded = text.astype("category")
+    coded["x"] = coded["x"].cat.add_categories(["no row has it"])  # a category of the dictionary left unused
+    unseen = pd.DataFrame({"x": pd.Series(["a", "zzz", None, "rare2"], dtype=object).astype("str"),
+                           "y": pd.Series(["u", "v", "w", "u"]).astype("str")})
+    for min_frequency in (1, 5):
+        expected, got = CategoryCoder(min_frequency).fit(text), CategoryCoder(min_frequency).fit(coded)
+        for a, b in [*zip(expected.categories_, got.categories_),
+                     *zip(expected.infrequent_categories_, got.infrequent_categories_)]:
+            assert list(a) == list(b)
+        np.testing.assert_array_equal(expected.transform(text), got.transform(coded))
+        np.testing.assert_array_equal(expected.transform(unseen), expected.transform(unseen.astype("category")))
+    assert "no row has it" not in list(got.categories_[0]) + list(got.infrequent_categories_[0])
