@@ -17,6 +17,7 @@ table (metric of each contender, the flow's chosen family, wall and CPU seconds)
 contender (1 = best). Not a test: a run takes tens of minutes on 2 cores.
 
     python -m benchmarks.quality [--tables credit_data,hmda] [--settings '{"tune": {"n_trials": 20}}']
+                                 [--seeds 42,7,11] [--no-autogluon]
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def autogluon(schema, run: Path, folder: str) -> dict | None:  # noqa: ANN001
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_table(table: Table, work: Path, overrides: dict) -> dict:
+def run_table(table: Table, work: Path, overrides: dict, anchor: bool = True) -> dict:
     from flows.training import TrainingSettings, training
     from trainflow.schema import load_schema
     from trainflow.schema import main as schema_cli
@@ -150,7 +151,7 @@ def run_table(table: Table, work: Path, overrides: dict) -> dict:
     row = {"table": table.name, "task": schema.task, "rows": sum(len(s) for s in splits.values()),
            "metric": METRIC[schema.task], "flow": summary["test_metrics"][METRIC[schema.task]],
            "family": summary["family"], "flow_s": wall, "flow_cpu_s": cpu, **baselines(schema, splits)}
-    ag = autogluon(schema, run, str(work / "autogluon" / table.name))
+    ag = autogluon(schema, run, str(work / "autogluon" / table.name)) if anchor else None
     if ag is not None and "error" in ag:
         row["autogluon_error"] = ag["error"]
     elif ag is not None:
@@ -160,6 +161,25 @@ def run_table(table: Table, work: Path, overrides: dict) -> dict:
 
 def _fmt(value: float) -> str:
     return f"{value:.4f}" if abs(value) < 100 else f"{value:.1f}"
+
+
+def _name(row: dict) -> str:
+    return f"{row['table']}@{row['seed']}" if "seed" in row else row["table"]
+
+
+def over_seeds(rows: list[dict]) -> list[dict]:
+    """One row per table: each contender's metric and time averaged over the table's runs (one per seed), the
+    family the flow chose most often."""
+    ok, out = [r for r in rows if "error" not in r], []
+    for name in dict.fromkeys(r["table"] for r in ok):
+        group = [r for r in ok if r["table"] == name]
+        mean = {k: v for k, v in group[0].items() if k != "seed"}
+        for key in ("flow", "lightgbm", "linear", "autogluon", "flow_s", "flow_cpu_s", "autogluon_s"):
+            if all(key in r for r in group):
+                mean[key] = float(np.mean([r[key] for r in group]))
+        mean["family"] = pd.Series([r["family"] for r in group]).mode()[0]
+        out.append(mean)
+    return out
 
 
 def report(rows: list[dict]) -> str:
@@ -179,7 +199,7 @@ def report(rows: list[dict]) -> str:
         better = r["flow"] < best_baseline if lower else r["flow"] > best_baseline
         wins += better
         ties += r["flow"] == best_baseline
-        lines.append(f"{r['table']:<14}{r['task']:<11}{r['rows']:>7}  {r['metric']:<9}"
+        lines.append(f"{_name(r):<14}{r['task']:<11}{r['rows']:>7}  {r['metric']:<9}"
                      + "".join(f"{_fmt(r[c]):>11}" if c in r else f"{'':>11}" for c in contenders)
                      + f"  {r['family']:<14}{r['flow_s']:>8.1f}{r['flow_cpu_s']:>8.1f}"
                      + (f"{r['autogluon_s']:>6.0f}" if "autogluon_s" in r else ""))
@@ -205,7 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tables", help="comma-separated table names (default: all)")
     parser.add_argument("--settings", default="{}", help="training settings as JSON, over the defaults")
     parser.add_argument("--keep", help="folder to keep the runs in (default: a temporary one)")
+    parser.add_argument("--seeds", default="42", help="split and training seeds, comma-separated: each table runs "
+                                                      "once per seed (a different split each), and with several the "
+                                                      "means over seeds are reported too (a test split of a few "
+                                                      "hundred rows moves a metric more than most changes do)")
+    parser.add_argument("--no-autogluon", action="store_true", help="leave AutoGluon out even where it is installed")
     args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
     tables = [t for t in TABLES if not args.tables or t.name in args.tables.split(",")]
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect.testing.utilities import prefect_test_harness
@@ -213,10 +239,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, prefect_test_harness(server_startup_timeout=120):
         work = Path(args.keep or tmp)
         rows = []
-        for table in tables:
-            rows.append(run_table(table, work, json.loads(args.settings)))
-            print(json.dumps(rows[-1], default=str), flush=True)
+        for seed in seeds:
+            for table in tables:
+                overrides = {"seed": seed, **json.loads(args.settings)}
+                rows.append(run_table(table, work, overrides, anchor=not args.no_autogluon))
+                if len(seeds) > 1:
+                    rows[-1]["seed"] = seed
+                print(json.dumps(rows[-1], default=str), flush=True)
     print(report(rows))
+    if len(seeds) > 1:
+        print(f"\nmeans over the seeds {args.seeds}:")
+        print(report(over_seeds(rows)))
     return 0
 
 
