@@ -185,7 +185,8 @@ def over_seeds(rows: list[dict]) -> list[dict]:
 def report(rows: list[dict]) -> str:
     ok = [r for r in rows if "error" not in r]
     contenders = [c for c in ("flow", "lightgbm", "linear", "autogluon") if any(c in r for r in ok)]
-    lines = [f"{'table':<14}{'task':<11}{'rows':>7}  {'metric':<9}" + "".join(f"{c:>11}" for c in contenders)
+    width = max([14, *(len(_name(r)) + 1 for r in rows)])
+    lines = [f"{'table':<{width}}{'task':<11}{'rows':>7}  {'metric':<9}" + "".join(f"{c:>11}" for c in contenders)
              + f"  {'flow chose':<14}{'flow s':>8}{'cpu s':>8}" + ("  ag s" if "autogluon" in contenders else "")]
     ranks = {c: [] for c in contenders}
     wins = ties = 0
@@ -199,7 +200,7 @@ def report(rows: list[dict]) -> str:
         better = r["flow"] < best_baseline if lower else r["flow"] > best_baseline
         wins += better
         ties += r["flow"] == best_baseline
-        lines.append(f"{_name(r):<14}{r['task']:<11}{r['rows']:>7}  {r['metric']:<9}"
+        lines.append(f"{_name(r):<{width}}{r['task']:<11}{r['rows']:>7}  {r['metric']:<9}"
                      + "".join(f"{_fmt(r[c]):>11}" if c in r else f"{'':>11}" for c in contenders)
                      + f"  {r['family']:<14}{r['flow_s']:>8.1f}{r['flow_cpu_s']:>8.1f}"
                      + (f"{r['autogluon_s']:>6.0f}" if "autogluon_s" in r else ""))
