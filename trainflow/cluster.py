@@ -87,8 +87,10 @@ def dask_client(address: str) -> Any:
     with _LOCK:
         client = _CLIENTS.get(address)
         if client is None or client.status != "running":
+            # not the process's default client: prefect-dask would take a default client's cluster for tuning's
+            # trials, whose workers (started without this run's PREFECT_API_URL) would each start a Prefect server
             client = Client(LocalCluster(n_workers=LOCAL_WORKERS, threads_per_worker=1) if address == "local"
-                            else address)
+                            else address, set_as_default=False)
             _CLIENTS[address] = client
         return client
 

@@ -114,3 +114,28 @@ def test_tune_runs_alone_on_an_earlier_runs_features(prefect_harness, workdir: d
     pids = {int(w.rsplit(":", 1)[1]) for w in trials["worker"]}
     assert len(trials) == 4 and set(trials["state"]) <= {"complete", "pruned"} and trials["error"].eq("").all()
     assert len(pids) == 2 and os.getpid() not in pids
+
+    # compute.engine dask: the trials go to that engine's cluster, one per worker ("local": prefect-dask's own
+    # cluster, started with this API's address), also where this process already holds a compute client (as after
+    # a Dask ingest): a first version let prefect-dask take that client's cluster, whose workers, knowing no
+    # Prefect API, each started a server of their own, so the UI never saw the trials
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    from trainflow.cluster import dask_client
+
+    def reported() -> int:
+        with get_client(sync_client=True) as client:
+            return len(client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(
+                like_="tune_trials")), limit=200))
+
+    compute_pids = set(dask_client("local").run(os.getpid).values())
+    before = reported()
+    compute = run_stage(StageSettings.model_validate({
+        "stage": "tune", "from_run": first["run_id"], "dataset": "breast_cancer", "artifacts_root": workdir["root"],
+        "compute": {"engine": "dask"}, "tune": {"family": "logistic", "method": "tpe", "n_trials": 4,
+                                                 "timeout_seconds": 300}}))
+    trials = pd.read_parquet(compute["outputs"]["tune/trials"])
+    pids = {int(w.rsplit(":", 1)[1]) for w in trials["worker"]}
+    assert len(trials) == 4 and len(pids) == 2 and not pids & (compute_pids | {os.getpid()})
+    assert reported() - before == 3  # the enqueued trial alone, then one task per worker: in this API

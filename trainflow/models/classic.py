@@ -85,18 +85,20 @@ def _fit_lightgbm_dask(est: Any, r: FitRequest, cats: Any) -> FitResult:
                 dd.from_pandas(pd.Series(codes, index=x.index, name="label"), npartitions=parts))
 
     x, y = frames(r.x_train, r.y_train)
-    if classes is not None and y.map_partitions(pd.Series.nunique).compute().min() < len(classes):
+    if classes is not None and client.compute(y.map_partitions(pd.Series.nunique)).result().min() < len(classes):
         raise TrainflowError(f"train.dask_address: a worker's share of the {len(r.x_train):,} training rows lacks a "
                              "class, and lightgbm.dask needs every class on every worker; train in this process")
     model = (lgb.DaskLGBMRegressor if regression else lgb.DaskLGBMClassifier)(client=client, **est.get_params())
     best, history = model.n_estimators, None
-    if r.x_validation is None:
-        model.fit(x, y, categorical_feature=cats)
-    else:
-        with warnings.catch_warnings():  # as in this process's fit: eval_set, not eval_X
-            warnings.filterwarnings("ignore", message=".*'eval_set' is deprecated")
-            model.fit(x, y, eval_set=[frames(r.x_validation, r.y_validation)], eval_names=["validation"],
-                      categorical_feature=cats)
+    with client.as_current():  # lightgbm.dask waits on its data through the current client (not the default)
+        if r.x_validation is None:
+            model.fit(x, y, categorical_feature=cats)
+        else:
+            with warnings.catch_warnings():  # as in this process's fit: eval_set, not eval_X
+                warnings.filterwarnings("ignore", message=".*'eval_set' is deprecated")
+                model.fit(x, y, eval_set=[frames(r.x_validation, r.y_validation)], eval_names=["validation"],
+                          categorical_feature=cats)
+    if r.x_validation is not None:
         curves = model.evals_result_.get("validation", {})
         metric, values = next(iter(curves.items()))
         best = int(np.argmax(values) if metric in HIGHER_IS_BETTER else np.argmin(values)) + 1
