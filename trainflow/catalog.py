@@ -106,12 +106,24 @@ def _batches(parquet: pq.ParquetFile, batch_rows: int) -> Iterator[pa.Table]:
         yield pa.Table.from_batches([batch], parquet.schema_arrow)
 
 
+def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """How the catalog writes Parquet: zstd, and statistics (min, max, missing values) of every column but text
+    ones, whose minimum and maximum cost a third of a text-heavy table's write and are read by nothing here
+    (:func:`_with_nulls` needs the missing values of integer and boolean columns alone)."""
+    text = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
+    return {"compression": "zstd",
+            "write_statistics": [f.name for f in schema if not any(is_text(f.type) for is_text in text)]}
+
+
 def _with_nulls(parquet: pq.ParquetFile) -> set[str]:
-    """The top-level columns of a Parquet file holding a missing value, from its row groups' statistics (a
-    column without statistics is read to count)."""
+    """The integer and boolean top-level columns of a Parquet file holding a missing value, from its row
+    groups' statistics (a column without statistics is read to count)."""
     meta, out = parquet.metadata, set()
+    typed = {f.name for f in parquet.schema_arrow if pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)}
     for j in range(meta.num_columns):
         name = meta.schema.column(j).path.split(".")[0]
+        if name not in typed:
+            continue
         for g in range(meta.num_row_groups):
             stats = meta.row_group(g).column(j).statistics
             if stats is None or not stats.has_null_count:
@@ -154,7 +166,7 @@ class TableWriter:
     def write(self, batch: pd.DataFrame | pa.Table) -> None:
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_pandas(batch)
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.sink, table.schema, compression="zstd")
+            self.writer = pq.ParquetWriter(self.sink, table.schema, **_parquet_options(table.schema))
         self.writer.write_table(table.cast(self.writer.schema) if table.schema != self.writer.schema else table)
         self.rows += table.num_rows
 
@@ -374,7 +386,7 @@ class ArtifactStore:
         table = table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=True)
         fname = f"part-{number:05d}.parquet"
         with self.fs.open_output_stream(self._abs(f"{folder}/{fname}")) as sink:
-            pq.write_table(table, sink, compression="zstd")
+            pq.write_table(table, sink, **_parquet_options(table.schema))
         sha, size = self._hash_file(f"{folder}/{fname}")
         return {"file": fname, "sha256": sha, "rows": table.num_rows, "bytes": size}
 
