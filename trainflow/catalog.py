@@ -514,12 +514,9 @@ class ArtifactStore:
         """One part of :meth:`parts` (its hash checked); its text columns named in ``dictionary`` are read as
         Arrow dictionaries (pandas Categoricals): the Parquet file's own dictionary pages, no string per row."""
         data = pa.BufferReader(self._verified_bytes(ref, part["file"], part["sha256"]))
-        if not dictionary:
-            return pq.ParquetFile(data)
-        text = {f.name for f in pq.ParquetFile(data).schema_arrow if pa.types.is_string(f.type)
-                or pa.types.is_large_string(f.type)}
-        data.seek(0)
-        return pq.ParquetFile(data, read_dictionary=[c for c in dictionary if c in text])
+        parquet = pq.ParquetFile(data)
+        wanted = [c for c in dictionary or [] if c in parquet.schema_arrow.names]  # pyarrow skips non-text ones
+        return pq.ParquetFile(data, read_dictionary=wanted) if wanted else parquet
 
     def _parquet_files(self, ref: ArtifactRef, parts: list[dict] | None = None,
                        dictionary: list[str] | None = None) -> Iterator[pq.ParquetFile]:
