@@ -91,12 +91,16 @@ def _category_counts(s: pd.Series) -> pd.Series:
     """Rows per category (missing values as ``__missing__``), each category in its string form. A pandas
     Categorical (a column read as a Parquet dictionary) is counted on its codes, its strings never made."""
     if isinstance(s.dtype, pd.CategoricalDtype):
-        codes = s.cat.codes.to_numpy()
-        counts = np.bincount(codes + 1, minlength=len(s.cat.categories) + 1)  # code -1 (missing) first
-        names = [MISSING, *s.cat.categories.astype("str")]
+        counts = np.bincount(s.cat.codes.to_numpy() + 1, minlength=len(s.cat.categories) + 1)
         found = counts > 0
-        return pd.Series(counts[found], index=pd.Index(np.asarray(names, dtype=object)[found]))
+        return pd.Series(counts[found], index=pd.Index(_code_names(s)[found]))
     return _as_categories(s).value_counts()
+
+
+def _code_names(s: pd.Series) -> np.ndarray:
+    """The category of each code of a pandas Categorical as a string, from code -1 (missing: ``__missing__``)
+    on: the row with code ``c`` is position ``c + 1``."""
+    return np.asarray([MISSING, *s.cat.categories.astype("str")], dtype=object)
 
 
 def _category_positions(s: pd.Series, categories: list[str]) -> np.ndarray:
@@ -105,7 +109,7 @@ def _category_positions(s: pd.Series, categories: list[str]) -> np.ndarray:
     million rows than pandas' Categorical, which first makes a numpy array of Python strings); anything else
     goes through its string form, as in ``fit``."""
     if isinstance(s.dtype, pd.CategoricalDtype):  # each category looked up once, then taken by the rows' codes
-        lookup = pd.Index(categories, dtype=object).get_indexer([MISSING, *s.cat.categories.astype("str")])
+        lookup = pd.Index(categories, dtype=object).get_indexer(_code_names(s))
         return lookup[s.cat.codes.to_numpy().astype(np.int64) + 1]
     if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
         import pyarrow as pa
