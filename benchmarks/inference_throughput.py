@@ -8,7 +8,8 @@ peak memory is its own:
 - predict task: ``predict.fn`` (read in 250,000-row batches, validate each with the suite, quarantine,
   score, stream predictions to Parquet), without Prefect's per-task overhead;
 - predict task on Dask: the same with the Dask engine (``ComputeSettings(engine="dask")``) on a 2-worker
-  LocalCluster (its start and the workers' model loading included; the peak is the driver's: the workers are processes of their own).
+  LocalCluster (its start and the workers' model loading included; the peak is the driver's: the workers are
+  processes of their own).
 
     python -m benchmarks.inference_throughput [--rows 5000000] [--engines local,dask]
 """
