@@ -212,7 +212,7 @@ def test_batch_inference_scores_quarantines_and_matches_the_model(first_run: dic
     assert len(quarantine) == 50 and set(quarantine["_column"]) == {"age"}
     one_batch = pd.read_parquet(run(10_000)["predictions_path"])
     pd.testing.assert_frame_equal(one_batch.drop(columns="scored_at"), preds.drop(columns="scored_at"))
-    on_dask = run(700, {"engine": "dask", "dask_address": "local"})  # the pieces read and scored by a 2-worker LocalCluster
+    on_dask = run(700, {"engine": "dask", "dask_address": "local"})  # read and scored by a 2-worker LocalCluster
     assert (on_dask["rows_in"], on_dask["rows_quarantined"], on_dask["rows_scored"]) == (2000, 50, 1950)
     assert sorted(p.name for p in Path(on_dask["predictions_path"]).iterdir()) == [
         "_parts.json", "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]  # written by the workers
