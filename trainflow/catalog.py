@@ -195,7 +195,8 @@ class TableWriter:
 class DatasetWriter:
     """A partitioned table artifact being written (from :meth:`ArtifactStore.open_dataset`): its parts are
     Parquet files that any process reaching the store writes into ``folder`` (``ArtifactStore.write_part``,
-    e.g. on Dask workers); ``close`` lists them in ``_parts.json`` and moves the folder into place at once."""
+    e.g. on Dask workers); ``close`` lists them in ``_parts.json`` and moves the folder into place (at once on a
+    local disk; on an object store file by file, ``_parts.json``, which every reader starts from, last)."""
 
     def __init__(self, store: ArtifactStore, run_id: str, stage: str, name: str, rel: str):
         self.store, self.run_id, self.stage, self.name, self.rel = store, run_id, stage, name, rel
@@ -211,7 +212,7 @@ class DatasetWriter:
         store = self.store
         with store.fs.open_output_stream(store._abs(f"{self.folder}/{PARTS_INDEX}")) as sink:
             sink.write(index)
-        store.fs.move(store._abs(self.folder), store._abs(self.rel))
+        store._move_folder(self.folder, self.rel, last=PARTS_INDEX)
         self.closed = True
         ref = ArtifactRef(run_id=self.run_id, stage=self.stage, name=self.name, kind="dataset", path=self.rel,
                           sha256=hashlib.sha256(index).hexdigest(), rows=sum(p["rows"] for p in parts))
@@ -312,6 +313,23 @@ class ArtifactStore:
                 stale = info.mtime is not None and now - info.mtime.timestamp() > STALE_TMP_SECONDS
             if stale:
                 (self.fs.delete_dir if info.type == pafs.FileType.Directory else self.fs.delete_file)(info.path)
+
+    def _move_folder(self, src: str, dest: str, last: str) -> None:
+        """Move a folder of files into place: one rename on a local disk; elsewhere file by file, ``last`` after
+        the others (an object store has no folders to rename: Arrow's S3FileSystem refuses to move one), and
+        what was moved is removed again if a move fails."""
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            self.fs.move(self._abs(src), self._abs(dest))
+            return
+        names = [i.base_name for i in self.fs.get_file_info(pafs.FileSelector(self._abs(src)))]
+        self.fs.create_dir(self._abs(dest), recursive=True)
+        try:
+            for name in sorted(names, key=lambda n: n == last):
+                self.fs.move(self._abs(f"{src}/{name}"), self._abs(f"{dest}/{name}"))
+        except BaseException:
+            self.fs.delete_dir(self._abs(dest))
+            raise
+        self.fs.delete_dir(self._abs(src))
 
     def _tmp(self, rel: str) -> str:
         head, tail = rel.rsplit("/", 1)

@@ -128,3 +128,34 @@ def test_text_columns_read_as_dictionaries_hold_the_same_values(tmp_path: Path) 
         batches = pd.concat(store.read_table_batches(ref, 4, dictionary=["city"]))
         assert isinstance(batches["city"].dtype, pd.CategoricalDtype)
         pd.testing.assert_frame_equal(batches.astype({"city": "str"}), rows)
+
+
+def test_a_dataset_is_published_file_by_file_where_folders_cannot_be_moved(tmp_path: Path) -> None:
+    """An object store has no folders to rename (Arrow's S3FileSystem refuses, as moto's S3 showed): the parts
+    and then the index move one by one, and a failed move leaves nothing under the dataset's name."""
+    import fsspec
+    import pyarrow.fs as pafs
+
+    class ObjectStoreMoves(pafs.FSSpecHandler):
+        fail_on: str | None = None
+
+        def move(self, src: str, dest: str) -> None:
+            if self.fs.isdir(src):
+                raise OSError(f"cannot move {src}: not a file")
+            if self.fail_on and src.endswith(self.fail_on):
+                raise OSError(f"lost the connection moving {src}")
+            super().move(src, dest)
+
+    store = ArtifactStore(tmp_path)
+    handler = ObjectStoreMoves(fsspec.filesystem("file"))
+    store.fs = pafs.PyFileSystem(handler)
+    rows = pd.DataFrame({"a": range(6), "s": list("abcdef")})
+    with store.open_dataset("r", "split", "train") as writer:
+        ref = writer.close([store.write_part(writer.folder, k, rows.iloc[k * 3:(k + 1) * 3]) for k in (0, 1)])
+    assert store.is_intact(ref) and store.find("r", "split", "train") == ref
+    pd.testing.assert_frame_equal(store.read_table(ref), rows)
+    assert sorted(p.name for p in (tmp_path / "runs/r/split").iterdir()) == ["train"]  # the temporary folder gone
+    handler.fail_on = "_parts.json"
+    with pytest.raises(OSError, match="lost the connection"), store.open_dataset("r", "split", "test") as writer:
+        writer.close([store.write_part(writer.folder, 0, rows)])
+    assert sorted(p.name for p in (tmp_path / "runs/r/split").iterdir()) == ["train"]  # no half of "test" left
