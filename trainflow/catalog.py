@@ -272,7 +272,8 @@ class ArtifactStore:
     def _uri(self, rel: str) -> str:
         if isinstance(self.fs, pafs.LocalFileSystem):
             return self._abs(rel)
-        return f"{self.root.rstrip('/')}/{rel}"
+        base, mark, options = self.root.partition("?")  # s3://bucket/root?endpoint_override=...: the path first
+        return f"{base.rstrip('/')}/{rel}{mark}{options}"
 
     def uri(self, ref: ArtifactRef) -> str:
         """Where an artifact lies, as a person would type it (local path or URI)."""
@@ -314,20 +315,22 @@ class ArtifactStore:
             if stale:
                 (self.fs.delete_dir if info.type == pafs.FileType.Directory else self.fs.delete_file)(info.path)
 
-    def _move_folder(self, src: str, dest: str, last: str) -> None:
+    def _move_folder(self, src: str, dest: str, last: str | None = None) -> None:
         """Move a folder of files into place: one rename on a local disk; elsewhere file by file, ``last`` after
         the others (an object store has no folders to rename: Arrow's S3FileSystem refuses to move one), and
-        what was moved is removed again if a move fails."""
+        what this call put under ``dest`` is removed again if a move fails."""
         if isinstance(self.fs, pafs.LocalFileSystem):
             self.fs.move(self._abs(src), self._abs(dest))
             return
         names = [i.base_name for i in self.fs.get_file_info(pafs.FileSelector(self._abs(src)))]
+        existed = self._exists(dest)  # a content-addressed folder another writer stored first: never removed
         self.fs.create_dir(self._abs(dest), recursive=True)
         try:
             for name in sorted(names, key=lambda n: n == last):
                 self.fs.move(self._abs(f"{src}/{name}"), self._abs(f"{dest}/{name}"))
         except BaseException:
-            self.fs.delete_dir(self._abs(dest))
+            if not existed:
+                self.fs.delete_dir(self._abs(dest))
             raise
         self.fs.delete_dir(self._abs(src))
 
@@ -424,7 +427,8 @@ class ArtifactStore:
         return ref
 
     def put_folder(self, rel: str, files: dict[str, bytes], exist_ok: bool = False) -> str:
-        """Write a folder of files at ``rel`` that appears all at once or not at all.
+        """Write a folder of files at ``rel`` that appears all at once or not at all (on an object store, whose
+        folders cannot be renamed, file by file, what was moved removed again if a move fails).
 
         Args:
             rel: Folder path relative to the root.
@@ -446,7 +450,7 @@ class ArtifactStore:
             with self.fs.open_output_stream(self._abs(f"{tmp}/{fname}")) as sink:
                 sink.write(data)
         try:
-            self.fs.move(self._abs(tmp), self._abs(rel))
+            self._move_folder(tmp, rel)
         except OSError:
             if not (exist_ok and self._exists(rel)):  # another writer stored the same content first
                 raise

@@ -159,3 +159,8 @@ def test_a_dataset_is_published_file_by_file_where_folders_cannot_be_moved(tmp_p
     with pytest.raises(OSError, match="lost the connection"), store.open_dataset("r", "split", "test") as writer:
         writer.close([store.write_part(writer.folder, 0, rows)])
     assert sorted(p.name for p in (tmp_path / "runs/r/split").iterdir()) == ["train"]  # no half of "test" left
+
+
+def test_an_object_store_uri_keeps_its_options_after_the_path() -> None:
+    store = ArtifactStore("s3://bucket/flow?endpoint_override=127.0.0.1:9&scheme=http&region=eu-west-1")  # not reached
+    assert store.run_uri("r") == "s3://bucket/flow/runs/r?endpoint_override=127.0.0.1:9&scheme=http&region=eu-west-1"
