@@ -126,7 +126,7 @@ def print_summary(summary: dict[str, Any]) -> None:
             rows.append((f"  vs {shown(family)}", ", ".join(f"{k} {v:.4f}" for k, v in m.items())))
     rows += compression_rows(summary.get("compression", []))
     print_rows(f"training run {summary['run_id']} ({summary['dataset']})", rows)
-    print_paths({"artifacts": summary["run_dir"], "manifest": f"{summary['run_dir']}/manifest.parquet",
+    print_paths({"artifacts": summary["run_dir"], "manifest": summary["manifest_uri"],
                  "model file": summary["model_uri"], "registry": summary["registry_uri"]})
 
 

@@ -84,6 +84,7 @@ def report(store_root: str, run_id: str, dataset: str, trained: dict[str, Artifa
     plots = {k: (store.uri(v), store.read_file(v)) for k, v in {**trained, **evaluation}.items()
              if v.kind == "file" and v.name.endswith(".png")}
     summary = {"run_id": run_id, "dataset": dataset, "run_dir": store.run_uri(run_id),
+        "manifest_uri": store.manifest_uri(run_id),
         "family": board[board["selected"]].iloc[0]["family"],
         "estimators": dict(zip(board["family"], board["estimator"])), "model_name": registered["name"],
         "version": registered["version"],

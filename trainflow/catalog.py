@@ -283,6 +283,13 @@ class ArtifactStore:
         """Where a run's folder lies (local path or URI)."""
         return self._uri(self.run_dir(run_id))
 
+    def manifest_uri(self, run_id: str) -> str:
+        """Where a run's manifest lies (local path or URI)."""
+        return self._uri(self._manifest(run_id))
+
+    def _manifest(self, run_id: str) -> str:
+        return f"{self.run_dir(run_id)}/manifest.parquet"
+
     def run_dir(self, run_id: str) -> str:
         """Path of a run's folder, relative to the root."""
         _check_name(run_id)
@@ -471,7 +478,7 @@ class ArtifactStore:
                "bytes": size, "sha256": ref.sha256, "created": dt.datetime.now(dt.UTC),
                "source_run": source_run or ref.run_id}
         run = run_id or ref.run_id
-        rel = f"{self.run_dir(run)}/manifest.parquet"
+        rel = self._manifest(run)
         with self._lock:
             old = self.manifest(run)
             new = pd.concat([old, pd.DataFrame([row])], ignore_index=True) if len(old) else pd.DataFrame([row])
@@ -623,7 +630,7 @@ class ArtifactStore:
 
     def manifest(self, run_id: str) -> pd.DataFrame:
         """A run's manifest (empty if the run wrote nothing yet)."""
-        rel = f"{self.run_dir(run_id)}/manifest.parquet"
+        rel = self._manifest(run_id)
         if not self._exists(rel):
             return pd.DataFrame(columns=MANIFEST_COLUMNS)
         try:

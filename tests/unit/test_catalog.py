@@ -163,4 +163,6 @@ def test_a_dataset_is_published_file_by_file_where_folders_cannot_be_moved(tmp_p
 
 def test_an_object_store_uri_keeps_its_options_after_the_path() -> None:
     store = ArtifactStore("s3://bucket/flow?endpoint_override=127.0.0.1:9&scheme=http&region=eu-west-1")  # not reached
-    assert store.run_uri("r") == "s3://bucket/flow/runs/r?endpoint_override=127.0.0.1:9&scheme=http&region=eu-west-1"
+    options = "?endpoint_override=127.0.0.1:9&scheme=http&region=eu-west-1"
+    assert store.run_uri("r") == f"s3://bucket/flow/runs/r{options}"
+    assert store.manifest_uri("r") == f"s3://bucket/flow/runs/r/manifest.parquet{options}"
