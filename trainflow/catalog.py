@@ -7,8 +7,11 @@ temporary name and are renamed into place, so a killed run leaves no half-writte
 existing artifact is never overwritten, so no run can change another run.
 
 The root is a local path or any URI that ``pyarrow.fs.FileSystem.from_uri`` understands
-(``s3://``, ``gs://``, ``hdfs://``...). Between Prefect tasks travel :class:`ArtifactRef` values,
-never DataFrames.
+(``s3://``, ``gs://``, ``hdfs://``...). A URI's secret is best left to the environment the store's library
+reads (``AWS_SECRET_ACCESS_KEY``...); one in the URI (``s3://KEY:SECRET@bucket/...``) may be a placeholder
+(``${NAME}``, ``${secret:NAME}``, see :mod:`trainflow.credentials`), filled in only where the filesystem is
+opened, and every URI the store shows has its secret masked. Between Prefect tasks travel
+:class:`ArtifactRef` values, never DataFrames.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
-from trainflow.errors import ArtifactError, clipped
+from trainflow.credentials import mask, redact, resolve
+from trainflow.errors import ArtifactError, TrainflowError, clipped
 from trainflow.names import check_name, inside
 
 PARTS_INDEX = "_parts.json"  # a dataset's parts (file, sha256, rows, bytes); "_": Parquet readers skip it
@@ -237,7 +241,10 @@ class ArtifactStore:
     def __init__(self, root: str | Path):
         root = str(root)
         if "://" in root:
-            self.fs, base = pafs.FileSystem.from_uri(root)
+            try:  # the secret, if the URI holds one, exists only here and in the filesystem object
+                self.fs, base = pafs.FileSystem.from_uri(resolve(root))
+            except (pa.ArrowException, ValueError, TrainflowError) as exc:
+                raise ArtifactError(f"artifacts root {mask(root)}: {redact(str(exc), root)}") from None
         else:
             self.fs, base = pafs.LocalFileSystem(), str(Path(root).resolve())
         self.root = root
@@ -273,7 +280,7 @@ class ArtifactStore:
         if isinstance(self.fs, pafs.LocalFileSystem):
             return self._abs(rel)
         base, mark, options = self.root.partition("?")  # s3://bucket/root?endpoint_override=...: the path first
-        return f"{base.rstrip('/')}/{rel}{mark}{options}"
+        return mask(f"{base.rstrip('/')}/{rel}{mark}{options}")
 
     def uri(self, ref: ArtifactRef) -> str:
         """Where an artifact lies, as a person would type it (local path or URI)."""

@@ -1,4 +1,4 @@
-"""Credentials in database URLs: resolved only where a connection is made, masked everywhere else.
+"""Credentials in database and object store URLs: resolved only where a connection is made, masked everywhere else.
 
 A URL may name its secret instead of holding it, so that a flag, a UI form, a Prefect parameter or a
 deployment file never carries one:
@@ -6,7 +6,8 @@ deployment file never carries one:
     postgresql+psycopg://trainer:${PGPASSWORD}@db.internal/warehouse      # an environment variable
     postgresql+psycopg://trainer:${secret:warehouse-password}@db.internal/warehouse   # a Prefect Secret block
 
-``resolve`` fills the placeholders in just before ``create_engine``; nothing else ever sees the result.
+``resolve`` fills the placeholders in just before ``create_engine`` (or ``pyarrow.fs.FileSystem.from_uri`` for
+an artifacts root such as ``s3://KEY_ID:${AWS_SECRET_ACCESS_KEY}@bucket/x``); nothing else ever sees the result.
 ``mask`` shows a URL with its password as ``***`` (SQLAlchemy's ``render_as_string(hide_password=True)``)
 for errors, logs, artifacts, the manifest, the lineage and the registry. On the command line, a URL typed
 with a literal password is rewritten before the flow starts (``move_passwords_to_environment``): the

@@ -166,3 +166,25 @@ def test_an_object_store_uri_keeps_its_options_after_the_path() -> None:
     options = "?endpoint_override=127.0.0.1:9&scheme=http&region=eu-west-1"
     assert store.run_uri("r") == f"s3://bucket/flow/runs/r{options}"
     assert store.manifest_uri("r") == f"s3://bucket/flow/runs/r/manifest.parquet{options}"
+
+
+def test_an_object_store_secret_is_filled_in_where_the_filesystem_opens_and_masked_everywhere_else(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainflow.credentials import move_passwords_to_environment
+
+    options = "?endpoint_override=127.0.0.1:9&scheme=http&region=eu-west-1"
+    monkeypatch.setenv("TEST_STORE_SECRET_1", "")  # removed again after the test
+    typed = f"s3://AKIDEXAMPLE:wJal%2FrXU%2Btn@bucket/flow{options}"  # typed on the command line; not reached
+    moved = move_passwords_to_environment({"artifacts_root": typed}, prefix="TEST_STORE_SECRET")["artifacts_root"]
+    assert "wJal" not in moved and "${TEST_STORE_SECRET_1}" in moved
+    store = ArtifactStore(moved)
+    assert store.fs.__reduce__()[1][0]["secret_key"] == "wJal/rXU+tn"  # not the placeholder: S3 would refuse it
+    assert store.fs.__reduce__()[1][0]["access_key"] == "AKIDEXAMPLE"
+    assert store.__reduce__()[1] == (moved,)  # a Dask worker gets the placeholder and reads its own environment
+    for shown in (store.run_uri("r"), ArtifactStore(typed).manifest_uri("r")):  # a secret typed into a UI form
+        assert "wJal" not in shown and shown.startswith("s3://AKIDEXAMPLE:***@bucket/flow/runs/r")
+    monkeypatch.delenv("TEST_STORE_SECRET_1")
+    with pytest.raises(ArtifactError, match="environment variable TEST_STORE_SECRET_1 named in a URL is not set"):
+        ArtifactStore(moved)
+    with pytest.raises(ArtifactError, match=r"artifacts root s3://AKIDEXAMPLE:\*\*\*@bucket/flow\?.*nowhere"):
+        ArtifactStore("s3://AKIDEXAMPLE:wJal%2FrXU%2Btn@bucket/flow?nowhere=1")
