@@ -76,14 +76,14 @@ Preset = Literal["fast", "default", "best"]
 # what each preset sets where the settings leave a field empty (tabular data; families only when the schema names
 # none, cv_folds only without a network family); a field given explicitly always wins
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "fast": {"tune": {"n_trials": 0}, "train": {"families": ["lightgbm", "logistic"], "cv_folds": 0},
+    "fast": {"tune": {"n_trials": 0}, "train": {"families": ["lightgbm", "logistic"], "cv_folds": 0, "bag": False},
              "compress": {"enabled": False}},
     "default": {"tune": {"n_trials": DEFAULT_TRIALS},
-                "train": {"families": DEFAULT_FAMILIES["tabular"], "cv_folds": DEFAULT_CV_FOLDS},
+                "train": {"families": DEFAULT_FAMILIES["tabular"], "cv_folds": DEFAULT_CV_FOLDS, "bag": False},
                 "compress": {"enabled": True}},
     "best": {"tune": {"n_trials": 40},
              "train": {"families": ["lightgbm", "logistic", "random_forest", "extra_trees", "ensemble"],
-                       "cv_folds": 8},
+                       "cv_folds": 8, "bag": True},
              "compress": {"enabled": True}},
 }
 
@@ -97,7 +97,8 @@ class TrainingSettings(FormModel):
                                                   "compression), default "
                                                   "(10 tuning trials; lightgbm, logistic, random forest and their "
                                                   "ensemble by 5-fold CV), best (40 trials in 4x the time; extra "
-                                                  "trees too; 8-fold CV); a field set below wins over the preset")
+                                                  "trees too; 8-fold CV; LightGBM served as the average of its "
+                                                  "fold models); a field set below wins over the preset")
     seed: int = Field(42, description="random seed for splitting and training, recorded with the model")
     artifacts_root: str | None = Field(None, description=ARTIFACTS_ROOT_HELP)
     schemas_dir: str | None = Field(None, description="folder of dataset schemas; empty: the project's schemas/")
@@ -157,6 +158,8 @@ def with_preset(settings: TrainingSettings, schema: DatasetSchema) -> TrainingSe
         families = train_update.get("families") or families_for(schema, settings.train)
         if settings.train.cv_folds is None and not any(FAMILIES[f].network for f in families):
             train_update["cv_folds"] = preset["train"]["cv_folds"]
+        if settings.train.bag is None:
+            train_update["bag"] = preset["train"]["bag"]
     compress = settings.compress.model_copy(update={k: v for k, v in preset["compress"].items()
                                                     if getattr(settings.compress, k) is None})
     return settings.model_copy(update={"tune": tune, "train": settings.train.model_copy(update=train_update),

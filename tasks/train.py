@@ -4,8 +4,9 @@ The families live in ``trainflow.models`` (classic, baselines, networks). For ta
 compared by k-fold cross-validation over the training and validation rows (the folds tuning and evaluate use):
 each family's out-of-fold predictions are scored together, LightGBM early-stops in each fold, and every
 family is then refitted on all those rows (LightGBM with the folds' mean best round, a network with their
-mean best epoch). Otherwise (``train.cv_folds`` 0; images, text and series by default) each family is fitted
-on the training split and compared on the validation split. Every family gets the same fitted preprocessor;
+mean best epoch; with ``train.bag`` LightGBM is served as the average of its fold models instead). Otherwise
+(``train.cv_folds`` 0; images, text and series by default) each family is fitted on the training split and
+compared on the validation split. Every family gets the same fitted preprocessor;
 the winner is saved with it as one serving Pipeline (skops, LightGBM's own text format, safetensors), and
 every other candidate beside it so that evaluate can score all of them on the test split.
 """
@@ -108,6 +109,9 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
     elif "ensemble" in families:
         run_logger().warning("train: no ensemble: it is made from out-of-fold predictions, and train.cv_folds is "
                              "%d (set it to 2 or more)", k)
+    if settings.bag and folds is None and "lightgbm" in singles:
+        run_logger().warning("train: LightGBM not bagged: its fold models come from cross-validation, and "
+                             "train.cv_folds is %d (set it to 2 or more)", k)
     board = pd.DataFrame(rows).sort_values("score", ascending=not DIRECTION[metric], na_position="last",
                                            ignore_index=True)
     board.insert(0, "rank", np.arange(1, len(board) + 1))
@@ -196,7 +200,8 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
                           transform_settings: TransformSettings, settings: TrainSettings, metric: str, seed: int,
                           checkpoint_dir: str | None = None,
                           init_weights: dict | None = None) -> tuple[Pipeline, dict, pd.DataFrame, pd.DataFrame]:
-    """One family's k-fold cross-validation over ``data``, then its refit on all of ``data``.
+    """One family's k-fold cross-validation over ``data``, then its refit on all of ``data`` (LightGBM with
+    ``settings.bag``: its fold models averaged instead).
 
     Each fold fits on the other folds (LightGBM and networks early-stop on the held-out fold) and predicts
     the held-out rows; the metrics are those of all out-of-fold predictions together (rows no fold holds out,
@@ -214,11 +219,13 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
     columns = class_columns(schema.task, y)
     oof = np.full((len(data), len(columns)), np.nan)
     held = np.full(len(data), -1)
-    fold_rows, best, histories, started = [], [], [], time.perf_counter()
+    fold_rows, best, histories, fold_fits, started = [], [], [], [], time.perf_counter()
     for fold, (tr, va) in enumerate(folds):
         pipe, info, history = fit_family(family, schema, data.iloc[tr], data.iloc[va], transform_settings, settings,
                                          seed, init_weights=init_weights)
         histories.append(history.assign(fit=f"fold {fold + 1}"))
+        if settings.bag and family == "lightgbm":
+            fold_fits.append((pipe, info))
         scores = info["validation_scores"]  # the held-out rows' predictions, as fit_family scored them
         if schema.task == "regression":
             oof[va, 0] = scores
@@ -233,14 +240,18 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
     scores = oof[covered, 0] if schema.task == "regression" else np.nan_to_num(oof[covered])
     metrics = score(schema.task, y[covered], scores, np.unique(y) if schema.task != "regression" else None,
                     schema.positive_class)
-    refit = settings
-    if best and (family == "lightgbm" or FAMILIES[family].network):
-        key = "max_epochs" if FAMILIES[family].network else "n_estimators"
-        refit = settings.model_copy(update={"params": {**settings.params, family: {
-            **settings.params.get(family, {}), key: max(1, int(round(float(np.mean(best)))))}}})
-    pipe, info, history = fit_family(family, schema, data, None, transform_settings, refit, seed, checkpoint_dir,
-                                     init_weights)
-    history = pd.concat([*histories, history.assign(fit="refit on all rows")], ignore_index=True)
+    if settings.bag and family == "lightgbm":
+        pipe, info = bagged(schema, fold_fits, len(data))
+        history = pd.concat(histories, ignore_index=True)
+    else:
+        refit = settings
+        if best and (family == "lightgbm" or FAMILIES[family].network):
+            key = "max_epochs" if FAMILIES[family].network else "n_estimators"
+            refit = settings.model_copy(update={"params": {**settings.params, family: {
+                **settings.params.get(family, {}), key: max(1, int(round(float(np.mean(best)))))}}})
+        pipe, info, history = fit_family(family, schema, data, None, transform_settings, refit, seed, checkpoint_dir,
+                                         init_weights)
+        history = pd.concat([*histories, history.assign(fit="refit on all rows")], ignore_index=True)
     per_fold = pd.DataFrame(fold_rows)
     spread = per_fold[per_fold["metric"] == metric]["value"]
     info.update(metrics=metrics, selected_on=f"{len(folds)}-fold CV", cv_seconds=cv_seconds,
@@ -251,6 +262,22 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
     out.insert(0, "row", np.flatnonzero(covered))
     out.insert(0, "family", family)
     return pipe, info, history, out
+
+
+def bagged(schema: DatasetSchema, fold_fits: list[tuple[Pipeline, dict]], n_rows: int) -> tuple[Pipeline, dict]:
+    """The fold models of a cross-validation, averaged with equal weights: one encode+model pipeline (an
+    ensemble whose members are the folds' own encode+model pipelines), and its ``info`` as ``fit_family``'s."""
+    from trainflow.models.ensemble import WeightedEnsembleClassifier, WeightedEnsembleRegressor
+
+    pipes, infos = zip(*fold_fits)
+    family, k = infos[0]["family"], len(pipes)
+    cls = WeightedEnsembleRegressor if schema.task == "regression" else WeightedEnsembleClassifier
+    model = cls(members=list(pipes), weights=[1 / k] * k, names=[f"{family} fold {i + 1}" for i in range(k)])
+    info = {key: value for key, value in infos[0].items() if key != "validation_scores"}
+    info.update(estimator=f"{k} x {info['estimator']}, averaged", n_train=n_rows,
+                fit_seconds=sum(i["fit_seconds"] for i in infos),
+                predict_seconds=sum(i["predict_seconds"] for i in infos))
+    return Pipeline([("encode", "passthrough"), ("model", model)]), info
 
 
 def loss_curves(history: pd.DataFrame):  # noqa: ANN201 (a matplotlib Figure, or None)

@@ -102,3 +102,41 @@ def test_the_validation_split_still_compares_when_cv_is_off() -> None:
     _, _, _, (_, meta, board, _) = _trained("wine", ["logistic", "decision_tree", "ensemble"], folds=0)
     assert meta["selected_on"] == "validation split" and "oof" not in meta
     assert list(board["family"]) != [] and "ensemble" not in set(board["family"])  # it needs out-of-fold predictions
+
+
+def test_bagged_lightgbm_serves_its_fold_models_averaged_and_exports_as_one_graph() -> None:
+    from trainflow.export import OnnxModel, to_onnx
+    from trainflow.models import predict_scores
+
+    schema = load_schema("breast_cancer")
+    splits, _ = split_data(ingest_data(schema)[0], schema, SplitSettings(), 0)
+    pre, feats = fit_transform_splits(splits, schema, TransformSettings())
+    serving, meta, board, history = train_models(
+        schema, feats["train"], feats["validation"], pre, TransformSettings(),
+        TrainSettings(families=["lightgbm", "logistic", "ensemble"], cv_folds=3, bag=True), seed=0)
+    pipes = {meta["family"]: serving, **meta["candidates"]}
+    bag = pipes["lightgbm"].steps[-1][1]
+    assert isinstance(bag, WeightedEnsembleClassifier) and bag.weights == pytest.approx([1 / 3] * 3)
+    assert bag.names == ["lightgbm fold 1", "lightgbm fold 2", "lightgbm fold 3"]
+    assert board.set_index("family").loc["lightgbm", "estimator"] == "3 x LGBMClassifier, averaged"
+    assert set(history[history["family"] == "lightgbm"]["fit"]) == {"fold 1", "fold 2", "fold 3"}  # no refit
+    # each member is its fold's model: it gives the out-of-fold predictions the families were compared on
+    data = pd.concat([feats["train"], feats["validation"]], ignore_index=True).drop(columns=[schema.label])
+    oof = meta["oof"][meta["oof"]["family"] == "lightgbm"]
+    for fold, member in enumerate(bag.members):
+        held = oof[oof["fold"] == fold]
+        np.testing.assert_allclose(member.predict_proba(data.iloc[held["row"]]),
+                                   held[["proba_benign", "proba_malignant"]].to_numpy())
+    x = as_model_input(splits["test"], schema)
+    averaged = np.mean([m.predict_proba(pre.transform(x)) for m in bag.members], axis=0)
+    np.testing.assert_allclose(pipes["lightgbm"].predict_proba(x), averaged)
+    files = bundle_files(pipes["lightgbm"], {"family": "lightgbm"})
+    assert {"member0.model.txt", "member2.model.txt"} <= set(files)  # each fold's booster in LightGBM's format
+    loaded, _ = load_bundle(files)
+    np.testing.assert_allclose(loaded.predict_proba(x), averaged)
+    onnx = OnnxModel(to_onnx(pipes["lightgbm"], schema), [c.name for c in schema.features], ["benign", "malignant"])
+    # ONNX's trees compare in float32: a value within rounding of a threshold may take the other branch in one
+    # of the three members (2 of 86 rows here); every other row matches to float32 precision
+    diff = np.abs(predict_scores(onnx, x, schema.task) - averaged).max(axis=1)
+    assert np.mean(diff < 1e-5) >= 0.95 and diff.max() < 0.01, np.sort(diff)[-5:]
+    assert (onnx.predict(x) == loaded.predict(x)).all()

@@ -36,6 +36,10 @@ class TrainSettings(FormModel):
                                 "then refit the families on all those rows; 0: compare on the validation split; "
                                 "empty: 5 for tabular data, 0 for images, text, series and any network family (a "
                                 "network fit takes minutes on a CPU)")
+    bag: bool | None = Field(
+        None, description="serve LightGBM as the average of its cross-validation fold models (bagging, as AutoGluon "
+                          "does: each fold's model early-stopped on the rows it did not learn from) instead of one "
+                          "refit on all rows; needs cv_folds >= 2; empty: the preset's (on in best), else off")
     lightgbm_max_rounds: int = Field(2000, ge=1, description="LightGBM boosting rounds before early stopping")
     lightgbm_learning_rate: float = Field(0.025, gt=0, description="LightGBM learning rate (small: early stopping "
                                                                     "finds the rounds)")
