@@ -145,7 +145,7 @@ def ensemble_of(schema: DatasetSchema, fitted: dict[str, tuple[Pipeline, dict]],
         pipeline (the encoding is each member's own), ``info`` as ``fit_family``'s with its out-of-fold
         metrics and per-fold metrics (``cv``), and its leaderboard row.
     """
-    from trainflow.models.ensemble import WeightedEnsembleClassifier, WeightedEnsembleRegressor, greedy_weights
+    from trainflow.models.ensemble import greedy_weights, weighted_ensemble
 
     label, regression = schema.label, schema.task == "regression"
     columns = [c for c in oof.columns if c == "prediction" or c.startswith("proba_")]
@@ -167,14 +167,13 @@ def ensemble_of(schema: DatasetSchema, fitted: dict[str, tuple[Pipeline, dict]],
           for m, v in scored(blend, folds == f).items()]
     spread = [r["value"] for r in cv if r["metric"] == metric]
     names = list(weights)
-    cls = WeightedEnsembleRegressor if regression else WeightedEnsembleClassifier
-    model = cls(members=[fitted[f][0] for f in names], weights=[weights[f] for f in names], names=names)
-    info = {"family": "ensemble", "encoding": "per member", "estimator": cls.__name__, "metrics": scored(blend),
+    model = weighted_ensemble(regression, [fitted[f][0] for f in names], [weights[f] for f in names], names)
+    info = {"family": "ensemble", "encoding": "per member", "estimator": type(model).__name__, "metrics": scored(blend),
             "device": "cpu", "best_iteration": None, "n_train": len(data), "selected_on": f"{len(spread)}-fold CV",
             "score_std": float(np.std(spread, ddof=1)) if len(spread) > 1 else np.nan, "cv": cv,
             "params": {"weights": weights}, "fit_seconds": 0.0,
             "predict_seconds": sum(fitted[f][1]["predict_seconds"] for f in names)}
-    row = {"family": "ensemble", "estimator": cls.__name__, "encoding": "per member", "metric": metric,
+    row = {"family": "ensemble", "estimator": type(model).__name__, "encoding": "per member", "metric": metric,
            "score": value, "score_std": info["score_std"],
            "selected_on": f"{len(spread)}-fold CV (weights chosen on the same predictions)", "fit_seconds": 0.0,
            "predict_seconds": info["predict_seconds"], "best_iteration": None, "n_train": len(data), "device": "cpu",
@@ -267,12 +266,12 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
 def bagged(schema: DatasetSchema, fold_fits: list[tuple[Pipeline, dict]], n_rows: int) -> tuple[Pipeline, dict]:
     """The fold models of a cross-validation, averaged with equal weights: one encode+model pipeline (an
     ensemble whose members are the folds' own encode+model pipelines), and its ``info`` as ``fit_family``'s."""
-    from trainflow.models.ensemble import WeightedEnsembleClassifier, WeightedEnsembleRegressor
+    from trainflow.models.ensemble import weighted_ensemble
 
     pipes, infos = zip(*fold_fits)
     family, k = infos[0]["family"], len(pipes)
-    cls = WeightedEnsembleRegressor if schema.task == "regression" else WeightedEnsembleClassifier
-    model = cls(members=list(pipes), weights=[1 / k] * k, names=[f"{family} fold {i + 1}" for i in range(k)])
+    model = weighted_ensemble(schema.task == "regression", list(pipes), [1 / k] * k,
+                              [f"{family} fold {i + 1}" for i in range(k)])
     info = {key: value for key, value in infos[0].items() if key != "validation_scores"}
     info.update(estimator=f"{k} x {info['estimator']}, averaged", n_train=n_rows,
                 fit_seconds=sum(i["fit_seconds"] for i in infos),

@@ -180,12 +180,11 @@ def load_bundle(files: dict[str, bytes]) -> tuple[Pipeline, dict]:
     meta = json.loads(files["model.json"])
     pipeline = load_skops(files["pipeline.skops"])
     if meta.get("model_format") == "ensemble":
-        from trainflow.models.ensemble import WeightedEnsembleClassifier, WeightedEnsembleRegressor
+        from trainflow.models.ensemble import weighted_ensemble
 
         members = [load_bundle({k.removeprefix(f"member{i}."): v for k, v in files.items()
                                 if k.startswith(f"member{i}.")})[0] for i in range(len(meta["members"]))]
-        cls = WeightedEnsembleRegressor if meta["classes"] is None else WeightedEnsembleClassifier
-        model = cls(members=members, weights=meta["weights"], names=meta["members"])
+        model = weighted_ensemble(meta["classes"] is None, members, meta["weights"], meta["members"])
         pipeline = Pipeline(pipeline.steps[:-1] + [("model", model)])
     elif meta.get("model_format") == "torch-safetensors":
         from trainflow.models.networks import Net

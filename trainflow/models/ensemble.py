@@ -104,6 +104,12 @@ class WeightedEnsembleRegressor(RegressorMixin, WeightedEnsemble):
         return np.sum([w * np.asarray(m.predict(X), dtype=float) for m, w in zip(self.members, self.weights)], axis=0)
 
 
+def weighted_ensemble(regression: bool, members: list, weights: list[float], names: list[str]) -> WeightedEnsemble:
+    """The classifier or regressor that averages ``members`` (fitted pipelines) with ``weights``."""
+    cls = WeightedEnsembleRegressor if regression else WeightedEnsembleClassifier
+    return cls(members=members, weights=weights, names=names)
+
+
 def build_ensemble(r: BuildRequest) -> WeightedEnsemble:
     raise TrainflowError("the ensemble family is made by the train stage from the other families' out-of-fold "
                          "predictions: it needs train.cv_folds >= 2 and at least one other family")
