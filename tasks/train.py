@@ -218,12 +218,13 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
     columns = class_columns(schema.task, y)
     oof = np.full((len(data), len(columns)), np.nan)
     held = np.full(len(data), -1)
+    bag = settings.bag and family == "lightgbm"  # serve the fold models averaged, no refit
     fold_rows, best, histories, fold_fits, started = [], [], [], [], time.perf_counter()
     for fold, (tr, va) in enumerate(folds):
         pipe, info, history = fit_family(family, schema, data.iloc[tr], data.iloc[va], transform_settings, settings,
                                          seed, init_weights=init_weights)
         histories.append(history.assign(fit=f"fold {fold + 1}"))
-        if settings.bag and family == "lightgbm":
+        if bag:
             fold_fits.append((pipe, info))
         scores = info["validation_scores"]  # the held-out rows' predictions, as fit_family scored them
         if schema.task == "regression":
@@ -239,7 +240,7 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
     scores = oof[covered, 0] if schema.task == "regression" else np.nan_to_num(oof[covered])
     metrics = score(schema.task, y[covered], scores, np.unique(y) if schema.task != "regression" else None,
                     schema.positive_class)
-    if settings.bag and family == "lightgbm":
+    if bag:
         pipe, info = bagged(schema, fold_fits, len(data))
         history = pd.concat(histories, ignore_index=True)
     else:
