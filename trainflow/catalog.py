@@ -588,8 +588,7 @@ class ArtifactStore:
             with self.fs.open_input_file(self._abs(part["file"])) as f:  # the footer alone: types, statistics
                 parquet = pq.ParquetFile(f)
                 types.update({name: parquet.schema_arrow.field(name).type for name in _with_nulls(parquet)})
-        return {name: "float64" if pa.types.is_integer(t) else object for name, t in types.items()
-                if pa.types.is_integer(t) or pa.types.is_boolean(t)}
+        return {name: "float64" if pa.types.is_integer(t) else object for name, t in types.items()}
 
     def read_table_batches(self, ref: ArtifactRef, batch_rows: int, parts: list[dict] | None = None, offset: int = 0,
                            types: dict[str, Any] | None = None,
