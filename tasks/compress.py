@@ -264,11 +264,13 @@ def _fewer_trees(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validati
     metric = meta["selection_metric"]
     x, y = as_model_input(validation, schema), label_values(validation, schema)
     classes = getattr(model, "classes_", None)
-    full = score(schema.task, y, predict_scores(pipeline, x, schema.task), classes, schema.positive_class)[metric]
+    full = score(schema.task, y, predict_scores(pipeline, x, schema.task), classes, schema.positive_class,
+                 only=(metric,))[metric]
     cost = None
     for k in _tree_counts(n):
         candidate = truncated(k)
-        value = score(schema.task, y, predict_scores(candidate, x, schema.task), classes, schema.positive_class)[metric]
+        value = score(schema.task, y, predict_scores(candidate, x, schema.task), classes, schema.positive_class,
+                      only=(metric,))[metric]
         cost = _relative_drop(metric, full, value)
         if cost <= allowed_drop:
             return candidate, k, n, f"validation {metric} {value:.4f} against {full:.4f}"

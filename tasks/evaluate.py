@@ -111,6 +111,7 @@ def slice_metrics(schema: DatasetSchema, test: pd.DataFrame, y: np.ndarray, scor
         MIN_SLICE_POSITIVES actual positives) are reported but not ranked.
     """
     attributes = list(dict.fromkeys([*schema.sensitive, *schema.categorical_features]))
+    keep = ("accuracy", "f1", "f1_macro", "recall", "precision", "roc_auc", "rmse", "mae", "r2")
     rows = []
     for attr in attributes:
         col = test[attr]
@@ -121,7 +122,8 @@ def slice_metrics(schema: DatasetSchema, test: pd.DataFrame, y: np.ndarray, scor
             mask = groups == g
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a small group may hold one class; its metrics are then partial
-                m = score(schema.task, y[mask], scores[mask], classes, schema.positive_class) if mask.sum() > 1 else {}
+                m = (score(schema.task, y[mask], scores[mask], classes, schema.positive_class, only=keep)
+                     if mask.sum() > 1 else {})
             row = {"attribute": attr, "sensitive": attr in schema.sensitive, "group": g, "rows": int(mask.sum()),
                    "share": float(mask.mean())}
             if schema.task == "binary":
@@ -130,16 +132,14 @@ def slice_metrics(schema: DatasetSchema, test: pd.DataFrame, y: np.ndarray, scor
                 row["actual_positive_rate"] = float((y[mask] == pos).mean())
                 row["positives"] = int((y[mask] == pos).sum())
                 row["predicted_positive_rate"] = float((scores[mask][:, k] >= 0.5).mean())
-            keep = ("accuracy", "f1", "f1_macro", "recall", "precision", "roc_auc", "rmse", "mae", "r2")
-            row.update({k: v for k, v in m.items() if k in keep})
+            row.update(m)
             rows.append(row)
     slices = pd.DataFrame(rows)
     gap_columns = ["attribute", "sensitive", "metric", "max_group", "max_value", "min_group", "min_value", "gap"]
     if slices.empty:
         return slices, pd.DataFrame(columns=gap_columns)
     gaps = []
-    metric_cols = [c for c in slices.columns if c in ("accuracy", "f1", "f1_macro", "recall", "precision", "roc_auc",
-                                                      "rmse", "mae", "r2", "predicted_positive_rate")]
+    metric_cols = [c for c in slices.columns if c in (*keep, "predicted_positive_rate")]
     for attr, part in slices[slices["rows"] >= MIN_SLICE_ROWS].groupby("attribute", sort=False):
         for metric in metric_cols:
             ranked = part
@@ -199,7 +199,8 @@ def feature_importance(schema: DatasetSchema, pipeline: Pipeline, x: pd.DataFram
         classes = getattr(pipeline, "classes_", None)
 
         def scorer(est: Pipeline, x_: pd.DataFrame, y_: np.ndarray) -> float:
-            value = score(schema.task, y_, predict_scores(est, x_, schema.task), classes, schema.positive_class)[metric]
+            value = score(schema.task, y_, predict_scores(est, x_, schema.task), classes, schema.positive_class,
+                          only=(metric,))[metric]
             return value if DIRECTION[metric] else -value
 
         share = 1.0 if not sample_rows or sample_rows >= len(x) else sample_rows / len(x)

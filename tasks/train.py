@@ -158,10 +158,10 @@ def ensemble_of(schema: DatasetSchema, fitted: dict[str, tuple[Pipeline, dict]],
         values = part.set_index("row").loc[rows, columns].to_numpy()
         preds[family] = values[:, 0] if regression else np.nan_to_num(values)
 
-    def scored(p: np.ndarray, mask: np.ndarray | slice = slice(None)) -> dict[str, float]:
-        return score(schema.task, y[mask], p[mask], classes, schema.positive_class)
+    def scored(p: np.ndarray, mask: np.ndarray | slice = slice(None), only: tuple[str, ...] | None = None) -> dict:
+        return score(schema.task, y[mask], p[mask], classes, schema.positive_class, only)
 
-    weights, value = greedy_weights(preds, lambda p: scored(p)[metric], DIRECTION[metric])
+    weights, value = greedy_weights(preds, lambda p: scored(p, only=(metric,))[metric], DIRECTION[metric])
     blend = np.sum([w * preds[f] for f, w in weights.items()], axis=0)
     cv = [{"fold": int(f), "metric": m, "value": v} for f in np.unique(folds)
           for m, v in scored(blend, folds == f).items()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import Any
 
 import numpy as np
@@ -23,47 +24,57 @@ def positive_index(classes: np.ndarray, positive: object) -> int:
     return values.index(str(positive)) if positive is not None and str(positive) in values else len(values) - 1
 
 
-def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: np.ndarray,
-                           positive: object = None) -> dict[str, float]:
-    """Every classification metric the project reports, from true labels and class probabilities."""
-    y = np.asarray(y).astype(str)
+def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: np.ndarray, positive: object = None,
+                           only: Collection[str] | None = None) -> dict[str, float]:
+    """Every classification metric the project reports (or those named in ``only``), from true labels and
+    class probabilities (one column per class of ``classes``, in that order).
+
+    The labels are numbered once (in the sorted order of their text, so every metric sees the labels in the
+    order it would see the text) and the metrics computed on the numbers: scikit-learn would otherwise encode
+    the text anew in every metric, which costs more than the metrics themselves.
+    """
     classes = np.asarray(classes).astype(str)
-    pred = classes[np.argmax(proba, axis=1)]
-    out = {
-        "accuracy": skm.accuracy_score(y, pred),
-        "balanced_accuracy": skm.balanced_accuracy_score(y, pred),
-        "f1_macro": skm.f1_score(y, pred, average="macro", zero_division=0),
-        "precision_macro": skm.precision_score(y, pred, average="macro", zero_division=0),
-        "recall_macro": skm.recall_score(y, pred, average="macro", zero_division=0),
-        "log_loss": skm.log_loss(y, np.clip(proba, 1e-15, 1), labels=classes),
+    _, codes = np.unique(np.concatenate([classes, np.asarray(y).astype(str)]), return_inverse=True)
+    class_codes, truth = codes[: len(classes)], codes[len(classes):]
+    if unknown := sorted(set(np.asarray(y).astype(str)[~np.isin(truth, class_codes)].tolist())):
+        raise ValueError(f"y_true contains values {unknown} not belonging to the passed labels {classes.tolist()}")
+    pred = class_codes[np.argmax(proba, axis=1)]
+    found: dict[str, Callable[[], float]] = {
+        "accuracy": lambda: skm.accuracy_score(truth, pred),
+        "balanced_accuracy": lambda: skm.balanced_accuracy_score(truth, pred),
+        "f1_macro": lambda: skm.f1_score(truth, pred, average="macro", zero_division=0),
+        "precision_macro": lambda: skm.precision_score(truth, pred, average="macro", zero_division=0),
+        "recall_macro": lambda: skm.recall_score(truth, pred, average="macro", zero_division=0),
+        "log_loss": lambda: skm.log_loss(truth, np.clip(proba, 1e-15, 1), labels=class_codes),
     }
-    present = np.unique(y)
+    present = len(np.unique(truth))
     if len(classes) == 2:
-        pos = classes[positive_index(classes, positive)]
-        p = proba[:, positive_index(classes, positive)]
-        truth = (y == pos).astype(int)
-        out.update({
-            "precision": skm.precision_score(truth, (pred == pos).astype(int), zero_division=0),
-            "recall": skm.recall_score(truth, (pred == pos).astype(int), zero_division=0),
-            "f1": skm.f1_score(truth, (pred == pos).astype(int), zero_division=0),
-            "brier": skm.brier_score_loss(truth, p),
+        k = positive_index(classes, positive)
+        p, hit, said = proba[:, k], (truth == class_codes[k]).astype(int), (pred == class_codes[k]).astype(int)
+        found.update({
+            "precision": lambda: skm.precision_score(hit, said, zero_division=0),
+            "recall": lambda: skm.recall_score(hit, said, zero_division=0),
+            "f1": lambda: skm.f1_score(hit, said, zero_division=0),
+            "brier": lambda: skm.brier_score_loss(hit, p),
         })
-        if len(present) == 2:
-            out["roc_auc"] = skm.roc_auc_score(truth, p)
-            out["pr_auc"] = skm.average_precision_score(truth, p)
-    elif len(present) == len(classes):
-        out["roc_auc"] = skm.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=classes)
-    return {k: float(v) for k, v in out.items()}
+        if present == 2:
+            found.update(roc_auc=lambda: skm.roc_auc_score(hit, p), pr_auc=lambda: skm.average_precision_score(hit, p))
+    elif present == len(classes):
+        found["roc_auc"] = lambda: skm.roc_auc_score(truth, proba, multi_class="ovr", average="macro",
+                                                     labels=class_codes)
+    return {k: float(f()) for k, f in found.items() if only is None or k in only}
 
 
-def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """RMSE, MAE, MAPE (a fraction: 0.05 is 5%; only when no true value is zero) and R²."""
+def regression_metrics(y: np.ndarray, pred: np.ndarray, only: Collection[str] | None = None) -> dict[str, float]:
+    """RMSE, MAE, MAPE (a fraction: 0.05 is 5%; only when no true value is zero) and R² (or those named in
+    ``only``)."""
     y = np.asarray(y, dtype=float)
-    out = {"rmse": float(np.sqrt(skm.mean_squared_error(y, pred))), "mae": float(skm.mean_absolute_error(y, pred)),
-           "r2": float(skm.r2_score(y, pred))}
+    found: dict[str, Callable[[], float]] = {"rmse": lambda: np.sqrt(skm.mean_squared_error(y, pred)),
+                                             "mae": lambda: skm.mean_absolute_error(y, pred),
+                                             "r2": lambda: skm.r2_score(y, pred)}
     if len(y) and np.all(y != 0):
-        out["mape"] = float(skm.mean_absolute_percentage_error(y, pred))
-    return out
+        found["mape"] = lambda: skm.mean_absolute_percentage_error(y, pred)
+    return {k: float(f()) for k, f in found.items() if only is None or k in only}
 
 
 def better(metric: str, a: float, b: float) -> bool:
@@ -77,8 +88,9 @@ def predict_scores(model: Any, x: pd.DataFrame, task_type: str) -> np.ndarray:
 
 
 def score(task_type: str, y: np.ndarray, scores: np.ndarray, classes: np.ndarray | None,
-          positive: object) -> dict[str, float]:
-    """All metrics for one set of predictions."""
+          positive: object, only: Collection[str] | None = None) -> dict[str, float]:
+    """All metrics for one set of predictions (or those named in ``only``: model selection and permutation
+    importances score one metric many times)."""
     if task_type == "regression":
-        return regression_metrics(y, scores)
-    return classification_metrics(y, scores, classes, positive)
+        return regression_metrics(y, scores, only)
+    return classification_metrics(y, scores, classes, positive, only)
