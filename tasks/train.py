@@ -200,7 +200,8 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
                           checkpoint_dir: str | None = None,
                           init_weights: dict | None = None) -> tuple[Pipeline, dict, pd.DataFrame, pd.DataFrame]:
     """One family's k-fold cross-validation over ``data``, then its refit on all of ``data`` (LightGBM with
-    ``settings.bag``: its fold models averaged instead).
+    ``settings.bag``: its fold models averaged instead; a bagged family, the random forest: one fit, scored
+    on its out-of-bag predictions, see ``out_of_bag``).
 
     Each fold fits on the other folds (LightGBM and networks early-stop on the held-out fold) and predicts
     the held-out rows; the metrics are those of all out-of-fold predictions together (rows no fold holds out,
@@ -216,8 +217,45 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
     label = schema.label
     y = data[label].to_numpy().astype(float if schema.task == "regression" else str)
     columns = class_columns(schema.task, y)
-    oof = np.full((len(data), len(columns)), np.nan)
+    classes = None if schema.task == "regression" else np.unique(y)
     held = np.full(len(data), -1)
+    for fold, (_, va) in enumerate(folds):
+        held[va] = fold
+    started = time.perf_counter()
+    if out_of_bag_applies(family, settings, held):
+        pipe, info, oof = out_of_bag(family, schema, data, columns, transform_settings, settings, seed)
+        fold_rows = [{"fold": fold, "metric": m, "value": v} for fold, (_, va) in enumerate(folds)
+                     for m, v in score(schema.task, y[va], oof[va, 0] if classes is None else oof[va], classes,
+                                       schema.positive_class).items()]
+        cv_seconds, selected_on = time.perf_counter() - started, f"out-of-bag predictions ({len(folds)} folds' rows)"
+        history = None  # its metrics, below
+    else:
+        pipe, info, history, oof, fold_rows = _k_fold(family, schema, data, y, columns, folds, transform_settings,
+                                                      settings, seed, checkpoint_dir, init_weights)
+        cv_seconds, selected_on = info.pop("cv_seconds"), f"{len(folds)}-fold CV"
+    covered = held >= 0
+    scores = oof[covered, 0] if schema.task == "regression" else np.nan_to_num(oof[covered])
+    metrics = score(schema.task, y[covered], scores, classes, schema.positive_class)
+    if history is None:
+        history = pd.DataFrame([{"family": family, "iteration": 1, "split": "out-of-bag", "metric": m, "value": v,
+                                 "fit": "all rows, out-of-bag"} for m, v in metrics.items()])
+    per_fold = pd.DataFrame(fold_rows)
+    spread = per_fold[per_fold["metric"] == metric]["value"]
+    info.update(metrics=metrics, selected_on=selected_on, cv_seconds=cv_seconds,
+                score_std=float(spread.std(ddof=1)) if len(spread) > 1 else np.nan, cv=fold_rows)
+    out = pd.DataFrame(oof[covered], columns=columns)
+    out.insert(0, "fold", held[covered])
+    out.insert(0, "row", np.flatnonzero(covered))
+    out.insert(0, "family", family)
+    return pipe, info, history, out
+
+
+def _k_fold(family: str, schema: DatasetSchema, data: pd.DataFrame, y: np.ndarray, columns: list[str], folds: list,
+            transform_settings: TransformSettings, settings: TrainSettings, seed: int, checkpoint_dir: str | None,
+            init_weights: dict | None) -> tuple[Pipeline, dict, pd.DataFrame, np.ndarray, list[dict]]:
+    """``cross_validate_family``'s k fits and refit: ``(pipeline, info, history, out-of-fold predictions (NaN
+    where no fold holds the row out), per-fold metric rows)``; ``info["cv_seconds"]`` the folds' time."""
+    oof = np.full((len(data), len(columns)), np.nan)
     bag = settings.bag and family == "lightgbm"  # serve the fold models averaged, no refit
     fold_rows, best, histories, fold_fits, started = [], [], [], [], time.perf_counter()
     for fold, (tr, va) in enumerate(folds):
@@ -231,15 +269,10 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
             oof[va, 0] = scores
         else:  # a fold may lack a rare class: its columns go where the class is in the full list
             oof[np.ix_(va, [columns.index(f"proba_{c}") for c in np.asarray(pipe.classes_).astype(str)])] = scores
-        held[va] = fold
         fold_rows += [{"fold": fold, "metric": m, "value": v} for m, v in info["metrics"].items()]
         if info["best_iteration"]:
             best.append(info["best_iteration"])
     cv_seconds = time.perf_counter() - started
-    covered = held >= 0
-    scores = oof[covered, 0] if schema.task == "regression" else np.nan_to_num(oof[covered])
-    metrics = score(schema.task, y[covered], scores, np.unique(y) if schema.task != "regression" else None,
-                    schema.positive_class)
     if bag:
         pipe, info = bagged(schema, fold_fits, len(data))
         history = pd.concat(histories, ignore_index=True)
@@ -252,16 +285,39 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
         pipe, info, history = fit_family(family, schema, data, None, transform_settings, refit, seed, checkpoint_dir,
                                          init_weights)
         history = pd.concat([*histories, history.assign(fit="refit on all rows")], ignore_index=True)
-    per_fold = pd.DataFrame(fold_rows)
-    spread = per_fold[per_fold["metric"] == metric]["value"]
-    info.update(metrics=metrics, selected_on=f"{len(folds)}-fold CV", cv_seconds=cv_seconds,
-                score_std=float(spread.std(ddof=1)) if len(spread) > 1 else np.nan, cv=fold_rows,
-                best_iteration=int(round(float(np.mean(best)))) if best else info["best_iteration"])
-    out = pd.DataFrame(oof[covered], columns=columns)
-    out.insert(0, "fold", held[covered])
-    out.insert(0, "row", np.flatnonzero(covered))
-    out.insert(0, "family", family)
-    return pipe, info, history, out
+    info.update(cv_seconds=cv_seconds, best_iteration=int(round(float(np.mean(best)))) if best
+                else info["best_iteration"])
+    return pipe, info, history, oof, fold_rows
+
+
+def out_of_bag_applies(family: str, settings: TrainSettings, held: np.ndarray) -> bool:
+    """Whether a family is scored on its out-of-bag predictions instead of k folds: a bagged family (its
+    ``Family.out_of_bag``) left bootstrapping, and folds that hold every row out once (not forward-chaining
+    folds: a bootstrap sample ignores time, so its out-of-bag rows would be predicted from their future)."""
+    return (FAMILIES[family].out_of_bag and settings.params.get(family, {}).get("bootstrap", True)
+            and bool(np.all(held >= 0)))
+
+
+def out_of_bag(family: str, schema: DatasetSchema, data: pd.DataFrame, columns: list[str],
+               transform_settings: TransformSettings, settings: TrainSettings,
+               seed: int) -> tuple[Pipeline, dict, np.ndarray]:
+    """A bagged family fitted once on all of ``data``, each row predicted by the trees whose bootstrap sample
+    left it out (about a third of them), as AutoGluon scores its random forests: the same held-out estimate as
+    k refits, at the cost of one fit. Returns ``(pipeline, info, predictions)``, the predictions one column per
+    entry of ``columns``."""
+    params = {**settings.params, family: {**settings.params.get(family, {}), "oob_score": True}}
+    pipe, info, _ = fit_family(family, schema, data, None, transform_settings,
+                               settings.model_copy(update={"params": params}), seed)
+    model = pipe.named_steps["model"]
+    if schema.task == "regression":
+        oob = np.asarray(model.oob_prediction_, dtype=float).reshape(-1, 1)
+        del model.oob_prediction_  # one value per training row: not part of the model to save
+    else:
+        oob = np.full((len(data), len(columns)), np.nan)
+        oob[:, [columns.index(f"proba_{c}") for c in np.asarray(model.classes_).astype(str)]] = \
+            np.nan_to_num(model.oob_decision_function_)  # NaN: a row every tree drew (none, with 300 trees)
+        del model.oob_decision_function_
+    return pipe, info, oob
 
 
 def bagged(schema: DatasetSchema, fold_fits: list[tuple[Pipeline, dict]], n_rows: int) -> tuple[Pipeline, dict]:

@@ -140,3 +140,30 @@ def test_bagged_lightgbm_serves_its_fold_models_averaged_and_exports_as_one_grap
     diff = np.abs(predict_scores(onnx, x, schema.task) - averaged).max(axis=1)
     assert np.mean(diff < 1e-5) >= 0.95 and diff.max() < 0.01, np.sort(diff)[-5:]
     assert (onnx.predict(x) == loaded.predict(x)).all()
+
+
+def test_the_random_forest_is_scored_on_its_out_of_bag_predictions_from_one_fit() -> None:
+    from sklearn.base import clone
+
+    from tasks.train import out_of_bag_applies
+
+    schema, _, feats, (serving, meta, board, history) = _trained("breast_cancer", ["logistic", "random_forest"])
+    forest = history[history["family"] == "random_forest"]
+    assert set(forest["fit"]) == {"all rows, out-of-bag"}  # one fit, no folds, no refit
+    on = board.set_index("family")["selected_on"]
+    assert on["random_forest"] == "out-of-bag predictions (3 folds' rows)" and on["logistic"] == "3-fold CV"
+    pipe = serving if meta["family"] == "random_forest" else meta["candidates"]["random_forest"]
+    model = pipe.named_steps["model"]
+    assert not hasattr(model, "oob_decision_function_")  # one value per training row: not saved with the model
+    data = pd.concat([feats["train"], feats["validation"]], ignore_index=True)
+    x, encode = data.drop(columns=[schema.label]), pipe.named_steps["encode"]
+    x = x if encode == "passthrough" else encode.transform(x)
+    again = clone(model).fit(x, data[schema.label].astype(str))  # the same forest: same seed, same rows
+    part = meta["oof"][meta["oof"]["family"] == "random_forest"].sort_values("row")
+    assert len(part) == len(data) and part["fold"].nunique() == 3
+    np.testing.assert_allclose(part[["proba_benign", "proba_malignant"]].to_numpy(), again.oob_decision_function_)
+    settings = TrainSettings()
+    assert out_of_bag_applies("random_forest", settings, np.zeros(10)) and not out_of_bag_applies(
+        "random_forest", settings, np.array([-1, -1, 0, 1]))  # forward-chaining folds: k fits
+    assert not out_of_bag_applies("random_forest", TrainSettings(params={"random_forest": {"bootstrap": False}}),
+                                  np.zeros(10)) and not out_of_bag_applies("extra_trees", settings, np.zeros(10))

@@ -1,5 +1,6 @@
 """The classic tabular families: LightGBM (early stopping on the validation rows), logistic or ridge
-regression, a decision tree, a random forest, extremely randomised trees and an SVM (kernel up to a row limit, linear beyond)."""
+regression, a decision tree, a random forest (scored on its out-of-bag predictions), extremely randomised trees
+and an SVM (kernel up to a row limit, linear beyond)."""
 
 from __future__ import annotations
 
@@ -119,6 +120,25 @@ def build_logistic(r: BuildRequest) -> Any:
     return LogisticRegression(**{"max_iter": 3000, "C": 1.0, **r.params})
 
 
+NEWTON_MAX_COEFFICIENTS = 200
+
+
+def fit_logistic(est: Any, r: FitRequest) -> FitResult:
+    """Logistic regression by scikit-learn's ``newton-cholesky`` solver where the coefficients are few (at most
+    ``NEWTON_MAX_COEFFICIENTS`` columns x classes; one class's for two), the solver scikit-learn recommends for
+    many rows and one-hot columns: the same penalised optimum as the default lbfgs, found about 5x sooner on
+    Adult's 107 columns (lbfgs: 69 iterations). lbfgs beyond that (the Hessian grows as its square) and
+    whenever ``train.params`` names a solver; ridge regression as it is."""
+    from sklearn.linear_model import LogisticRegression
+
+    if isinstance(est, LogisticRegression) and "solver" not in r.settings.params.get(r.family, {}):
+        classes = len(np.unique(r.y_train))
+        if r.x_train.shape[1] * (1 if classes <= 2 else classes) <= NEWTON_MAX_COEFFICIENTS:
+            est.set_params(solver="newton-cholesky")
+    est.fit(r.x_train, r.y_train)
+    return FitResult()
+
+
 def build_decision_tree(r: BuildRequest) -> Any:
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
@@ -156,8 +176,8 @@ def build_svm(r: BuildRequest) -> Any:
 
 
 LIGHTGBM = Family(build_lightgbm, fit_lightgbm)
-LOGISTIC = Family(build_logistic)
+LOGISTIC = Family(build_logistic, fit_logistic)
 DECISION_TREE = Family(build_decision_tree)
-RANDOM_FOREST = Family(build_random_forest)
+RANDOM_FOREST = Family(build_random_forest, out_of_bag=True)
 EXTRA_TREES = Family(build_extra_trees)
 SVM = Family(build_svm)

@@ -92,3 +92,4 @@ class Family:
     build: Callable[[BuildRequest], Any]
     fit: Callable[[Any, FitRequest], FitResult] = plain_fit
     network: bool = False  # trained by the torch loop (epochs, checkpoints, a device)
+    out_of_bag: bool = False  # bagged: scored on its out-of-bag predictions instead of k fits (tasks.train)
