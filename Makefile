@@ -7,7 +7,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
-.PHONY: venv run test bench bench-autogluon ui clean
+.PHONY: venv prefect-db run test bench bench-autogluon ui clean
 
 venv: $(STAMP)
 
@@ -17,7 +17,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(MAKE) --no-print-directory prefect-db
 	touch $(STAMP)
+
+# Prefect's database in PREFECT_HOME, created and migrated once here (about 18 s on 2 cores), so that the first
+# run's temporary server does not pay for it; a deleted .prefect is recreated by the next run.
+prefect-db:
+	$(BIN)/prefect server database upgrade --yes > /dev/null
 
 run: $(STAMP)
 	$(BIN)/trainflow train
