@@ -34,9 +34,10 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: np.ndarray
     the text anew in every metric, which costs more than the metrics themselves.
     """
     classes = np.asarray(classes).astype(str)
-    _, codes = np.unique(np.concatenate([classes, np.asarray(y).astype(str)]), return_inverse=True)
+    text = np.asarray(y).astype(str)
+    _, codes = np.unique(np.concatenate([classes, text]), return_inverse=True)
     class_codes, truth = codes[: len(classes)], codes[len(classes):]
-    if unknown := sorted(set(np.asarray(y).astype(str)[~np.isin(truth, class_codes)].tolist())):
+    if unknown := sorted(set(text[~np.isin(truth, class_codes)].tolist())):
         raise ValueError(f"y_true contains values {unknown} not belonging to the passed labels {classes.tolist()}")
     pred = class_codes[np.argmax(proba, axis=1)]
     found: dict[str, Callable[[], float]] = {
