@@ -182,7 +182,7 @@ def _cv_fold(schema: DatasetSchema, meta: dict, transform_settings: TransformSet
     if pipe.steps[1][1] != "passthrough":
         pipe.steps[1][1].set_output(transform="pandas")
     fit_params = {}
-    if meta["family"] == "lightgbm" and meta["encoding"] == "native":
+    if meta["encoding"] == "native":  # LightGBM's native categoricals
         fit_params["model__categorical_feature"] = schema.categorical_features
     pipe.fit(x.iloc[tr], y[tr], **fit_params)
     s = predict_scores(pipe, x.iloc[te], schema.task)

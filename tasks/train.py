@@ -109,7 +109,7 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
     elif "ensemble" in families:
         run_logger().warning("train: no ensemble: it is made from out-of-fold predictions, and train.cv_folds is "
                              "%d (set it to 2 or more)", k)
-    if settings.bag and folds is None and "lightgbm" in singles:
+    if settings.bag and folds is None and any(FAMILIES[f].boosted for f in singles):
         run_logger().warning("train: LightGBM not bagged: its fold models come from cross-validation, and "
                              "train.cv_folds is %d (set it to 2 or more)", k)
     board = pd.DataFrame(rows).sort_values("score", ascending=not DIRECTION[metric], na_position="last",
@@ -256,7 +256,7 @@ def _k_fold(family: str, schema: DatasetSchema, data: pd.DataFrame, y: np.ndarra
     """``cross_validate_family``'s k fits and refit: ``(pipeline, info, history, out-of-fold predictions (NaN
     where no fold holds the row out), per-fold metric rows)``; ``info["cv_seconds"]`` the folds' time."""
     oof = np.full((len(data), len(columns)), np.nan)
-    bag = settings.bag and family == "lightgbm"  # serve the fold models averaged, no refit
+    bag = settings.bag and FAMILIES[family].boosted  # serve the fold models averaged, no refit
     fold_rows, best, histories, fold_fits, started = [], [], [], [], time.perf_counter()
     for fold, (tr, va) in enumerate(folds):
         pipe, info, history = fit_family(family, schema, data.iloc[tr], data.iloc[va], transform_settings, settings,
@@ -278,7 +278,7 @@ def _k_fold(family: str, schema: DatasetSchema, data: pd.DataFrame, y: np.ndarra
         history = pd.concat(histories, ignore_index=True)
     else:
         refit = settings
-        if best and (family == "lightgbm" or FAMILIES[family].network):
+        if best and (FAMILIES[family].boosted or FAMILIES[family].network):
             key = "max_epochs" if FAMILIES[family].network else "n_estimators"
             refit = settings.model_copy(update={"params": {**settings.params, family: {
                 **settings.params.get(family, {}), key: max(1, int(round(float(np.mean(best)))))}}})

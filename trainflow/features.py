@@ -29,6 +29,7 @@ MISSING = "__missing__"
 UNKNOWN_CODE = -1
 
 Encoding = Literal["auto", "onehot", "ordinal", "native"]
+NATIVE_CATEGORICALS = ("lightgbm", "lightgbm_xt")  # the families that split on category codes as categories
 
 
 class TransformSettings(FormModel):
@@ -195,8 +196,8 @@ def encoding_for(family: str, setting: Encoding) -> Encoding:
     if family == "mlp":
         return "ordinal"  # embeddings need codes, whatever the setting
     if setting != "auto":
-        return "ordinal" if setting == "native" and family != "lightgbm" else setting
-    if family == "lightgbm":
+        return "ordinal" if setting == "native" and family not in NATIVE_CATEGORICALS else setting
+    if family in NATIVE_CATEGORICALS:
         return "native"
     return "ordinal" if family in ("decision_tree", "random_forest", "extra_trees") else "onehot"
 

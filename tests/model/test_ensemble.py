@@ -35,12 +35,12 @@ def test_greedy_selection_weights_complementary_members_and_drops_a_useless_one(
     assert alone == {"a": 1.0}  # never worse than the best single member
 
 
-def _trained(name: str, families: list[str], folds: int = 3):
+def _trained(name: str, families: list[str], folds: int = 3, bag: bool = False):
     schema = load_schema(name)
     splits, _ = split_data(ingest_data(schema)[0], schema, SplitSettings(), 0)
     pre, feats = fit_transform_splits(splits, schema, TransformSettings())
     out = train_models(schema, feats["train"], feats["validation"], pre, TransformSettings(),
-                       TrainSettings(families=families, cv_folds=folds), seed=0)
+                       TrainSettings(families=families, cv_folds=folds, bag=bag), seed=0)
     return schema, splits, feats, out
 
 
@@ -167,3 +167,27 @@ def test_the_random_forest_is_scored_on_its_out_of_bag_predictions_from_one_fit(
         "random_forest", settings, np.array([-1, -1, 0, 1]))  # forward-chaining folds: k fits
     assert not out_of_bag_applies("random_forest", TrainSettings(params={"random_forest": {"bootstrap": False}}),
                                   np.zeros(10)) and not out_of_bag_applies("extra_trees", settings, np.zeros(10))
+
+
+def test_lightgbm_xt_is_a_boosted_family_of_its_own_refitted_bagged_and_saved_as_lightgbm() -> None:
+    schema, splits, _, (serving, meta, board, history) = _trained(
+        "breast_cancer", ["lightgbm", "lightgbm_xt", "logistic", "ensemble"])
+    pipes = {meta["family"]: serving, **meta["candidates"]}
+    xt = pipes["lightgbm_xt"]
+    assert xt.named_steps["model"].get_params()["extra_trees"] is True
+    assert not pipes["lightgbm"].named_steps["model"].get_params().get("extra_trees", False)
+    assert xt.named_steps["encode"] == "passthrough"  # native categoricals, as the lightgbm family
+    fits = history[history["family"] == "lightgbm_xt"]
+    assert {"fold 1", "fold 2", "fold 3"} <= set(fits["fit"])  # each fold early-stopped on its held-out rows
+    rounds = board.set_index("family").loc["lightgbm_xt", "best_iteration"]  # the folds' mean best round
+    assert xt.named_steps["model"].n_estimators == rounds < TrainSettings().lightgbm_max_rounds  # the refit's
+    files = bundle_files(xt, {"family": "lightgbm_xt"})
+    assert "model.txt" in files and "[extra_trees: 1]" in files["model.txt"].decode()  # LightGBM's own format
+    x = as_model_input(splits["test"], schema)
+    loaded, loaded_meta = load_bundle(files)
+    assert loaded_meta["model_format"] == "lightgbm-text"
+    np.testing.assert_allclose(loaded.predict_proba(x), xt.predict_proba(x))
+    _, _, _, (bagged, _, _, _) = _trained("breast_cancer", ["lightgbm_xt"], bag=True)
+    model = bagged.steps[-1][1]  # train.bag: its fold models averaged, as LightGBM's
+    assert isinstance(model, WeightedEnsembleClassifier)
+    assert model.names == [f"lightgbm_xt fold {i}" for i in (1, 2, 3)] and model.weights == pytest.approx([1 / 3] * 3)

@@ -93,3 +93,6 @@ class Family:
     fit: Callable[[Any, FitRequest], FitResult] = plain_fit
     network: bool = False  # trained by the torch loop (epochs, checkpoints, a device)
     out_of_bag: bool = False  # bagged: scored on its out-of-bag predictions instead of k fits (tasks.train)
+    # boosts until early stopping: refitted with the folds' mean best round, or served as its fold models
+    # averaged with ``train.bag`` (tasks.train)
+    boosted: bool = False
