@@ -65,7 +65,7 @@ def test_training_flow_end_to_end(first_run: dict, work: dict[str, str]) -> None
     assert first_run["test_metrics"]["roc_auc"] >= 0.92 and first_run["test_metrics"]["accuracy"] >= 0.86
     assert first_run["version"] == 1 and first_run["aliases"] == ["candidate", "production"]
     board = store.read_table(store.find(first_run["run_id"], "train", "leaderboard"))
-    assert set(board["family"]) == {"lightgbm", "logistic", "random_forest", "ensemble"}
+    assert set(board["family"]) == {"lightgbm", "lightgbm_xt", "logistic", "random_forest", "ensemble"}
     on = board.set_index("family")["selected_on"]
     assert on.drop("random_forest").str.startswith("5-fold CV").all() and "oof_predictions" in set(manifest["name"])
     assert on["random_forest"] == "out-of-bag predictions (5 folds' rows)"

@@ -13,7 +13,10 @@ from trainflow.schema import DatasetSchema
 
 DEFAULT_CV_FOLDS = 5  # k of the cross-validation that compares tabular families by default
 Family = Literal[tuple(FAMILIES)]  # type: ignore[valid-type]  # the form's choices are the registered families
-DEFAULT_FAMILIES = {"tabular": ["lightgbm", "logistic", "random_forest", "ensemble"], "image": ["cnn", "logistic"],
+# tabular: LightGBM beside its extremely randomised variant (as AutoGluon's LightGBM and LightGBMXT), a linear model
+# and a forest, so that the ensemble has members whose errors differ
+DEFAULT_FAMILIES = {"tabular": ["lightgbm", "lightgbm_xt", "logistic", "random_forest", "ensemble"],
+                    "image": ["cnn", "logistic"],
                     "text": ["transformer", "tfidf_logistic"], "series": ["gru", "seasonal_naive"]}
 
 
@@ -26,7 +29,8 @@ class TrainSettings(FormModel):
 
     families: list[Family] | None = Field(
         None, description="model families to train and compare; empty: the schema's, else by kind of data (tabular: "
-                          "lightgbm, logistic, random_forest and their ensemble; images: cnn, logistic; text: "
+                          "lightgbm, lightgbm_xt, logistic, random_forest and their ensemble; images: cnn, "
+                          "logistic; text: "
                           "transformer, tfidf_logistic; series: gru, seasonal_naive)")
     selection_metric: str | None = Field(
         None, description="metric that picks the winner; empty: roc_auc, f1_macro or rmse by task")
