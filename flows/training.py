@@ -209,18 +209,26 @@ def tuning_runner(settings: TuneSettings) -> TaskRunner:
 @flow(name="tuning-workers", description="Run a tuning study's workers in parallel on a task runner.")
 def tuning_workers(root: str, model_schema: DatasetSchema, features: dict[str, ArtifactRef], s: TrainingSettings,
                    plan: dict[str, Any], deadline: float | None = None) -> int:
-    """Submit ``s.tune.parallel`` workers that share the planned study; returns how many trials they ran.
+    """Run ``s.tune.parallel`` workers that share the planned study (one in this thread, several as tasks on the
+    runner); returns how many trials they ran.
 
     With several workers the enqueued trials (the family's defaults, LightGBM's own) run alone first: Optuna
     hands an enqueued trial to one worker by a row lock that SQLite does not have, so two workers could both
     take it (and one fail with "Cannot tell a COMPLETE trial").
     """
+    # On threads, what runs alone runs in the flow's own thread. LightGBM's OpenMP keeps a pool of threads per
+    # calling thread: a trial on a pool thread after this thread has run LightGBM (the retraining flow's
+    # predictions, an earlier flow in the same process) puts two pools on the cores, and libgomp then sleeps
+    # between its parallel regions instead of spinning: a multiclass trial on 3,700 rows took 56-66 s where it
+    # takes 4 s. (Parallel workers train on one core each: no pool.)
+    here = s.tune.dask_address is None
+    if s.tune.parallel == 1 and here:
+        return tune_trials(root, model_schema, features, s.transform, s.train, s.tune, plan, s.seed, deadline)
     first = 0
     if s.tune.parallel > 1 and plan["left"] > 0:
-        first = tune_trials.submit(root, model_schema, features, s.transform, s.train,  # on the runner, as the rest
-                                   s.tune.model_copy(update={"workers": 1}),
-                                   {**plan, "left": min(plan["left"], plan.get("enqueued", 1))}, s.seed,
-                                   deadline).result()
+        alone = (root, model_schema, features, s.transform, s.train, s.tune.model_copy(update={"workers": 1}),
+                 {**plan, "left": min(plan["left"], plan.get("enqueued", 1))}, s.seed, deadline)
+        first = tune_trials(*alone) if here else tune_trials.submit(*alone).result()  # Dask: on the cluster
     rest = {**plan, "left": plan["left"] - first}
     futures = [tune_trials.submit(root, model_schema, features, s.transform, s.train, s.tune, rest, s.seed, deadline, w)
                for w in range(s.tune.parallel)]

@@ -18,7 +18,8 @@ Variants of the selected model (``make_variants``):
 The parity gate (``gate``) measures each variant against the native model on the test rows, in this
 process on the same rows: file size, the main metric, the largest difference of its predictions from
 the native model's (class probabilities; for regression relative to the predictions' standard deviation),
-batch-of-1 latency (p50 and p99 over ``latency_calls`` calls) and batch rows per second. ONNX's tree operators
+batch-of-1 latency (p50 and p99 over ``latency_calls`` calls, fewer for a model slower than ``latency_seconds``
+allows) and batch rows per second. ONNX's tree operators
 compare in float32 where LightGBM compares in float64, so a value within float32 rounding of a split threshold
 may take the other branch: the ONNX variant of a LightGBM model can differ on a rare row, and the report counts
 the rows beyond the tolerance (``rows_over_tolerance``). A variant is kept
@@ -72,6 +73,9 @@ class CompressSettings(FormModel):
     prune_sparsity: float = Field(0.5, ge=0, lt=1, description="networks: share of the weights set to zero by global "
                                                                "magnitude pruning, made permanent")
     latency_calls: int = Field(200, ge=10, description="single-row calls timed per variant (p50 and p99)")
+    latency_seconds: float = Field(2.0, gt=0, description="at most this long on one variant's single-row calls: a "
+                                                          "slow model gets fewer than latency_calls (at least 10; "
+                                                          "the report says how many)")
     batch_rows: int = Field(1024, ge=1, description="rows per call for the throughput figure")
     speed: Literal["batch", "single"] = Field("batch", description="what 'fastest' means for the serving variant: "
                                                                    "rows/s on batches (batch inference) or single-row "
@@ -343,11 +347,18 @@ def make_variants(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validat
     return variants, skipped
 
 
-def _timed(model: Any, x: pd.DataFrame, task_type: str, calls: int, batch_rows: int) -> dict[str, float]:
-    """Batch-of-1 latency (p50, p99 in ms over ``calls`` calls, after a warm-up call) and rows/s on batches."""
+MIN_LATENCY_CALLS = 10
+
+
+def _timed(model: Any, x: pd.DataFrame, task_type: str, calls: int, batch_rows: int,
+           seconds: float = float("inf")) -> dict[str, float]:
+    """Batch-of-1 latency (p50, p99 in ms over ``calls`` calls, after a warm-up call; fewer, but at least
+    ``MIN_LATENCY_CALLS``, once they have taken ``seconds``) and rows/s on batches."""
     predict_scores(model, x.iloc[:1], task_type)  # warm-up: lazy initialisation is not latency
-    single = []
+    single: list[float] = []
     for i in range(calls):
+        if len(single) >= MIN_LATENCY_CALLS and sum(single) > seconds:
+            break
         row = x.iloc[[i % len(x)]]
         start = time.perf_counter()
         predict_scores(model, row, task_type)
@@ -359,7 +370,7 @@ def _timed(model: Any, x: pd.DataFrame, task_type: str, calls: int, batch_rows: 
         predict_scores(model, batch, task_type)
     elapsed = time.perf_counter() - start
     return {"p50_ms": float(np.percentile(single, 50) * 1e3), "p99_ms": float(np.percentile(single, 99) * 1e3),
-            "rows_per_s": reps * len(batch) / elapsed}
+            "latency_calls": len(single), "rows_per_s": reps * len(batch) / elapsed}
 
 
 def gate(schema: DatasetSchema, native: Variant, variants: list[Variant], test: pd.DataFrame, metric: str,
@@ -379,7 +390,8 @@ def gate(schema: DatasetSchema, native: Variant, variants: list[Variant], test: 
         rows.append({"variant": v.name, "runtime": v.runtime, "lossy": v.lossy, "note": v.note, "size_bytes": v.size,
                      "metric": metric, "value": float(value), "max_abs_diff": diff, "max_rel_diff": diff / spread,
                      "rows_over_tolerance": int((per_row > limit).sum()),
-                     **_timed(v.model, x, schema.task, settings.latency_calls, settings.batch_rows)})
+                     **_timed(v.model, x, schema.task, settings.latency_calls, settings.batch_rows,
+                              settings.latency_seconds)})
     report = pd.DataFrame(rows)
     base = report.iloc[0]
     report["metric_drop"] = [_relative_drop(metric, base["value"], v) for v in report["value"]]

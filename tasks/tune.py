@@ -29,6 +29,7 @@ import json
 import math
 import os
 import socket
+import threading
 import time
 import warnings
 import uuid
@@ -289,6 +290,7 @@ def objective(schema: DatasetSchema, data: pd.DataFrame, family: str, space: dic
 
     def run(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # which process ran it
+        trial.set_user_attr("thread", threading.current_thread().name)  # and which of its threads
         params = {name: spec.suggest(trial, name) for name, spec in space.items()}
         # a trial trains in its worker (tune.dask_address spreads the trials), never across the cluster
         settings = with_params(train_settings, family, params).model_copy(update={"dask_address": None})
@@ -356,7 +358,7 @@ def trials_table(study: Any) -> pd.DataFrame:
     """One row per trial: number, source (``defaults``, ``library defaults`` or ``sampler``), state, params (JSON),
     fold
     scores, mean (the CV score: complete trials only), partial_mean (the mean over the folds a pruned or
-    stopped trial finished), std, why it was stopped, seconds, started, worker, error.
+    stopped trial finished), std, why it was stopped, seconds, started, worker (host:pid), thread, error.
 
     A trial whose worker died is failed by its stale heartbeat and re-run as a new trial: ``retry_of`` names the
     failed one and its ``error`` names the retry.
@@ -381,7 +383,8 @@ def trials_table(study: Any) -> pd.DataFrame:
                      "std": float(np.std(folds, ddof=1)) if len(folds) > 1 else np.nan,
                      "folds_done": len(folds), "stopped": t.user_attrs.get("stopped", ""), "seconds": duration,
                      "started": t.datetime_start,
-                     "worker": t.user_attrs.get("worker", ""), "retry_of": t.system_attrs.get("failed_trial"),
+                     "worker": t.user_attrs.get("worker", ""), "thread": t.user_attrs.get("thread", ""),
+                     "retry_of": t.system_attrs.get("failed_trial"),
                      "error": error})
     return pd.DataFrame(rows).astype({"retry_of": "Int64"}) if rows else pd.DataFrame(rows)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import parallel_config
 from sklearn import metrics as skm
 
 # metric -> True when larger is better
@@ -83,9 +84,14 @@ def better(metric: str, a: float, b: float) -> bool:
     return a > b if DIRECTION.get(metric, True) else a < b
 
 
+PARALLEL_PREDICT_ROWS = 4096  # below it a thread per tree costs more than it saves (trainflow.models.classic.fit_forest)
+
+
 def predict_scores(model: Any, x: pd.DataFrame, task_type: str) -> np.ndarray:
-    """Class probabilities for classifiers, predictions for regressors."""
-    return model.predict(x) if task_type == "regression" else model.predict_proba(x)
+    """Class probabilities for classifiers, predictions for regressors. Estimators that leave ``n_jobs`` to
+    joblib (the forests) predict on all cores from ``PARALLEL_PREDICT_ROWS`` rows, on one thread below."""
+    with parallel_config(n_jobs=-1 if len(x) >= PARALLEL_PREDICT_ROWS else 1):
+        return model.predict(x) if task_type == "regression" else model.predict_proba(x)
 
 
 def score(task_type: str, y: np.ndarray, scores: np.ndarray, classes: np.ndarray | None,

@@ -4,6 +4,7 @@ import base64
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -45,6 +46,9 @@ def test_flow_tunes_in_parallel_and_trains_with_the_best_params(prefect_harness,
     ends = [s + pd.Timedelta(seconds=d) for s, d in zip(trials.sort_values("started")["started"],
                                                         trials.sort_values("started")["seconds"])]
     assert any(starts[i + 1] < ends[i] for i in range(len(starts) - 1))  # two trials ran at the same time
+    # the enqueued trials (the defaults, LightGBM's own) run alone first, in the flow's thread (flows.training)
+    alone = trials[trials["source"] != "sampler"]
+    assert len(alone) == 2 and set(alone["thread"]) == {threading.current_thread().name}
 
     registry = Registry(workdir["registry"])
     try:

@@ -139,9 +139,29 @@ def test_the_gate_keeps_the_onnx_variant_and_rejects_an_aggressive_one(adult_mod
     assert report["serving"].sum() == 1 and report.loc[report["serving"]].iloc[0]["status"] in ("kept", "reference")
     for column in ("size_bytes", "value", "max_abs_diff", "p50_ms", "p99_ms", "rows_per_s", "metric_drop"):
         assert report[column].notna().all(), column
+    assert set(report["latency_calls"]) == {20}  # the native LightGBM and ONNX take far less than 2 s for 20
     strict = gate(adult_schema, native, [aggressive], splits["test"], "roc_auc",
                   settings.model_copy(update={"max_metric_drop": 1.0, "lossy_tolerance": 0.01})).set_index("variant")
     assert "probabilities differ" in strict.loc["lightgbm_1", "reason"]  # the prediction check on its own
+
+
+class _Slow:
+    """A regressor that takes 50 ms a call."""
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray:
+        import time
+
+        time.sleep(0.05)
+        return np.zeros(len(x))
+
+
+def test_a_slow_model_gets_fewer_single_row_calls_within_the_time_allowed() -> None:
+    from tasks.compress import MIN_LATENCY_CALLS, _timed
+
+    x = pd.DataFrame({"a": np.arange(40.0)})
+    assert _timed(_Slow(), x, "regression", 40, 4, seconds=0.2)["latency_calls"] == MIN_LATENCY_CALLS
+    assert _timed(_Slow(), x, "regression", 12, 4, seconds=60)["latency_calls"] == 12
+    assert CompressSettings().latency_seconds == 2.0
 
 
 def test_a_model_changing_variant_serves_only_when_clearly_faster() -> None:

@@ -155,6 +155,7 @@ def test_the_random_forest_is_scored_on_its_out_of_bag_predictions_from_one_fit(
     pipe = serving if meta["family"] == "random_forest" else meta["candidates"]["random_forest"]
     model = pipe.named_steps["model"]
     assert not hasattr(model, "oob_decision_function_")  # one value per training row: not saved with the model
+    assert model.n_jobs is None  # fitted on n_jobs cores; predicts on as many as predict_scores gives it
     data = pd.concat([feats["train"], feats["validation"]], ignore_index=True)
     x, encode = data.drop(columns=[schema.label]), pipe.named_steps["encode"]
     x = x if encode == "passthrough" else encode.transform(x)

@@ -1,10 +1,13 @@
-"""The shared metrics: computed on numbered labels, they must equal scikit-learn's on the labels' text."""
+"""The shared metrics: computed on numbered labels, they must equal scikit-learn's on the labels' text; and the
+prediction call every stage makes."""
 
+import joblib
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from trainflow.metrics import classification_metrics, score
+from trainflow.metrics import PARALLEL_PREDICT_ROWS, classification_metrics, predict_scores, score
 
 
 @pytest.fixture
@@ -50,3 +53,16 @@ def test_a_label_the_model_does_not_know_is_named(multiclass):
     y[3] = "11"
     with pytest.raises(ValueError, match=r"\['11'\] not belonging"):
         classification_metrics(y, proba, classes)
+
+
+class _Threads:
+    """Predicts the number of threads joblib would give an estimator that leaves ``n_jobs`` to the caller."""
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray:
+        return np.full(len(x), joblib.effective_n_jobs(None))  # None: as a forest asks
+
+
+def test_predictions_use_one_thread_on_small_batches_and_every_core_on_large_ones():
+    small, large = (pd.DataFrame({"a": np.zeros(n)}) for n in (1, PARALLEL_PREDICT_ROWS))
+    assert predict_scores(_Threads(), small, "regression")[0] == 1
+    assert predict_scores(_Threads(), large, "regression")[0] == joblib.cpu_count()
