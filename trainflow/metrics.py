@@ -84,7 +84,7 @@ def better(metric: str, a: float, b: float) -> bool:
     return a > b if DIRECTION.get(metric, True) else a < b
 
 
-PARALLEL_PREDICT_ROWS = 4096  # below it a thread per tree costs more than it saves (trainflow.models.classic.fit_forest)
+PARALLEL_PREDICT_ROWS = 4096  # below it a thread per tree costs more than it saves (models.classic.fit_forest)
 
 
 def predict_scores(model: Any, x: pd.DataFrame, task_type: str) -> np.ndarray:

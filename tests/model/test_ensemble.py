@@ -192,3 +192,29 @@ def test_lightgbm_xt_is_a_boosted_family_of_its_own_refitted_bagged_and_saved_as
     model = bagged.steps[-1][1]  # train.bag: its fold models averaged, as LightGBM's
     assert isinstance(model, WeightedEnsembleClassifier)
     assert model.names == [f"lightgbm_xt fold {i}" for i in (1, 2, 3)] and model.weights == pytest.approx([1 / 3] * 3)
+
+
+def test_unknown_category_codes_reach_lightgbm_as_missing_without_its_warning(capfd) -> None:
+    from types import SimpleNamespace
+
+    import lightgbm as lgb
+
+    from trainflow.models.classic import fit_lightgbm
+    from trainflow.models.family import FitRequest
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"c": np.r_[rng.integers(0, 5, 190), -np.ones(10, dtype=int)], "n": rng.random(200)})
+    y = rng.random(200)
+
+    def warnings_on() -> None:  # LightGBM's log level is global, left by whichever call came last
+        lgb.Dataset(pd.DataFrame({"a": [0.0, 1.0]}), [0.0, 1.0], params={"verbose": 0}).construct()
+
+    est = lgb.LGBMRegressor(n_estimators=5, verbose=-1)
+    warnings_on()
+    fit_lightgbm(est, FitRequest("lightgbm", x, y, None, None, SimpleNamespace(categorical_features=["c"]),
+                                 TrainSettings(), "native"))
+    assert "negative value" not in capfd.readouterr().out
+    warnings_on()
+    plain = lgb.LGBMRegressor(n_estimators=5, verbose=-1).fit(x, y, categorical_feature=["c"])
+    assert "negative value in categorical features" in capfd.readouterr().out  # what the fit above avoids
+    np.testing.assert_array_equal(est.predict(x), plain.predict(x))  # the same model: -1 is missing to LightGBM

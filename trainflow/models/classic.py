@@ -36,12 +36,23 @@ def build_lightgbm_xt(r: BuildRequest) -> Any:
     return build_lightgbm(replace(r, params={"extra_trees": True, "learning_rate": XT_LEARNING_RATE, **r.params}))
 
 
+def _unknown_as_missing(x: pd.DataFrame | None, cats: Any) -> pd.DataFrame | None:
+    """Native category codes with the unknown code (-1, a category the coder never saw) as missing: LightGBM reads
+    a negative code as missing anyway, but prints a warning on every fit that meets one, whatever ``verbose``
+    says (a cross-validation fold's rows can hold categories the training split did not)."""
+    if x is None or not isinstance(cats, list):
+        return x
+    negative = [c for c in cats if c in x.columns and (x[c] < 0).any()]
+    return x.assign(**{c: x[c].where(x[c] >= 0) for c in negative}) if negative else x
+
+
 def fit_lightgbm(est: Any, r: FitRequest) -> FitResult:
     """Boost until the validation score has not improved for ``early_stopping_rounds`` rounds (without
     validation rows: all ``n_estimators`` rounds, as a refit with the rounds cross-validation found)."""
     import lightgbm as lgb
 
     cats = r.schema.categorical_features if r.encoding == "native" else "auto"
+    r = replace(r, x_train=_unknown_as_missing(r.x_train, cats), x_validation=_unknown_as_missing(r.x_validation, cats))
     if r.settings.dask_address:
         return _fit_lightgbm_dask(est, r, cats)
     if r.x_validation is None:
