@@ -10,9 +10,13 @@ The table is Adult's rows drawn with replacement, numbers jittered, raw noise ke
 - stages: the four stage task bodies (``task.fn``: the stage's compute plus its catalog reads and
   writes, without Prefect's per-task overhead of ~55 ms), one after the other, each timed, with the
   flow's ``batch_rows`` (1,000,000); each stage's peak memory is measured from its start (Linux), and
-  includes what earlier stages left resident.
+  includes what earlier stages left resident. Every mode imports its libraries before its clock starts;
+  skops, which transform imports when it saves (seconds: it scans scikit-learn), is printed on its own line.
 
-    python -m benchmarks.data_throughput [--rows 1000000,5000000,20000000] [--engines local,dask]
+    python -m benchmarks.data_throughput [--rows 1000000,5000000,20000000] [--engines local,dask] [--repeats 3]
+
+With ``--repeats N`` the modes run N times, interleaved (floor, plain, stages, floor, ...), and every figure is
+the median of its N: one run each moves by 20-40% on a shared 2-core machine.
 
 With ``--engines local,dask`` the stages also run with the Dask engine on a 2-worker LocalCluster (started
 before the clock), each worker a part of the data at a time; their CPU seconds are the flow's process's plus
@@ -96,7 +100,11 @@ from tasks.split import SplitSettings, split
 from tasks.transform import transform
 from trainflow.features import TransformSettings
 from tasks.validate import validate
-schema, root, run, times = load_schema("adult"), sys.argv[2], new_run_id(), {}
+t = time.perf_counter()
+import skops.io  # what transform loads when it saves the preprocessor, imported before the clock as the floor
+# and the plain script import their libraries; timed on its own (paid once per process, whatever the rows)
+lazy_imports = time.perf_counter() - t
+schema, root, run, times = load_schema("adult"), sys.argv[2], new_run_id(), {"imports": lazy_imports}
 compute = ComputeSettings(engine=sys.argv[3])
 client = dask_client("local") if compute.engine == "dask" else None  # started before the clock: not timed
 def workers(fn):  # summed over the cluster's worker processes
@@ -160,23 +168,40 @@ def _run(code: str, source: Path, out: Path, *extra: str) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def _median(runs: list[dict]) -> dict:
+    """Each figure's median over the runs of one mode (None where a run has none)."""
+    import statistics
+
+    return {key: None if runs[0][key] is None else statistics.median(r[key] for r in runs) for key in runs[0]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="5000000", help="table sizes, comma-separated (e.g. 1000000,5000000)")
     parser.add_argument("--engines", default="local", help="local (this process), dask (a 2-worker LocalCluster: "
                                                           "CPU seconds of the workers added), or both: local,dask")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of every mode, interleaved; figures are "
+                                                                  "their medians")
     args = parser.parse_args()
     per_row: dict[tuple[str, int], float] = {}
     tmp = Path(tempfile.mkdtemp(prefix="tf-throughput-"))
+    engines = args.engines.split(",")
     for n in (int(r) for r in args.rows.split(",")):
         source = tmp / f"adult_{n}.parquet"
         t = time.perf_counter()
         make_table(n, source)
         print(f"made {n:,} rows ({source.stat().st_size / 2**20:.0f} MiB Parquet) in "
               f"{time.perf_counter() - t:.1f} s", file=sys.stderr)
-        (tmp / f"floor_{n}").mkdir()
-        floor = _run(FLOOR, source, tmp / f"floor_{n}")
-        print(f"\n{n:,} rows x 14 columns, Adult-shaped; one process per mode")
+        runs: dict[str, list[dict]] = {mode: [] for mode in ("floor", "plain", *engines)}
+        for k in range(args.repeats):  # interleaved, so that a slow minute of the machine hits every mode
+            for mode, code, extra in (("floor", FLOOR, ()), ("plain", PLAIN, ()),
+                                      *((engine, STAGES, (engine,)) for engine in engines)):
+                out = tmp / f"{mode}_{n}_{k}"
+                out.mkdir()
+                runs[mode].append(_run(code, source, out, *extra))
+        floor, plain = _median(runs["floor"]), _median(runs["plain"])
+        print(f"\n{n:,} rows x 14 columns, Adult-shaped; one process per mode"
+              + (f"; medians of {args.repeats} interleaved runs" if args.repeats > 1 else ""))
         print(f"{'mode':48} {'wall s':>8} {'cpu s':>8} {'rows/s':>12} {'wall x':>7} {'cpu x':>7} {'peak GiB':>9}")
 
         def line(name: str, wall: float, cpu: float, rss: float | None = None) -> None:
@@ -184,24 +209,23 @@ def main() -> None:
                   f"{cpu / floor['total_cpu']:7.2f} {'' if rss is None else f'{rss:9.2f}'}")
 
         line("floor: pyarrow read + write", floor["total"], floor["total_cpu"], floor["rss_gb"])
-        (tmp / f"plain_{n}").mkdir()
-        plain = _run(PLAIN, source, tmp / f"plain_{n}")
         line("plain: pyarrow, sklearn split, lgb.Dataset", plain["total"], plain["total_cpu"], plain["rss_gb"])
-        for engine in args.engines.split(","):
-            stages = _run(STAGES, source, tmp / f"stages_{engine}_{n}", engine)
+        for engine in engines:
+            stages = _median(runs[engine])
             label = "" if engine == "local" else " (dask)"
             for stage in ("ingest", "validate", "split", "transform"):
                 line(f"  {stage}{label}", stages[stage], stages[stage + "_cpu"], stages[stage + "_peak"])
             line(f"stages{label}: ingest+validate+split+transform", stages["total"], stages["total_cpu"],
                  stages["rss_gb"])
             print(f"{'':48} (against the plain script: {stages['total'] / plain['total']:.2f}x wall, "
-                  f"{stages['total_cpu'] / plain['total_cpu']:.2f}x CPU)")
+                  f"{stages['total_cpu'] / plain['total_cpu']:.2f}x CPU; importing skops before the clock: "
+                  f"{stages['imports']:.2f} s)")
             if stages["worker_peak_gb"] is not None:
                 print(f"{'':48} (peak of the flow's process; each worker's own peak: at most "
                       f"{stages['worker_peak_gb']:.2f} GiB)")
             per_row[engine, n] = stages["total_cpu"] / n
         source.unlink()
-    for engine in args.engines.split(","):
+    for engine in engines:
         costs = {n: c for (e, n), c in per_row.items() if e == engine}
         if len(costs) < 2:
             continue

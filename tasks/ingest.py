@@ -46,7 +46,8 @@ def ingest_batches(schema: DatasetSchema, source: str | None = None, query: str 
         raise DataError(schema.name, "no source given and the schema names none", rule="source")
     markers = schema.missing_markers if missing_markers is None else missing_markers
     query = query or schema.query
-    batches = iter_source(src, schema.name, query, batch_rows if is_parquet(src) else None, arrow=True)
+    batches = iter_source(src, schema.name, query, batch_rows if is_parquet(src) else None, arrow=True,
+                          dictionary=few_values(schema))
     tally = _Tally()
     for batch in batches:
         table = _clean(batch, schema, markers, None if is_database(src) else query)
@@ -54,6 +55,14 @@ def ingest_batches(schema: DatasetSchema, source: str | None = None, query: str 
         yield table
     if report is not None and tally.table is not None:
         report.update(tally.report(schema, src, query))
+
+
+def few_values(schema: DatasetSchema) -> list[str]:
+    """The columns the schema says hold few distinct values (categories, a classification label): read from
+    Parquet as dictionaries, their text is normalised once per distinct value (at 5M Adult rows the nine text
+    columns took 2.8 CPU s read and normalised row by row, 0.9 s this way)."""
+    return [c.name for c in schema.columns if c.type == "category" or (c.name == schema.label
+                                                                       and schema.is_classification)]
 
 
 class _Tally:

@@ -155,14 +155,18 @@ def _where(rows: pa.Table, index: pa.ChunkedArray, keep: np.ndarray) -> pa.Table
     return with_row_index(rows.filter(keep), index.filter(keep))
 
 
-def split_positions(df: Rows, schema: DatasetSchema,
-                    settings: SplitSettings, seed: int) -> tuple[dict[str, np.ndarray], pd.DataFrame, bool]:
+def split_positions(df: Rows, schema: DatasetSchema, settings: SplitSettings, seed: int,
+                    sort: bool = True) -> tuple[dict[str, np.ndarray], pd.DataFrame, bool]:
     """Which rows go to train, validation and test, and the summary: the decisions of the split stage, made on
     the columns they need (label, time, group, split) alone.
 
+    Args:
+        sort: Sort each part's positions when ``in_order`` (False: a caller that only marks each row's part
+            need not pay for it: 0.4 s at 5M rows).
+
     Returns:
-        ``(positions, summary, in_order)``: each part's row positions (in the data's order when ``in_order``,
-        else in time order), and one summary row per split and class.
+        ``(positions, summary, in_order)``: each part's row positions (in the data's order when ``in_order``
+        and ``sort``, else in time order), and one summary row per split and class.
 
     Raises:
         DataError: Too few rows, or a class too small to stratify.
@@ -195,7 +199,7 @@ def split_positions(df: Rows, schema: DatasetSchema,
     if settings.train_fraction < 1:
         train, _ = _two_way(df, train, 1 - settings.train_fraction, strategy if strategy != "time" else "random",
                             schema, seed + 2, strata)
-    if strategy != "time":  # rows keep the data's order inside each split (a time split keeps time order):
+    if strategy != "time" and sort:  # rows keep the data's order inside each split (a time split keeps time order):
         # sorted positions read each column front to back (shuffled ones took 4.5 of the stage's 10.9 s at 5M
         # rows, sorted 2.1 s)
         train, validation, test = np.sort(train), np.sort(validation), np.sort(test)
@@ -246,7 +250,7 @@ def _split_of_rows(store: ArtifactStore, data: ArtifactRef, schema: DatasetSchem
         return None
     roles = [schema.label, *(schema.role_column(r) for r in ("time", "group", "split"))]
     keys = store.read_arrow(data, columns=list(dict.fromkeys(c for c in roles if c)))
-    positions, summary, in_order = split_positions(keys, schema, settings, seed)
+    positions, summary, in_order = split_positions(keys, schema, settings, seed, sort=False)
     if not in_order:
         return None
     part_of = np.full(len(keys), -1, dtype=np.int8)

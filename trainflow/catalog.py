@@ -25,6 +25,8 @@ import secrets
 import sys
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +160,12 @@ def _check_name(*parts: str) -> None:
 
 class TableWriter:
     """A table artifact being written (from :meth:`ArtifactStore.open_table`): each ``write`` is a Parquet row
-    group; ``close`` moves the file into place, records it and returns its reference."""
+    group; ``close`` moves the file into place, records it and returns its reference.
+
+    A batch is encoded and written on a thread of the writer's own while the caller makes the next one (Arrow's
+    Parquet encoder and zstd release the GIL): a stage that reads, computes and writes batch by batch keeps both
+    cores busy instead of one. At most one batch is in flight (``write`` first waits for the one before), so
+    memory stays bounded by a batch; a failed write is raised by the next ``write`` or by ``close``."""
 
     def __init__(self, store: ArtifactStore, run_id: str, stage: str, name: str, rel: str):
         self.store, self.run_id, self.stage, self.name, self.rel = store, run_id, stage, name, rel
@@ -166,15 +173,31 @@ class TableWriter:
         self.sink = store.fs.open_output_stream(store._abs(self.tmp))
         self.writer: pq.ParquetWriter | None = None
         self.rows = 0
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{stage}-{name}")
+        self._pending: Future | None = None
 
     def write(self, batch: pd.DataFrame | pa.Table) -> None:
+        # a DataFrame becomes Arrow here, in the caller's thread: the caller may change it once write returns,
+        # an Arrow table it cannot
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_pandas(batch)
+        self._wait()
+        self._pending = self._thread.submit(self._write, table)
+        self.rows += table.num_rows
+
+    def _write(self, table: pa.Table) -> None:
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.sink, table.schema, **_parquet_options(table.schema))
         self.writer.write_table(table.cast(self.writer.schema) if table.schema != self.writer.schema else table)
-        self.rows += table.num_rows
+
+    def _wait(self) -> None:
+        """Wait for the batch in flight, raising its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def close(self) -> ArtifactRef:
+        self._wait()
+        self._thread.shutdown()
         if self.writer is None:
             raise ArtifactError(f"no batch to write for {self.rel}")
         self.writer.close()
@@ -191,7 +214,13 @@ class TableWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._pending is not None:  # left by an exception: let the batch in flight end before the file goes
+            wait([self._pending])
+        self._thread.shutdown()
         if not self.sink.closed:  # not closed: an exception, or nothing to publish
+            if self.writer is not None and self.writer.is_open:  # else it closes when collected, on a closed sink
+                with suppress(OSError, pa.ArrowException):  # its footer goes into a file about to be deleted
+                    self.writer.close()
             self.sink.close()
             self.store.fs.delete_file(self.store._abs(self.tmp))
 

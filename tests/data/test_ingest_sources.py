@@ -97,3 +97,40 @@ def test_a_large_parquet_source_is_ingested_batch_by_batch(tmp_path: Path, adult
     report = store.read_table(store.find("batched", "ingest", "ingest_report")).iloc[0]
     assert report["rows"] == len(expected) and report["missing_cells"] == expected.isna().sum().sum()
     assert report["content_sha256"] == content_hash(expected)
+
+
+def test_categories_read_as_dictionaries_are_normalised_to_the_same_rows_and_hash(
+        tmp_path: Path, adult_schema: DatasetSchema) -> None:
+    """Ingest reads the schema's categorical columns (and a classification label) from Parquet as dictionaries and
+    normalises each distinct value once: the raw rows, their types and the content hash are those of the text
+    normalised row by row. A column pandas stored as a Categorical (a dictionary in the file) is normalised too."""
+    import pyarrow.parquet as pq
+
+    from tasks.ingest import few_values, ingest
+    from trainflow.catalog import ArtifactStore
+    from trainflow.sources import iter_source
+
+    sample = read_source("data/sample/adult.parquet", "adult").head(3000)
+    noisy = sample.assign(workclass=sample["workclass"].where(sample.index % 7 > 0, "\u00a0Private\t"),
+                          occupation=sample["occupation"].where(sample.index % 11 > 0, ""))
+    src = tmp_path / "a.parquet"
+    pq.write_table(pa.Table.from_pandas(noisy, preserve_index=False), src, row_group_size=1000)
+    assert {"workclass", "occupation", "income"} <= set(few_values(adult_schema))
+    first = next(iter_source(str(src), "adult", batch_rows=1000, arrow=True, dictionary=few_values(adult_schema)))
+    assert pa.types.is_dictionary(first["workclass"].type) and pa.types.is_dictionary(first["income"].type)
+
+    store = ArtifactStore(tmp_path / "store")
+    raw = store.read_arrow(ingest.fn(str(store.root), "run", adult_schema, str(src), batch_rows=1000))
+    expected = pa.Table.from_pandas(normalise(noisy, ["?"]), preserve_index=False)
+    assert raw.schema.remove_metadata() == expected.schema.remove_metadata()
+    assert raw.replace_schema_metadata(None).equals(expected.replace_schema_metadata(None))
+    assert raw["workclass"].null_count == noisy["workclass"].str.strip().eq("?").sum() > 0  # Adult's markers
+    assert "Private" in raw["workclass"].to_pylist()[::7] and raw["occupation"].null_count > 3000 // 11
+    report = store.read_table(store.find("run", "ingest", "ingest_report")).iloc[0]
+    assert report["content_sha256"] == content_hash(expected)
+
+    categorical = tmp_path / "c.parquet"  # pandas writes a Categorical as a dictionary column
+    noisy.astype({"workclass": "category"}).to_parquet(categorical, index=False)
+    raw = store.read_arrow(ingest.fn(str(store.root), "categorical", adult_schema, str(categorical)))
+    assert raw["workclass"].type == pa.large_string()
+    assert raw["workclass"].to_pylist() == expected["workclass"].to_pylist()

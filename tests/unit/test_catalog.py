@@ -188,3 +188,45 @@ def test_an_object_store_secret_is_filled_in_where_the_filesystem_opens_and_mask
         ArtifactStore(moved)
     with pytest.raises(ArtifactError, match=r"artifacts root s3://AKIDEXAMPLE:\*\*\*@bucket/flow\?.*nowhere"):
         ArtifactStore("s3://AKIDEXAMPLE:wJal%2FrXU%2Btn@bucket/flow?nowhere=1")
+
+
+def test_batches_are_written_on_the_writers_thread_one_at_a_time_and_a_failed_one_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``write`` hands the batch to the writer's thread and returns (the caller makes the next batch meanwhile);
+    the next ``write`` waits for it, so one batch at most is in flight; an error there surfaces in the caller."""
+    import threading
+
+    from trainflow.catalog import TableWriter
+
+    store, run = ArtifactStore(tmp_path), new_run_id()
+    started, release, threads = threading.Event(), threading.Event(), []
+    encode = TableWriter._write
+
+    def slow_write(self: TableWriter, table) -> None:  # noqa: ANN001
+        threads.append(threading.current_thread())
+        started.set()
+        assert release.wait(10)
+        if table.column("a")[0].as_py() < 0:
+            raise OSError("disk full")
+        encode(self, table)
+
+    monkeypatch.setattr(TableWriter, "_write", slow_write)
+    with store.open_table(run, "s", "t") as writer:
+        writer.write(pd.DataFrame({"a": [1, 2]}))
+        assert started.wait(10) and not release.is_set()  # write returned: the batch is still being written
+        second = threading.Thread(target=writer.write, args=(pd.DataFrame({"a": [3]}),))
+        second.start()
+        second.join(0.2)
+        assert second.is_alive()  # the next batch waits for the one in flight
+        release.set()
+        second.join(10)
+        ref = writer.close()
+    assert threads[0] is not threading.current_thread() and ref.rows == 3
+    assert store.read_table(ref)["a"].tolist() == [1, 2, 3]
+
+    with pytest.raises(OSError, match="disk full"), store.open_table(run, "s", "u") as writer:
+        writer.write(pd.DataFrame({"a": [1]}))
+        writer.write(pd.DataFrame({"a": [-1]}))
+        writer.close()
+    folder = tmp_path / "runs" / run / "s"
+    assert sorted(p.name for p in folder.iterdir()) == ["t.parquet"]  # neither u nor its temporary file
