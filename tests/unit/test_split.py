@@ -119,3 +119,28 @@ def test_stratified_positions_are_scikit_learns(n: int, classes: int, frac: floa
     ours = _stratified_two_way(pos, frac, seed, codes)
     np.testing.assert_array_equal(ours[0], theirs[0])
     np.testing.assert_array_equal(ours[1], theirs[1])
+    # a part the caller does not need shuffled: the same positions; the shuffled one still in scikit-learn's order
+    first, rest = _stratified_two_way(pos, frac, seed, codes, shuffled=(True, False))
+    np.testing.assert_array_equal(first, theirs[0])
+    np.testing.assert_array_equal(np.sort(rest), np.sort(theirs[1]))
+    neither = _stratified_two_way(pos, frac, seed, codes, shuffled=(False, False))
+    for part, expected in zip(neither, theirs):
+        np.testing.assert_array_equal(np.sort(part), np.sort(expected))
+
+
+@pytest.mark.parametrize("labels", [["b", "a", "c", None], [3, 1, 2, 1], [True, False, False, False]])
+def test_the_summary_counts_each_splits_classes_as_value_counts_does(labels: list) -> None:
+    from tasks.split import split_positions
+
+    n = 400
+    y = pd.Series([labels[i % len(labels)] for i in range(n)])
+    df = pd.DataFrame({"x": np.arange(n), "y": y.astype("str").where(y.notna()) if isinstance(labels[0], str) else y})
+    positions, summary, _ = split_positions(df, _schema(), SplitSettings(strategy="random"), seed=5)
+    for name, pos in positions.items():
+        part = df["y"].iloc[pos]
+        counts = part.value_counts().sort_index()
+        got = summary[summary["split"] == name]
+        assert got["class"].tolist() == [str(c) for c in counts.index]
+        assert got["class_rows"].tolist() == counts.tolist()
+        assert got["class_share"].tolist() == pytest.approx((counts / len(part)).tolist())
+        assert set(got["rows"]) == {len(part)}
