@@ -173,7 +173,8 @@ def split_positions(df: Rows, schema: DatasetSchema, settings: SplitSettings, se
 
     Returns:
         ``(positions, summary, in_order)``: each part's row positions (in the data's order when ``in_order``
-        and ``sort``, else in time order), and one summary row per split and class.
+        and ``sort``; in time order for a time split, when ``in_order`` is False; else in no order to rely on),
+        and one summary row per split and class.
 
     Raises:
         DataError: Too few rows, or a class too small to stratify.
