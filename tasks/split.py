@@ -192,8 +192,9 @@ def split_positions(df: Rows, schema: DatasetSchema, settings: SplitSettings, se
     predefined = strategy == "predefined"  # the split column marks the test rows; the rest is split as usual
     if predefined:
         strategy = "stratified" if schema.is_classification else "random"
-    codes, classes = pd.factorize(labels) if schema.is_classification else (None, None)  # -1: a missing label
-    strata = (codes if codes is not None else pd.factorize(labels)[0]) if strategy == "stratified" else None
+    codes, classes = (pd.factorize(labels) if schema.is_classification or strategy == "stratified"
+                      else (None, None))  # codes -1: a missing label
+    strata = codes if strategy == "stratified" else None
     if predefined:
         tags = _column(df, schema.role_column("split")).astype("str").to_numpy()
         rest, test = np.flatnonzero(tags != "test"), np.flatnonzero(tags == "test")
@@ -218,7 +219,7 @@ def split_positions(df: Rows, schema: DatasetSchema, settings: SplitSettings, se
         train, validation, test = np.sort(train), np.sort(validation), np.sort(test)
     positions = {"train": train, "validation": validation, "test": test}
     rows = []
-    order = pd.Index(classes).argsort() if classes is not None else None  # the classes sorted, as sort_index does
+    order = pd.Index(classes).argsort() if schema.is_classification else None  # sorted, as sort_index does
     for name, pos in positions.items():
         base = {"split": name, "strategy": strategy, "rows": len(pos), "fraction": len(pos) / len(df)}
         if schema.is_classification:  # counted on the codes: taking 5M text labels per part cost 0.45 s

@@ -25,7 +25,7 @@ import secrets
 import sys
 import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -214,9 +214,7 @@ class TableWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._pending is not None:  # left by an exception: let the batch in flight end before the file goes
-            wait([self._pending])
-        self._thread.shutdown()
+        self._thread.shutdown()  # waits for a batch still in flight before its file goes
         if not self.sink.closed:  # not closed: an exception, or nothing to publish
             if self.writer is not None and self.writer.is_open:  # else it closes when collected, on a closed sink
                 with suppress(OSError, pa.ArrowException):  # its footer goes into a file about to be deleted
