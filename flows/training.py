@@ -82,8 +82,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                 "train": {"families": DEFAULT_FAMILIES["tabular"], "cv_folds": DEFAULT_CV_FOLDS, "bag": False},
                 "compress": {"enabled": True}},
     "best": {"tune": {"n_trials": 40},
-             "train": {"families": ["lightgbm", "lightgbm_xt", "logistic", "random_forest", "extra_trees",
-                                    "ensemble"],
+             "train": {"families": ["lightgbm", "lightgbm_xt", "catboost", "logistic", "random_forest",
+                                    "extra_trees", "ensemble"],
                        "cv_folds": 8, "bag": True},
              "compress": {"enabled": True}},
 }
@@ -96,11 +96,11 @@ class TrainingSettings(FormModel):
     preset: Preset = Field("default", description="time for quality, as AutoGluon's presets: fast (no tuning; "
                                                   "lightgbm and logistic compared on the validation split; no "
                                                   "compression), default "
-                                                  "(10 tuning trials; lightgbm, lightgbm_xt, logistic, random forest "
-                                                  "and their ensemble by 5-fold CV), best (40 trials in 4x the "
-                                                  "time; extra trees too; 8-fold CV; LightGBM served as the "
-                                                  "average of its fold models); a field set below wins over the "
-                                                  "preset")
+                                                  "(10 tuning trials; lightgbm, lightgbm_xt, catboost, logistic, "
+                                                  "random forest and their ensemble by 5-fold CV), best (40 trials "
+                                                  "in 4x the time; extra trees too; 8-fold CV; the boosted "
+                                                  "families served as the average of their fold models); a field "
+                                                  "set below wins over the preset")
     seed: int = Field(42, description="random seed for splitting and training, recorded with the model")
     artifacts_root: str | None = Field(None, description=ARTIFACTS_ROOT_HELP)
     schemas_dir: str | None = Field(None, description="folder of dataset schemas; empty: the project's schemas/")

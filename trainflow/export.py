@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import warnings
 from typing import Any
 
@@ -196,9 +197,26 @@ def _convert_lightgbm(scope: Any, operator: Any, container: Any) -> None:
         operator.raw_operator = model
 
 
+def _convert_catboost(scope: Any, operator: Any, container: Any) -> None:
+    """A CatBoost model as the tree-ensemble node of CatBoost's own ONNX export (``convert_to_onnx_object``; its
+    features are numbers, which that export needs), wired to skl2onnx's inputs and outputs: the classifier's
+    label and probabilities (CatBoost's ZipMap left out), the regressor's values."""
+    from catboost.utils import convert_to_onnx_object
+    from onnx.helper import get_attribute_value
+
+    graph = convert_to_onnx_object(operator.raw_operator.model_)
+    node = graph.graph.node[0]  # TreeEnsembleClassifier or TreeEnsembleRegressor; the ZipMap after it is dropped
+    if len(graph.graph.initializer) or not node.op_type.startswith("TreeEnsemble"):
+        raise ExportError(f"CatBoost's ONNX export made an unexpected graph ({node.op_type})")
+    version = {d.domain: d.version for d in graph.opset_import}.get(node.domain)
+    container.add_node(node.op_type, [operator.inputs[0].full_name], [o.full_name for o in operator.outputs],
+                       op_domain=node.domain, op_version=version, name=scope.get_unique_operator_name("CatBoost"),
+                       **{a.name: get_attribute_value(a) for a in node.attribute})
+
+
 @functools.cache
 def register_converters() -> None:
-    """Teach skl2onnx this project's transformers and LightGBM models (once per process)."""
+    """Teach skl2onnx this project's transformers, LightGBM and CatBoost models (once per process)."""
     from lightgbm import LGBMClassifier, LGBMRegressor
     from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
     from skl2onnx import update_registered_converter
@@ -209,6 +227,7 @@ def register_converters() -> None:
     from skl2onnx.shape_calculators.tfidf_transformer import calculate_sklearn_tfidf_transformer_output_shapes
     from sklearn.feature_extraction.text import TfidfTransformer
 
+    from trainflow.modelio import CatBoostClassifierModel, CatBoostRegressorModel
     from trainflow.modelio import LightGBMClassifierModel, LightGBMRegressorModel
     from trainflow.models.baselines import SeasonalNaive
 
@@ -229,6 +248,11 @@ def register_converters() -> None:
                                 options=classifier_options)
     update_registered_converter(LightGBMRegressorModel, "TrainflowLightGBMRegressor",
                                 calculate_linear_regressor_output_shapes, _convert_lightgbm)
+    update_registered_converter(CatBoostClassifierModel, "TrainflowCatBoostClassifier",
+                                calculate_linear_classifier_output_shapes, _convert_catboost,
+                                options=classifier_options)
+    update_registered_converter(CatBoostRegressorModel, "TrainflowCatBoostRegressor",
+                                calculate_linear_regressor_output_shapes, _convert_catboost)
     update_registered_converter(LGBMClassifier, "LightGbmLGBMClassifier", calculate_linear_classifier_output_shapes,
                                 convert_lightgbm, options=classifier_options)
     update_registered_converter(LGBMRegressor, "LightGbmLGBMRegressor", calculate_linear_regressor_output_shapes,
@@ -282,7 +306,8 @@ def _convert(model: Any, initial_types: list, options: dict | None, what: str,
             return convert_sklearn(model, initial_types=initial_types, options=options,
                                    target_opset={"": ONNX_OPSET, "ai.onnx.ml": ONNX_ML_OPSET})
     except MissingShapeCalculator as exc:
-        kind = str(exc).split("'")[1] if "'" in str(exc) else str(exc).splitlines()[0]
+        named = re.search(r"<class '([^']+)'>", str(exc))  # "... for type '<class 'module.Name'>'."
+        kind = named.group(1).rsplit(".", 1)[-1] if named else str(exc).splitlines()[0]
         raise ExportError(f"no ONNX converter for {kind} (in the {what})") from None
     except (RuntimeError, TypeError, ValueError, NotImplementedError) as exc:
         raise ExportError(f"ONNX export of the {what} failed: {str(exc).splitlines()[0][:300]}") from None

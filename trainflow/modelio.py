@@ -1,4 +1,5 @@
-"""Safe model files: skops for scikit-learn objects, LightGBM's own text format for boosters.
+"""Safe model files: skops for scikit-learn objects, LightGBM's own text format for its boosters, CatBoost's own
+binary format (``cbm``) for its models.
 
 Nothing here unpickles. A skops file is loaded only after every type it names has been checked
 against an allow-list (scikit-learn, NumPy, SciPy and this project's own transformers), so a
@@ -13,7 +14,7 @@ import zipfile
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.pipeline import Pipeline
 
 from trainflow.errors import ArtifactError
@@ -131,6 +132,82 @@ class LightGBMRegressorModel(RegressorMixin, LightGBMModel):
     """Loaded LightGBM regressor."""
 
 
+class CatBoostModel(BaseEstimator):
+    """A CatBoost model with the scikit-learn API: the ``catboost`` family's estimator, trained by it and rebuilt
+    from CatBoost's own binary ``cbm`` file (never pickled). Its features are numbers (categories arrive one-hot
+    or as codes from the family's encoding step), so it exports to ONNX (``trainflow.export``).
+
+    Args:
+        params: CatBoost's parameters (``n_estimators``, ``learning_rate``, ``depth``, ``thread_count``...).
+    """
+
+    def __init__(self, params: dict | None = None):
+        self.params = params
+
+    def _catboost(self) -> Any:
+        from catboost import CatBoostClassifier, CatBoostRegressor
+
+        return CatBoostRegressor if isinstance(self, RegressorMixin) else CatBoostClassifier
+
+    def fit(self, X, y, eval_set: tuple | None = None,  # noqa: ANN001, N803
+            early_stopping_rounds: int | None = None) -> CatBoostModel:
+        """Fit on ``X, y``; with ``eval_set`` ``(X, y)``, stop ``early_stopping_rounds`` rounds after the best
+        score on it and keep the model of the best round."""
+        model = self._catboost()(**{"verbose": 0, "allow_writing_files": False, **(self.params or {})})
+        model.fit(X, y, eval_set=eval_set, early_stopping_rounds=early_stopping_rounds,
+                  use_best_model=eval_set is not None)
+        self.model_ = model
+        return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model_")
+
+    def to_cbm(self) -> bytes:
+        """The model in CatBoost's own binary format."""
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as folder:  # CatBoost writes a file, not bytes
+            path = Path(folder) / "model.cbm"
+            self.model_.save_model(str(path), format="cbm")
+            return path.read_bytes()
+
+    @classmethod
+    def from_cbm(cls, data: bytes) -> CatBoostModel:
+        """The model of a ``cbm`` file (CatBoost's own parser; the file holds trees and class names, no code).
+
+        Raises:
+            ArtifactError: The bytes are not a CatBoost model.
+        """
+        model = cls()
+        try:
+            model.model_ = model._catboost()().load_model(blob=data)
+        except Exception as exc:  # noqa: BLE001 - CatBoostError for a truncated or foreign file
+            raise ArtifactError(f"not a readable CatBoost model file: {str(exc).splitlines()[0][:200]}") from None
+        return model
+
+
+class CatBoostClassifierModel(ClassifierMixin, CatBoostModel):
+    """CatBoost classifier; its class labels are CatBoost's, in the order of its probability columns."""
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self.model_.classes_)
+
+    def predict_proba(self, X) -> np.ndarray:  # noqa: ANN001, N803
+        return self.model_.predict_proba(X)
+
+    def predict(self, X) -> np.ndarray:  # noqa: ANN001, N803
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class CatBoostRegressorModel(RegressorMixin, CatBoostModel):
+    """CatBoost regressor."""
+
+    def predict(self, X) -> np.ndarray:  # noqa: ANN001, N803
+        return np.asarray(self.model_.predict(X), dtype=float)
+
+
 def fitted_parts(est: Any) -> Any:
     """An estimator and every fitted step inside it (Pipeline steps, ColumnTransformer transformers)."""
     yield est
@@ -143,7 +220,8 @@ def fitted_parts(est: Any) -> Any:
 
 def bundle_files(pipeline: Pipeline, meta: dict) -> dict[str, bytes]:
     """Files of a model bundle: ``pipeline.skops`` (everything scikit-learn), ``model.txt`` for a LightGBM
-    model (LightGBM's own format, the step left out of the skops file), and ``model.json`` metadata; an
+    model (LightGBM's own format, the step left out of the skops file), ``model.cbm`` for a CatBoost model
+    (CatBoost's), and ``model.json`` metadata; an
     ensemble's members each as such a bundle of their own, their files prefixed ``member<i>.``."""
     from trainflow.models.ensemble import WeightedEnsemble
 
@@ -159,6 +237,11 @@ def bundle_files(pipeline: Pipeline, meta: dict) -> dict[str, bytes]:
     elif hasattr(model, "to_files"):  # a torch model: weights as safetensors, config as JSON
         files.update(model.to_files())
         meta = {**meta, "model_format": "torch-safetensors"}
+        pipeline = Pipeline(pipeline.steps[:-1] + [("model", "passthrough")])
+    elif isinstance(model, CatBoostModel):
+        files["model.cbm"] = model.to_cbm()
+        meta = {**meta, "model_format": "catboost-cbm",
+                "classes": [_py(c) for c in model.classes_] if is_classifier(model) else None}
         pipeline = Pipeline(pipeline.steps[:-1] + [("model", "passthrough")])
     elif booster is not None:
         files["model.txt"] = booster.model_to_string().encode()
@@ -190,6 +273,10 @@ def load_bundle(files: dict[str, bytes]) -> tuple[Pipeline, dict]:
         from trainflow.models.networks import Net
 
         pipeline = Pipeline(pipeline.steps[:-1] + [("model", Net.from_files(files))])
+    elif meta.get("model_format") == "catboost-cbm":
+        cls = CatBoostRegressorModel if meta["classes"] is None else CatBoostClassifierModel
+        model = cls.from_cbm(files["model.cbm"])
+        pipeline = Pipeline(pipeline.steps[:-1] + [("model", model)])
     elif meta.get("model_format") == "lightgbm-text":
         cls = LightGBMRegressorModel if meta["classes"] is None else LightGBMClassifierModel
         model = cls.from_text(files["model.txt"].decode(), classes=meta["classes"])

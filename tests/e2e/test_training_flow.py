@@ -50,7 +50,8 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def first_run(prefect_harness, work: dict[str, str]) -> dict:
-    # the default preset (tuning, 5-fold CV of lightgbm, logistic, random forest and their ensemble), 4 trials not 10
+    # the default preset (tuning; 5-fold CV of lightgbm, lightgbm_xt, catboost, logistic, random forest and their
+    # ensemble), 4 trials not 10
     return training(_settings(work, preset="default", tune={"enabled": True, "n_trials": 4}))
 
 
@@ -66,7 +67,7 @@ def test_training_flow_end_to_end(first_run: dict, work: dict[str, str]) -> None
     assert first_run["test_metrics"]["roc_auc"] >= 0.92 and first_run["test_metrics"]["accuracy"] >= 0.86
     assert first_run["version"] == 1 and first_run["aliases"] == ["candidate", "production"]
     board = store.read_table(store.find(first_run["run_id"], "train", "leaderboard"))
-    assert set(board["family"]) == {"lightgbm", "lightgbm_xt", "logistic", "random_forest", "ensemble"}
+    assert set(board["family"]) == {"lightgbm", "lightgbm_xt", "catboost", "logistic", "random_forest", "ensemble"}
     on = board.set_index("family")["selected_on"]
     assert on.drop("random_forest").str.startswith("5-fold CV").all() and "oof_predictions" in set(manifest["name"])
     assert on["random_forest"] == "out-of-bag predictions (5 folds' rows)"

@@ -25,7 +25,7 @@ from trainflow.registry import Registry, load_model
 from trainflow.schema import DatasetSchema, load_schema
 from sklearn.pipeline import Pipeline
 
-TABULAR = ["lightgbm", "logistic", "random_forest", "extra_trees", "decision_tree", "svm"]
+TABULAR = ["lightgbm", "catboost", "logistic", "random_forest", "extra_trees", "decision_tree", "svm"]
 
 
 def _train(schema: DatasetSchema, raw: pd.DataFrame, families: list[str], folds: int = 0,
@@ -83,8 +83,8 @@ def test_onnx_export_matches_the_native_pipeline(adult_models, adult_schema: Dat
     assert (onnx.predict(x) == pipeline.predict(x)).mean() > 0.995  # a tie at 0.5 may flip in float32
 
 
-@pytest.mark.parametrize("dataset,families", [("diabetes", ["lightgbm", "logistic", "random_forest"]),
-                                              ("wine", ["lightgbm", "logistic"])])
+@pytest.mark.parametrize("dataset,families", [("diabetes", ["lightgbm", "catboost", "logistic", "random_forest"]),
+                                              ("wine", ["lightgbm", "catboost", "logistic"])])
 def test_onnx_export_of_regression_and_multiclass_models(dataset: str, families: list[str]) -> None:
     from tasks.ingest import ingest_data
 
@@ -104,11 +104,12 @@ def test_onnx_export_of_the_ensemble_family(dataset: str, adult_raw: pd.DataFram
     schema = load_schema(dataset)
     raw = adult_raw.sample(2000, random_state=2).reset_index(drop=True) if dataset == "adult" else \
         ingest_data(schema)[0]
-    splits, loaded, _ = _train(schema, raw, ["lightgbm", "logistic", "random_forest", "ensemble"], folds=3)
+    splits, loaded, _ = _train(schema, raw, ["lightgbm", "catboost", "logistic", "random_forest", "ensemble"],
+                               folds=3)
     pipeline, meta = loaded["ensemble"]
     from trainflow.models.ensemble import WeightedEnsemble
 
-    assert isinstance(pipeline.steps[-1][1], WeightedEnsemble)
+    assert isinstance(pipeline.steps[-1][1], WeightedEnsemble) and "catboost" in pipeline.steps[-1][1].names
     x = as_model_input(_hard_rows(splits["test"]) if dataset == "adult" else splits["test"], schema)
     classes = None if schema.task == "regression" else [str(c) for c in pipeline.classes_]
     onnx = OnnxModel(to_onnx(pipeline, schema), [c.name for c in schema.features], classes)
@@ -370,3 +371,24 @@ def test_a_text_network_batch_without_any_token_scores_as_unknown() -> None:
     # ONNX Runtime's quantiser runs onnx's shape inference first, which crashed the process (SIGSEGV) on the
     # tokeniser's LabelEncoder until the tokens' type was declared
     onnx_lib.shape_inference.infer_shapes(onnx_lib.load_from_string(onnx.data))
+
+
+def test_a_model_without_an_onnx_converter_is_named_in_the_export_error() -> None:
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    from trainflow.export import ExportError
+
+    class Unconvertible(ClassifierMixin, BaseEstimator):
+        def fit(self, x, y):  # noqa: ANN001, ANN201
+            self.classes_ = np.unique(y)
+            return self
+
+    from tasks.ingest import ingest_data
+
+    schema = load_schema("breast_cancer")
+    splits, _ = split_data(ingest_data(schema)[0], schema, SplitSettings(), 0)
+    pre, feats = fit_transform_splits(splits, schema, TransformSettings())
+    x, y = feats["train"].drop(columns=[schema.label]), feats["train"][schema.label]
+    pipeline = Pipeline([("preprocess", pre), ("model", Unconvertible().fit(x, y))])
+    with pytest.raises(ExportError, match=r"^no ONNX converter for Unconvertible \(in the Unconvertible pipeline\)$"):
+        to_onnx(pipeline, schema)

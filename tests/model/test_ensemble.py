@@ -214,3 +214,47 @@ def test_unknown_category_codes_reach_lightgbm_as_missing_without_its_warning(ca
     plain = lgb.LGBMRegressor(n_estimators=5, verbose=0).fit(x, y, categorical_feature=["c"])
     assert "negative value in categorical features" in capfd.readouterr().out  # what the fit above avoids
     np.testing.assert_array_equal(est.predict(x), plain.predict(x))  # the same model: -1 is missing to LightGBM
+
+
+def test_catboost_early_stops_and_round_trips_in_its_own_format() -> None:
+    from trainflow.errors import ArtifactError
+    from trainflow.modelio import CatBoostClassifierModel
+
+    schema = load_schema("adult")
+    raw = ingest_data(schema)[0].sample(3000, random_state=0)
+    splits, _ = split_data(raw, schema, SplitSettings(), 0)
+    pre, feats = fit_transform_splits(splits, schema, TransformSettings())
+    serving, meta, board, history = train_models(schema, feats["train"], feats["validation"], pre,
+                                                 TransformSettings(), TrainSettings(families=["catboost"],
+                                                                                    cv_folds=3), seed=0)
+    assert meta["family"] == "catboost" and meta["encoding"] == "onehot"  # numbers only: ONNX can take it
+    model = serving.named_steps["model"]
+    assert isinstance(model, CatBoostClassifierModel) and not model.model_.get_cat_feature_indices()
+    fits = history[history["family"] == "catboost"]
+    assert {"fold 1", "fold 2", "fold 3"} <= set(fits["fit"])  # each fold early-stopped on its held-out rows
+    rounds = board.set_index("family").loc["catboost", "best_iteration"]  # the folds' mean best round
+    assert model.model_.tree_count_ == rounds < TrainSettings().lightgbm_max_rounds  # the refit's
+    x = as_model_input(splits["test"], schema)
+    x.loc[x.index[0], "occupation"] = None  # missing, and a category training never saw: both still score
+    x.loc[x.index[1], "native-country"] = "Atlantis"
+    files = bundle_files(serving, meta)
+    assert "model.cbm" in files and files["model.cbm"][:4] == b"CBM1"  # CatBoost's own binary format
+    loaded, loaded_meta = load_bundle(files)
+    assert loaded_meta["model_format"] == "catboost-cbm" and loaded_meta["classes"] == ["<=50K", ">50K"]
+    np.testing.assert_allclose(loaded.predict_proba(x), serving.predict_proba(x))
+    assert list(loaded.predict(x)) == list(serving.predict(x))
+    assert score(schema.task, splits["test"][schema.label].astype(str).to_numpy(), serving.predict_proba(x),
+                 serving.classes_, schema.positive_class)["roc_auc"] > 0.85
+    with pytest.raises(ArtifactError, match="CatBoost model file"):
+        load_bundle({**files, "model.cbm": files["model.cbm"][:100]})
+
+
+def test_a_catboost_regressor_joins_the_ensemble_and_the_ensemble_round_trips() -> None:
+    schema, splits, _, (serving, meta, board, _) = _trained("diabetes", ["catboost", "logistic", "ensemble"])
+    pipes = {meta["family"]: serving, **meta["candidates"]}
+    assert "catboost" in pipes and board.set_index("family").loc["catboost", "best_iteration"] > 1
+    assert meta["family"] == "ensemble" and "catboost" in serving.named_steps["model"].names
+    x = as_model_input(splits["test"], schema)
+    for family, pipe in pipes.items():
+        loaded, _ = load_bundle(bundle_files(pipe, {"family": family}))
+        np.testing.assert_allclose(loaded.predict(x), pipe.predict(x))

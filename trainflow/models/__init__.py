@@ -2,7 +2,8 @@
 
 - ``family``: what a family is (a builder and, when plain ``fit`` is not enough, its own fit);
 - ``families``: the registry, family name to ``Family``;
-- ``classic``: LightGBM, logistic/ridge, decision tree, random forest, SVM;
+- ``classic``: LightGBM (and its extremely randomised variant), CatBoost, logistic/ridge, decision tree, random
+  forest, extra trees, SVM;
 - ``baselines``: seasonal naive forecast, TF-IDF + logistic regression;
 - ``networks``: the torch loop and one module per network (mlp, cnn, transformer, gru);
 - ``settings``: ``TrainSettings``, what every family reads.

@@ -8,6 +8,7 @@ from trainflow.models.family import Family
 FAMILIES: dict[str, Family] = {
     "lightgbm": classic.LIGHTGBM,
     "lightgbm_xt": classic.LIGHTGBM_XT,
+    "catboost": classic.CATBOOST,
     "logistic": classic.LOGISTIC,
     "decision_tree": classic.DECISION_TREE,
     "random_forest": classic.RANDOM_FOREST,

@@ -13,9 +13,9 @@ from trainflow.schema import DatasetSchema
 
 DEFAULT_CV_FOLDS = 5  # k of the cross-validation that compares tabular families by default
 Family = Literal[tuple(FAMILIES)]  # type: ignore[valid-type]  # the form's choices are the registered families
-# tabular: LightGBM beside its extremely randomised variant (as AutoGluon's LightGBM and LightGBMXT), a linear model
-# and a forest, so that the ensemble has members whose errors differ
-DEFAULT_FAMILIES = {"tabular": ["lightgbm", "lightgbm_xt", "logistic", "random_forest", "ensemble"],
+# tabular: LightGBM beside its extremely randomised variant and CatBoost (as AutoGluon's LightGBM, LightGBMXT and
+# CatBoost), a linear model and a forest, so that the ensemble has members whose errors differ
+DEFAULT_FAMILIES = {"tabular": ["lightgbm", "lightgbm_xt", "catboost", "logistic", "random_forest", "ensemble"],
                     "image": ["cnn", "logistic"],
                     "text": ["transformer", "tfidf_logistic"], "series": ["gru", "seasonal_naive"]}
 
@@ -29,7 +29,7 @@ class TrainSettings(FormModel):
 
     families: list[Family] | None = Field(
         None, description="model families to train and compare; empty: the schema's, else by kind of data (tabular: "
-                          "lightgbm, lightgbm_xt, logistic, random_forest and their ensemble; images: cnn, "
+                          "lightgbm, lightgbm_xt, catboost, logistic, random_forest and their ensemble; images: cnn, "
                           "logistic; text: "
                           "transformer, tfidf_logistic; series: gru, seasonal_naive)")
     selection_metric: str | None = Field(
@@ -41,13 +41,16 @@ class TrainSettings(FormModel):
                                 "empty: 5 for tabular data, 0 for images, text, series and any network family (a "
                                 "network fit takes minutes on a CPU)")
     bag: bool | None = Field(
-        None, description="serve LightGBM as the average of its cross-validation fold models (bagging, as AutoGluon "
-                          "does: each fold's model early-stopped on the rows it did not learn from) instead of one "
-                          "refit on all rows; needs cv_folds >= 2; empty: the preset's (on in best), else off")
-    lightgbm_max_rounds: int = Field(2000, ge=1, description="LightGBM boosting rounds before early stopping")
+        None, description="serve the boosted families (LightGBM, CatBoost) as the average of their cross-validation "
+                          "fold models (bagging, as AutoGluon does: each fold's model early-stopped on the rows it "
+                          "did not learn from) instead of one refit on all rows; needs cv_folds >= 2; empty: the "
+                          "preset's (on in best), else off")
+    lightgbm_max_rounds: int = Field(2000, ge=1, description="boosting rounds before early stopping (LightGBM and "
+                                                              "CatBoost)")
     lightgbm_learning_rate: float = Field(0.025, gt=0, description="LightGBM learning rate (small: early stopping "
                                                                     "finds the rounds)")
-    early_stopping_rounds: int = Field(100, ge=1, description="stop LightGBM after this many rounds without gain")
+    early_stopping_rounds: int = Field(100, ge=1, description="stop LightGBM or CatBoost after this many rounds "
+                                                              "without gain")
     svm_kernel_max_rows: int = Field(
         10_000, ge=0, description="kernel (RBF) SVM up to this many training rows, linear SVM beyond")
     n_jobs: int = Field(-1, description="parallel jobs for families that support them (-1: all cores)")
