@@ -22,7 +22,7 @@ from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings, encoder_for, encoding_for
 from trainflow.metrics import predict_scores, score
 from trainflow.models.families import FAMILIES
-from trainflow.models.family import BuildRequest, FitRequest
+from trainflow.models.family import BuildRequest, FitRequest, scalar_params
 from trainflow.models.networks import NETWORKS, NNSettings, nn_settings_for
 from trainflow.models.settings import DEFAULT_CV_FOLDS, DEFAULT_FAMILIES, NNChoices, TrainSettings, families_for
 from trainflow.models.settings import selection_folds
@@ -97,8 +97,7 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
             "device": getattr(est, "device_", "cpu"),
             "fit_seconds": fit_seconds, "predict_seconds": predict_seconds, "best_iteration": fitted.best_iteration,
             "validation_scores": scores,
-            "n_train": len(x_tr), "params": {k: v for k, v in est.get_params(deep=False).items()
-                                              if isinstance(v, (int, float, str, bool, type(None)))}}
+            "n_train": len(x_tr), "params": scalar_params(est.get_params(deep=False))}
     extra = dict(fitted.extra or {})
     info["params"].update(extra.pop("params", {}))
     info.update(extra)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainflow.models.family import BuildRequest, Family, FitRequest, FitResult, plain_fit
+from trainflow.models.family import BuildRequest, Family, FitRequest, FitResult, plain_fit, scalar_params
 
 
 def build_lightgbm(r: BuildRequest) -> Any:
@@ -134,8 +134,7 @@ def _fit_lightgbm_dask(est: Any, r: FitRequest, cats: Any) -> FitResult:
     fitted = (LightGBMRegressorModel.from_text(text) if regression
               else LightGBMClassifierModel.from_text(text, classes=classes.tolist()))
     return FitResult(best_iteration=best, history=history, estimator=fitted,
-                     extra={"params": {k: v for k, v in est.get_params().items()
-                                       if isinstance(v, (int, float, str, bool, type(None)))}})
+                     extra={"params": scalar_params(est.get_params())})
 
 
 CATBOOST_LEARNING_RATE = 0.08
@@ -167,17 +166,13 @@ def fit_catboost(est: Any, r: FitRequest) -> FitResult:
     round's model (without validation rows: all ``n_estimators`` rounds, a refit)."""
     if r.x_validation is None:
         est.fit(r.x_train, r.y_train)
-        return FitResult(best_iteration=int(est.model_.tree_count_),
-                         extra={"params": _scalars(est.model_.get_params())})
-    est.fit(r.x_train, r.y_train, eval_set=(r.x_validation, r.y_validation),
-            early_stopping_rounds=r.settings.early_stopping_rounds)
-    curves = est.model_.get_evals_result().get("validation", {})
-    return FitResult(best_iteration=int(est.model_.get_best_iteration()) + 1, history=_history(r.family, curves),
-                     extra={"params": _scalars(est.model_.get_params())})
-
-
-def _scalars(params: dict) -> dict:
-    return {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool, type(None)))}
+        best, history = int(est.model_.tree_count_), None
+    else:
+        est.fit(r.x_train, r.y_train, eval_set=(r.x_validation, r.y_validation),
+                early_stopping_rounds=r.settings.early_stopping_rounds)
+        best = int(est.model_.get_best_iteration()) + 1
+        history = _history(r.family, est.model_.get_evals_result().get("validation", {}))
+    return FitResult(best_iteration=best, history=history, extra={"params": scalar_params(est.model_.get_params())})
 
 
 def build_logistic(r: BuildRequest) -> Any:

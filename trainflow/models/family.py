@@ -79,6 +79,12 @@ class FitResult:
     estimator: Any = None  # the fitted estimator, when the fit made another object than the one it was given
 
 
+def scalar_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters a leaderboard and a model's metadata record: those with a plain value (numbers, text,
+    booleans, None), not nested estimators or dictionaries."""
+    return {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool, type(None)))}
+
+
 def plain_fit(est: Any, request: FitRequest) -> FitResult:
     """``est.fit(X, y)`` on the training rows: the families without early stopping."""
     est.fit(request.x_train, request.y_train)
