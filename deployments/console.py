@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable
 
@@ -38,9 +39,17 @@ TOOLS = {
 }
 
 
+def prefect_defaults() -> None:
+    """The Prefect servers these commands start (a flow's temporary one, ``trainflow ui``'s) send no telemetry
+    heartbeat unless ``PREFECT_SERVER_ANALYTICS_ENABLED`` says otherwise, as under ``make``: offline, Prefect
+    logs each failed heartbeat as an ERROR line among the run's own. Set before Prefect is imported."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``trainflow COMMAND [FLAGS]``; returns the command's exit code (2 for a user error)."""
     argv = sys.argv[1:] if argv is None else argv
+    prefect_defaults()
     commands = {**FLOWS, **TOOLS}
     parser = argparse.ArgumentParser(
         prog="trainflow", usage="trainflow COMMAND [FLAGS...]   (trainflow COMMAND --help: its flags)",

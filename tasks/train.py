@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -103,9 +104,14 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
         ensemble, info, row = ensemble_of(schema, fitted, pd.concat(oof_parts, ignore_index=True), data, metric)
         row.update(fit_seconds=sum(i["fit_seconds"] for _, i in fitted.values()) + time.perf_counter() - started,
                    accelerator_present=accel["device"])
-        rows.append(row)  # listed after its members: a tie (one member alone) goes to the member
-        if len(info["params"]["weights"]) > 1:  # one member alone is that member: not a model of its own
+        if len(info["params"]["weights"]) > 1:
             fitted["ensemble"] = (ensemble, info)
+        else:  # one member alone is that member, not a model of its own: its row has the member's score
+            alone = next(iter(info["params"]["weights"]))
+            member = next(r for r in rows if r["family"] == alone)
+            row.update(score=member["score"], score_std=member["score_std"], metrics=member["metrics"],
+                       selected_on=f"{member['selected_on']} (the ensemble is {alone} alone)")
+        rows.append(row)  # listed after its members: a tie goes to the member
     elif "ensemble" in families:
         run_logger().warning("train: no ensemble: it is made from out-of-fold predictions, and train.cv_folds is "
                              "%d (set it to 2 or more)", k)
@@ -113,7 +119,7 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
         run_logger().warning("train: LightGBM not bagged: its fold models come from cross-validation, and "
                              "train.cv_folds is %d (set it to 2 or more)", k)
     board = pd.DataFrame(rows).sort_values("score", ascending=not DIRECTION[metric], na_position="last",
-                                           ignore_index=True)
+                                           kind="stable", ignore_index=True)  # stable: a tie goes to the first
     board.insert(0, "rank", np.arange(1, len(board) + 1))
     best = next(f for f in board["family"] if f in fitted)  # an ensemble of one member is that member
     board["selected"] = board["family"] == best
@@ -145,7 +151,7 @@ def ensemble_of(schema: DatasetSchema, fitted: dict[str, tuple[Pipeline, dict]],
         pipeline (the encoding is each member's own), ``info`` as ``fit_family``'s with its out-of-fold
         metrics and per-fold metrics (``cv``), and its leaderboard row.
     """
-    from trainflow.models.ensemble import greedy_weights, weighted_ensemble
+    from trainflow.models.ensemble import greedy_weights, held_out_blend, weighted_ensemble
 
     label, regression = schema.label, schema.task == "regression"
     columns = [c for c in oof.columns if c == "prediction" or c.startswith("proba_")]
@@ -161,23 +167,31 @@ def ensemble_of(schema: DatasetSchema, fitted: dict[str, tuple[Pipeline, dict]],
     def scored(p: np.ndarray, mask: np.ndarray | slice = slice(None), only: tuple[str, ...] | None = None) -> dict:
         return score(schema.task, y[mask], p[mask], classes, schema.positive_class, only)
 
-    weights, value = greedy_weights(preds, lambda p: scored(p, only=(metric,))[metric], DIRECTION[metric])
-    blend = np.sum([w * preds[f] for f, w in weights.items()], axis=0)
+    weights, own = greedy_weights(preds, lambda p: scored(p, only=(metric,))[metric], DIRECTION[metric])
+    # its score is the blend of weights chosen on the other folds, fold by fold: the weights served, chosen on
+    # all the rows, score `own` on them, which flatters the ensemble over its members
+    def metric_on(mask: np.ndarray) -> Callable[[np.ndarray], float]:  # of predictions for y[mask] only
+        return lambda p: score(schema.task, y[mask], p, classes, schema.positive_class, (metric,))[metric]
+
+    blend = held_out_blend(preds, folds, metric_on, DIRECTION[metric])
+    metrics = scored(blend)
     cv = [{"fold": int(f), "metric": m, "value": v} for f in np.unique(folds)
           for m, v in scored(blend, folds == f).items()]
     spread = [r["value"] for r in cv if r["metric"] == metric]
     names = list(weights)
     model = weighted_ensemble(regression, [fitted[f][0] for f in names], [weights[f] for f in names], names)
-    info = {"family": "ensemble", "encoding": "per member", "estimator": type(model).__name__, "metrics": scored(blend),
+    selected_on = f"{len(spread)}-fold CV (weights chosen on the other folds)"
+    info = {"family": "ensemble", "encoding": "per member", "estimator": type(model).__name__, "metrics": metrics,
             "device": "cpu", "best_iteration": None, "n_train": len(data), "selected_on": f"{len(spread)}-fold CV",
             "score_std": float(np.std(spread, ddof=1)) if len(spread) > 1 else np.nan, "cv": cv,
             "params": {"weights": weights}, "fit_seconds": 0.0,
             "predict_seconds": sum(fitted[f][1]["predict_seconds"] for f in names)}
     row = {"family": "ensemble", "estimator": type(model).__name__, "encoding": "per member", "metric": metric,
-           "score": value, "score_std": info["score_std"],
-           "selected_on": f"{len(spread)}-fold CV (weights chosen on the same predictions)", "fit_seconds": 0.0,
+           "score": metrics[metric], "score_std": info["score_std"], "selected_on": selected_on, "fit_seconds": 0.0,
            "predict_seconds": info["predict_seconds"], "best_iteration": None, "n_train": len(data), "device": "cpu",
-           "metrics": json.dumps(info["metrics"]), "params": json.dumps(weights)}
+           "metrics": json.dumps(metrics), "params": json.dumps(weights)}
+    run_logger().info("train: ensemble %s: %s %.4f on held-out folds (%.4f on the rows its weights were chosen on)",
+                      ", ".join(f"{f} {w:.2f}" for f, w in weights.items()), metric, metrics[metric], own)
     return Pipeline([("encode", "passthrough"), ("model", model)]), info, row
 
 

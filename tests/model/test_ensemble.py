@@ -1,5 +1,7 @@
 """Selection by cross-validation and the ensemble family: out-of-fold scores, greedy weights, safe files."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +15,8 @@ from trainflow.features import TransformSettings, as_model_input
 from trainflow.metrics import score
 from trainflow.modelio import bundle_files, load_bundle
 from trainflow.models import TrainSettings
-from trainflow.models.ensemble import WeightedEnsembleClassifier, WeightedEnsembleRegressor, greedy_weights
+from trainflow.models.ensemble import (WeightedEnsembleClassifier, WeightedEnsembleRegressor, greedy_weights,
+                                      held_out_blend)
 from trainflow.schema import load_schema
 
 
@@ -33,6 +36,24 @@ def test_greedy_selection_weights_complementary_members_and_drops_a_useless_one(
     assert value < min(rmse(a), rmse(b)) * 0.8  # about 1/sqrt(2) of either alone
     alone, _ = greedy_weights({"a": a, "noise": noise}, rmse, maximize=False)
     assert alone == {"a": 1.0}  # never worse than the best single member
+
+
+def test_the_held_out_blend_scores_no_row_with_weights_chosen_on_it() -> None:
+    rng = np.random.default_rng(1)
+    truth = rng.normal(size=3000) * 10
+    folds = np.repeat([0, 1, 2], 1000)
+    a = truth + rng.normal(size=3000)
+    lucky = np.where(folds == 0, truth, a + 3)  # exact on fold 0; elsewhere a's errors and 3 more
+
+    def rmse_on(mask: np.ndarray):
+        return lambda p: float(np.sqrt(np.mean((p - truth[mask]) ** 2)))
+
+    everywhere, _ = greedy_weights({"a": a, "lucky": lucky}, rmse_on(np.ones(3000, bool)), maximize=False)
+    assert everywhere.get("lucky", 0) > 0  # chosen on all rows, its luck on fold 0 earns it a weight
+    blend = held_out_blend({"a": a, "lucky": lucky}, folds, rmse_on, maximize=False)
+    np.testing.assert_allclose(blend[folds == 0], a[folds == 0])  # fold 0's weights come from folds 1 and 2
+    assert rmse_on(np.ones(3000, bool))(blend) > rmse_on(np.ones(3000, bool))(
+        sum(w * {"a": a, "lucky": lucky}[k] for k, w in everywhere.items()))
 
 
 def _trained(name: str, families: list[str], folds: int = 3, bag: bool = False):
@@ -58,7 +79,10 @@ def test_families_are_chosen_on_out_of_fold_predictions_and_the_ensemble_round_t
     assert (board["selected_on"].str.startswith("3-fold CV")).all() and board.iloc[0]["selected"]
     best_single = board[board["family"] != "ensemble"]["score"].max()
     ens = board.set_index("family").loc["ensemble"]
-    assert ens["score"] >= best_single
+    assert ens["selected_on"] == "3-fold CV (weights chosen on the other folds)"
+    # chosen only when its held-out blend beats the best single family (a tie goes to the family)
+    weights = json.loads(ens["params"])
+    assert (meta["family"] == "ensemble") == (ens["score"] > best_single and len(weights) > 1)
     x = as_model_input(splits["test"], schema)
     if meta["family"] == "ensemble":  # its members were refitted on all the training and validation rows
         model = serving.steps[-1][1]

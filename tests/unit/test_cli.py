@@ -1,5 +1,6 @@
 """Flow command line: flags, a config file under them, one-line errors, and --help for every setting."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +137,14 @@ def test_a_listed_scheduler_is_trusted(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "secret" not in str(refused.value) and "user:***@10.0.0.5" in str(refused.value)  # a password never shown
     monkeypatch.setenv(SCHEDULERS_ENV, "tcp://10.0.0.6:8786, tcp://10.0.0.5:8786")
     check_scheduler("tcp://10.0.0.5:8786", "train.dask_address")
+
+
+def test_the_command_starts_prefect_servers_without_telemetry_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deployments.console import prefect_defaults
+
+    monkeypatch.delenv("PREFECT_SERVER_ANALYTICS_ENABLED", raising=False)
+    prefect_defaults()  # offline, each heartbeat the server fails to send is an ERROR line among the run's
+    assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "true")
+    prefect_defaults()
+    assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "true"  # the user's own setting stands

@@ -6,6 +6,10 @@ the out-of-fold predictions, for a fixed number of rounds; a member's weight is 
 ensemble kept is the one of the best round, so it is never worse on those predictions than the best single
 family. It is fitted from the other families' cross-validation in the train stage, not by ``fit``.
 
+Weights chosen on the predictions they are then scored on flatter the ensemble, so its score for model
+selection is nested (``held_out_blend``): each fold's rows are blended with the weights chosen on the other
+folds' rows, and the ensemble is chosen over the best single family only if that blend scores better.
+
 ``WeightedEnsembleClassifier`` / ``WeightedEnsembleRegressor`` hold the refitted member pipelines (encoding
 step and model) and average their probabilities or predictions; inside the saved Pipeline they are stored
 member by member in the members' own safe formats (``trainflow.modelio``), never pickled.
@@ -54,6 +58,31 @@ def greedy_weights(predictions: dict[str, np.ndarray], metric: Callable[[np.ndar
         if best is None or (value > best[0] if maximize else value < best[0]):
             best = (value, {k: c / n for k, c in counts.items()})
     return best[1], best[0]
+
+
+def held_out_blend(predictions: dict[str, np.ndarray], folds: np.ndarray,
+                   metric_on: Callable[[np.ndarray], Callable[[np.ndarray], float]], maximize: bool,
+                   rounds: int = ROUNDS) -> np.ndarray:
+    """The ensemble's out-of-fold predictions: each fold's rows blended with the weights that greedy
+    selection chose on the other folds' rows, so that no row is scored by weights chosen on it.
+
+    Args:
+        predictions: Member name -> its out-of-fold predictions, same rows for all.
+        folds: The fold of each row.
+        metric_on: A row mask -> the metric over those rows (of predictions for those rows only).
+        maximize: Whether a larger metric is better.
+        rounds: Additions to make for each fold's weights.
+
+    Returns:
+        The blended predictions, shaped like one member's.
+    """
+    first = next(iter(predictions.values()))
+    out = np.zeros(first.shape, dtype=float)
+    for fold in np.unique(folds):
+        inner, rows = folds != fold, folds == fold
+        weights, _ = greedy_weights({k: v[inner] for k, v in predictions.items()}, metric_on(inner), maximize, rounds)
+        out[rows] = np.sum([w * predictions[k][rows] for k, w in weights.items()], axis=0)
+    return out
 
 
 class WeightedEnsemble(BaseEstimator):
