@@ -183,17 +183,18 @@ def split_positions(df: Rows, schema: DatasetSchema, settings: SplitSettings, se
     if len(df) < 20:
         raise DataError(schema.name, f"need at least 20 rows to split, found {len(df)}", rule="min_rows")
     labels = _column(df, schema.label)
-    if strategy == "stratified":
-        counts = labels.value_counts()
-        if counts.min() < 3:
-            raise DataError(schema.name, f"class {counts.idxmin()!r} has {counts.min()} rows; stratified "
-                                         "splitting needs at least 3 per class", column=schema.label,
-                            rule="min_class_rows")
+    asked_stratified = strategy == "stratified"
     predefined = strategy == "predefined"  # the split column marks the test rows; the rest is split as usual
     if predefined:
         strategy = "stratified" if schema.is_classification else "random"
     codes, classes = (pd.factorize(labels) if schema.is_classification or strategy == "stratified"
                       else (None, None))  # codes -1: a missing label
+    if asked_stratified:  # counted on the codes (value_counts of the labels: 0.15 s at 5M rows)
+        counts = np.bincount(codes[codes >= 0], minlength=len(classes))
+        if counts.min() < 3:
+            raise DataError(schema.name, f"class {classes[counts.argmin()]!r} has {counts.min()} rows; stratified "
+                                         "splitting needs at least 3 per class", column=schema.label,
+                            rule="min_class_rows")
     strata = codes if strategy == "stratified" else None
     if predefined:
         tags = _column(df, schema.role_column("split")).astype("str").to_numpy()
