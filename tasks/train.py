@@ -167,10 +167,10 @@ def ensemble_of(schema: DatasetSchema, fitted: dict[str, tuple[Pipeline, dict]],
     def scored(p: np.ndarray, mask: np.ndarray | slice = slice(None), only: tuple[str, ...] | None = None) -> dict:
         return score(schema.task, y[mask], p[mask], classes, schema.positive_class, only)
 
-    def metric_on(mask: np.ndarray) -> Callable[[np.ndarray], float]:  # of predictions for y[mask] only
+    def metric_on(mask: np.ndarray | slice) -> Callable[[np.ndarray], float]:  # of predictions for y[mask] only
         return lambda p: score(schema.task, y[mask], p, classes, schema.positive_class, (metric,))[metric]
 
-    weights, own = greedy_weights(preds, lambda p: scored(p, only=(metric,))[metric], DIRECTION[metric])
+    weights, own = greedy_weights(preds, metric_on(slice(None)), DIRECTION[metric])
     # its score is the blend of weights chosen on the other folds, fold by fold: the weights served, chosen on
     # all the rows, score `own` on them, which flatters the ensemble over its members
     blend = held_out_blend(preds, folds, metric_on, DIRECTION[metric])

@@ -14,7 +14,7 @@ import zipfile
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.pipeline import Pipeline
 
 from trainflow.errors import ArtifactError
@@ -232,7 +232,7 @@ def bundle_files(pipeline: Pipeline, meta: dict) -> dict[str, bytes]:
         for i, (member, name) in enumerate(zip(model.members, model.names)):
             files.update({f"member{i}.{k}": v for k, v in bundle_files(member, {"family": name}).items()})
         meta = {**meta, "model_format": "ensemble", "members": model.names, "weights": list(model.weights),
-                "classes": None if not hasattr(model, "classes_") else [_py(c) for c in model.classes_]}
+                "classes": _classes(model)}
         pipeline = Pipeline(pipeline.steps[:-1] + [("model", "passthrough")])
     elif hasattr(model, "to_files"):  # a torch model: weights as safetensors, config as JSON
         files.update(model.to_files())
@@ -240,15 +240,11 @@ def bundle_files(pipeline: Pipeline, meta: dict) -> dict[str, bytes]:
         pipeline = Pipeline(pipeline.steps[:-1] + [("model", "passthrough")])
     elif isinstance(model, CatBoostModel):
         files["model.cbm"] = model.to_cbm()
-        meta = {**meta, "model_format": "catboost-cbm",
-                "classes": [_py(c) for c in model.classes_] if is_classifier(model) else None}
+        meta = {**meta, "model_format": "catboost-cbm", "classes": _classes(model)}
         pipeline = Pipeline(pipeline.steps[:-1] + [("model", "passthrough")])
     elif booster is not None:
         files["model.txt"] = booster.model_to_string().encode()
-        if isinstance(model, LightGBMModel):
-            classes = model.classes
-        else:
-            classes = [_py(c) for c in model.classes_] if hasattr(model, "classes_") else None
+        classes = model.classes if isinstance(model, LightGBMModel) else _classes(model)
         meta = {**meta, "model_format": "lightgbm-text", "classes": classes}
         pipeline = Pipeline(pipeline.steps[:-1] + [("model", "passthrough")])
     else:
@@ -286,3 +282,8 @@ def load_bundle(files: dict[str, bytes]) -> tuple[Pipeline, dict]:
 
 def _py(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
+
+
+def _classes(model: Any) -> list | None:
+    """A classifier's class labels as plain values for ``model.json``; None for a regressor."""
+    return [_py(c) for c in model.classes_] if hasattr(model, "classes_") else None
