@@ -48,12 +48,12 @@ def test_the_held_out_blend_scores_no_row_with_weights_chosen_on_it() -> None:
     def rmse_on(mask: np.ndarray):
         return lambda p: float(np.sqrt(np.mean((p - truth[mask]) ** 2)))
 
-    everywhere, _ = greedy_weights({"a": a, "lucky": lucky}, rmse_on(np.ones(3000, bool)), maximize=False)
+    preds, all_rows = {"a": a, "lucky": lucky}, np.ones(3000, bool)
+    everywhere, _ = greedy_weights(preds, rmse_on(all_rows), maximize=False)
     assert everywhere.get("lucky", 0) > 0  # chosen on all rows, its luck on fold 0 earns it a weight
-    blend = held_out_blend({"a": a, "lucky": lucky}, folds, rmse_on, maximize=False)
+    blend = held_out_blend(preds, folds, rmse_on, maximize=False)
     np.testing.assert_allclose(blend[folds == 0], a[folds == 0])  # fold 0's weights come from folds 1 and 2
-    assert rmse_on(np.ones(3000, bool))(blend) > rmse_on(np.ones(3000, bool))(
-        sum(w * {"a": a, "lucky": lucky}[k] for k, w in everywhere.items()))
+    assert rmse_on(all_rows)(blend) > rmse_on(all_rows)(sum(w * preds[k] for k, w in everywhere.items()))
 
 
 def _trained(name: str, families: list[str], folds: int = 3, bag: bool = False):
