@@ -32,6 +32,7 @@ def main() -> None:
     p.add_argument("--positive", help="the positive class (binary)")
     p.add_argument("--preset", default="medium_quality")
     p.add_argument("--folder", required=True, help="where AutoGluon writes its models")
+    p.add_argument("--time-limit", type=float, help="AutoGluon's time_limit in seconds (default: none)")
     args = p.parse_args()
     from autogluon.tabular import TabularPredictor
 
@@ -44,7 +45,8 @@ def main() -> None:
         fit[args.label], test[args.label] = fit[args.label].astype(str), test[args.label].astype(str)
     started = time.perf_counter()
     predictor = TabularPredictor(label=args.label, eval_metric=EVAL_METRIC[args.task], path=args.folder,
-                                 verbosity=0).fit(fit, presets=args.preset, num_cpus=os.cpu_count())
+                                 verbosity=0).fit(fit, presets=args.preset, num_cpus=os.cpu_count(),
+                                                                    time_limit=args.time_limit)
     seconds = time.perf_counter() - started
     x, y = test.drop(columns=[args.label]), test[args.label].to_numpy()
     if args.task == "regression":

@@ -18,7 +18,7 @@ the defaults. Prints one row per table (metric of each contender, the flow's cho
 seconds) and the mean rank of each contender (1 = best). Not a test: a run takes tens of minutes on 2 cores.
 
     python -m benchmarks.quality [--tables credit_data,hmda] [--settings '{"tune": {"n_trials": 20}}']
-                                 [--seeds 42,7,11] [--no-autogluon]
+                                 [--seeds 42,7,11] [--no-autogluon] [--time-limit 60]
 """
 
 from __future__ import annotations
@@ -111,9 +111,10 @@ def baselines(schema, splits: dict[str, pd.DataFrame]) -> dict[str, float]:  # n
 AUTOGLUON_PYTHON = Path(__file__).resolve().parents[1] / ".venv-autogluon" / "bin" / "python"
 
 
-def autogluon(schema, run: Path, folder: str) -> dict | None:  # noqa: ANN001
-    """AutoGluon ``medium_quality`` on the flow's split, in its own environment (``make bench-autogluon``):
-    ``{"metric", "seconds", "best_model"}``; None when that environment is not there."""
+def autogluon(schema, run: Path, folder: str, time_limit: float | None = None) -> dict | None:  # noqa: ANN001
+    """AutoGluon ``medium_quality`` on the flow's split, in its own environment (``make bench-autogluon``), with
+    ``time_limit`` seconds when given (the flow's own limit): ``{"metric", "seconds", "best_model"}``; None when
+    that environment is not there."""
     if not AUTOGLUON_PYTHON.exists():
         return None
     classes = sorted(pd.read_parquet(run / "split" / "train.parquet", columns=[schema.label])[schema.label]
@@ -122,7 +123,8 @@ def autogluon(schema, run: Path, folder: str) -> dict | None:  # noqa: ANN001
     out = subprocess.run([str(AUTOGLUON_PYTHON), str(Path(__file__).with_name("autogluon_anchor.py")),
                           "--split-dir", str(run / "split"), "--label", schema.label, "--task", schema.task,
                           "--positive", positive, "--features", ",".join(c.name for c in schema.features),
-                          "--folder", folder], capture_output=True, text=True, check=False)
+                          "--folder", folder, *(["--time-limit", str(time_limit)] if time_limit else [])],
+                         capture_output=True, text=True, check=False)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -152,10 +154,10 @@ def run_table(table: Table, work: Path, overrides: dict, anchor: bool = True) ->
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     run = Path(summary["run_dir"])
     splits = {k: pd.read_parquet(run / "split" / f"{k}.parquet") for k in ("train", "validation", "test")}
-    row = {"table": table.name, "task": schema.task, "rows": sum(len(s) for s in splits.values()),
+    row = {"table": table.name, "task": schema.task, "rows": sum(len(s) for s in splits.values()), "run_dir": str(run),
            "metric": METRIC[schema.task], "flow": summary["test_metrics"][METRIC[schema.task]],
            "family": summary["family"], "flow_s": wall, "flow_cpu_s": cpu, **baselines(schema, splits)}
-    ag = autogluon(schema, run, str(work / "autogluon" / table.name)) if anchor else None
+    ag = autogluon(schema, run, str(work / "autogluon" / table.name), overrides.get("time_limit")) if anchor else None
     if ag is not None and "error" in ag:
         row["autogluon_error"] = ag["error"]
     elif ag is not None:
@@ -235,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
                                                       "means over seeds are reported too (a test split of a few "
                                                       "hundred rows moves a metric more than most changes do)")
     parser.add_argument("--no-autogluon", action="store_true", help="leave AutoGluon out even where it is installed")
+    parser.add_argument("--time-limit", type=float, help="seconds for the flow (its --time-limit) and for AutoGluon "
+                                                         "(its time_limit), the same for both")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     tables = [t for t in TABLES if not args.tables or t.name in args.tables.split(",")]
@@ -247,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         for seed in seeds:
             for table in tables:
                 overrides = {"seed": seed, **json.loads(args.settings)}
+                if args.time_limit is not None:
+                    overrides["time_limit"] = args.time_limit
                 rows.append(run_table(table, work, overrides, anchor=not args.no_autogluon))
                 if len(seeds) > 1:
                     rows[-1]["seed"] = seed

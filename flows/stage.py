@@ -14,7 +14,8 @@ import pandas as pd
 from prefect import flow
 from pydantic import Field
 
-from flows.training import TrainingSettings, resolve_root, run_tuning, with_preset
+from flows.training import TrainingSettings, plan_budget, resolve_root, run_tuning, with_preset
+from trainflow.budget import Budget
 from tasks.compress import compress
 from tasks.evaluate import evaluate, headline
 from tasks.ingest import ingest
@@ -89,21 +90,25 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
         outputs = run_checked(transform, root, run_id, view, {n: borrow("split", n) for n in SPLITS},
                               s.transform, s.ingest.batch_rows, s.compute)
     elif stage == "tune":
-        tuned = run_tuning(root, run_id, view, {n: borrow("transform", f"features_{n}") for n in SPLITS}, s)
+        features = {n: borrow("transform", f"features_{n}") for n in SPLITS}
+        tuned = run_tuning(root, run_id, view, features, s, plan_budget(s, view, features), share=1.0)
         if tuned is None:
-            raise TrainflowError("nothing to tune by default for these families: name one with --tune.family")
+            raise TrainflowError("no tuning result: nothing to tune by default for these families (name one with "
+                                 "--tune.family), or no trial finished within --time-limit")
         outputs = {k: ArtifactRef(**v) for k, v in tuned["artifacts"].items()}
     elif stage == "train":
         features = {n: borrow("transform", f"features_{n}") for n in SPLITS}
         features["preprocessor"] = borrow("transform", "preprocessor.skops")
         outputs = run_checked(train, root, run_id, view, features, s.transform, s.train, s.seed,
-                              s.registry.registry_url)
+                              s.registry.registry_url, plan_budget(s, view, features).deadline)
     elif stage == "compress":
         outputs = compress(root, run_id, view, borrow("train", "model"), {n: borrow("split", n) for n in SPLITS},
                            s.compress)
     else:
-        outputs = run_checked(evaluate, root, run_id, view, borrow("train", "model"),
-                              {n: borrow("split", n) for n in SPLITS}, s.evaluate, s.transform, s.train, s.seed)
+        splits = {n: borrow("split", n) for n in SPLITS}
+        limit = None if not s.time_limit else Budget(s.time_limit).deadline  # only a limit that was set: no table
+        outputs = run_checked(evaluate, root, run_id, view, borrow("train", "model"), splits, s.evaluate, s.transform,
+                              s.train, s.seed, deadline=limit)
     for ref in [*inputs, *(outputs.values() if isinstance(outputs, dict) else [])]:
         store.add_reference(run_id, ref)
     manifest = store.manifest(run_id)

@@ -27,6 +27,7 @@ from tasks.train import train
 from tasks.transform import transform
 from tasks.tune import DEFAULT_TRIALS, TuneSettings, plan_tuning, tune, tune_trials, with_params
 from tasks.validate import ValidationEngine, validate
+from trainflow.budget import EVALUATE_SHARE, TUNE_SHARE, Budget, default_time_limit
 from trainflow.cache import run_checked
 from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
 from trainflow.cluster import ComputeSettings, check_scheduler, worker_count
@@ -35,8 +36,9 @@ from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
 from trainflow.forms import FormModel, dataset_field
 from trainflow.models import DEFAULT_CV_FOLDS, DEFAULT_FAMILIES, FAMILIES, families_for, nn_settings_for
-from trainflow.models import TrainSettings
+from trainflow.models import TrainSettings, selection_folds
 from trainflow.names import DatasetName
+from trainflow.progress import run_logger
 from trainflow.registry import Registry
 from trainflow.rowfilter import parse_filter
 from trainflow.schema import PROJECT_ROOT, DatasetSchema, load_schema
@@ -102,6 +104,14 @@ class TrainingSettings(FormModel):
                                                   "in 4x the time; the same families by 8-fold CV; the boosted "
                                                   "families served as the average of their fold models); a field "
                                                   "set below wins over the preset")
+    time_limit: float | None = Field(None, ge=0, description="seconds for tune + train (+ evaluate's "
+                                                             "cross-validation refit), shared among the stages and "
+                                                             "families: tuning trials, boosting rounds, epochs and "
+                                                             "trees that do not fit are cut, families skipped, and "
+                                                             "the leaderboard says which; 0: no limit; empty: the "
+                                                             "preset's, scaled to the table (default: 60 s or 1 s "
+                                                             "per 10,000 cells, 6x that for networks; fast a fifth "
+                                                             "of it, best four times)")
     seed: int = Field(42, description="random seed for splitting and training, recorded with the model")
     artifacts_root: str | None = Field(None, description=ARTIFACTS_ROOT_HELP)
     schemas_dir: str | None = Field(None, description="folder of dataset schemas; empty: the project's schemas/")
@@ -237,17 +247,37 @@ def tuning_workers(root: str, model_schema: DatasetSchema, features: dict[str, A
 
 
 def run_tuning(root: str, run_id: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
-               s: TrainingSettings) -> dict[str, Any] | None:
-    """The tuning stage: plan the study, run its workers (threads or Dask), summarise.
+               s: TrainingSettings, budget: Budget, share: float = TUNE_SHARE) -> dict[str, Any] | None:
+    """The tuning stage: plan the study (within ``share`` of the budget's time left), run its workers (threads
+    or Dask), summarise.
 
-    Returns None when there is nothing to tune (only networks and baselines without a named family).
+    Returns None when there is nothing to tune (only networks and baselines without a named family), or when
+    the time limit stopped every trial.
     """
-    plan = plan_tuning(root, schema, features, s.train, s.tune, s.seed)
+    # an explicit tune.timeout_seconds wins over the preset's limit (a limit the user set wins over both)
+    implicit = s.time_limit is None and s.tune.timeout_seconds is not None
+    seconds = None if budget.limit is None or implicit else budget.left() * share
+    plan = plan_tuning(root, schema, features, s.train, s.tune, s.seed, seconds)
     if plan is None:
         return None
     deadline = time.time() + plan["budget_seconds"]
     tuning_workers.with_options(task_runner=tuning_runner(s.tune))(root, schema, features, s, plan, deadline)
     return tune(root, run_id, s.tune, plan, s.seed)
+
+
+def plan_budget(s: TrainingSettings, schema: DatasetSchema, features: dict[str, ArtifactRef]) -> Budget:
+    """The run's time budget, from now: ``s.time_limit``, else the preset's for the table's training and
+    validation rows and feature columns; 0 means none. Logged with what it covers."""
+    rows = (features["train"].rows or 0) + (features["validation"].rows or 0)
+    networks = any(FAMILIES[f].network for f in families_for(schema, s.train))
+    limit = s.time_limit if s.time_limit is not None else default_time_limit(s.preset, rows, len(schema.features),
+                                                                            networks)
+    budget = Budget(limit or None)
+    origin = "set" if s.time_limit is not None else f"the {s.preset} preset's for {rows:,} rows x " \
+                                                      f"{len(schema.features)} columns"
+    run_logger().info("budget: %s for tune + train + evaluate's cross-validation (%s)",
+                      "no time limit" if budget.limit is None else f"time limit {budget.limit:.0f} s", origin)
+    return budget
 
 
 def resolve_root(root: str | None) -> str:
@@ -283,16 +313,21 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     model_schema = schema.model_view()  # a time series is windowed by split: models see the windows
     features = run_checked(transform, root, run_id, model_schema, splits, s.transform, s.ingest.batch_rows,
                            s.compute)
+    budget = plan_budget(s, model_schema, features)
     train_settings, tuned = s.train, None
     if s.tune.enabled and s.tune.n_trials:
-        tuned = run_tuning(root, run_id, model_schema, features, s)
+        tuned = run_tuning(root, run_id, model_schema, features, s, budget)
+        budget.report("tune")
     if tuned is not None:
         train_settings = with_params(s.train, tuned["family"], tuned["best_params"])
+    # when evaluate refits its cross-validation (train compared on the validation split), it keeps a share
+    refits = s.evaluate.cv_folds >= 2 and selection_folds(model_schema, train_settings) < 2
     trained = run_checked(train, root, run_id, model_schema, features, s.transform, train_settings, s.seed,
-                          s.registry.registry_url)
+                          s.registry.registry_url, budget.share(1 - EVALUATE_SHARE if refits else 1.0))
+    budget.report("train")
     candidates = {k.removeprefix("candidate_"): v for k, v in trained.items() if k.startswith("candidate_")}
     evaluation = run_checked(evaluate, root, run_id, model_schema, trained["model"], splits, s.evaluate,
-                             s.transform, train_settings, s.seed, candidates)
+                             s.transform, train_settings, s.seed, candidates, budget.deadline)
     compressed = compress(root, run_id, model_schema, trained["model"], splits, s.compress) if s.compress.enabled else {}
     reference = run_checked(profile, root, run_id, model_schema, splits, trained["model"])
     lineage = {"dataset": schema.name, "data_sha256": raw.sha256, "seed": s.seed,

@@ -12,6 +12,7 @@ validation rows, so no fold's statistics leak into another.
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from typing import Any
 
@@ -35,6 +36,7 @@ from trainflow.models import NETWORKS
 from trainflow.models import build_estimator, TrainSettings
 from trainflow.progress import progress, run_logger
 from trainflow.schema import DatasetSchema
+from trainflow.threads import fit_threads, limited
 
 MIN_SLICE_ROWS = 30
 MIN_SLICE_POSITIVES = 10  # per-group recall, precision, F1s and ROC-AUC with fewer positives are noise
@@ -156,18 +158,32 @@ def slice_metrics(schema: DatasetSchema, test: pd.DataFrame, y: np.ndarray, scor
 
 
 def cross_validate(schema: DatasetSchema, data: pd.DataFrame, meta: dict, transform_settings: TransformSettings,
-                   train_settings: TrainSettings, folds: int, seed: int) -> pd.DataFrame:
-    """k-fold CV of the chosen family with its chosen settings; the whole pipeline is refitted per fold."""
+                   train_settings: TrainSettings, folds: int, seed: int,
+                   deadline: float | None = None) -> pd.DataFrame:
+    """k-fold CV of the chosen family with its chosen settings; the whole pipeline is refitted per fold.
+
+    With a ``deadline`` (``time.time()``, the run's time limit) a fold starts only when the last one's time
+    still fits before it: the folds done are reported (none below two: one fold has no spread), and the log
+    says how many were cut."""
     y = label_values(data, schema)
     x = as_model_input(data, schema)
     key = "max_epochs" if meta["family"] in NETWORKS else "n_estimators"
     overrides = {key: meta["best_iteration"]} if meta.get("best_iteration") else None
-    rows = []
+    rows, log, last = [], run_logger(), 0.0
     with progress(folds, f"{folds}-fold cross-validation") as bar:
         for fold, (tr, te) in enumerate(cv_folds(schema, data, folds, seed)):
+            if deadline is not None and time.time() + last > deadline:
+                done = "no fold" if fold == 0 else f"{fold} of {folds} folds" + (
+                    " (too few to report)" if fold < 2 else "")
+                log.warning("evaluate: cross-validation cut by the time limit: %s fit in it", done)
+                if fold < 2:
+                    rows = []
+                break
+            started = time.time()
             rows += _cv_fold(schema, meta, transform_settings, train_settings, seed, overrides, x, y, tr, te, fold)
-            bar.advance(f"fold {fold + 1}")
-    return pd.DataFrame(rows)
+            last = time.time() - started
+            bar.advance(f"fold {fold + 1} ({last:.1f} s)")
+    return pd.DataFrame(rows, columns=["fold", "metric", "value"])
 
 
 def _cv_fold(schema: DatasetSchema, meta: dict, transform_settings: TransformSettings, train_settings: TrainSettings,
@@ -184,7 +200,8 @@ def _cv_fold(schema: DatasetSchema, meta: dict, transform_settings: TransformSet
     fit_params = {}
     if meta["encoding"] == "native":  # LightGBM's native categoricals
         fit_params["model__categorical_feature"] = schema.categorical_features
-    pipe.fit(x.iloc[tr], y[tr], **fit_params)
+    with limited(fit_threads(train_settings.n_jobs)):
+        pipe.fit(x.iloc[tr], y[tr], **fit_params)
     s = predict_scores(pipe, x.iloc[te], schema.task)
     m = score(schema.task, y[te], s, getattr(pipe, "classes_", None), schema.positive_class)
     return [{"fold": fold, "metric": k, "value": v} for k, v in m.items()]
@@ -270,7 +287,7 @@ def _plots(curve_df: pd.DataFrame, importance: pd.DataFrame, cm: pd.DataFrame) -
 def evaluate_model(schema: DatasetSchema, pipeline: Pipeline, meta: dict, test: pd.DataFrame,
                    train_and_validation: pd.DataFrame, settings: EvaluateSettings,
                    transform_settings: TransformSettings, train_settings: TrainSettings,
-                   seed: int) -> dict[str, Any]:
+                   seed: int, deadline: float | None = None) -> dict[str, Any]:
     """Everything the evaluate stage computes: the pure part of the stage.
 
     Args:
@@ -283,6 +300,8 @@ def evaluate_model(schema: DatasetSchema, pipeline: Pipeline, meta: dict, test: 
         transform_settings: For refitting the preprocessor inside CV folds.
         train_settings: For rebuilding the estimator inside CV folds.
         seed: Random seed.
+        deadline: The run's time limit (``time.time()``) for the cross-validation refit (see
+            ``cross_validate``); None: no limit.
 
     Returns:
         A dict of DataFrames (``metrics``, ``confusion_matrix``, ``curves``, ``cv``, ``errors``, ``slices``,
@@ -312,7 +331,7 @@ def evaluate_model(schema: DatasetSchema, pipeline: Pipeline, meta: dict, test: 
         cv = pd.DataFrame(meta["cv"])
     elif settings.cv_folds >= 2:
         cv = cross_validate(schema, train_and_validation, meta, transform_settings, train_settings,
-                            settings.cv_folds, seed)
+                            settings.cv_folds, seed, deadline)
     for metric, vals in cv.groupby("metric")["value"]:
         rows += [{"split": "cv", "metric": metric, "class": None, "value": float(vals.mean())},
                  {"split": "cv_std", "metric": metric, "class": None, "value": float(vals.std(ddof=1))}]
@@ -336,7 +355,8 @@ def evaluate_model(schema: DatasetSchema, pipeline: Pipeline, meta: dict, test: 
 @task(name="evaluate", cache_policy=CONTENT, result_serializer="json", persist_result=True)
 def evaluate(store_root: str, run_id: str, schema: DatasetSchema, model: ArtifactRef, splits: dict[str, ArtifactRef],
              settings: EvaluateSettings, transform_settings: TransformSettings, train_settings: TrainSettings,
-             seed: int, candidates: dict[str, ArtifactRef] | None = None) -> dict[str, ArtifactRef]:
+             seed: int, candidates: dict[str, ArtifactRef] | None = None,
+             deadline: float | None = None) -> dict[str, ArtifactRef]:
     """Prefect task: evaluate a model bundle on a test split; writes every table under ``evaluate/``.
 
     Works on any run's artifacts: pass another run's model and splits to re-evaluate without retraining.
@@ -344,6 +364,7 @@ def evaluate(store_root: str, run_id: str, schema: DatasetSchema, model: Artifac
     Args:
         candidates: The other families' bundles by family: scored on the same test rows into
             ``evaluate/test_leaderboard`` (the baselines a network is measured against).
+        deadline: The run's time limit for a cross-validation refit (``time.time()``; None: none).
 
     Returns:
         References to every table and plot written, by name.
@@ -352,7 +373,8 @@ def evaluate(store_root: str, run_id: str, schema: DatasetSchema, model: Artifac
     pipeline, meta = load_bundle(store.read_bundle(model))
     tv = pd.concat([store.read_table(splits["train"]), store.read_table(splits["validation"])])
     test = store.read_table(splits["test"])
-    result = evaluate_model(schema, pipeline, meta, test, tv, settings, transform_settings, train_settings, seed)
+    result = evaluate_model(schema, pipeline, meta, test, tv, settings, transform_settings, train_settings, seed,
+                            deadline)
     others = {family: load_bundle(store.read_bundle(ref))[0] for family, ref in (candidates or {}).items()}
     m = result["metrics"]
     selected = m[(m["split"] == "test") & m["class"].isna()].set_index("metric")["value"].to_dict()  # scored once

@@ -26,10 +26,10 @@ def summary_markdown(summary: dict[str, Any], leaderboard: pd.DataFrame, gaps: p
              f"({', '.join(summary['aliases']) or 'no alias'}).", "", "## Test metrics", "",
              "| metric | value |", "| --- | --- |"]
     lines += [f"| {k} | {v:.4f} |" for k, v in summary["test_metrics"].items()]
-    lines += ["", "## Leaderboard (how the model was chosen)", "", "| rank | family | metric | score | on | fit s |",
-              "| --- | --- | --- | --- | --- | --- |"]
+    lines += ["", "## Leaderboard (how the model was chosen)", "",
+              "| rank | family | metric | score | on | fit s | time limit |", "| --- | --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {r['rank']} | {r['family']} | {r['metric']} | {r['score']:.4f} | {r['selected_on']} | "
-              f"{r['fit_seconds']:.2f} |" for r in leaderboard.to_dict("records")]
+              f"{r['fit_seconds']:.2f} | {r.get('budget') or ''} |" for r in leaderboard.to_dict("records")]
     board = summary.get("test_leaderboard", {})
     if len(board) > 1:
         names = list(summary["test_metrics"])  # every family's metrics are keyed like the headline's

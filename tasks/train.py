@@ -26,6 +26,7 @@ from sklearn.pipeline import Pipeline
 
 from tasks.split import cv_folds
 from trainflow.cache import CONTENT
+from trainflow.budget import FitClock, weighted_deadline
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.device import detect_accelerator
 from trainflow.errors import TrainflowError
@@ -39,12 +40,22 @@ from trainflow.registry import load_model
 from trainflow.schema import DatasetSchema
 
 
+TAIL_SHARE = 0.1  # of train's time, kept from the families for the ensemble and the saving after them
+
+
 def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.DataFrame, preprocessor: Any,
                  transform_settings: TransformSettings, settings: TrainSettings, seed: int,
-                 checkpoint_dir: str | None = None,
-                 init_weights: dict | None = None) -> tuple[Pipeline, dict, pd.DataFrame, pd.DataFrame]:
+                 checkpoint_dir: str | None = None, init_weights: dict | None = None,
+                 deadline: float | None = None) -> tuple[Pipeline, dict, pd.DataFrame, pd.DataFrame]:
     """Train every family and keep the best, by cross-validation or on the validation split: the pure part of
     the train stage.
+
+    Under a time limit (``deadline``) each family gets the time left weighted by its ``Family.cost`` against
+    the families still to train; its folds share that equally with its refit. Boosting and networks stop at a
+    fit's deadline with their best round or epoch so far, a forest grows the trees that fit; a family that
+    cannot be stopped mid-fit is dropped when its first fold shows it would overrun its share by half; once
+    the limit is reached the remaining families are skipped (never the first). The leaderboard's ``budget``
+    column says what was cut.
 
     Args:
         schema: Dataset schema (for a series, its ``model_view``).
@@ -56,6 +67,7 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
         seed: Random seed.
         checkpoint_dir: Where networks checkpoint each epoch (None: no checkpoints).
         init_weights: A state dict the networks start from (transfer learning).
+        deadline: When training must end (``time.time()``); None: no limit.
 
     Returns:
         ``(serving pipeline, metadata, leaderboard, history)``; ``metadata["candidates"]`` holds the
@@ -79,16 +91,37 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
     singles = [f for f in families if f != "ensemble"]
     if not singles:
         raise TrainflowError("the ensemble family needs at least one other family to train")
+    log = run_logger()
+    if deadline is not None:  # the ensemble's selection and the bundles' writing come after the families
+        deadline -= TAIL_SHARE * max(0.0, deadline - time.time())
     with progress(len(singles), "training") as bar:
-        for family in singles:
-            if folds is None:
-                pipe, info, hist = fit_family(family, schema, train, validation, transform_settings, settings, seed,
-                                              checkpoint_dir, init_weights)
-                info["selected_on"], info["score_std"] = "validation split", np.nan
-            else:
-                pipe, info, hist, oof = cross_validate_family(family, schema, data, folds, transform_settings,
-                                                              settings, metric, seed, checkpoint_dir, init_weights)
-                oof_parts.append(oof)
+        for i, family in enumerate(singles):
+            started = time.time()
+            if fitted and deadline is not None and started >= deadline:  # the first family always trains
+                rows.append(_skipped_row(family, metric, accel, "skipped: over budget (the time limit was reached)"))
+                log.warning("train: %s skipped: the time limit was reached", family)
+                bar.advance(f"{family} skipped (time limit)")
+                continue
+            share = weighted_deadline(deadline, FAMILIES[family].cost, sum(FAMILIES[f].cost for f in singles[i:]))
+            log.info("train: %s started (%s%s)", family, f"{k}-fold CV" if folds else "fit on the training split",
+                     "" if share is None else f"; its share of the time limit {share - started:.0f} s")
+            try:
+                if folds is None:
+                    clock = FitClock(share, f"train: {family}")
+                    pipe, info, hist = fit_family(family, schema, train, validation, transform_settings, settings,
+                                                  seed, checkpoint_dir, init_weights, clock=clock)
+                    info["selected_on"], info["score_std"] = "validation split", np.nan
+                    info["budget"] = _cut_note(family, [info.get("stopped_by_time_limit")], None)
+                else:
+                    pipe, info, hist, oof = cross_validate_family(family, schema, data, folds, transform_settings,
+                                                                  settings, metric, seed, checkpoint_dir,
+                                                                  init_weights, share, may_skip=bool(fitted))
+                    oof_parts.append(oof)
+            except OverBudget as exc:
+                rows.append(_skipped_row(family, metric, accel, str(exc), time.time() - started))
+                log.warning("train: %s %s", family, exc)
+                bar.advance(f"{family} skipped (time limit)")
+                continue
             fitted[family] = (pipe, info)
             histories.append(hist)
             rows.append({"family": family, "estimator": info["estimator"], "encoding": info["encoding"],
@@ -97,13 +130,16 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
                          "fit_seconds": info["fit_seconds"], "predict_seconds": info["predict_seconds"],
                          "best_iteration": info["best_iteration"], "n_train": info["n_train"],
                          "device": info["device"], "accelerator_present": accel["device"],
-                         "metrics": json.dumps(info["metrics"]), "params": json.dumps(info["params"], default=str)})
+                         "metrics": json.dumps(info["metrics"]), "params": json.dumps(info["params"], default=str),
+                         "budget": info.get("budget", "")})
+            log.info("train: %s done: %s %.4f on %s, %.1f s%s", family, metric, rows[-1]["score"],
+                     info["selected_on"], time.time() - started, f" ({info['budget']})" if info.get("budget") else "")
             bar.advance(family)
     if "ensemble" in families and oof_parts:
         started = time.perf_counter()
         ensemble, info, row = ensemble_of(schema, fitted, pd.concat(oof_parts, ignore_index=True), data, metric)
         row.update(fit_seconds=sum(i["fit_seconds"] for _, i in fitted.values()) + time.perf_counter() - started,
-                   accelerator_present=accel["device"])
+                   accelerator_present=accel["device"], budget="")
         if len(info["params"]["weights"]) > 1:
             fitted["ensemble"] = (ensemble, info)
         else:  # one member alone is that member, not a model of its own: its row has the member's score
@@ -195,6 +231,32 @@ def ensemble_of(schema: DatasetSchema, fitted: dict[str, tuple[Pipeline, dict]],
     return Pipeline([("encode", "passthrough"), ("model", model)]), info, row
 
 
+class OverBudget(Exception):
+    """A family dropped by the time limit; the message is its leaderboard note."""
+
+
+def _skipped_row(family: str, metric: str, accel: dict, note: str, seconds: float = 0.0) -> dict:
+    """The leaderboard row of a family the time limit dropped: no score, the reason in ``budget``."""
+    return {"family": family, "estimator": "", "encoding": "", "metric": metric, "score": np.nan,
+            "score_std": np.nan, "selected_on": "", "fit_seconds": seconds, "predict_seconds": 0.0,
+            "best_iteration": None, "n_train": 0, "device": "", "accelerator_present": accel["device"],
+            "metrics": "{}", "params": "{}", "budget": note}
+
+
+def _cut_note(family: str, fold_stops: list, refit_stop: int | None) -> str:
+    """What the time limit cut of a family: ``rounds cut by the time limit in 2 of 5 folds and the refit``
+    (trees for a forest, epochs for a network); empty when nothing was cut."""
+    cut = sum(s is not None for s in fold_stops)
+    if not cut and refit_stop is None:
+        return ""
+    unit = "epochs" if FAMILIES[family].network else "rounds" if FAMILIES[family].boosted else "trees"
+    if unit == "trees":
+        return f"trees cut by the time limit to {refit_stop if refit_stop is not None else max(fold_stops)}"
+    where = [f"{cut} of {len(fold_stops)} folds" if len(fold_stops) > 1 else "its fit"] if cut else []
+    where += ["the refit"] if refit_stop is not None else []
+    return f"{unit} cut by the time limit in {' and '.join(where)}"
+
+
 def _folds(schema: DatasetSchema, data: pd.DataFrame, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     try:
         return cv_folds(schema, data, k, seed)
@@ -211,8 +273,9 @@ def class_columns(task_type: str, y: np.ndarray) -> list[str]:
 
 def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame, folds: list,
                           transform_settings: TransformSettings, settings: TrainSettings, metric: str, seed: int,
-                          checkpoint_dir: str | None = None,
-                          init_weights: dict | None = None) -> tuple[Pipeline, dict, pd.DataFrame, pd.DataFrame]:
+                          checkpoint_dir: str | None = None, init_weights: dict | None = None,
+                          deadline: float | None = None,
+                          may_skip: bool = False) -> tuple[Pipeline, dict, pd.DataFrame, pd.DataFrame]:
     """One family's k-fold cross-validation over ``data``, then its refit on all of ``data`` (LightGBM with
     ``settings.bag``: its fold models averaged instead; a bagged family, the random forest: one fit, scored
     on its out-of-bag predictions, see ``out_of_bag``).
@@ -221,6 +284,10 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
     the held-out rows; the metrics are those of all out-of-fold predictions together (rows no fold holds out,
     the first block of forward-chaining folds, are left out). The refit uses the folds' mean best round or
     epoch where the family has one.
+
+    With a ``deadline`` the folds and the refit share the time left equally (see ``train_models``); with
+    ``may_skip`` a family that cannot stop mid-fit raises ``OverBudget`` after its first fold when the rest
+    would overrun the deadline by more than half the family's share.
 
     Returns:
         ``(refitted pipeline, info, history, oof)``: ``info`` as ``fit_family``'s with the out-of-fold metrics,
@@ -237,7 +304,9 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
         held[va] = fold
     started = time.perf_counter()
     if out_of_bag_applies(family, settings, held):
-        pipe, info, oof = out_of_bag(family, schema, data, columns, transform_settings, settings, seed)
+        pipe, info, oof = out_of_bag(family, schema, data, columns, transform_settings, settings, seed,
+                                     FitClock(deadline, f"train: {family}"))
+        info["budget"] = _cut_note(family, [], info.get("stopped_by_time_limit"))
         fold_rows = [{"fold": fold, "metric": m, "value": v} for fold, (_, va) in enumerate(folds)
                      for m, v in score(schema.task, y[va], oof[va, 0] if classes is None else oof[va], classes,
                                        schema.positive_class).items()]
@@ -245,7 +314,8 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
         history = None  # its metrics, below
     else:
         pipe, info, history, oof, fold_rows = _k_fold(family, schema, data, y, columns, folds, transform_settings,
-                                                      settings, seed, checkpoint_dir, init_weights)
+                                                      settings, seed, checkpoint_dir, init_weights, metric, deadline,
+                                                      may_skip)
         cv_seconds, selected_on = info.pop("cv_seconds"), f"{len(folds)}-fold CV"
     covered = held >= 0
     scores = oof[covered, 0] if schema.task == "regression" else np.nan_to_num(oof[covered])
@@ -266,15 +336,35 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
 
 def _k_fold(family: str, schema: DatasetSchema, data: pd.DataFrame, y: np.ndarray, columns: list[str], folds: list,
             transform_settings: TransformSettings, settings: TrainSettings, seed: int, checkpoint_dir: str | None,
-            init_weights: dict | None) -> tuple[Pipeline, dict, pd.DataFrame, np.ndarray, list[dict]]:
+            init_weights: dict | None, metric: str, deadline: float | None,
+            may_skip: bool) -> tuple[Pipeline, dict, pd.DataFrame, np.ndarray, list[dict]]:
     """``cross_validate_family``'s k fits and refit: ``(pipeline, info, history, out-of-fold predictions (NaN
-    where no fold holds the row out), per-fold metric rows)``; ``info["cv_seconds"]`` the folds' time."""
+    where no fold holds the row out), per-fold metric rows)``; ``info["cv_seconds"]`` the folds' time,
+    ``info["budget"]`` what the time limit cut."""
     oof = np.full((len(data), len(columns)), np.nan)
     bag = settings.bag and FAMILIES[family].boosted  # serve the fold models averaged, no refit
     fold_rows, best, histories, fold_fits, started = [], [], [], [], time.perf_counter()
+    stops, fold_scores, log, begun = [], [], run_logger(), time.time()
     for fold, (tr, va) in enumerate(folds):
+        fold_started = time.time()
+        fits_left = len(folds) - fold + (0 if bag else 1)  # these folds and the refit share the time left
+        fold_deadline = None if deadline is None else fold_started + max(0.0, deadline - fold_started) / fits_left
+        clock = FitClock(fold_deadline, f"train: {family} fold {fold + 1}/{len(folds)}")
         pipe, info, history = fit_family(family, schema, data.iloc[tr], data.iloc[va], transform_settings, settings,
-                                         seed, init_weights=init_weights)
+                                         seed, init_weights=init_weights, clock=clock)
+        stops.append(info.get("stopped_by_time_limit"))
+        fold_scores.append(info["metrics"].get(metric, np.nan))
+        took = time.time() - fold_started
+        log.info("train: %s fold %d/%d: %s %.4f (mean so far %.4f), %.1f s%s", family, fold + 1, len(folds), metric,
+                 fold_scores[-1], float(np.nanmean(fold_scores)), took,
+                 "" if stops[-1] is None else f", stopped by the time limit after {stops[-1]} "
+                                              f"{'epochs' if FAMILIES[family].network else 'rounds'}")
+        if may_skip and deadline is not None and not FAMILIES[family].interruptible and fits_left > 1:
+            needed = took * (fits_left - 1)
+            if time.time() + needed > deadline + 0.5 * (deadline - begun):
+                raise OverBudget(f"skipped: over budget (fold 1 took {took:.1f} s; the {fits_left - 1} fits left "
+                                 f"need about {needed:.0f} s, {max(0.0, deadline - time.time()):.0f} s of its "
+                                 "share left)")
         histories.append(history.assign(fit=f"fold {fold + 1}"))
         if bag:
             fold_fits.append((pipe, info))
@@ -297,10 +387,11 @@ def _k_fold(family: str, schema: DatasetSchema, data: pd.DataFrame, y: np.ndarra
             refit = settings.model_copy(update={"params": {**settings.params, family: {
                 **settings.params.get(family, {}), key: max(1, int(round(float(np.mean(best)))))}}})
         pipe, info, history = fit_family(family, schema, data, None, transform_settings, refit, seed, checkpoint_dir,
-                                         init_weights)
+                                         init_weights, clock=FitClock(deadline, f"train: {family} refit"))
         history = pd.concat([*histories, history.assign(fit="refit on all rows")], ignore_index=True)
+    refit_stop = None if bag else info.pop("stopped_by_time_limit", None)
     info.update(cv_seconds=cv_seconds, best_iteration=int(round(float(np.mean(best)))) if best
-                else info["best_iteration"])
+                else info["best_iteration"], budget=_cut_note(family, stops, refit_stop))
     return pipe, info, history, oof, fold_rows
 
 
@@ -314,14 +405,14 @@ def out_of_bag_applies(family: str, settings: TrainSettings, held: np.ndarray) -
 
 def out_of_bag(family: str, schema: DatasetSchema, data: pd.DataFrame, columns: list[str],
                transform_settings: TransformSettings, settings: TrainSettings,
-               seed: int) -> tuple[Pipeline, dict, np.ndarray]:
+               seed: int, clock: FitClock | None = None) -> tuple[Pipeline, dict, np.ndarray]:
     """A bagged family fitted once on all of ``data``, each row predicted by the trees whose bootstrap sample
     left it out (about a third of them), as AutoGluon scores its random forests: the same held-out estimate as
     k refits, at the cost of one fit. Returns ``(pipeline, info, predictions)``, the predictions one column per
     entry of ``columns``."""
     params = {**settings.params, family: {**settings.params.get(family, {}), "oob_score": True}}
     pipe, info, _ = fit_family(family, schema, data, None, transform_settings,
-                               settings.model_copy(update={"params": params}), seed)
+                               settings.model_copy(update={"params": params}), seed, clock=clock)
     model = pipe.named_steps["model"]
     if schema.task == "regression":
         oob = np.asarray(model.oob_prediction_, dtype=float).reshape(-1, 1)
@@ -400,13 +491,15 @@ def registered_weights(init_from: str, registry_url: str | None) -> dict:
 @task(name="train", cache_policy=CONTENT, result_serializer="json", persist_result=True)
 def train(store_root: str, run_id: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
           transform_settings: TransformSettings, settings: TrainSettings, seed: int,
-          registry_url: str | None = None) -> dict[str, ArtifactRef]:
+          registry_url: str | None = None, deadline: float | None = None) -> dict[str, ArtifactRef]:
     """Prefect task: write ``train/leaderboard``, ``train/training_history``, the ``train/model`` bundle,
     a ``train/candidate_<family>`` bundle per other family, ``train/oof_predictions`` when the families were
     compared by cross-validation, and ``train/loss_curves.png`` for networks.
 
     Args:
         registry_url: The registry ``settings.nn.init_from`` names a model of (None: the default).
+        deadline: When training must end (``time.time()``; None: no limit). The cache key holds only whether
+            there is one: a run under a limit reuses an earlier limited run's result on the same inputs.
 
     Returns:
         References to the model bundle, the candidates, the leaderboard, the history and the plot.
@@ -417,7 +510,7 @@ def train(store_root: str, run_id: str, schema: DatasetSchema, features: dict[st
     init = registered_weights(nn.init_from, registry_url) if nn.init_from else None
     serving, meta, board, history = train_models(
         schema, store.read_table(features["train"]), store.read_table(features["validation"]), preprocessor,
-        transform_settings, settings, seed, checkpoint_dir_for(store_root, features, settings, seed), init)
+        transform_settings, settings, seed, checkpoint_dir_for(store_root, features, settings, seed), init, deadline)
     meta["run_id"] = run_id
     if nn.init_from:
         meta["init_from"] = nn.init_from

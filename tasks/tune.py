@@ -51,6 +51,7 @@ from trainflow.models import build_estimator, families_for, fit_family, nn_setti
 from trainflow.names import check_name
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema
+from trainflow.threads import fit_threads
 from trainflow.ui import embedded_png, publish, readable
 
 
@@ -278,13 +279,16 @@ def open_study(storage: str, name: str, method: str, space: dict[str, ParamSpec]
 
 def objective(schema: DatasetSchema, data: pd.DataFrame, family: str, space: dict[str, ParamSpec],
               transform_settings: TransformSettings, train_settings: TrainSettings, metric: str, folds: list,
-              seed: int, n_jobs: int | None = None, trial_seconds: float | None = None):  # noqa: ANN201
+              seed: int, n_jobs: int | None = None, trial_seconds: float | None = None,
+              deadline: float | None = None):  # noqa: ANN201
     """The Optuna objective: the mean validation metric over the folds for one trial's parameters.
 
     After each fold but the last the running mean is reported (step = fold) for the pruner. A trial other
     than the reference trials (the defaults, the library's) that runs longer than ``trial_seconds`` is stopped
     as pruned, between boosting rounds or epochs, or between folds for the other families; ``stopped`` says
-    why. The reference trials are never pruned: the tuned parameters are measured against them whole.
+    why. The reference trials are never pruned nor stopped by ``trial_seconds``: the tuned parameters are
+    measured against them whole. Every trial, the reference ones too, stops at ``deadline`` (``time.time()``),
+    the study's budget: the run's time limit is kept whatever the defaults cost.
     """
     import optuna
 
@@ -294,7 +298,7 @@ def objective(schema: DatasetSchema, data: pd.DataFrame, family: str, space: dic
         params = {name: spec.suggest(trial, name) for name, spec in space.items()}
         # a trial trains in its worker (tune.dask_address spreads the trials), never across the cluster
         settings = with_params(train_settings, family, params).model_copy(update={"dask_address": None})
-        if n_jobs is not None:  # parallel workers: one core each
+        if n_jobs is not None:  # parallel workers share the cores
             settings = settings.model_copy(update={"n_jobs": n_jobs})
         scores, started = [], time.perf_counter()
         reference = trial.user_attrs.get("source") in REFERENCE_TRIALS  # never pruned nor stopped
@@ -305,13 +309,15 @@ def objective(schema: DatasetSchema, data: pd.DataFrame, family: str, space: dic
             raise optuna.TrialPruned(reason)
 
         def check_time(step: int, value: float) -> None:  # after each boosting round or epoch
-            if time.perf_counter() - started > limit:
+            if limit and time.perf_counter() - started > limit:
                 stop(f"time limit {limit:.0f} s, in fold {len(scores) + 1} of {len(folds)}")
+            if deadline is not None and time.time() > deadline:
+                stop(f"the tuning budget ran out, in fold {len(scores) + 1} of {len(folds)}")
 
         for fold, (tr, va) in enumerate(folds):
             try:
                 _, info, _ = fit_family(family, schema, data.iloc[tr], data.iloc[va], transform_settings, settings,
-                                        seed, on_iteration=check_time if limit else None)
+                                        seed, on_iteration=check_time if limit or deadline is not None else None)
             except optuna.TrialPruned:
                 raise
             except Exception as exc:  # recorded with the trial; the study goes on (catch= in optimize)
@@ -326,6 +332,8 @@ def objective(schema: DatasetSchema, data: pd.DataFrame, family: str, space: dic
                 stop(f"{metric} after {fold + 1} of {len(folds)} folds is behind the other trials")
             if limit and time.perf_counter() - started > limit:
                 stop(f"time limit {limit:.0f} s, after {fold + 1} of {len(folds)} folds")
+            if deadline is not None and time.time() > deadline:
+                stop(f"the tuning budget ran out, after {fold + 1} of {len(folds)} folds")
         trial.set_user_attr("seconds", time.perf_counter() - started)
         return float(np.mean(scores))
 
@@ -452,12 +460,13 @@ def tunable_family(schema: DatasetSchema, train_settings: TrainSettings) -> str 
 
 def plan_study(store_root: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
                train_settings: TrainSettings, settings: TuneSettings, seed: int,
-               run_key: str | None = None) -> dict[str, str] | None:
+               run_key: str | None = None, max_seconds: float | None = None) -> dict[str, str] | None:
     """What to tune, where the study lives and its time budget; creates the study with the family's defaults
     as its first trial (no trial is run here).
 
     Args:
         run_key: What makes this run's study its own; None: the current flow run's id, else a new one.
+        max_seconds: The run's time limit's share for tuning: the study's budget is at most this.
 
     Returns None when no family is named and none of the families to train is tunable by default.
     """
@@ -473,6 +482,8 @@ def plan_study(store_root: str, schema: DatasetSchema, features: dict[str, Artif
         run_key = flow_run.get_id() or uuid.uuid4().hex  # a retry of a flow run keeps its id
     rows = (features["train"].rows or 0) + (features["validation"].rows or 0)
     budget = settings.timeout_seconds or default_budget(rows, len(schema.features), trials_of(settings))
+    if max_seconds is not None:
+        budget = min(budget, max_seconds)
     plan = _Plan(family=family, metric=metric, direction="maximize" if DIRECTION[metric] else "minimize",
                  storage=storage_url(store_root, settings), budget_seconds=budget,
                  trial_seconds=settings.trial_timeout_seconds or budget / 3,
@@ -523,7 +534,7 @@ def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, Artif
     data = pd.concat([store.read_table(features["train"]), store.read_table(features["validation"])])
     folds = cv_folds(schema, data, settings.cv_folds, seed)
     timeout = None if deadline is None else max(0.0, deadline - time.time())
-    n_jobs = 1 if settings.parallel > 1 else None
+    n_jobs = fit_threads(None, concurrent=settings.parallel) if settings.parallel > 1 else None
     ran: list[int] = []
     logger = run_logger()
 
@@ -534,7 +545,7 @@ def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, Artif
             st.stop()
 
     study.optimize(objective(schema, data, p.family, space, transform_settings, train_settings, p.metric, folds, seed,
-                             n_jobs, p.trial_seconds),
+                             n_jobs, p.trial_seconds, deadline),
                    n_trials=left, timeout=timeout, catch=(Exception,), callbacks=[after])
     return len(ran)
 
@@ -560,8 +571,10 @@ def best_score_figure(trials: pd.DataFrame, metric: str, maximize: bool):  # noq
     return fig
 
 
-def summarise(store_root: str, run_id: str, settings: TuneSettings, plan: dict[str, str], seed: int) -> dict:
-    """Write ``tune/trials`` and ``tune/best_score.png``; return the best parameters and score."""
+def summarise(store_root: str, run_id: str, settings: TuneSettings, plan: dict[str, str],
+              seed: int) -> dict | None:
+    """Write ``tune/trials`` and ``tune/best_score.png``; return the best parameters and score (None: the time
+    limit stopped every trial, the defaults' too)."""
     p = _Plan(**plan)
     study = open_study(p.storage, p.study, settings.method, search_space(p.family, settings), p.direction, seed,
                        settings.pruner)
@@ -569,6 +582,12 @@ def summarise(store_root: str, run_id: str, settings: TuneSettings, plan: dict[s
     store = ArtifactStore(store_root)
     refs = {"trials": store.write_table(run_id, "tune", "trials", trials)}
     complete = trials[trials["state"] == "complete"]
+    started = trials[~trials["state"].isin(["waiting"])] if len(trials) else trials
+    budget_out = not len(started) or started["stopped"].str.startswith("the tuning budget ran out").any()
+    if complete.empty and budget_out:  # no trial started, or the time limit stopped the reference trials too
+        run_logger().warning("tune: no trial finished within the time limit's share for tuning (%.0f s): training "
+                             "with the family's defaults", p.budget_seconds)
+        return None
     if complete.empty:
         raise TrainflowError(f"tuning {p.family}: none of {len(trials)} trials completed (states: "
                              f"{trials['state'].value_counts().to_dict()}; errors: "
@@ -583,9 +602,11 @@ def summarise(store_root: str, run_id: str, settings: TuneSettings, plan: dict[s
 
 @task(name="plan_tuning")
 def plan_tuning(store_root: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
-                train_settings: TrainSettings, settings: TuneSettings, seed: int) -> dict[str, str] | None:
-    """Prefect task: choose the family, metric, storage, study name and budget (None: nothing to tune)."""
-    plan = plan_study(store_root, schema, features, train_settings, settings, seed)
+                train_settings: TrainSettings, settings: TuneSettings, seed: int,
+                max_seconds: float | None = None) -> dict[str, str] | None:
+    """Prefect task: choose the family, metric, storage, study name and budget (None: nothing to tune;
+    ``max_seconds``: the time limit's share for tuning)."""
+    plan = plan_study(store_root, schema, features, train_settings, settings, seed, max_seconds=max_seconds)
     if plan is not None:
         p = _Plan(**plan)
         run_logger().info("tune: %s, %d trials to run%s, %d-fold CV %s; budget %.0f s, a trial at most %.0f s; "
@@ -606,9 +627,12 @@ def tune_trials(store_root: str, schema: DatasetSchema, features: dict[str, Arti
 
 
 @task(name="tune")
-def tune(store_root: str, run_id: str, settings: TuneSettings, plan: dict[str, str], seed: int) -> dict:
-    """Prefect task: the study's trials as Parquet, the best parameters, a table and a plot for the UI."""
+def tune(store_root: str, run_id: str, settings: TuneSettings, plan: dict[str, str], seed: int) -> dict | None:
+    """Prefect task: the study's trials as Parquet, the best parameters, a table and a plot for the UI (None:
+    no trial finished within the time limit)."""
     result = summarise(store_root, run_id, settings, plan, seed)
+    if result is None:
+        return None
     store = ArtifactStore(store_root)
     trials = store.read_table(ArtifactRef(**result["artifacts"]["trials"]))
     top = trials[trials["state"] == "complete"].sort_values("mean", ascending=not DIRECTION[result["metric"]]).head(10)

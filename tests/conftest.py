@@ -46,6 +46,20 @@ def dask_clusters():
     close_clients()
 
 
+@pytest.fixture()
+def run_logs_at_info():
+    """The run loggers at INFO, as outside the tests (this file quiets them to WARNING)."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.INFO)
+    yield
+    for logger, level in zip(loggers, levels):
+        logger.setLevel(level)
+
+
 @pytest.fixture(scope="session")
 def adult_schema() -> DatasetSchema:
     return load_schema("adult")

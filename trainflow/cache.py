@@ -24,6 +24,8 @@ from trainflow import PROJECT_ROOT
 from trainflow.catalog import ArtifactRef, ArtifactStore
 
 IGNORED_PARAMETERS = frozenset({"run_id"})
+# a point in time differs on every run: the key holds only whether there is one (limited or not)
+DEADLINE_PARAMETERS = frozenset({"deadline"})
 
 
 def _content(value: Any) -> Any:
@@ -50,7 +52,8 @@ def stage_code_digest() -> str:
 def content_key(context: Any, parameters: dict[str, Any]) -> str:
     """Cache key from the content of the task's inputs (artifact hashes, settings) and the stage code,
     without the run id."""
-    payload = {k: _content(v) for k, v in sorted(parameters.items()) if k not in IGNORED_PARAMETERS}
+    payload = {k: (v is not None) if k in DEADLINE_PARAMETERS else _content(v)
+               for k, v in sorted(parameters.items()) if k not in IGNORED_PARAMETERS}
     payload["__code__"] = stage_code_digest()
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -558,15 +558,17 @@ class OnnxModel:
         categories: Per categorical column, the categories training saw (``known_categories``), for the
             same unseen-category check and report the native Pipeline gets.
         dataset: The dataset's name, for error messages.
-        threads: ONNX Runtime intra-op threads (0: its default, every core).
+        threads: ONNX Runtime intra-op threads (None: ``trainflow.threads``' choice for a spinning pool).
     """
 
     def __init__(self, data: bytes, features: list[str], classes: list | None = None,
-                 categories: dict[str, list[str]] | None = None, dataset: str = "rows to score", threads: int = 0):
+                 categories: dict[str, list[str]] | None = None, dataset: str = "rows to score", threads: int | None = None):
         import onnxruntime as ort
 
+        from trainflow.threads import fit_threads
+
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = fit_threads(threads, barrier=True)
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])

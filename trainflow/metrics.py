@@ -25,6 +25,19 @@ def positive_index(classes: np.ndarray, positive: object) -> int:
     return values.index(str(positive)) if positive is not None and str(positive) in values else len(values) - 1
 
 
+def binary_roc_auc(hit: np.ndarray, p: np.ndarray) -> float:
+    """ROC-AUC of scores ``p`` for the positives ``hit`` (0/1), as the Mann-Whitney U statistic of the scores'
+    ranks (ties at their mean rank): scikit-learn's ``roc_auc_score`` to the last digit at a third of its time,
+    which counts where the ensemble's greedy selection scores hundreds of blends."""
+    from scipy.stats import rankdata
+
+    positive = hit.astype(bool)
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    ranks = rankdata(p)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: np.ndarray, positive: object = None,
                            only: Collection[str] | None = None) -> dict[str, float]:
     """Every classification metric the project reports (or those named in ``only``), from true labels and
@@ -60,7 +73,7 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: np.ndarray
             "brier": lambda: skm.brier_score_loss(hit, p),
         })
         if present == 2:
-            found.update(roc_auc=lambda: skm.roc_auc_score(hit, p), pr_auc=lambda: skm.average_precision_score(hit, p))
+            found.update(roc_auc=lambda: binary_roc_auc(hit, p), pr_auc=lambda: skm.average_precision_score(hit, p))
     elif present == len(classes):
         found["roc_auc"] = lambda: skm.roc_auc_score(truth, proba, multi_class="ovr", average="macro",
                                                      labels=class_codes)
@@ -89,8 +102,10 @@ PARALLEL_PREDICT_ROWS = 4096  # below it a thread per tree costs more than it sa
 
 def predict_scores(model: Any, x: pd.DataFrame, task_type: str) -> np.ndarray:
     """Class probabilities for classifiers, predictions for regressors. Estimators that leave ``n_jobs`` to
-    joblib (the forests) predict on all cores from ``PARALLEL_PREDICT_ROWS`` rows, on one thread below."""
-    with parallel_config(n_jobs=-1 if len(x) >= PARALLEL_PREDICT_ROWS else 1):
+    joblib (the forests) predict on the usable cores (``trainflow.threads``) from ``PARALLEL_PREDICT_ROWS`` rows, on one thread below."""
+    from trainflow.threads import fit_threads
+
+    with parallel_config(n_jobs=fit_threads() if len(x) >= PARALLEL_PREDICT_ROWS else 1):
         return model.predict(x) if task_type == "regression" else model.predict_proba(x)
 
 

@@ -82,6 +82,14 @@ def _renamed_legacy_modules(data: bytes) -> bytes:
         raise ArtifactError(f"not a readable skops file: {exc}") from exc
 
 
+def _predict_threads() -> int:
+    """The threads a loaded LightGBM or CatBoost model predicts with (``trainflow.threads``): their files carry
+    no thread count a caller chose, and their defaults take every core."""
+    from trainflow.threads import fit_threads
+
+    return fit_threads(barrier=True)
+
+
 class LightGBMModel(BaseEstimator):
     """A LightGBM booster loaded from its text format, with the scikit-learn predict API.
 
@@ -115,12 +123,12 @@ class LightGBMModel(BaseEstimator):
         return np.asarray(self.classes)
 
     def predict_proba(self, X) -> np.ndarray:  # noqa: ANN001, N803
-        raw = self.booster_.predict(X)
+        raw = self.booster_.predict(X, num_threads=_predict_threads())
         return np.column_stack([1 - raw, raw]) if raw.ndim == 1 else raw
 
     def predict(self, X) -> np.ndarray:  # noqa: ANN001, N803
         if self.classes is None:
-            return self.booster_.predict(X)
+            return self.booster_.predict(X, num_threads=_predict_threads())
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
@@ -150,12 +158,12 @@ class CatBoostModel(BaseEstimator):
         return CatBoostRegressor if isinstance(self, RegressorMixin) else CatBoostClassifier
 
     def fit(self, X, y, eval_set: tuple | None = None,  # noqa: ANN001, N803
-            early_stopping_rounds: int | None = None) -> CatBoostModel:
+            early_stopping_rounds: int | None = None, callbacks: list | None = None) -> CatBoostModel:
         """Fit on ``X, y``; with ``eval_set`` ``(X, y)``, stop ``early_stopping_rounds`` rounds after the best
-        score on it and keep the model of the best round."""
+        score on it and keep the model of the best round; ``callbacks``: CatBoost's (``after_iteration``)."""
         model = self._catboost()(**{"verbose": 0, "allow_writing_files": False, **(self.params or {})})
         model.fit(X, y, eval_set=eval_set, early_stopping_rounds=early_stopping_rounds,
-                  use_best_model=eval_set is not None)
+                  use_best_model=eval_set is not None, callbacks=callbacks)
         self.model_ = model
         return self
 
@@ -195,7 +203,7 @@ class CatBoostClassifierModel(ClassifierMixin, CatBoostModel):
         return np.asarray(self.model_.classes_)
 
     def predict_proba(self, X) -> np.ndarray:  # noqa: ANN001, N803
-        return self.model_.predict_proba(X)
+        return self.model_.predict_proba(X, thread_count=_predict_threads())
 
     def predict(self, X) -> np.ndarray:  # noqa: ANN001, N803
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
@@ -205,7 +213,7 @@ class CatBoostRegressorModel(RegressorMixin, CatBoostModel):
     """CatBoost regressor."""
 
     def predict(self, X) -> np.ndarray:  # noqa: ANN001, N803
-        return np.asarray(self.model_.predict(X), dtype=float)
+        return np.asarray(self.model_.predict(X, thread_count=_predict_threads()), dtype=float)
 
 
 def fitted_parts(est: Any) -> Any:

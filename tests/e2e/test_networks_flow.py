@@ -11,7 +11,7 @@ from trainflow.registry import Registry
 
 
 def _digits(work: dict[str, str], name: str, query: str, **changes) -> TrainingSettings:
-    base = {"dataset": "digits", "artifacts_root": work["root"],
+    base = {"dataset": "digits", "artifacts_root": work["root"], "time_limit": 0,  # epochs a busy machine keeps
             "ingest": {"query": query},
             "registry": {"registry_url": work["registry"], "model_name": name},
             "train": {"families": ["cnn"], "nn": {"channels": [16, 32], "max_epochs": 30}},

@@ -28,9 +28,10 @@ STAGES = {"ingest", "validate", "split", "transform", "tune", "train", "evaluate
 
 def _settings(work: dict[str, str], **changes) -> TrainingSettings:
     """Settings for a test run: the fast preset (no tuning, families compared on the validation split) unless a
-    test asks for another; the first run below takes the default preset, as `make run` does."""
+    test asks for another; the first run below takes the default preset, as `make run` does. No time limit:
+    these tests check what a run makes, which a busy machine must not change (tests/model/test_budget.py)."""
     base = {"artifacts_root": work["root"], "registry": {"registry_url": work["registry"]}, "preset": "fast",
-            "evaluate": {"cv_folds": 2, "permutation_repeats": 1}, "tune": {"enabled": False}}
+            "evaluate": {"cv_folds": 2, "permutation_repeats": 1}, "tune": {"enabled": False}, "time_limit": 0}
     return TrainingSettings.model_validate({**base, **changes})
 
 

@@ -2,7 +2,6 @@
 
 import base64
 import json
-import logging
 import os
 import threading
 import time
@@ -14,18 +13,6 @@ from prefect.logging.handlers import APILogHandler
 
 from flows.training import TrainingSettings, training
 from trainflow.registry import Registry
-
-
-@pytest.fixture()
-def run_logs_at_info():
-    """The run loggers at INFO, as outside the tests (conftest quiets them to WARNING)."""
-    loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.INFO)
-    yield
-    for logger, level in zip(loggers, levels):
-        logger.setLevel(level)
 
 
 def test_flow_tunes_in_parallel_and_trains_with_the_best_params(prefect_harness, workdir: dict[str, str],

@@ -27,6 +27,7 @@ from trainflow.models.networks import NETWORKS, NNSettings, nn_settings_for
 from trainflow.models.settings import DEFAULT_CV_FOLDS, DEFAULT_FAMILIES, NNChoices, TrainSettings, families_for
 from trainflow.models.settings import selection_folds
 from trainflow.schema import DatasetSchema
+from trainflow.threads import fit_threads, limited
 
 __all__ = ["DEFAULT_CV_FOLDS", "DEFAULT_FAMILIES", "FAMILIES", "NETWORKS", "NNChoices", "NNSettings", "TrainSettings", "build_estimator",
            "families_for", "fit_family", "library_versions", "nn_settings_for", "selection_folds"]
@@ -48,7 +49,7 @@ def build_estimator(family: str, task_type: str, settings: TrainSettings, seed: 
 def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validation: pd.DataFrame | None,
                transform_settings: TransformSettings, settings: TrainSettings, seed: int,
                checkpoint_dir: str | None = None, init_weights: dict | None = None,
-               on_iteration: Any = None) -> tuple[Pipeline, dict, pd.DataFrame]:
+               on_iteration: Any = None, clock: Any = None) -> tuple[Pipeline, dict, pd.DataFrame]:
     """Fit one family's encoding step and estimator on training features.
 
     Args:
@@ -59,6 +60,8 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
         on_iteration: ``f(step, score)`` after each LightGBM round or network epoch, with the validation
             score (larger is better: LightGBM's first metric, negated when it is a loss; the network's
             epoch metric); tuning prunes trials with it by raising.
+        clock: A ``trainflow.budget.FitClock``: boosting and networks stop at its deadline, keeping their best
+            round or epoch so far (``info["stopped_by_time_limit"]`` says at which), and log a heartbeat.
 
     Returns:
         ``(fitted encode+model pipeline, info, history)``; ``info`` holds the validation metrics and
@@ -80,18 +83,19 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
         x_tr_e = encoder.transform(x_tr)
         x_va_e = encoder.transform(x_va) if x_va is not None else None
     est = build_estimator(family, schema.task, settings, seed, len(x_tr), schema=schema)
-    started = time.perf_counter()
-    fitted = FAMILIES[family].fit(est, FitRequest(family, x_tr_e, y_tr, x_va_e, y_va, schema, settings, encoding,
-                                                  on_iteration, checkpoint_dir, init_weights))
-    fit_seconds = time.perf_counter() - started
-    est = est if fitted.estimator is None else fitted.estimator
-    started = time.perf_counter()
-    metrics: dict[str, float] = {}
-    scores = None
-    if x_va_e is not None:
-        scores = predict_scores(est, x_va_e, schema.task)
-        metrics = score(schema.task, y_va, scores, getattr(est, "classes_", None), schema.positive_class)
-    predict_seconds = time.perf_counter() - started
+    with limited(fit_threads(settings.n_jobs)):  # BLAS, OpenMP and torch pools too, not only the n_jobs libraries
+        started = time.perf_counter()
+        fitted = FAMILIES[family].fit(est, FitRequest(family, x_tr_e, y_tr, x_va_e, y_va, schema, settings, encoding,
+                                                      on_iteration, checkpoint_dir, init_weights, clock))
+        fit_seconds = time.perf_counter() - started
+        est = est if fitted.estimator is None else fitted.estimator
+        started = time.perf_counter()
+        metrics: dict[str, float] = {}
+        scores = None
+        if x_va_e is not None:
+            scores = predict_scores(est, x_va_e, schema.task)
+            metrics = score(schema.task, y_va, scores, getattr(est, "classes_", None), schema.positive_class)
+        predict_seconds = time.perf_counter() - started
     pipe = Pipeline([("encode", encoder), ("model", est)])
     info = {"family": family, "encoding": encoding, "estimator": type(est).__name__, "metrics": metrics,
             "device": getattr(est, "device_", "cpu"),

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from trainflow.budget import FitClock
     from trainflow.models.settings import TrainSettings
     from trainflow.schema import DatasetSchema
 
@@ -53,6 +54,8 @@ class FitRequest:
         checkpoint_dir: Where a network checkpoints each epoch (None: no checkpoints).
         init_weights: A state dict a network starts from (transfer learning).
         encoding: The categorical encoding the family got (LightGBM's native categoricals need to know).
+        clock: Checked after every boosting round or epoch: a heartbeat log line, and whether the time limit
+            has passed (the fit then stops and keeps its best round or epoch so far); None: no limit, no lines.
     """
 
     family: str
@@ -66,6 +69,7 @@ class FitRequest:
     on_iteration: Callable[[int, float], None] | None = None
     checkpoint_dir: str | None = None
     init_weights: dict | None = None
+    clock: FitClock | None = None
 
 
 @dataclass(frozen=True)
@@ -102,3 +106,11 @@ class Family:
     # boosts until early stopping: refitted with the folds' mean best round, or served as its fold models
     # averaged with ``train.bag`` (tasks.train)
     boosted: bool = False
+    # its time against LightGBM's on the same rows, for sharing a time limit among families (trainflow.budget);
+    # what a family leaves unused goes to the next, so a rough figure costs little
+    cost: float = 1.0
+
+    @property
+    def interruptible(self) -> bool:
+        """Whether a fit stops at its deadline by itself (after a boosting round or an epoch)."""
+        return self.boosted or self.network

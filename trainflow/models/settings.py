@@ -53,7 +53,10 @@ class TrainSettings(FormModel):
                                                               "without gain")
     svm_kernel_max_rows: int = Field(
         10_000, ge=0, description="kernel (RBF) SVM up to this many training rows, linear SVM beyond")
-    n_jobs: int = Field(-1, description="parallel jobs for families that support them (-1: all cores)")
+    n_jobs: int | None = Field(None, description="threads per fit for families that run threads (-1: every core "
+                                                 "this process may use); empty: chosen from those cores "
+                                                 "(trainflow.threads: one thread for LightGBM and CatBoost below 4 "
+                                                 "cores, where a busy core stalls their rounds)")
     dask_address: str | None = Field(
         None, description="train LightGBM with lightgbm.dask across the workers of this Dask cluster (the 'dask' "
                           "extra): tcp://host:8786, or 'local' for two worker processes here; every round is "

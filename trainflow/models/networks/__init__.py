@@ -94,6 +94,7 @@ def fit_network(est: Net, r: FitRequest) -> FitResult:
                         f"validation metric {row.get('validation_metric', float('nan')):.4f}")
         if r.on_iteration is not None:
             r.on_iteration(row["epoch"], row["validation_metric"])
+        return r.clock is not None and r.clock.tick(row["epoch"], "epoch")  # True: stop, the time is up
 
     try:
         est.fit(r.x_train, r.y_train, X_val=r.x_validation, y_val=r.y_validation, checkpoint=path,
@@ -109,7 +110,9 @@ def fit_network(est: Net, r: FitRequest) -> FitResult:
         columns={"epoch": "iteration"}).assign(family=family, split="train/validation")
     extra = {"params": est.nn_settings.model_dump(exclude={"init_from"}), "transferred_tensors": est.transferred_,
              "precision": "bfloat16 autocast" if est.device_ == "cuda" else "float32"}
+    if r.clock is not None and r.clock.stopped_at is not None:
+        extra["stopped_by_time_limit"] = r.clock.stopped_at
     return FitResult(best_iteration=est.best_epoch_, history=history, extra=extra)
 
 
-NETWORK = Family(build_network, fit_network, network=True)
+NETWORK = Family(build_network, fit_network, network=True, cost=5.0)  # minutes on a CPU

@@ -123,7 +123,8 @@ def fit_loop(model: Any, inputs: list, target: Any, val_inputs: list | None, val
         seed: Seeds the initial shuffle order and dropout.
         device: cuda, mps or cpu.
         checkpoint: File written after every epoch; if it exists, training resumes from it.
-        on_epoch: Called with each epoch's history row (progress reports).
+        on_epoch: Called with each epoch's history row (progress reports); a true return stops training
+            after that epoch (the time limit), keeping the best epoch so far.
         eval_rows: Rows per forward pass when scoring the validation rows.
 
     Returns:
@@ -223,8 +224,8 @@ def fit_loop(model: Any, inputs: list, target: Any, val_inputs: list | None, val
             _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                           "torch_rng": torch.get_rng_state(), "shuffle_rng": generator.get_state(), "epoch": epoch,
                           "best": best, "best_loss": best_loss, "stale": stale, "history": history}, path)
-        if on_epoch is not None and rank == 0:
-            on_epoch(row)
+        if on_epoch is not None and rank == 0 and on_epoch(row) and world == 1:
+            break  # the time limit: the best epoch so far is kept (several processes would need to agree)
     model.to("cpu")
     model.load_state_dict(best)  # early stopping keeps the best epoch, not the last
     model.eval()
