@@ -27,7 +27,7 @@ from tasks.train import train
 from tasks.transform import transform
 from tasks.tune import DEFAULT_TRIALS, TuneSettings, plan_tuning, tune, tune_trials, with_params
 from tasks.validate import ValidationEngine, validate
-from trainflow.budget import EVALUATE_SHARE, TUNE_SHARE, Budget, default_time_limit
+from trainflow.budget import EVALUATE_SHARE, IMPORTANCE_SHARE, TUNE_SHARE, Budget, default_time_limit
 from trainflow.cache import run_checked
 from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
 from trainflow.cluster import ComputeSettings, check_scheduler, worker_count
@@ -109,7 +109,7 @@ class TrainingSettings(FormModel):
                                                              "families: tuning trials, boosting rounds, epochs and "
                                                              "trees that do not fit are cut, families skipped, and "
                                                              "the leaderboard says which; 0: no limit; empty: the "
-                                                             "preset's, scaled to the table (default: 60 s or 1 s "
+                                                             "preset's, scaled to the table (default: 90 s or 1 s "
                                                              "per 10,000 cells, 6x that for networks; fast a fifth "
                                                              "of it, best four times)")
     seed: int = Field(42, description="random seed for splitting and training, recorded with the model")
@@ -260,6 +260,9 @@ def run_tuning(root: str, run_id: str, schema: DatasetSchema, features: dict[str
     plan = plan_tuning(root, schema, features, s.train, s.tune, s.seed, seconds)
     if plan is None:
         return None
+    # the subflow's parameters go to the Prefect API, which refuses more than 512 KB: tuning needs the columns,
+    # not the validation suite (800 columns' rules are 540 KB)
+    schema = schema.model_copy(update={"expectations": []})
     deadline = time.time() + plan["budget_seconds"]
     tuning_workers.with_options(task_runner=tuning_runner(s.tune))(root, schema, features, s, plan, deadline)
     return tune(root, run_id, s.tune, plan, s.seed)
@@ -320,10 +323,12 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
         budget.report("tune")
     if tuned is not None:
         train_settings = with_params(s.train, tuned["family"], tuned["best_params"])
-    # when evaluate refits its cross-validation (train compared on the validation split), it keeps a share
+    # evaluate keeps a share for its cross-validation refit (when train compared on the validation split) and
+    # its permutation importances
     refits = s.evaluate.cv_folds >= 2 and selection_folds(model_schema, train_settings) < 2
+    kept = (EVALUATE_SHARE if refits else 0.0) + (IMPORTANCE_SHARE if s.evaluate.permutation_repeats else 0.0)
     trained = run_checked(train, root, run_id, model_schema, features, s.transform, train_settings, s.seed,
-                          s.registry.registry_url, budget.share(1 - EVALUATE_SHARE if refits else 1.0))
+                          s.registry.registry_url, budget.share(1 - kept))
     budget.report("train")
     candidates = {k.removeprefix("candidate_"): v for k, v in trained.items() if k.startswith("candidate_")}
     evaluation = run_checked(evaluate, root, run_id, model_schema, trained["model"], splits, s.evaluate,

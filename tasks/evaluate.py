@@ -39,6 +39,7 @@ from trainflow.schema import DatasetSchema
 from trainflow.threads import fit_threads, limited
 
 MIN_SLICE_ROWS = 30
+MIN_IMPORTANCE_SECONDS = 5.0  # permutation importance may run this long past the time limit's end
 MIN_SLICE_POSITIVES = 10  # per-group recall, precision, F1s and ROC-AUC with fewer positives are noise
 POSITIVE_METRICS = ("recall", "precision", "f1", "f1_macro", "roc_auc")
 
@@ -208,10 +209,26 @@ def _cv_fold(schema: DatasetSchema, meta: dict, transform_settings: TransformSet
 
 
 def feature_importance(schema: DatasetSchema, pipeline: Pipeline, x: pd.DataFrame, y: np.ndarray, metric: str,
-                       repeats: int, seed: int, sample_rows: int = 0) -> pd.DataFrame:
+                       repeats: int, seed: int, sample_rows: int = 0,
+                       deadline: float | None = None) -> pd.DataFrame:
     """Permutation importance on raw columns (the whole pipeline; ``sample_rows`` drawn per repeat, 0: all) and
-    the model's own importances."""
+    the model's own importances.
+
+    With a ``deadline`` (the run's time limit) the repeats are those whose cost, timed on one scoring of the
+    rows, fits in the time left (at least ``MIN_IMPORTANCE_SECONDS``); none fitting, only the model's own
+    importances are kept, and the log says so."""
     rows = []
+    if repeats and deadline is not None:
+        drawn = x if not sample_rows or sample_rows >= len(x) else x.iloc[:sample_rows]
+        started = time.time()
+        predict_scores(pipeline, drawn, schema.task)
+        per_repeat = (time.time() - started) * x.shape[1]
+        fits = int(max(deadline - time.time(), MIN_IMPORTANCE_SECONDS) // max(per_repeat, 1e-9))
+        if fits < repeats:
+            run_logger().warning("evaluate: permutation importance %s by the time limit (a repeat over %d columns "
+                                 "takes about %.1f s)", f"cut to {fits} of {repeats} repeats" if fits else
+                                 "skipped", x.shape[1], per_repeat)
+            repeats = fits
     if repeats:
         classes = getattr(pipeline, "classes_", None)
 
@@ -301,7 +318,7 @@ def evaluate_model(schema: DatasetSchema, pipeline: Pipeline, meta: dict, test: 
         train_settings: For rebuilding the estimator inside CV folds.
         seed: Random seed.
         deadline: The run's time limit (``time.time()``) for the cross-validation refit (see
-            ``cross_validate``); None: no limit.
+            ``cross_validate``) and the permutation importances (``feature_importance``); None: no limit.
 
     Returns:
         A dict of DataFrames (``metrics``, ``confusion_matrix``, ``curves``, ``cv``, ``errors``, ``slices``,
@@ -347,7 +364,8 @@ def evaluate_model(schema: DatasetSchema, pipeline: Pipeline, meta: dict, test: 
     out["errors"] = errors.nlargest(settings.top_errors, "loss") if settings.top_errors else errors.iloc[:0]
     out["slices"], out["slice_gaps"] = slice_metrics(schema, test, y, scores, classes, settings.slice_numeric_bins)
     out["feature_importance"] = feature_importance(schema, pipeline, x, y, meta["selection_metric"],
-                                                   settings.permutation_repeats, seed, settings.permutation_rows)
+                                                   settings.permutation_repeats, seed, settings.permutation_rows,
+                                                   deadline)
     out["figures"] = _plots(out["curves"], out["feature_importance"], out["confusion_matrix"]) if settings.plots else {}
     return out
 

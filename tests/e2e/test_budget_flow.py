@@ -26,7 +26,7 @@ def test_a_run_under_a_tiny_time_limit_ends_and_says_what_it_cut(prefect_harness
     assert "breast_cancer v1" in capsys.readouterr().out
     run = next((root / "runs").iterdir())
     board = pd.read_parquet(run / "train" / "leaderboard.parquet").set_index("family")
-    assert board.loc["lightgbm", "budget"].startswith("rounds cut by the time limit in 5 of 5 folds")
+    assert board.loc["lightgbm", "budget"].endswith("rounds cut by the time limit in 5 of 5 folds and the refit")
     skipped = board.drop(["lightgbm", "ensemble"])
     assert skipped["budget"].str.startswith("skipped: over budget").all() and skipped["score"].isna().all()
     assert set(skipped.index) == {"lightgbm_xt", "catboost", "logistic", "random_forest"}

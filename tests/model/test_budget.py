@@ -3,6 +3,7 @@
 Every deadline here has already passed (or never comes), so what is cut does not depend on how busy the machine
 is: the fits stop at their first round, epoch or tree probe, the families after the first are skipped."""
 
+import json
 import time
 
 import numpy as np
@@ -65,7 +66,10 @@ def test_families_after_the_limit_are_skipped_and_the_leaderboard_says_so(cancer
     serving, meta, board, _ = train_models(schema, feats["train"], feats["validation"], pre, TransformSettings(),
                                            settings, 0, deadline=PAST)
     notes = board.set_index("family")["budget"]
-    assert notes["lightgbm"] == "rounds cut by the time limit in 3 of 3 folds and the refit"  # the first one trains
+    # the first one trains: at the highest learning rate, since no round fits in its share
+    assert notes["lightgbm"] == ("learning rate 0.025 -> 0.3 to fit its share of the time limit; "
+                                 "rounds cut by the time limit in 3 of 3 folds and the refit")
+    assert json.loads(board.set_index("family").loc["lightgbm", "params"])["learning_rate"] == 0.3
     assert notes["logistic"].startswith("skipped: over budget") and notes["random_forest"].startswith("skipped")
     skipped = board[board["family"].isin(["logistic", "random_forest"])]
     assert skipped["score"].isna().all() and not skipped["selected"].any()

@@ -13,11 +13,11 @@ from trainflow.models.family import BuildRequest
 
 
 def test_preset_limits_scale_with_the_table_and_the_preset() -> None:
-    assert default_time_limit("default", 1_000, 10) == 60  # the floor
+    assert default_time_limit("default", 1_000, 10) == 90  # the floor
     assert default_time_limit("default", 1_000_000, 20) == 2000  # 1 s per 10,000 cells
     assert default_time_limit("default", 10**9, 100) == 4 * 3600  # the ceiling
-    assert default_time_limit("fast", 1_000, 10) == 12 and default_time_limit("best", 1_000, 10) == 240
-    assert default_time_limit("default", 1_000, 10, networks=True) == 360
+    assert default_time_limit("fast", 1_000, 10) == 18 and default_time_limit("best", 1_000, 10) == 360
+    assert default_time_limit("default", 1_000, 10, networks=True) == 540
 
 
 def test_a_budget_shares_what_is_left() -> None:
