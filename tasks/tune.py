@@ -547,6 +547,9 @@ def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, Artif
     study.optimize(objective(schema, data, p.family, space, transform_settings, train_settings, p.metric, folds, seed,
                              n_jobs, p.trial_seconds, deadline),
                    n_trials=left, timeout=timeout, catch=(Exception,), callbacks=[after])
+    if len(ran) < left and _finished(study) < trials_of(settings):  # Optuna's timeout ends the loop silently
+        logger.info("tune: the tuning budget (%.0f s) stopped this worker after %d of its %d trials", p.budget_seconds,
+                    len(ran), left)
     return len(ran)
 
 

@@ -4,6 +4,7 @@ Every deadline here has already passed (or never comes), so what is cut does not
 is: the fits stop at their first round, epoch or tree probe, the families after the first are skipped."""
 
 import json
+import logging
 import time
 
 import numpy as np
@@ -91,7 +92,7 @@ def test_evaluates_cross_validation_refit_stops_at_the_limit(cancer) -> None:
     assert sorted(whole["fold"].unique()) == [0, 1, 2]
 
 
-def test_the_tuning_deadline_stops_the_reference_trials_too(cancer, tmp_path) -> None:
+def test_the_tuning_deadline_stops_the_reference_trials_too(cancer, tmp_path, caplog) -> None:
     schema, _, _, feats = cancer
     data = pd.concat([feats["train"], feats["validation"]], ignore_index=True)
     folds = cv_folds(schema, data, 3, 0)
@@ -111,6 +112,8 @@ def test_the_tuning_deadline_stops_the_reference_trials_too(cancer, tmp_path) ->
     train = TrainSettings(families=["lightgbm"])
     plan = plan_study(root, schema, refs, train, settings, 0, max_seconds=0.5)
     assert plan["budget_seconds"] == 0.5 and plan["trial_seconds"] == pytest.approx(0.5 / 3)
-    assert run_trials(root, schema, refs, TransformSettings(), train, settings, plan, 0, deadline=PAST) == 0
+    with caplog.at_level(logging.INFO, logger="trainflow"):
+        assert run_trials(root, schema, refs, TransformSettings(), train, settings, plan, 0, deadline=PAST) == 0
+    assert "stopped this worker after 0 of its 3 trials" in caplog.text  # never silent about what it skipped
     assert summarise(root, new_run_id(), settings, plan, 0) is None
     assert np.isfinite(plan["budget_seconds"])
