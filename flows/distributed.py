@@ -22,7 +22,7 @@ from tasks.train import train_models
 from tasks.transform import fit_transform_splits
 from trainflow.catalog import ArtifactStore, new_run_id
 from trainflow.features import as_model_input, TransformSettings
-from trainflow.metrics import predict_scores, score
+from trainflow.metrics import predict_scores, score, threshold_of
 from trainflow.modelio import bundle_files
 from trainflow.models import TrainSettings
 from trainflow.schema import PROJECT_ROOT, load_schema
@@ -47,7 +47,7 @@ def run(dataset: str, family: str, seed: int, artifacts_root: str, nn: dict) -> 
     test = splits["test"]
     y = label_values(test, view)
     test_metrics = score(view.task, y, predict_scores(serving, as_model_input(test, view), view.task),
-                         getattr(serving, "classes_", None), view.positive_class)
+                         getattr(serving, "classes_", None), view.positive_class, threshold=threshold_of(meta))
     summary = {"dataset": dataset, "family": family, "processes": world, "backend": dist.get_backend()
                if world > 1 else None, "device": meta["device"], "epochs": int(history["iteration"].max()),
                "best_epoch": meta["best_iteration"], "validation_metrics": meta["validation_metrics"],

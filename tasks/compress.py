@@ -49,7 +49,7 @@ from trainflow.catalog import ArtifactRef, ArtifactStore, folder_digest
 from trainflow.errors import ArtifactError
 from trainflow.features import as_model_input
 from trainflow.forms import FormModel
-from trainflow.metrics import DIRECTION, predict_scores, score
+from trainflow.metrics import DIRECTION, predict_scores, score, threshold_of
 from trainflow.modelio import load_bundle
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema
@@ -274,12 +274,12 @@ def _fewer_trees(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validati
     x, y = as_model_input(validation, schema), label_values(validation, schema)
     classes = getattr(model, "classes_", None)
     full = score(schema.task, y, predict_scores(pipeline, x, schema.task), classes, schema.positive_class,
-                 only=(metric,))[metric]
+                 (metric,), threshold_of(meta))[metric]
     cost = None
     for k in _tree_counts(n):
         candidate = truncated(k)
         value = score(schema.task, y, predict_scores(candidate, x, schema.task), classes, schema.positive_class,
-                      only=(metric,))[metric]
+                      (metric,), threshold_of(meta))[metric]
         cost = _relative_drop(metric, full, value)
         if cost <= allowed_drop:
             return candidate, k, n, f"validation {metric} {value:.4f} against {full:.4f}"

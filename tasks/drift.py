@@ -100,7 +100,8 @@ def build_profile(df: pd.DataFrame, schema: DatasetSchema, scores: np.ndarray | 
     bin, missing_rate, rows, std), ``key`` (quantile level, category or bin edge), ``value``.
     """
     rows: list[dict] = []
-    columns = {c.name: df[c.name] for c in schema.features if c.type != "text"}
+    # a date column is left out: new rows bring later dates by nature, so it would drift every night
+    columns = {c.name: df[c.name] for c in schema.features if c.type not in ("text", "datetime")}
     # a text column is profiled by its length in characters (``review:length``): free text has no categories
     columns.update({f"{c}{TEXT_LENGTH}": _text_length(df[c]) for c in schema.text_features})
     if scores is not None:

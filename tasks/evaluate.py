@@ -30,7 +30,7 @@ from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.features import as_model_input, build_preprocessor, encoder_for, TransformSettings
 from trainflow.forms import FormModel
 from trainflow.metrics import DIRECTION, positive_index
-from trainflow.metrics import predict_scores, score
+from trainflow.metrics import decide, predict_scores, score, threshold_of
 from trainflow.modelio import load_bundle
 from trainflow.models import NETWORKS
 from trainflow.models import build_estimator, TrainSettings
@@ -105,8 +105,10 @@ def confusion(y: np.ndarray, pred: np.ndarray, classes: np.ndarray) -> pd.DataFr
 
 
 def slice_metrics(schema: DatasetSchema, test: pd.DataFrame, y: np.ndarray, scores: np.ndarray,
-                  classes: np.ndarray | None, numeric_bins: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Metrics per group of each categorical feature and sensitive attribute, and the largest gaps.
+                  classes: np.ndarray | None, numeric_bins: int,
+                  threshold: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics per group of each categorical feature and sensitive attribute, and the largest gaps (a binary
+    model's decisions at its ``threshold``).
 
     Returns:
         ``(slices, gaps)``: one row per attribute and group; one row per attribute and metric with the
@@ -125,7 +127,7 @@ def slice_metrics(schema: DatasetSchema, test: pd.DataFrame, y: np.ndarray, scor
             mask = groups == g
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a small group may hold one class; its metrics are then partial
-                m = (score(schema.task, y[mask], scores[mask], classes, schema.positive_class, only=keep)
+                m = (score(schema.task, y[mask], scores[mask], classes, schema.positive_class, keep, threshold)
                      if mask.sum() > 1 else {})
             row = {"attribute": attr, "sensitive": attr in schema.sensitive, "group": g, "rows": int(mask.sum()),
                    "share": float(mask.mean())}
@@ -134,7 +136,7 @@ def slice_metrics(schema: DatasetSchema, test: pd.DataFrame, y: np.ndarray, scor
                 pos = np.asarray(classes).astype(str)[k]
                 row["actual_positive_rate"] = float((y[mask] == pos).mean())
                 row["positives"] = int((y[mask] == pos).sum())
-                row["predicted_positive_rate"] = float((scores[mask][:, k] >= 0.5).mean())
+                row["predicted_positive_rate"] = float((scores[mask][:, k] >= (threshold or 0.5)).mean())
             row.update(m)
             rows.append(row)
     slices = pd.DataFrame(rows)
@@ -204,13 +206,14 @@ def _cv_fold(schema: DatasetSchema, meta: dict, transform_settings: TransformSet
     with limited(fit_threads(train_settings.n_jobs)):
         pipe.fit(x.iloc[tr], y[tr], **fit_params)
     s = predict_scores(pipe, x.iloc[te], schema.task)
-    m = score(schema.task, y[te], s, getattr(pipe, "classes_", None), schema.positive_class)
+    m = score(schema.task, y[te], s, getattr(pipe, "classes_", None), schema.positive_class,
+              threshold=threshold_of(meta))
     return [{"fold": fold, "metric": k, "value": v} for k, v in m.items()]
 
 
 def feature_importance(schema: DatasetSchema, pipeline: Pipeline, x: pd.DataFrame, y: np.ndarray, metric: str,
-                       repeats: int, seed: int, sample_rows: int = 0,
-                       deadline: float | None = None) -> pd.DataFrame:
+                       repeats: int, seed: int, sample_rows: int = 0, deadline: float | None = None,
+                       threshold: float | None = None) -> pd.DataFrame:
     """Permutation importance on raw columns (the whole pipeline; ``sample_rows`` drawn per repeat, 0: all) and
     the model's own importances.
 
@@ -234,7 +237,7 @@ def feature_importance(schema: DatasetSchema, pipeline: Pipeline, x: pd.DataFram
 
         def scorer(est: Pipeline, x_: pd.DataFrame, y_: np.ndarray) -> float:
             value = score(schema.task, y_, predict_scores(est, x_, schema.task), classes, schema.positive_class,
-                          only=(metric,))[metric]
+                          (metric,), threshold)[metric]
             return value if DIRECTION[metric] else -value
 
         share = 1.0 if not sample_rows or sample_rows >= len(x) else sample_rows / len(x)
@@ -327,12 +330,17 @@ def evaluate_model(schema: DatasetSchema, pipeline: Pipeline, meta: dict, test: 
     x, y = as_model_input(test, schema), label_values(test, schema)
     scores = predict_scores(pipeline, x, schema.task)
     classes = getattr(pipeline, "classes_", None)
-    test_metrics = score(schema.task, y, scores, classes, schema.positive_class)
+    threshold = threshold_of(meta)
+    test_metrics = score(schema.task, y, scores, classes, schema.positive_class, threshold=threshold)
     rows = [{"split": "test", "metric": k, "class": None, "value": v} for k, v in test_metrics.items()]
     out: dict[str, Any] = {}
     if schema.is_classification:
         names = np.asarray(classes).astype(str)
-        pred = names[np.argmax(scores, axis=1)]
+        pred = decide(scores, names, schema.positive_class, threshold)
+        if len(np.unique(pred)) == 1 and len(np.unique(y)) > 1:
+            run_logger().warning("evaluate: %s predicts '%s' for every one of the %d test rows%s", meta["family"],
+                                 pred[0], len(pred), "" if threshold is None else
+                                 f" (decision threshold {threshold:.2f} on the positive class's probability)")
         p, r, f, n = skm.precision_recall_fscore_support(y, pred, labels=names, zero_division=0)
         for i, c in enumerate(names):
             rows += [{"split": "test", "metric": m, "class": c, "value": float(v[i])}
@@ -362,10 +370,11 @@ def evaluate_model(schema: DatasetSchema, pipeline: Pipeline, meta: dict, test: 
             errors[f"proba_{c}"] = scores[:, i]
     errors["loss"] = loss
     out["errors"] = errors.nlargest(settings.top_errors, "loss") if settings.top_errors else errors.iloc[:0]
-    out["slices"], out["slice_gaps"] = slice_metrics(schema, test, y, scores, classes, settings.slice_numeric_bins)
+    out["slices"], out["slice_gaps"] = slice_metrics(schema, test, y, scores, classes, settings.slice_numeric_bins,
+                                                  threshold)
     out["feature_importance"] = feature_importance(schema, pipeline, x, y, meta["selection_metric"],
                                                    settings.permutation_repeats, seed, settings.permutation_rows,
-                                                   deadline)
+                                                   deadline, threshold)
     out["figures"] = _plots(out["curves"], out["feature_importance"], out["confusion_matrix"]) if settings.plots else {}
     return out
 
@@ -393,7 +402,7 @@ def evaluate(store_root: str, run_id: str, schema: DatasetSchema, model: Artifac
     test = store.read_table(splits["test"])
     result = evaluate_model(schema, pipeline, meta, test, tv, settings, transform_settings, train_settings, seed,
                             deadline)
-    others = {family: load_bundle(store.read_bundle(ref))[0] for family, ref in (candidates or {}).items()}
+    others = {family: load_bundle(store.read_bundle(ref)) for family, ref in (candidates or {}).items()}
     m = result["metrics"]
     selected = m[(m["split"] == "test") & m["class"].isna()].set_index("metric")["value"].to_dict()  # scored once
     result["test_leaderboard"] = test_leaderboard(schema, others, test, meta["selection_metric"], meta["family"],
@@ -405,19 +414,19 @@ def evaluate(store_root: str, run_id: str, schema: DatasetSchema, model: Artifac
     return refs
 
 
-def test_leaderboard(schema: DatasetSchema, others: dict[str, Pipeline], test: pd.DataFrame, metric: str,
-                     selected: str, selected_metrics: dict[str, float]) -> pd.DataFrame:
+def test_leaderboard(schema: DatasetSchema, others: dict[str, tuple[Pipeline, dict]], test: pd.DataFrame,
+                     metric: str, selected: str, selected_metrics: dict[str, float]) -> pd.DataFrame:
     """Every family's test metrics, best first by the selection metric (reported, never used to choose).
 
     Args:
-        others: The other families' pipelines, scored here on ``test``.
+        others: The other families' pipelines and metadata (their decision thresholds), scored here on ``test``.
         selected: The selected family, whose test metrics ``evaluate_model`` already computed.
     """
     x, y = as_model_input(test, schema), label_values(test, schema)
     scored = {selected: selected_metrics}
-    for family, pipe in others.items():
+    for family, (pipe, meta) in others.items():
         scored[family] = score(schema.task, y, predict_scores(pipe, x, schema.task), getattr(pipe, "classes_", None),
-                               schema.positive_class)
+                               schema.positive_class, threshold=threshold_of(meta))
     rows = [{"family": family, "selected": family == selected, "metric": metric,
              "test_score": m.get(metric, np.nan), "test_metrics": json.dumps(m)} for family, m in scored.items()]
     board = pd.DataFrame(rows).sort_values("test_score", ascending=not DIRECTION.get(metric, True), ignore_index=True)

@@ -32,7 +32,7 @@ from trainflow.credentials import mask
 from trainflow.errors import ArtifactError, DataError, RegistryError, ValidationFailed
 from trainflow.features import as_model_input
 from trainflow.forms import FormModel
-from trainflow.metrics import predict_scores
+from trainflow.metrics import decide, predict_scores, threshold_of
 from trainflow.names import ModelName
 from trainflow.progress import run_logger
 from trainflow.registry import Registry
@@ -70,7 +70,8 @@ def unseen_categories(pipeline: Pipeline, schema: DatasetSchema, x: pd.DataFrame
 
 
 def predict_frame(pipeline: Pipeline, schema: DatasetSchema, df: pd.DataFrame,
-                  normalised: bool = False, scorer: Any = None) -> tuple[pd.DataFrame, dict]:
+                  normalised: bool = False, scorer: Any = None,
+                  threshold: float | None = None) -> tuple[pd.DataFrame, dict]:
     """Predictions (and class probabilities) for raw rows, indexed like ``df``.
 
     Args:
@@ -80,6 +81,8 @@ def predict_frame(pipeline: Pipeline, schema: DatasetSchema, df: pd.DataFrame,
         schema: The dataset's schema.
         df: Raw rows (the label, if present, is ignored).
         normalised: The rows already went through ingest's normalisation.
+        threshold: A binary model's decision threshold (its metadata's, ``trainflow.metrics.threshold_of``): the
+            positive class is predicted where its probability reaches it; None: the most probable class.
 
     Returns:
         ``(predictions, report)``; the report lists unseen categories per column.
@@ -106,7 +109,7 @@ def predict_frame(pipeline: Pipeline, schema: DatasetSchema, df: pd.DataFrame,
         out["prediction"] = scores
     else:
         classes = np.asarray(model.classes_).astype(str)
-        out["prediction"] = classes[np.argmax(scores, axis=1)]
+        out["prediction"] = decide(scores, classes, schema.positive_class, threshold)
         for i, c in enumerate(classes):
             out[f"proba_{c}"] = scores[:, i]
     return out, {"unseen_categories": unseen}
@@ -132,22 +135,25 @@ class PredictSettings(FormModel):
 
 
 @functools.lru_cache(maxsize=4)
-def scoring_model(registry_url: str | None, name: str, version: int, variant: str) -> tuple[Any, Any, str]:
-    """``(pipeline, scorer, scored_by)`` of a registered version, loaded once per process (a Dask worker keeps
-    it for every batch it scores): the native pipeline, and with ``variant="serving"`` the variant compress
-    chose when it is not the native model and loads (None and ``"native"`` otherwise)."""
+def scoring_model(registry_url: str | None, name: str, version: int,
+                  variant: str) -> tuple[Any, Any, str, float | None]:
+    """``(pipeline, scorer, scored_by, threshold)`` of a registered version, loaded once per process (a Dask
+    worker keeps it for every batch it scores): the native pipeline, with ``variant="serving"`` the variant
+    compress chose when it is not the native model and loads (None and ``"native"`` otherwise), and the
+    model's decision threshold (None: the most probable class)."""
     registry = Registry(registry_url)
     try:
-        pipeline, _ = registry.load(name, version)
+        pipeline, meta = registry.load(name, version)
+        threshold = threshold_of(meta)
         if variant == "serving":
             try:
                 served, meta = registry.load(name, version, variant="serving")
                 if meta["variant"] != "native":
-                    return pipeline, served, meta["variant"]
+                    return pipeline, served, meta["variant"], threshold
             except (RegistryError, ArtifactError) as exc:  # the native model is the fallback
                 run_logger().warning("predict: %s v%d: the serving variant cannot be used (%s); scoring with the "
                                      "native model", name, version, exc)
-        return pipeline, None, "native"
+        return pipeline, None, "native", threshold
     finally:
         registry.close()
 
@@ -170,7 +176,7 @@ def score_batch(batch: pd.DataFrame, i: int, schema: DatasetSchema, settings: Pr
                 version: int, scored_at: dt.datetime) -> ScoredBatch:
     """Normalise, validate (quarantine on), and score batch ``i`` of a source: the per-batch work of batch
     inference, the same in this process and on a Dask worker."""
-    pipeline, scorer, scored_by = scoring_model(settings.registry_url, name, version, settings.variant)
+    pipeline, scorer, scored_by, threshold = scoring_model(settings.registry_url, name, version, settings.variant)
     clean = normalise(batch, schema.missing_markers)
     outcome = validate_data(clean, schema.for_scoring(), quarantine=True,
                             max_quarantine_fraction=settings.max_quarantine_fraction,
@@ -179,7 +185,8 @@ def score_batch(batch: pd.DataFrame, i: int, schema: DatasetSchema, settings: Pr
                          len(clean), {})
     if outcome.errors or outcome.valid.empty:
         return scored
-    preds, report = predict_frame(pipeline, schema, outcome.valid, normalised=True, scorer=scorer)
+    preds, report = predict_frame(pipeline, schema, outcome.valid, normalised=True, scorer=scorer,
+                                  threshold=threshold)
     id_col = schema.role_column("id")
     row_id = outcome.valid[id_col] if id_col else pd.Series(outcome.valid.index, index=outcome.valid.index)
     preds.insert(0, "row_id", row_id.to_numpy())
@@ -266,7 +273,7 @@ def predict(store_root: str, run_id: str, schema: DatasetSchema, source: str | N
         version = registry.resolve(name, settings.version, settings.alias)
     finally:
         registry.close()
-    _, _, scored_by = scoring_model(settings.registry_url, name, version, settings.variant)
+    scored_by = scoring_model(settings.registry_url, name, version, settings.variant)[2]
     scored_at = dt.datetime.now(dt.UTC)
     results, quarantined, unseen, counts = [], [], {}, {"rows_in": 0, "rows_scored": 0, "rows_quarantined": 0}
     src = source or schema.source

@@ -13,7 +13,7 @@ from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.errors import RegistryError
 from trainflow.features import as_model_input
 from trainflow.forms import FormModel
-from trainflow.metrics import DEFAULT_METRIC, DIRECTION, better, predict_scores, score
+from trainflow.metrics import DEFAULT_METRIC, DIRECTION, better, predict_scores, score, threshold_of
 from trainflow.progress import run_logger
 from trainflow.registry import Registry
 
@@ -26,16 +26,17 @@ class PromotionSettings(FormModel):
     margin: float = Field(0.002, ge=0, description="the challenger must beat the champion by more than this")
 
 
-def compare_on_holdout(schema: Any, champion: Any, challenger: Any, holdout: pd.DataFrame,
+def compare_on_holdout(schema: Any, champion: tuple[Any, dict], challenger: tuple[Any, dict], holdout: pd.DataFrame,
                        metric: str) -> tuple[float, float]:
-    """Score champion and challenger on the same labelled rows with one metric."""
+    """Score champion and challenger (each ``(model, metadata)``, as the registry loads them) on the same
+    labelled rows with one metric, each binary model deciding at its own threshold."""
     x = as_model_input(holdout, schema)
     y = holdout[schema.label].to_numpy()
     y = y.astype(float) if schema.task == "regression" else y.astype(str)
     out = []
-    for model in (champion, challenger):
+    for model, meta in (champion, challenger):
         out.append(score(schema.task, y, predict_scores(model, x, schema.task), getattr(model, "classes_", None),
-                         schema.positive_class)[metric])
+                         schema.positive_class, threshold=threshold_of(meta))[metric])
     return out[0], out[1]
 
 
@@ -65,8 +66,8 @@ def promote(store_root: str, run_id: str, schema: Any, holdout: ArtifactRef, mod
             holdout_rows = store.read_table(holdout)
             champ_score = None
             if champion is not None:
-                champ_score, chall_score = compare_on_holdout(schema, registry.load(model_name, champion)[0],
-                                                              registry.load(model_name, challenger)[0], holdout_rows,
+                champ_score, chall_score = compare_on_holdout(schema, registry.load(model_name, champion),
+                                                              registry.load(model_name, challenger), holdout_rows,
                                                               metric)
                 target = champ_score + settings.margin if DIRECTION[metric] else champ_score - settings.margin
                 wins = better(metric, chall_score, target)

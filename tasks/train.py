@@ -31,7 +31,7 @@ from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.device import detect_accelerator
 from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
-from trainflow.metrics import DEFAULT_METRIC, DIRECTION, score
+from trainflow.metrics import DEFAULT_METRIC, DIRECTION, choose_threshold, decision_metric, positive_index, score
 from trainflow.modelio import bundle_files, load_skops
 from trainflow.models import FAMILIES, TrainSettings, families_for, fit_family, library_versions, nn_settings_for
 from trainflow.models import selection_folds
@@ -160,6 +160,9 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
     best = next(f for f in board["family"] if f in fitted)  # an ensemble of one member is that member
     board["selected"] = board["family"] == best
     pipe, info = fitted[best]
+    decisions = {f: decision_of(schema, settings, metric, *_selection_predictions(schema, f, p, i, oof_parts, data,
+                                                                               validation), say=f == best)
+                 for f, (p, i) in fitted.items()}
     serving = Pipeline([("preprocess", preprocessor), *pipe.steps])
     meta = {"family": best, "task": schema.task, "label": schema.label, "dataset": schema.name,
             "features": [c.name for c in schema.features], "positive_class": schema.positive_class,
@@ -168,14 +171,68 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
             "best_iteration": info["best_iteration"],
             "params": info["params"], "encoding": info["encoding"], "seed": seed, "device": info["device"],
             "accelerator": accel, "versions": library_versions()}
+    if decisions[best] is not None:
+        meta["decision"] = decisions[best]
     for key in ("transferred_tensors", "precision", "cv"):
         if key in info:
             meta[key] = info[key]
     meta["candidates"] = {f: Pipeline([("preprocess", preprocessor), *p.steps]) for f, (p, _) in fitted.items()
                           if f != best}
+    meta["candidate_decisions"] = {f: d for f, d in decisions.items() if f != best and d is not None}
     if oof_parts:
         meta["oof"] = pd.concat(oof_parts, ignore_index=True)
     return serving, meta, board, pd.concat(histories, ignore_index=True)
+
+
+def _selection_predictions(schema: DatasetSchema, family: str, pipe: Pipeline, info: dict,
+                           oof_parts: list[pd.DataFrame], data: pd.DataFrame | None,
+                           validation: pd.DataFrame) -> tuple:
+    """``(true labels, class probabilities, classes, where)`` of the predictions the winner was chosen on: its
+    out-of-fold ones (the ensemble's: its held-out blend), else its validation split's; all None for regression
+    or when there are none."""
+    if schema.task == "regression":
+        return None, None, None, None
+    if "oof_blend" in info:
+        rows, blend, classes = info["oof_blend"]
+        return data[schema.label].to_numpy()[rows], blend, classes, "the ensemble's out-of-fold predictions"
+    part = next((p for p in oof_parts if p["family"].iloc[0] == family), None) if oof_parts else None
+    if part is not None:
+        columns = [c for c in part.columns if c.startswith("proba_")]
+        return (data[schema.label].to_numpy()[part["row"].to_numpy()], np.nan_to_num(part[columns].to_numpy()),
+                np.array([c.removeprefix("proba_") for c in columns]), "out-of-fold predictions")
+    if info.get("validation_scores") is not None:
+        classes = np.asarray(getattr(pipe, "classes_", [])).astype(str)
+        return validation[schema.label].to_numpy(), info["validation_scores"], classes, "the validation split"
+    return None, None, None, None
+
+
+def decision_of(schema: DatasetSchema, settings: TrainSettings, selection_metric: str, y: np.ndarray | None,
+                proba: np.ndarray | None, classes: np.ndarray | None, where: str | None,
+                say: bool = True) -> dict | None:
+    """A binary model's decision: the threshold on its positive class's probability, chosen on the predictions
+    it was selected on for ``train.decision_metric`` (see ``trainflow.metrics.decision_metric``), with the
+    scores it gives there and at 0.5; None for other tasks. Logged with the positive class when ``say``."""
+    if schema.task != "binary" or y is None or classes is None or len(classes) != 2:
+        return None
+    k = positive_index(classes, schema.positive_class)
+    positive = str(classes[k])
+    hit = (np.asarray(y).astype(str) == positive).astype(int)
+    share = float(hit.mean())
+    metric = decision_metric(settings.decision_metric, selection_metric, share)
+    decision = {"threshold": 0.5, "metric": metric, "positive_class": positive, "positive_share": round(share, 6),
+                "chosen_on": where}
+    if metric is None:
+        if say:
+            run_logger().info("train: decision threshold 0.50 for the positive class '%s' (%.1f%% of the rows; "
+                              "chosen anew only for rare positives or a decision metric, see train.decision_metric)",
+                              positive, 100 * share)
+        return {**decision, "chosen_on": "default"}
+    threshold, value, at_half = choose_threshold(hit, proba[:, k], metric)
+    decision.update(threshold=threshold, score=value, score_at_half=at_half)
+    if say:
+        run_logger().info("train: decision threshold %.2f for the positive class '%s' (%.1f%% of the rows): %s %.4f "
+                          "on %s, %.4f at 0.5", threshold, positive, 100 * share, metric, value, where, at_half)
+    return decision
 
 
 def ensemble_of(schema: DatasetSchema, fitted: dict[str, tuple[Pipeline, dict]], oof: pd.DataFrame,
@@ -220,7 +277,7 @@ def ensemble_of(schema: DatasetSchema, fitted: dict[str, tuple[Pipeline, dict]],
     info = {"family": "ensemble", "encoding": "per member", "estimator": type(model).__name__, "metrics": metrics,
             "device": "cpu", "best_iteration": None, "n_train": len(data), "selected_on": f"{len(spread)}-fold CV",
             "score_std": float(np.std(spread, ddof=1)) if len(spread) > 1 else np.nan, "cv": cv,
-            "params": {"weights": weights}, "fit_seconds": 0.0,
+            "params": {"weights": weights}, "fit_seconds": 0.0, "oof_blend": (rows, blend, classes),
             "predict_seconds": sum(fitted[f][1]["predict_seconds"] for f in names)}
     row = {"family": "ensemble", "estimator": type(model).__name__, "encoding": "per member", "metric": metric,
            "score": metrics[metric], "score_std": info["score_std"], "selected_on": selected_on, "fit_seconds": 0.0,
@@ -557,7 +614,7 @@ def train(store_root: str, run_id: str, schema: DatasetSchema, features: dict[st
     meta["run_id"] = run_id
     if nn.init_from:
         meta["init_from"] = nn.init_from
-    candidates = meta.pop("candidates")
+    candidates, decisions = meta.pop("candidates"), meta.pop("candidate_decisions")
     oof = meta.pop("oof", None)
     run_logger().info("train: selected %s by %s %s %.4f%s", meta["family"], meta["selected_on"],
                       meta["selection_metric"], board.iloc[0]["score"], "".join(
@@ -571,7 +628,8 @@ def train(store_root: str, run_id: str, schema: DatasetSchema, features: dict[st
         refs["oof_predictions"] = store.write_table(run_id, "train", "oof_predictions", oof)
     for family, pipe in candidates.items():
         refs[f"candidate_{family}"] = store.write_bundle(run_id, "train", f"candidate_{family}", bundle_files(
-            pipe, {**meta, "family": family, "candidate": True}))
+            pipe, {**{k: v for k, v in meta.items() if k != "decision"}, "family": family, "candidate": True,
+                   **({"decision": decisions[family]} if family in decisions else {})}))
     figure = loss_curves(history)
     if figure is not None:
         refs["loss_curves"] = store.write_png(run_id, "train", "loss_curves", figure)

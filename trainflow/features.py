@@ -1,6 +1,7 @@
 """Features: the learned preprocessing every model of a dataset shares, and the rows a model reads.
 
-Numeric columns: imputation, clipping to training quantiles (outliers), scaling. Categorical columns:
+Numeric columns: imputation, clipping to training quantiles (outliers), scaling. Date and datetime columns:
+calendar numbers (year, month, day, weekday, day of the year, hour, days since 1970), then as numbers. Categorical columns:
 imputation with an explicit missing category, rare categories grouped, then integer codes (unknown
 categories at serving time get their own code, -1). Model families add their own last encoding
 (one-hot for linear models and SVMs, native categoricals for LightGBM) in ``encoder_for``. The
@@ -16,7 +17,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from pydantic import Field
-from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -167,6 +168,53 @@ class QuantileClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return np.clip(np.asarray(X, dtype=float), self.lower_, self.upper_)
 
 
+CALENDAR_PARTS = ("year", "month", "day", "day_of_week", "day_of_year", "hour")
+
+
+class CalendarFeatures(TransformerMixin, BaseEstimator):
+    """Numbers from date and datetime columns (ISO 8601 text or datetime values): per column its year, month,
+    day of the month, day of the week (Monday 0), day of the year, hour (only when the training rows have a time
+    of day) and days since 1970-01-01 (the trend), named ``<column>_<part>``; a value that is not a date is
+    missing. Times with an offset are taken in UTC, times without one as they are."""
+
+    def fit(self, X, y=None):  # noqa: ANN001, ANN201, N803
+        frame = pd.DataFrame(X)
+        self.columns_ = [str(c) for c in frame.columns]
+        self.n_features_in_ = len(self.columns_)
+        self.parts_ = {}
+        for c in frame.columns:
+            when = _as_datetimes(frame[c])
+            timed = bool(when.notna().any() and (when.dropna() != when.dropna().dt.normalize()).any())
+            self.parts_[str(c)] = [p for p in CALENDAR_PARTS if p != "hour" or timed] + ["days"]
+        return self
+
+    def transform(self, X):  # noqa: ANN001, ANN201, N803
+        frame = pd.DataFrame(X)
+        out = {}
+        for c, name in zip(frame.columns, self.columns_):
+            when = _as_datetimes(frame[c])
+            for part in self.parts_[name]:
+                values = ((when - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1) if part == "days"
+                          else getattr(when.dt, part))
+                out[f"{name}_{part}"] = values.astype(float).to_numpy()
+        return pd.DataFrame(out, index=frame.index)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:  # noqa: ANN001
+        return np.array([f"{c}_{p}" for c in self.columns_ for p in self.parts_[c]], dtype=object)
+
+
+def _as_datetimes(s: pd.Series) -> pd.Series:
+    """A column as naive datetimes (UTC where a value has an offset); NaT where a value is not an ISO date."""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s.dt.tz_convert("UTC").dt.tz_localize(None) if s.dt.tz is not None else s
+    text = s.astype("str").where(s.notna())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a mixture of offsets: converted to UTC, as asked
+        when = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=text.str.contains(
+            r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True, na=False).any())
+    return when.dt.tz_localize(None) if when.dt.tz is not None else when
+
+
 def build_preprocessor(schema: DatasetSchema, settings: TransformSettings) -> ColumnTransformer:
     """The unfitted preprocessor for a dataset (numbers and categorical codes, original column names).
 
@@ -182,9 +230,13 @@ def build_preprocessor(schema: DatasetSchema, settings: TransformSettings) -> Co
     if settings.scaling != "none" and not signal:
         numeric_steps.append(("scale", StandardScaler() if settings.scaling == "standard" else RobustScaler()))
     categorical = Pipeline([("codes", CategoryCoder(min_frequency=settings.min_category_frequency))])
+    dates = [] if not schema.datetime_features else [
+        ("date", Pipeline([("calendar", CalendarFeatures()), *clone(Pipeline(numeric_steps)).steps]),
+         schema.datetime_features)]
     ct = ColumnTransformer(
         [("num", Pipeline(numeric_steps), schema.numeric_features),
          ("cat", categorical, schema.categorical_features),
+         *dates,
          *([("text", "passthrough", schema.text_features)] if schema.text_features else [])],
         remainder="drop", verbose_feature_names_out=False,
     )

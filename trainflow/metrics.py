@@ -14,15 +14,68 @@ from sklearn import metrics as skm
 DIRECTION: dict[str, bool] = {
     "roc_auc": True, "pr_auc": True, "accuracy": True, "f1": True, "f1_macro": True, "precision": True,
     "recall": True, "balanced_accuracy": True, "log_loss": False, "brier": False,
-    "rmse": False, "mae": False, "mape": False, "r2": True,
+    "mcc": True, "rmse": False, "mae": False, "mape": False, "r2": True,
 }
 DEFAULT_METRIC = {"binary": "roc_auc", "multiclass": "f1_macro", "regression": "rmse"}
+# metrics of a binary model's decisions (not of its scores), for which its threshold can be chosen
+DECISION_METRICS = ("f1", "balanced_accuracy", "accuracy", "mcc")
+RARE_POSITIVES = 0.2  # below this share of positive rows the default threshold of 0.5 is chosen anew, for F1
 
 
 def positive_index(classes: np.ndarray, positive: object) -> int:
     """Index of the positive class among ``classes`` (the last class when none is named)."""
     values = [str(c) for c in classes]
     return values.index(str(positive)) if positive is not None and str(positive) in values else len(values) - 1
+
+
+def decide(proba: np.ndarray, classes: np.ndarray, positive: object = None,
+           threshold: float | None = None) -> np.ndarray:
+    """The predicted class of each row: the most probable one, or with two classes and a ``threshold`` the
+    positive class where its probability reaches the threshold (the model's ``decision``, see
+    ``choose_threshold``)."""
+    classes = np.asarray(classes)
+    if threshold is None or len(classes) != 2:
+        return classes[np.argmax(proba, axis=1)]
+    k = positive_index(classes, positive)
+    return np.where(proba[:, k] >= threshold, classes[k], classes[1 - k])
+
+
+def decision_metric(setting: str, selection_metric: str, positive_share: float) -> str | None:
+    """The metric a binary model's threshold is chosen for: the ``train.decision_metric`` setting; ``auto``:
+    the selection metric when it scores decisions, else F1 when positives are rare (under ``RARE_POSITIVES``,
+    as AutoGluon's ``calibrate_decision_threshold`` does), else none (the threshold stays 0.5)."""
+    if setting != "auto":
+        return None if setting == "none" else setting
+    if selection_metric in DECISION_METRICS:
+        return selection_metric
+    return "f1" if positive_share < RARE_POSITIVES else None
+
+
+def choose_threshold(hit: np.ndarray, p: np.ndarray, metric: str) -> tuple[float, float, float]:
+    """The threshold on the positive class's probability ``p`` that scores best under ``metric`` (one of
+    ``DECISION_METRICS``) for the positives ``hit`` (0/1): tried at 0.01, 0.02, ... 0.99, a tie going to the
+    threshold nearest 0.5.
+
+    Returns:
+        ``(threshold, its score, the score at 0.5)``.
+    """
+    grid = np.round(np.arange(1, 100) / 100, 2)
+    positive = np.sort(p[hit.astype(bool)])
+    negative = np.sort(p[~hit.astype(bool)])
+    n_pos, n_neg = len(positive), len(negative)
+    tp = (n_pos - np.searchsorted(positive, grid, side="left")).astype(float)  # positives with p >= t
+    fp = (n_neg - np.searchsorted(negative, grid, side="left")).astype(float)
+    fn, tn = n_pos - tp, n_neg - fp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = {
+            "f1": 2 * tp / (2 * tp + fp + fn),
+            "balanced_accuracy": (tp / max(n_pos, 1) + tn / max(n_neg, 1)) / 2,
+            "accuracy": (tp + tn) / max(n_pos + n_neg, 1),
+            "mcc": (tp * tn - fp * fn) / np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)),
+        }[metric]
+    values = np.nan_to_num(values, nan=0.0)
+    best = max(range(len(grid)), key=lambda i: (round(float(values[i]), 12), -abs(grid[i] - 0.5)))
+    return float(grid[best]), float(values[best]), float(values[list(grid).index(0.5)])
 
 
 def binary_roc_auc(hit: np.ndarray, p: np.ndarray) -> float:
@@ -39,9 +92,10 @@ def binary_roc_auc(hit: np.ndarray, p: np.ndarray) -> float:
 
 
 def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: np.ndarray, positive: object = None,
-                           only: Collection[str] | None = None) -> dict[str, float]:
+                           only: Collection[str] | None = None, threshold: float | None = None) -> dict[str, float]:
     """Every classification metric the project reports (or those named in ``only``), from true labels and
-    class probabilities (one column per class of ``classes``, in that order).
+    class probabilities (one column per class of ``classes``, in that order); the metrics of decisions
+    (accuracy, F1...) of a binary model with a ``threshold`` are those of its decisions at that threshold.
 
     The labels are numbered once (in the sorted order of their text, so every metric sees the labels in the
     order it would see the text) and the metrics computed on the numbers: scikit-learn would otherwise encode
@@ -54,6 +108,9 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: np.ndarray
     if unknown := sorted(set(text[~np.isin(truth, class_codes)].tolist())):
         raise ValueError(f"y_true contains values {unknown} not belonging to the passed labels {classes.tolist()}")
     pred = class_codes[np.argmax(proba, axis=1)]
+    if len(classes) == 2 and threshold is not None:
+        k = positive_index(classes, positive)
+        pred = np.where(proba[:, k] >= threshold, class_codes[k], class_codes[1 - k])
     found: dict[str, Callable[[], float]] = {
         "accuracy": lambda: skm.accuracy_score(truth, pred),
         "balanced_accuracy": lambda: skm.balanced_accuracy_score(truth, pred),
@@ -70,6 +127,7 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: np.ndarray
             "precision": lambda: skm.precision_score(hit, said, zero_division=0),
             "recall": lambda: skm.recall_score(hit, said, zero_division=0),
             "f1": lambda: skm.f1_score(hit, said, zero_division=0),
+            "mcc": lambda: skm.matthews_corrcoef(hit, said),
             "brier": lambda: skm.brier_score_loss(hit, p),
         })
         if present == 2:
@@ -110,9 +168,15 @@ def predict_scores(model: Any, x: pd.DataFrame, task_type: str) -> np.ndarray:
 
 
 def score(task_type: str, y: np.ndarray, scores: np.ndarray, classes: np.ndarray | None,
-          positive: object, only: Collection[str] | None = None) -> dict[str, float]:
+          positive: object, only: Collection[str] | None = None, threshold: float | None = None) -> dict[str, float]:
     """All metrics for one set of predictions (or those named in ``only``: model selection and permutation
-    importances score one metric many times)."""
+    importances score one metric many times); a binary model's decisions at its ``threshold``."""
     if task_type == "regression":
         return regression_metrics(y, scores, only)
-    return classification_metrics(y, scores, classes, positive, only)
+    return classification_metrics(y, scores, classes, positive, only, threshold)
+
+
+def threshold_of(meta: dict) -> float | None:
+    """A model's decision threshold from its metadata (``model.json``'s ``decision``); None: the most probable
+    class (multiclass, regression, or a model trained before thresholds were chosen)."""
+    return (meta.get("decision") or {}).get("threshold")

@@ -39,8 +39,11 @@ PANDAS_TYPES: dict[str, list[str]] = {
     "text": ["StringDtype", "object", "str"],
     "bool": ["bool", "boolean"],
     "datetime": ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]", "datetime64[ns, UTC]",
-                 "datetime64[us, UTC]"],
+                 "datetime64[us, UTC]", "StringDtype", "object", "str"],  # text: ISO 8601 (CSV), see ISO_DATE
 }
+# an ISO 8601 date or date and time, as ``schema infer`` recognises it in text columns: 2024-03-01,
+# 2024-03-01T12:30, 2024-03-01 12:30:05.123+02:00
+ISO_DATE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"
 NUMERIC = ("int", "float")
 
 
@@ -153,6 +156,10 @@ class DatasetSchema(BaseModel):
         return [c.name for c in self.features if c.type in NUMERIC or c.type == "bool"]
 
     @property
+    def datetime_features(self) -> list[str]:
+        return [c.name for c in self.features if c.type == "datetime"]
+
+    @property
     def categorical_features(self) -> list[str]:
         return [c.name for c in self.features if c.type == "category"]
 
@@ -213,8 +220,19 @@ def _infer_type(s: pd.Series, n_rows: int) -> ColumnType:
     if pd.api.types.is_float_dtype(s):
         non_null = s.dropna()
         return "int" if len(non_null) and (non_null == non_null.round()).all() else "float"
+    if _iso_dates(s):
+        return "datetime"
     nunique = s.nunique(dropna=True)
     return "category" if nunique <= max(50, 0.05 * n_rows) else "string"
+
+
+def _iso_dates(s: pd.Series) -> bool:
+    """Every present value of a text column is an ISO 8601 date or date and time that exists (``ISO_DATE``)."""
+    present = s.dropna().astype("str")
+    if present.empty or not present.str.fullmatch(ISO_DATE).all():
+        return False
+    parsed = pd.to_datetime(present, format="ISO8601", errors="coerce", utc=True)
+    return bool(parsed.notna().all())
 
 
 def _infer_task(s: pd.Series, col_type: ColumnType) -> TaskType:
@@ -259,6 +277,9 @@ def starter_expectations(df: pd.DataFrame, columns: list[ColumnSpec], label: str
             exp.append({"type": "expect_column_values_to_be_between",
                         "kwargs": {**kw, "min_value": lo_b, "max_value": _round_out(hi + pad, up=True)},
                         "severity": "critical" if col.name == label else "warning"})
+        if col.type == "datetime" and not pd.api.types.is_datetime64_any_dtype(s):
+            exp.append({"type": "expect_column_values_to_match_regex", "kwargs": {**kw, "regex": ISO_DATE},
+                        "severity": "critical", "meta": {"notes": "ISO 8601 dates: the calendar features read them"}})
         if col.type == "category":
             values = sorted(str(v) for v in s.dropna().unique())
             exp.append({"type": "expect_column_values_to_be_in_set", "kwargs": {**kw, "value_set": values},
@@ -343,6 +364,13 @@ def main(argv: list[str] | None = None, prog: str = "python -m trainflow.schema"
         return 2
     print(f"wrote {path}: task {schema.task}, label '{schema.label}', {len(schema.features)} features, "
           f"{len(schema.expectations)} expectations; review it before training")
+    if schema.task == "binary":
+        print(f"  positive class: {schema.positive_class!r} (the rarer label; F1, precision and recall are about "
+              f"it: set positive_class in the schema to change it)")
+    if schema.datetime_features:
+        print(f"  dates (calendar features): {', '.join(schema.datetime_features)}")
+    if ignored := [c.name for c in schema.columns if c.role == "ignore"]:
+        print(f"  ignored (free text, a value per row): {', '.join(ignored)}")
     return 0
 
 

@@ -34,6 +34,11 @@ class TrainSettings(FormModel):
                           "transformer, tfidf_logistic; series: gru, seasonal_naive)")
     selection_metric: str | None = Field(
         None, description="metric that picks the winner; empty: roc_auc, f1_macro or rmse by task")
+    decision_metric: Literal["auto", "f1", "balanced_accuracy", "accuracy", "mcc", "none"] = Field(
+        "auto", description="binary tasks: the metric the decision threshold is chosen for, on the winner's "
+                            "out-of-fold predictions (the validation split's without cross-validation); stored in the "
+                            "model and used wherever it predicts a class; auto: the selection metric when it scores "
+                            "decisions, else f1 when under 20% of the rows are positive, else none; none: 0.5")
     cv_folds: int | None = Field(
         None, ge=0, description="compare the families by k-fold cross-validation over the training and validation "
                                 "rows (out-of-fold predictions; LightGBM's rounds are the folds' mean best round), "
