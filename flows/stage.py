@@ -70,6 +70,9 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
         inputs.append(ref)
         return ref
 
+    def rows_behind() -> dict[str, ArtifactRef]:  # the split rows behind the features, for in-fold preprocessing
+        return {f"rows_{n}": borrow("split", n) for n in ("train", "validation")} if s.transform.in_folds else {}
+
     if stage == "ingest" or (stage == "validate" and (s.ingest.source or not s.from_run)):
         raw = ingest(root, run_id, schema, s.ingest.source, s.ingest.query, s.ingest.missing_markers,
                      s.ingest.batch_rows, s.compute)
@@ -90,14 +93,14 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
         outputs = run_checked(transform, root, run_id, view, {n: borrow("split", n) for n in SPLITS},
                               s.transform, s.ingest.batch_rows, s.compute)
     elif stage == "tune":
-        features = {n: borrow("transform", f"features_{n}") for n in SPLITS}
+        features = {n: borrow("transform", f"features_{n}") for n in SPLITS} | rows_behind()
         tuned = run_tuning(root, run_id, view, features, s, plan_budget(s, view, features), share=1.0)
         if tuned is None:
             raise TrainflowError("no tuning result: nothing to tune by default for these families (name one with "
                                  "--tune.family), or no trial finished within --time-limit")
         outputs = {k: ArtifactRef(**v) for k, v in tuned["artifacts"].items()}
     elif stage == "train":
-        features = {n: borrow("transform", f"features_{n}") for n in SPLITS}
+        features = {n: borrow("transform", f"features_{n}") for n in SPLITS} | rows_behind()
         features["preprocessor"] = borrow("transform", "preprocessor.skops")
         outputs = run_checked(train, root, run_id, view, features, s.transform, s.train, s.seed,
                               s.registry.registry_url, plan_budget(s, view, features).deadline)

@@ -25,6 +25,7 @@ from prefect import task
 from sklearn.pipeline import Pipeline
 
 from tasks.split import cv_folds
+from tasks.transform import fold_features, rows_of
 from trainflow.cache import CONTENT
 from trainflow.budget import FitClock, weighted_deadline
 from trainflow.catalog import ArtifactRef, ArtifactStore
@@ -46,7 +47,8 @@ TAIL_SHARE = 0.1  # of train's time, kept from the families for the ensemble and
 def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.DataFrame, preprocessor: Any,
                  transform_settings: TransformSettings, settings: TrainSettings, seed: int,
                  checkpoint_dir: str | None = None, init_weights: dict | None = None,
-                 deadline: float | None = None) -> tuple[Pipeline, dict, pd.DataFrame, pd.DataFrame]:
+                 deadline: float | None = None,
+                 rows: pd.DataFrame | None = None) -> tuple[Pipeline, dict, pd.DataFrame, pd.DataFrame]:
     """Train every family and keep the best, by cross-validation or on the validation split: the pure part of
     the train stage.
 
@@ -68,6 +70,9 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
         checkpoint_dir: Where networks checkpoint each epoch (None: no checkpoints).
         init_weights: A state dict the networks start from (transfer learning).
         deadline: When training must end (``time.time()``); None: no limit.
+        rows: The raw training and validation rows behind ``train`` and ``validation`` (in that order): with
+            ``transform_settings.in_folds`` each cross-validation fold fits its own preprocessor on its training
+            rows (``tasks.transform.fold_features``); None: the folds use ``train`` and ``validation`` as given.
 
     Returns:
         ``(serving pipeline, metadata, leaderboard, history)``; ``metadata["candidates"]`` holds the
@@ -87,6 +92,9 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
     k = selection_folds(schema, settings)
     data = pd.concat([train, validation], ignore_index=True) if k >= 2 else None
     folds = _folds(schema, data, k, seed) if data is not None else None
+    fold_data = None
+    if folds is not None and rows is not None and transform_settings.in_folds:
+        fold_data = fold_features(rows, folds, schema, transform_settings)
     fitted, rows, histories, oof_parts = {}, [], [], []
     singles = [f for f in families if f != "ensemble"]
     if not singles:
@@ -115,7 +123,8 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
                 else:
                     pipe, info, hist, oof = cross_validate_family(family, schema, data, folds, transform_settings,
                                                                   settings, metric, seed, checkpoint_dir,
-                                                                  init_weights, share, may_skip=bool(fitted))
+                                                                  init_weights, share, may_skip=bool(fitted),
+                                                                  fold_data=fold_data)
                     oof_parts.append(oof)
             except OverBudget as exc:
                 rows.append(_skipped_row(family, metric, accel, str(exc), time.time() - started))
@@ -331,8 +340,8 @@ def class_columns(task_type: str, y: np.ndarray) -> list[str]:
 def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame, folds: list,
                           transform_settings: TransformSettings, settings: TrainSettings, metric: str, seed: int,
                           checkpoint_dir: str | None = None, init_weights: dict | None = None,
-                          deadline: float | None = None,
-                          may_skip: bool = False) -> tuple[Pipeline, dict, pd.DataFrame, pd.DataFrame]:
+                          deadline: float | None = None, may_skip: bool = False,
+                          fold_data: list | None = None) -> tuple[Pipeline, dict, pd.DataFrame, pd.DataFrame]:
     """One family's k-fold cross-validation over ``data``, then its refit on all of ``data`` (LightGBM with
     ``settings.bag``: its fold models averaged instead; a bagged family, the random forest: one fit, scored
     on its out-of-bag predictions, see ``out_of_bag``).
@@ -344,7 +353,9 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
 
     With a ``deadline`` the folds and the refit share the time left equally (see ``train_models``); with
     ``may_skip`` a family that cannot stop mid-fit raises ``OverBudget`` after its first fold when the rest
-    would overrun the deadline by more than half the family's share.
+    would overrun the deadline by more than half the family's share. ``fold_data``: each fold's training and
+    held-out rows as that fold's own preprocessor made them (``tasks.transform.fold_features``); None: the
+    folds' rows of ``data``. The refit is on ``data`` either way.
 
     Returns:
         ``(refitted pipeline, info, history, oof)``: ``info`` as ``fit_family``'s with the out-of-fold metrics,
@@ -372,7 +383,7 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
     else:
         pipe, info, history, oof, fold_rows = _k_fold(family, schema, data, y, columns, folds, transform_settings,
                                                       settings, seed, checkpoint_dir, init_weights, metric, deadline,
-                                                      may_skip)
+                                                      may_skip, fold_data)
         cv_seconds, selected_on = info.pop("cv_seconds"), f"{len(folds)}-fold CV"
     covered = held >= 0
     scores = oof[covered, 0] if schema.task == "regression" else np.nan_to_num(oof[covered])
@@ -393,8 +404,8 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
 
 def _k_fold(family: str, schema: DatasetSchema, data: pd.DataFrame, y: np.ndarray, columns: list[str], folds: list,
             transform_settings: TransformSettings, settings: TrainSettings, seed: int, checkpoint_dir: str | None,
-            init_weights: dict | None, metric: str, deadline: float | None,
-            may_skip: bool) -> tuple[Pipeline, dict, pd.DataFrame, np.ndarray, list[dict]]:
+            init_weights: dict | None, metric: str, deadline: float | None, may_skip: bool,
+            fold_data: list | None = None) -> tuple[Pipeline, dict, pd.DataFrame, np.ndarray, list[dict]]:
     """``cross_validate_family``'s k fits and refit: ``(pipeline, info, history, out-of-fold predictions (NaN
     where no fold holds the row out), per-fold metric rows)``; ``info["cv_seconds"]`` the folds' time,
     ``info["budget"]`` what the time limit cut."""
@@ -404,14 +415,16 @@ def _k_fold(family: str, schema: DatasetSchema, data: pd.DataFrame, y: np.ndarra
     stops, fold_scores, log, begun = [], [], run_logger(), time.time()
     faster = None
     if deadline is not None and FAMILIES[family].boosted:
-        settings, faster = _rate_for_time(family, schema, data.iloc[folds[0][0]], transform_settings, settings, seed,
+        first = fold_data[0][0] if fold_data else data.iloc[folds[0][0]]
+        settings, faster = _rate_for_time(family, schema, first, transform_settings, settings, seed,
                                           (deadline - time.time()) / (len(folds) + (0 if bag else 1)))
     for fold, (tr, va) in enumerate(folds):
         fold_started = time.time()
         fits_left = len(folds) - fold + (0 if bag else 1)  # these folds and the refit share the time left
         fold_deadline = None if deadline is None else fold_started + max(0.0, deadline - fold_started) / fits_left
         clock = FitClock(fold_deadline, f"train: {family} fold {fold + 1}/{len(folds)}")
-        pipe, info, history = fit_family(family, schema, data.iloc[tr], data.iloc[va], transform_settings, settings,
+        fit_rows, held_rows = fold_data[fold] if fold_data else (data.iloc[tr], data.iloc[va])
+        pipe, info, history = fit_family(family, schema, fit_rows, held_rows, transform_settings, settings,
                                          seed, init_weights=init_weights, clock=clock)
         stops.append(info.get("stopped_by_time_limit"))
         fold_scores.append(info["metrics"].get(metric, np.nan))
@@ -610,7 +623,8 @@ def train(store_root: str, run_id: str, schema: DatasetSchema, features: dict[st
     init = registered_weights(nn.init_from, registry_url) if nn.init_from else None
     serving, meta, board, history = train_models(
         schema, store.read_table(features["train"]), store.read_table(features["validation"]), preprocessor,
-        transform_settings, settings, seed, checkpoint_dir_for(store_root, features, settings, seed), init, deadline)
+        transform_settings, settings, seed, checkpoint_dir_for(store_root, features, settings, seed), init, deadline,
+        rows_of(store, features, schema) if transform_settings.in_folds else None)
     meta["run_id"] = run_id
     if nn.init_from:
         meta["init_from"] = nn.init_from

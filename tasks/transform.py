@@ -4,6 +4,7 @@ split; the fitted preprocessor becomes the first step of every model's Pipeline.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from prefect import task
 from sklearn.compose import ColumnTransformer
@@ -53,6 +54,26 @@ def fit_transform_splits(splits: dict[str, pd.DataFrame], schema: DatasetSchema,
     return pre, {name: train if name == "train" else features_of(pre, part, schema) for name, part in splits.items()}
 
 
+def fold_features(rows: pd.DataFrame, folds: list[tuple[np.ndarray, np.ndarray]], schema: DatasetSchema,
+                  settings: TransformSettings) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Each cross-validation fold's training and held-out features, by a preprocessor fitted on that fold's
+    training rows alone (``rows``: the raw rows the folds index by position), label appended, index 0..n-1."""
+    out = []
+    for tr, va in folds:
+        pre, train = fit_features(rows.iloc[tr], schema, settings)
+        out.append((train.reset_index(drop=True), features_of(pre, rows.iloc[va], schema).reset_index(drop=True)))
+    return out
+
+
+def rows_of(store: ArtifactStore, features: dict[str, ArtifactRef], schema: DatasetSchema) -> pd.DataFrame | None:
+    """The raw training and validation rows behind ``features`` (``rows_train``, ``rows_validation``: the split
+    stage's tables, which the transform stage passes on), in the order of the features; None without them."""
+    if "rows_train" not in features or "rows_validation" not in features:
+        return None
+    return pd.concat([store.read_table(features[f"rows_{n}"], dictionary=schema.categorical_features)
+                      for n in ("train", "validation")], ignore_index=True)
+
+
 def _transform_part(share: tuple[int, dict, int], store: ArtifactStore, data: ArtifactRef, pre: ColumnTransformer,
                     schema: DatasetSchema, folder: str, types: dict) -> dict:
     """On a Dask worker: one part of a split, transformed and written as a part of its features dataset."""
@@ -81,7 +102,9 @@ def transform(store_root: str, run_id: str, schema: DatasetSchema, splits: dict[
     the cluster's workers, a part each.
 
     Returns:
-        References to the three feature tables and the fitted preprocessor.
+        References to the three feature tables and the fitted preprocessor, and (``rows_train``,
+        ``rows_validation``) to the training and validation rows they came from, for the preprocessing that
+        cross-validation fits inside each fold (``TransformSettings.in_folds``).
     """
     store = ArtifactStore(store_root)
     codes = schema.categorical_features  # read as Parquet dictionaries: the coder counts and maps their codes
@@ -103,4 +126,5 @@ def transform(store_root: str, run_id: str, schema: DatasetSchema, splits: dict[
     run_logger().info("transform: fitted on %d training rows; %d feature columns", splits["train"].rows,
                       len(pre.get_feature_names_out()) + 1)
     refs["preprocessor"] = store.write_file(run_id, "transform", "preprocessor.skops", dump_skops(pre))
+    refs |= {f"rows_{n}": splits[n] for n in ("train", "validation") if n in splits}
     return refs

@@ -41,6 +41,7 @@ from prefect import task
 from pydantic import AfterValidator, BaseModel, Field
 
 from tasks.split import cv_folds
+from tasks.transform import fold_features, rows_of
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
@@ -280,8 +281,9 @@ def open_study(storage: str, name: str, method: str, space: dict[str, ParamSpec]
 def objective(schema: DatasetSchema, data: pd.DataFrame, family: str, space: dict[str, ParamSpec],
               transform_settings: TransformSettings, train_settings: TrainSettings, metric: str, folds: list,
               seed: int, n_jobs: int | None = None, trial_seconds: float | None = None,
-              deadline: float | None = None):  # noqa: ANN201
-    """The Optuna objective: the mean validation metric over the folds for one trial's parameters.
+              deadline: float | None = None, fold_data: list | None = None):  # noqa: ANN201
+    """The Optuna objective: the mean validation metric over the folds for one trial's parameters (each fold's
+    rows from ``fold_data`` when given: the fold's own preprocessing, ``tasks.transform.fold_features``).
 
     After each fold but the last the running mean is reported (step = fold) for the pruner. A trial other
     than the reference trials (the defaults, the library's) that runs longer than ``trial_seconds`` is stopped
@@ -316,7 +318,8 @@ def objective(schema: DatasetSchema, data: pd.DataFrame, family: str, space: dic
 
         for fold, (tr, va) in enumerate(folds):
             try:
-                _, info, _ = fit_family(family, schema, data.iloc[tr], data.iloc[va], transform_settings, settings,
+                fit_rows, held_rows = fold_data[fold] if fold_data else (data.iloc[tr], data.iloc[va])
+                _, info, _ = fit_family(family, schema, fit_rows, held_rows, transform_settings, settings,
                                         seed, on_iteration=check_time if limit or deadline is not None else None)
             except optuna.TrialPruned:
                 raise
@@ -533,6 +536,8 @@ def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, Artif
     store = ArtifactStore(store_root)
     data = pd.concat([store.read_table(features["train"]), store.read_table(features["validation"])])
     folds = cv_folds(schema, data, settings.cv_folds, seed)
+    rows = rows_of(store, features, schema) if transform_settings.in_folds else None
+    fold_data = None if rows is None else fold_features(rows, folds, schema, transform_settings)
     timeout = None if deadline is None else max(0.0, deadline - time.time())
     n_jobs = fit_threads(None, concurrent=settings.parallel) if settings.parallel > 1 else None
     ran: list[int] = []
@@ -545,7 +550,7 @@ def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, Artif
             st.stop()
 
     study.optimize(objective(schema, data, p.family, space, transform_settings, train_settings, p.metric, folds, seed,
-                             n_jobs, p.trial_seconds, deadline),
+                             n_jobs, p.trial_seconds, deadline, fold_data),
                    n_trials=left, timeout=timeout, catch=(Exception,), callbacks=[after])
     if len(ran) < left and _finished(study) < trials_of(settings):  # Optuna's timeout ends the loop silently
         logger.info("tune: the tuning budget (%.0f s) stopped this worker after %d of its %d trials", p.budget_seconds,

@@ -45,6 +45,10 @@ class TransformSettings(FormModel):
         5, ge=1, description="categories seen fewer times in training are grouped as infrequent")
     categorical_encoding: Encoding = Field(
         "auto", description="auto: native for LightGBM, ordinal for trees, one-hot for linear models and SVMs")
+    in_folds: bool = Field(
+        True, description="fit the preprocessing anew inside each cross-validation fold that compares the families, "
+                          "tunes them and weighs the ensemble, so that no held-out row shapes the imputation, clipping, "
+                          "scaling or category codes it is scored with; off: the folds share the training split's")
 
 
 class CategoryCoder(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):

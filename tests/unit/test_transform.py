@@ -8,7 +8,7 @@ from sklearn.impute import SimpleImputer
 
 from trainflow.schema import DatasetSchema
 from tasks.split import SplitSettings, split_data
-from tasks.transform import fit_transform_splits
+from tasks.transform import fit_transform_splits, fold_features
 from trainflow.features import as_model_input, Imputer, QuantileClipper, TransformSettings, UNKNOWN_CODE
 
 
@@ -35,6 +35,20 @@ def test_unseen_category_gets_unknown_code(adult_raw: pd.DataFrame, adult_schema
     rows.iloc[0, rows.columns.get_loc("workclass")] = "Space-agency"
     out = pre.transform(rows)
     assert out["workclass"].iloc[0] == UNKNOWN_CODE and out["workclass"].iloc[1] != UNKNOWN_CODE
+
+
+def test_each_fold_fits_its_own_preprocessing(adult_raw: pd.DataFrame, adult_schema: DatasetSchema) -> None:
+    rows = adult_raw.head(400).reset_index(drop=True)
+    folds = [(np.arange(100, 400), np.arange(0, 100)), (np.arange(0, 300), np.arange(300, 400))]
+    rows.loc[0:9, "workclass"] = "Space-agency"  # only in fold 1's held-out rows
+    rows.loc[0:99, "age"] = 90  # fold 1's held-out rows are old
+    data = fold_features(rows, folds, adult_schema, TransformSettings())
+    (fit1, held1), (fit2, held2) = data
+    assert (held1["workclass"].iloc[:10] == UNKNOWN_CODE).all()  # fold 1 never saw the category
+    assert (fit2["workclass"].iloc[:10] != UNKNOWN_CODE).all()  # fold 2 learnt it from these rows
+    assert abs(fit1["age"].mean()) < 1e-9 and abs(fit2["age"].mean()) < 1e-9  # scaled on its own rows
+    assert held1["age"].mean() > 1  # the old rows stand out against fold 1's scaling; they shaped fold 2's
+    assert list(held1.index) == list(range(100)) and held1["income"].tolist() == rows["income"].iloc[:100].tolist()
 
 
 def test_clipper_uses_training_quantiles() -> None:
