@@ -105,15 +105,12 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
     with progress(len(singles), "training") as bar:
         for i, family in enumerate(singles):
             started = time.time()
-            if fitted and deadline is not None and started >= deadline:  # the first family always trains
-                rows.append(_skipped_row(family, metric, accel, "skipped: over budget (the time limit was reached)"))
-                log.warning("train: %s skipped: the time limit was reached", family)
-                bar.advance(f"{family} skipped (time limit)")
-                continue
             share = weighted_deadline(deadline, FAMILIES[family].cost, sum(FAMILIES[f].cost for f in singles[i:]))
-            log.info("train: %s started (%s%s)", family, f"{k}-fold CV" if folds else "fit on the training split",
-                     "" if share is None else f"; its share of the time limit {share - started:.0f} s")
             try:
+                if fitted and deadline is not None and started >= deadline:  # the first family always trains
+                    raise OverBudget("skipped: over budget (the time limit was reached)")
+                log.info("train: %s started (%s%s)", family, f"{k}-fold CV" if folds else "fit on the training split",
+                         "" if share is None else f"; its share of the time limit {share - started:.0f} s")
                 if folds is None:
                     clock = FitClock(share, f"train: {family}")
                     pipe, info, hist = fit_family(family, schema, train, validation, transform_settings, settings,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,18 +48,27 @@ def dask_clusters():
     close_clients()
 
 
-@pytest.fixture()
-def run_logs_at_info():
-    """The run loggers at INFO, as outside the tests (this file quiets them to WARNING)."""
+@contextmanager
+def logs_at_info() -> Iterator[None]:
+    """The run loggers at INFO inside the block, as outside the tests (this file quiets them to WARNING)."""
     import logging
 
     loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.INFO)
-    yield
-    for logger, level in zip(loggers, levels):
-        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+@pytest.fixture()
+def run_logs_at_info():
+    """The run loggers at INFO for one test (``logs_at_info``)."""
+    with logs_at_info():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ def test_a_run_under_a_tiny_time_limit_ends_and_says_what_it_cut(prefect_harness
     assert set(skipped.index) == {"lightgbm_xt", "catboost", "logistic", "random_forest"}
     lines = caplog.text
     assert "budget: time limit 0 s for tune + train" in lines and "no trial finished within the time limit" in lines
-    assert "train: lightgbm fold 1/5" in lines and "train: logistic skipped: the time limit was reached" in lines
+    assert "train: lightgbm fold 1/5" in lines and "train: logistic skipped: over budget (the time limit was reached)" in lines
 
     from prefect.artifacts import Artifact
 

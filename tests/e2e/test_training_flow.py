@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from flows.stage import StageSettings, run_stage
+from tests.conftest import logs_at_info
 from flows.training import TrainingSettings, training
 from trainflow.catalog import ArtifactStore, new_run_id
 from trainflow.errors import QualityGateFailed, ValidationFailed
@@ -52,8 +53,39 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def first_run(prefect_harness, work: dict[str, str]) -> dict:
     # the default preset (tuning; 5-fold CV of lightgbm, lightgbm_xt, catboost, logistic, random forest and their
-    # ensemble), 4 trials not 10
-    return training(_settings(work, preset="default", tune={"enabled": True, "n_trials": 4}))
+    # ensemble), 4 trials not 10; its Logs tab as a user sees it (test_the_log_is_never_silent_for_30_seconds)
+    with logs_at_info():
+        state = training(_settings(work, preset="default", tune={"enabled": True, "n_trials": 4}), return_state=True)
+    return {**state.result(), "flow_run_id": state.state_details.flow_run_id}
+
+
+SILENCE_SECONDS = 30
+
+
+def test_the_log_is_never_silent_for_30_seconds(first_run: dict) -> None:
+    """The default run's Logs tab (the flow run's lines and its subflows'), read from the Prefect API: no two
+    lines further apart than ``SILENCE_SECONDS``, where the longest stretches (a family's folds, tuning trials,
+    a fit that stops neither) say what they are doing (fold lines, trial lines, trainflow.budget's heartbeat)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterParentFlowRunId, LogFilter,
+                                                LogFilterFlowRunId)
+    from prefect.client.schemas.sorting import LogSort
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        flow_run = first_run["flow_run_id"]
+        runs = [flow_run, *(r.id for r in client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run]))))]
+        logs, offset = [], 0
+        while page := client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=runs)), limit=200,
+                                       offset=offset, sort=LogSort.TIMESTAMP_ASC):
+            logs, offset = logs + page, offset + len(page)
+    assert len(logs) > 50 and any(log.message.startswith("register: adult v") for log in logs)
+    gaps = [(later.timestamp - earlier.timestamp).total_seconds() for earlier, later in zip(logs, logs[1:])]
+    worst = max(range(len(gaps)), key=gaps.__getitem__)
+    assert gaps[worst] <= SILENCE_SECONDS, (f"{gaps[worst]:.0f} s of silence between "
+                                            f"{logs[worst].message!r} and {logs[worst + 1].message!r}")
 
 
 def test_training_flow_end_to_end(first_run: dict, work: dict[str, str]) -> None:
