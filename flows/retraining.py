@@ -25,6 +25,7 @@ from tasks.retrain import combine, list_batches, notify
 from trainflow.catalog import ArtifactStore, new_run_id
 from trainflow.errors import RegistryError
 from trainflow.forms import FormModel
+from trainflow.progress import run_logger
 from trainflow.registry import Registry
 from trainflow.schema import load_schema
 from trainflow.ui import tag_flow_run
@@ -104,7 +105,9 @@ def _retrain(settings: RetrainingSettings) -> dict[str, Any]:
     summary["retrain_reasons"] = reasons
     if not reasons:
         summary.update(retrained=False, promoted=False, reason="no drift and the model is fresh")
+        run_logger().info("retraining: not retraining %s: %s", name, summary["reason"])
         return summary
+    run_logger().info("retraining: retraining %s because: %s", name, "; ".join(reasons))
     history = (t.ingest.source or schema.source) if settings.include_history else None
     if batches:
         data = combine(root, run_id, schema, history, batches[-settings.window_batches - 1:-1], batches[-1])

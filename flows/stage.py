@@ -8,6 +8,7 @@ borrowed, so the earlier run is never touched. Every other setting is the traini
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 import pandas as pd
@@ -59,6 +60,12 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
     root = resolve_root(settings.artifacts_root)
     store = ArtifactStore(root)
     run_id = new_run_id()
+    recorded = dataset_of_run(store, settings.from_run) if settings.from_run else None
+    if recorded and "dataset" not in settings.model_fields_set:  # the earlier run says which dataset it is
+        settings = settings.model_copy(update={"dataset": recorded})
+    elif recorded and recorded != settings.dataset:
+        raise TrainflowError(f"run {settings.from_run} is of dataset '{recorded}', not '{settings.dataset}' "
+                             "(leave --dataset out to take the run's)")
     schema = load_schema(settings.dataset, settings.schemas_dir)
     view = schema.model_view()  # what transform, tune, train and evaluate see (a series' windows)
     s, stage = with_preset(settings, schema), settings.stage
@@ -120,6 +127,20 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
             "outputs": {f"{r['stage']}/{r['name']}": store.path_uri(r["path"]) for r in manifest.to_dict("records")}}
 
 
+def dataset_of_run(store: ArtifactStore, run_id: str) -> str | None:
+    """The dataset an earlier run was of: its ingest report's, else its model's (a stage run that borrowed its
+    data); None when the run records neither."""
+    for stage, name in (("ingest", "ingest_report"), ("train", "model")):
+        try:
+            ref = store.find(run_id, stage, name)
+        except ArtifactError:
+            continue
+        if stage == "train":
+            return json.loads(store.read_bundle(ref)["model.json"]).get("dataset")
+        return str(store.read_table(ref)["dataset"].iloc[0])
+    return None
+
+
 def stage_result(store: ArtifactStore, run_id: str, stage: str, task_type: str,
                  tuned: dict[str, Any] | None = None) -> list[tuple[str, str]]:
     """What a person wants to know of the stage that just ran, as (label, value) rows read from its artifacts
@@ -152,7 +173,14 @@ def stage_result(store: ArtifactStore, run_id: str, stage: str, task_type: str,
             rows.append((f"{r['rank']}. {r['family']}", f"{r['selected_on']} {r['metric']} {r['score']:.4f}"
                                                           f"{' (selected)' if r['selected'] else ''}"))
     elif stage == "evaluate":
-        rows += [(f"test {k}", f"{v:.4f}") for k, v in headline(table("evaluate", "metrics"), task_type).items()]
+        metrics = table("evaluate", "metrics")
+        rows += [(f"test {k}", f"{v:.4f}") for k, v in headline(metrics, task_type).items()]
+        cv = table("evaluate", "cv")
+        if cv is not None and len(cv):
+            spread = metrics[metrics["split"] == "cv_std"].set_index("metric")["value"]
+            mean = metrics[metrics["split"] == "cv"].set_index("metric")["value"]
+            rows += [(f"{cv['fold'].nunique()}-fold CV {k}", f"{mean[k]:.4f} ± {spread.get(k, float('nan')):.4f}")
+                     for k in headline(metrics, task_type) if k in mean.index]  # the test rows' metrics, in order
         board = table("evaluate", "test_leaderboard")
         for r in (board.to_dict("records") if board is not None and len(board) > 1 else []):
             rows.append((f"  {r['family']}", f"test {r['metric']} {r['test_score']:.4f}"))

@@ -27,14 +27,15 @@ from tasks.train import train
 from tasks.transform import transform
 from tasks.tune import DEFAULT_TRIALS, TuneSettings, plan_tuning, tune, tune_trials, with_params
 from tasks.validate import ValidationEngine, validate
-from trainflow.budget import EVALUATE_SHARE, IMPORTANCE_SHARE, TUNE_SHARE, Budget, default_time_limit
+from trainflow.budget import COMPRESS_SHARE, EVALUATE_SHARE, IMPORTANCE_SHARE, TUNE_SHARE, Budget
+from trainflow.budget import default_time_limit
 from trainflow.cache import run_checked
 from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
 from trainflow.cluster import ComputeSettings, check_scheduler, worker_count
 from trainflow.credentials import mask_all
 from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
-from trainflow.forms import FormModel, dataset_field
+from trainflow.forms import FormModel, dataset_field, is_on
 from trainflow.models import DEFAULT_CV_FOLDS, DEFAULT_FAMILIES, FAMILIES, families_for, nn_settings_for
 from trainflow.models import TrainSettings, selection_folds
 from trainflow.names import DatasetName
@@ -78,17 +79,17 @@ Preset = Literal["fast", "default", "best"]
 # what each preset sets where the settings leave a field empty (tabular data; families only when the schema names
 # none, cv_folds only without a network family); a field given explicitly always wins
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "fast": {"tune": {"n_trials": 0}, "train": {"families": ["lightgbm", "logistic"], "cv_folds": 0, "bag": False},
-             "compress": {"enabled": False}},
+    "fast": {"tune": {"n_trials": 0}, "train": {"families": ["lightgbm", "logistic"], "cv_folds": 0, "bag": "off"},
+             "compress": {"enabled": "off"}},
     "default": {"tune": {"n_trials": DEFAULT_TRIALS},
-                "train": {"families": DEFAULT_FAMILIES["tabular"], "cv_folds": DEFAULT_CV_FOLDS, "bag": False},
-                "compress": {"enabled": True}},
+                "train": {"families": DEFAULT_FAMILIES["tabular"], "cv_folds": DEFAULT_CV_FOLDS, "bag": "off"},
+                "compress": {"enabled": "on"}},
     # best: the default families (extra trees, once added here, got ensemble weight from fitting the out-of-fold
     # predictions' noise: replayed on 27 benchmark runs, leaving it out changed the served model on 6, each for
     # the better; benchmarks/README.md)
     "best": {"tune": {"n_trials": 40},
-             "train": {"families": DEFAULT_FAMILIES["tabular"], "cv_folds": 8, "bag": True},
-             "compress": {"enabled": True}},
+             "train": {"families": DEFAULT_FAMILIES["tabular"], "cv_folds": 8, "bag": "on"},
+             "compress": {"enabled": "on"}},
 }
 
 
@@ -171,10 +172,10 @@ def with_preset(settings: TrainingSettings, schema: DatasetSchema) -> TrainingSe
         families = train_update.get("families") or families_for(schema, settings.train)
         if settings.train.cv_folds is None and not any(FAMILIES[f].network for f in families):
             train_update["cv_folds"] = preset["train"]["cv_folds"]
-        if settings.train.bag is None:
+        if settings.train.bag == "auto":
             train_update["bag"] = preset["train"]["bag"]
     compress = settings.compress.model_copy(update={k: v for k, v in preset["compress"].items()
-                                                    if getattr(settings.compress, k) is None})
+                                                    if getattr(settings.compress, k) in (None, "auto")})
     return settings.model_copy(update={"tune": tune, "train": settings.train.model_copy(update=train_update),
                                        "compress": compress})
 
@@ -278,7 +279,7 @@ def plan_budget(s: TrainingSettings, schema: DatasetSchema, features: dict[str, 
     budget = Budget(limit or None)
     origin = "set" if s.time_limit is not None else f"the {s.preset} preset's for {rows:,} rows x " \
                                                       f"{len(schema.features)} columns"
-    run_logger().info("budget: %s for tune + train + evaluate's cross-validation (%s)",
+    run_logger().info("budget: %s for tune + train + evaluate + compress (%s)",
                       "no time limit" if budget.limit is None else f"time limit {budget.limit:.0f} s", origin)
     return budget
 
@@ -324,16 +325,18 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     if tuned is not None:
         train_settings = with_params(s.train, tuned["family"], tuned["best_params"])
     # evaluate keeps a share for its cross-validation refit (when train compared on the validation split) and
-    # its permutation importances
+    # its permutation importances, compress one for its export and timings
     refits = s.evaluate.cv_folds >= 2 and selection_folds(model_schema, train_settings) < 2
-    kept = (EVALUATE_SHARE if refits else 0.0) + (IMPORTANCE_SHARE if s.evaluate.permutation_repeats else 0.0)
+    kept = (EVALUATE_SHARE if refits else 0.0) + (IMPORTANCE_SHARE if s.evaluate.permutation_repeats else 0.0) \
+        + (COMPRESS_SHARE if is_on(s.compress.enabled) else 0.0)
     trained = run_checked(train, root, run_id, model_schema, features, s.transform, train_settings, s.seed,
                           s.registry.registry_url, budget.share(1 - kept))
     budget.report("train")
     candidates = {k.removeprefix("candidate_"): v for k, v in trained.items() if k.startswith("candidate_")}
     evaluation = run_checked(evaluate, root, run_id, model_schema, trained["model"], splits, s.evaluate,
                              s.transform, train_settings, s.seed, candidates, budget.deadline)
-    compressed = compress(root, run_id, model_schema, trained["model"], splits, s.compress) if s.compress.enabled else {}
+    compressed = compress(root, run_id, model_schema, trained["model"], splits, s.compress, budget.deadline) \
+        if is_on(s.compress.enabled) else {}
     reference = run_checked(profile, root, run_id, model_schema, splits, trained["model"])
     lineage = {"dataset": schema.name, "data_sha256": raw.sha256, "seed": s.seed,
                "schema": schema.model_dump(mode="json", exclude={"expectations"}),

@@ -48,7 +48,7 @@ from tasks.evaluate import label_values
 from trainflow.catalog import ArtifactRef, ArtifactStore, folder_digest
 from trainflow.errors import ArtifactError
 from trainflow.features import as_model_input
-from trainflow.forms import FormModel
+from trainflow.forms import FormModel, Toggle
 from trainflow.metrics import DIRECTION, predict_scores, score, threshold_of
 from trainflow.modelio import load_bundle
 from trainflow.progress import run_logger
@@ -59,9 +59,9 @@ from trainflow.ui import embedded_png, publish, readable, table_rows
 class CompressSettings(FormModel):
     """Which compressed variants are made and what they must keep."""
 
-    enabled: bool | None = Field(None, description="make and gate compressed variants (ONNX, int8, fewer trees); "
-                                                   "off: the native model serves; empty: the preset decides (fast: "
-                                                   "off; default, best: on)")
+    enabled: Toggle = Field("auto", description="make and gate compressed variants (ONNX, int8, fewer trees); "
+                                                "off: the native model serves; auto: the preset decides (fast: off; "
+                                                "default, best: on)")
     max_metric_drop: float = Field(0.01, ge=0, description="largest relative drop of the main test metric a variant "
                                                            "may cost (0.01: 1%)")
     tolerance: float = Field(1e-3, ge=0, description="largest difference from the native predictions for a format "
@@ -300,14 +300,21 @@ def _relative_drop(metric: str, reference: float, value: float) -> float:
 
 def make_variants(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validation: pd.DataFrame,
                   settings: CompressSettings, history: pd.DataFrame | None = None,
-                  native_size: int = 0) -> tuple[list[Variant], list[dict]]:
-    """The candidate variants of a serving Pipeline, and a report row for each one that could not be made."""
-    from trainflow.export import ExportError
+                  native_size: int = 0, deadline: float | None = None) -> tuple[list[Variant], list[dict]]:
+    """The candidate variants of a serving Pipeline, and a report row for each one that could not be made
+    (``deadline``: the run's time limit, ``time.time()``; an ONNX export whose estimated time does not fit before
+    it is not made, see ``trainflow.export.export_seconds``)."""
+    from trainflow.export import ExportError, export_seconds
 
     classes = meta.get("classes")
     if classes is None and schema.is_classification:
         classes = [str(c) for c in pipeline.classes_]
     variants, skipped = [], []
+    needed = export_seconds(pipeline)
+    if deadline is not None and time.time() + needed > deadline:
+        why = (f"the time limit: exporting the model takes about {needed:.0f} s, "
+               f"{max(0.0, deadline - time.time()):.0f} s of it left")
+        return variants, [{"variant": "onnx", "runtime": "onnx", "status": "not applicable", "reason": why}]
     try:
         onnx = _onnx_variant("onnx", pipeline, schema, classes, "the whole Pipeline in ONNX Runtime", lossy=False)
         variants.append(onnx)
@@ -393,8 +400,9 @@ def _timed(model: Any, x: pd.DataFrame, task_type: str, calls: int, batch_rows: 
 
 
 def gate(schema: DatasetSchema, native: Variant, variants: list[Variant], test: pd.DataFrame, metric: str,
-         settings: CompressSettings) -> pd.DataFrame:
-    """The compression report: one row per model (native first), with the gate's verdict and the serving pick."""
+         settings: CompressSettings, deadline: float | None = None) -> pd.DataFrame:
+    """The compression report: one row per model (native first), with the gate's verdict and the serving pick.
+    With a ``deadline`` each model's single-row calls share the time left (``latency_seconds`` at most)."""
     x, y = as_model_input(test, schema), label_values(test, schema)
     classes = getattr(native.model, "classes_", None)
     reference = predict_scores(native.model, x, schema.task)
@@ -410,7 +418,8 @@ def gate(schema: DatasetSchema, native: Variant, variants: list[Variant], test: 
                      "metric": metric, "value": float(value), "max_abs_diff": diff, "max_rel_diff": diff / spread,
                      "rows_over_tolerance": int((per_row > limit).sum()),
                      **_timed(v.model, x, schema.task, settings.latency_calls, settings.batch_rows,
-                              settings.latency_seconds)})
+                              settings.latency_seconds if deadline is None else min(settings.latency_seconds, max(
+                                  0.0, deadline - time.time()) / (2 * (1 + len(variants)))))})
     report = pd.DataFrame(rows)
     base = report.iloc[0]
     report["metric_drop"] = [_relative_drop(metric, base["value"], v) for v in report["value"]]
@@ -494,10 +503,13 @@ def size_latency_figure(report: pd.DataFrame):  # noqa: ANN201 (matplotlib Figur
 
 @task(name="compress")
 def compress(store_root: str, run_id: str, schema: DatasetSchema, model: ArtifactRef, splits: dict[str, ArtifactRef],
-             settings: CompressSettings) -> dict[str, ArtifactRef]:
+             settings: CompressSettings, deadline: float | None = None) -> dict[str, ArtifactRef]:
     """Prefect task: make the variants, gate them on the test split, and write ``compress/compression_report``,
     ``compress/size_latency.png`` and, when a variant beats the native model, ``compress/serving`` (its files,
     ``trainflow.export.variant_files``), which the register stage stores with the version.
+
+    ``deadline``: the run's time limit (``time.time()``): an export that would not fit is skipped and the timing
+    rounds shortened.
 
     Returns:
         References by name (``serving`` only when a variant serves).
@@ -512,9 +524,9 @@ def compress(store_root: str, run_id: str, schema: DatasetSchema, model: Artifac
         history = store.read_table(store.find(model.run_id, "train", "training_history"))
     except ArtifactError:
         history = None
-    variants, skipped = make_variants(pipeline, meta, schema, validation, settings, history, native.size)
+    variants, skipped = make_variants(pipeline, meta, schema, validation, settings, history, native.size, deadline)
     metric = meta["selection_metric"]
-    report = gate(schema, native, variants, test, metric, settings)
+    report = gate(schema, native, variants, test, metric, settings, deadline)
     if skipped:
         report = pd.concat([report, pd.DataFrame(skipped)], ignore_index=True)
         report["serving"] = report["serving"].astype("boolean").fillna(False).astype(bool)

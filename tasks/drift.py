@@ -319,10 +319,12 @@ def performance_drift(schema: DatasetSchema, y: np.ndarray, predictions: pd.Data
             drop = (reference[metric] - current[metric]) if higher else (current[metric] - reference[metric])
             if metric == "rmse":
                 drop = drop / max(abs(reference[metric]), EPS)  # relative for an error in label units
+            # the statistic of a metric_drop row is the drop (relative for RMSE), against the threshold beside
+            # it; the batch's own score and the model's test score are columns of their own
             rows.append({"feature": f"performance:{metric}", "kind": "performance", "test": "metric_drop",
-                         "statistic": float(current[metric]), "p_value": np.nan, "threshold": float(max_drop),
+                         "statistic": float(drop), "p_value": np.nan, "threshold": float(max_drop),
                          "drifted": bool(drop > max_drop), "rows": int(len(y)),
-                         "reference_value": float(reference[metric])})
+                         "current_value": float(current[metric]), "reference_value": float(reference[metric])})
     return rows
 
 

@@ -352,7 +352,11 @@ def evaluate_model(schema: DatasetSchema, pipeline: Pipeline, meta: dict, test: 
         out["confusion_matrix"] = pd.DataFrame(columns=["actual", "predicted", "count"])
         out["curves"] = curves(schema, y, scores, None)
     cv = pd.DataFrame(columns=["fold", "metric", "value"])
-    if settings.cv_folds >= 2 and meta.get("cv"):  # the folds on which train chose this family: not refitted
+    chosen_on = len({r["fold"] for r in meta.get("cv") or []})  # the folds on which train chose this family
+    if settings.cv_folds >= 2 and chosen_on and (chosen_on == settings.cv_folds or meta["family"] == "ensemble"):
+        if chosen_on != settings.cv_folds:  # an ensemble is made of out-of-fold predictions: never refitted here
+            run_logger().warning("evaluate: the ensemble is not refitted fold by fold; its %d-fold CV from train is "
+                                 "reported instead of %d folds", chosen_on, settings.cv_folds)
         cv = pd.DataFrame(meta["cv"])
     elif settings.cv_folds >= 2:
         cv = cross_validate(schema, train_and_validation, meta, transform_settings, train_settings,

@@ -32,6 +32,7 @@ from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.device import detect_accelerator
 from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
+from trainflow.forms import is_on
 from trainflow.metrics import DEFAULT_METRIC, DIRECTION, choose_threshold, decision_metric, positive_index, score
 from trainflow.modelio import bundle_files, load_skops
 from trainflow.models import FAMILIES, TrainSettings, families_for, fit_family, library_versions, nn_settings_for
@@ -157,7 +158,7 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
     elif "ensemble" in families:
         run_logger().warning("train: no ensemble: it is made from out-of-fold predictions, and train.cv_folds is "
                              "%d (set it to 2 or more)", k)
-    if settings.bag and folds is None and any(FAMILIES[f].boosted for f in singles):
+    if is_on(settings.bag) and folds is None and any(FAMILIES[f].boosted for f in singles):
         run_logger().warning("train: LightGBM not bagged: its fold models come from cross-validation, and "
                              "train.cv_folds is %d (set it to 2 or more)", k)
     board = pd.DataFrame(rows).sort_values("score", ascending=not DIRECTION[metric], na_position="last",
@@ -407,7 +408,7 @@ def _k_fold(family: str, schema: DatasetSchema, data: pd.DataFrame, y: np.ndarra
     where no fold holds the row out), per-fold metric rows)``; ``info["cv_seconds"]`` the folds' time,
     ``info["budget"]`` what the time limit cut."""
     oof = np.full((len(data), len(columns)), np.nan)
-    bag = settings.bag and FAMILIES[family].boosted  # serve the fold models averaged, no refit
+    bag = is_on(settings.bag) and FAMILIES[family].boosted  # serve the fold models averaged, no refit
     fold_rows, best, histories, fold_fits, started = [], [], [], [], time.perf_counter()
     stops, fold_scores, log, begun = [], [], run_logger(), time.time()
     faster = None

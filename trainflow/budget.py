@@ -9,7 +9,9 @@ each stage starts, as AutoGluon's ``time_limit`` is.
 
 The shares: tuning gets ``TUNE_SHARE`` of the limit (less when its own budget is smaller); train gets what is
 left, less ``EVALUATE_SHARE`` when evaluate must refit its cross-validation (train compared the families on
-the validation split) and ``IMPORTANCE_SHARE`` for its permutation importances; evaluate gets the rest. Within train each family's share is the time left weighted by
+the validation split), ``IMPORTANCE_SHARE`` for its permutation importances and ``COMPRESS_SHARE`` for compress
+(an ONNX export that would not fit in the time left is skipped); evaluate and compress get the rest. Within train
+each family's share is the time left weighted by
 its ``Family.cost`` against the families still to train, so what one family leaves unused goes to the next.
 """
 
@@ -24,6 +26,9 @@ from trainflow.progress import run_logger
 TUNE_SHARE = 0.3
 EVALUATE_SHARE = 0.25
 IMPORTANCE_SHARE = 0.1  # evaluate's permutation importances
+# compress: its ONNX export and timing rounds (quality benchmark at 60 s: 3 to 24 s after train, the most for a
+# 54k-row table's random forest, whose export costs about 9 µs per tree node)
+COMPRESS_SHARE = 0.15
 HEARTBEAT_SECONDS = 20.0  # a fit longer than this logs where it is (the Logs tab is never silent for ~30 s)
 # seconds of limit per table cell (rows x feature columns) at the default preset, and its floor and ceiling
 SECONDS_PER_CELL = 1 / 10_000

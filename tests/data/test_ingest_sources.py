@@ -134,3 +134,26 @@ def test_categories_read_as_dictionaries_are_normalised_to_the_same_rows_and_has
     raw = store.read_arrow(ingest.fn(str(store.root), "categorical", adult_schema, str(categorical)))
     assert raw["workclass"].type == pa.large_string()
     assert raw["workclass"].to_pylist() == expected["workclass"].to_pylist()
+
+
+def test_a_database_source_is_only_read_and_a_failed_read_leaves_nothing(tmp_path: Path,
+                                                                          adult_schema: DatasetSchema) -> None:
+    from trainflow.errors import DataError
+
+    missing = tmp_path / "db.sqlite"  # the README's example before the table exists
+    with pytest.raises(DataError, match="no SQLite database file at") as error:
+        ingest_data(adult_schema, f"sqlite:///{missing}", "SELECT * FROM adult")
+    assert error.value.rule == "source_exists" and not missing.exists()  # SQLite would have created it
+    db = tmp_path / "a.db"
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (a INTEGER)"))
+        conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+    engine.dispose()
+    for query, said in (("SELECT * FROM adult", "no such table: adult"), ("SELEC a", "syntax error"),
+                        ("DELETE FROM t", "readonly database")):
+        with pytest.raises(DataError, match=said) as error:
+            ingest_data(adult_schema, f"sqlite:///{db}", query)
+        assert error.value.rule == "sql_readable" and "\n" not in str(error.value)
+    with sa.create_engine(f"sqlite:///{db}").connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM t")).scalar() == 1  # the DELETE changed nothing

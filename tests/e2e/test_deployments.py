@@ -19,9 +19,14 @@ import yaml
 
 from deployments.serve import load_declarations
 from deployments.simulate import simulate
-from flows.training import TrainingSettings, effective_settings
+from flows.cli import parse_settings
+from flows.inference import InferenceSettings
+from flows.monitoring import MonitoringSettings
+from flows.retraining import RetrainingSettings
+from flows.training import TrainingSettings, effective_settings, with_preset
 from deployments.ui import free_port, wait_healthy
 from trainflow.registry import Registry
+from trainflow.schema import known_datasets, load_schema
 from tests.unit.test_forms import form_values
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,19 +143,40 @@ def test_the_nightly_deployment_has_upcoming_runs_within_a_minute(world: dict) -
     assert (first.hour, first.minute) == (2, 0) and "auto-scheduled" in upcoming[0]["tags"]
 
 
-def test_the_server_takes_the_form_submitted_unchanged(world: dict) -> None:
-    api = world["api"]
-    training = _deployments(api, 5)["training/adult"]
-    schema = training["parameter_openapi_schema"]
-    assert training["enforce_parameter_schema"]  # the server checks what a form sends against this schema
-    values = form_values(schema, schema.get("definitions", {}), {"settings": {"dataset": "digits"}})
+def _submit_untouched(api: str, deployment: dict, chosen: dict) -> dict:
+    """The parameters the server stored for a run created from the deployment's form (the schema the server
+    holds) with only ``chosen`` set, as the UI's Custom run submits it (toggles included); the run is deleted."""
+    schema = deployment["parameter_openapi_schema"]
+    assert deployment["enforce_parameter_schema"]  # the server checks what a form sends against this schema
+    values = form_values(schema, schema.get("definitions", {}), chosen)
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=365)).isoformat()  # created, never run
-    made = httpx.post(f"{api}/deployments/{training['id']}/create_flow_run", timeout=10, json={
+    made = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", timeout=10, json={
         "parameters": values, "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": later}}})
     assert made.status_code == 201, made.text
-    sent = TrainingSettings.model_validate(made.json()["parameters"]["settings"])
-    assert effective_settings(sent) == effective_settings(TrainingSettings(dataset="digits"))
     httpx.delete(f"{api}/flow_runs/{made.json()['id']}", timeout=10)
+    return made.json()["parameters"]["settings"]
+
+
+def test_the_server_takes_the_form_submitted_unchanged(world: dict) -> None:
+    """For each preset and bundled dataset an untouched form trains as the command line does, and the other
+    deployments' forms mean what their command lines mean."""
+    api = world["api"]
+    deployments = _deployments(api, 5)
+    for preset in ("fast", "default", "best"):
+        for dataset in known_datasets():
+            sent = TrainingSettings.model_validate(_submit_untouched(
+                api, deployments["training/adult"], {"settings": {"dataset": dataset, "preset": preset}}))
+            cli = parse_settings(TrainingSettings, ["--dataset", dataset, "--preset", preset], "trainflow train")
+            schema = load_schema(dataset)
+            assert effective_settings(with_preset(sent, schema), schema) == \
+                effective_settings(with_preset(cli, schema), schema), (preset, dataset)
+    for name, cls, argv in (("inference/adult", InferenceSettings, ["--source", "data/sample/adult.parquet"]),
+                            ("monitoring/adult", MonitoringSettings, ["--source", "data/sample/adult.parquet"]),
+                            ("retraining/adult-nightly", RetrainingSettings,
+                             ["--batches", "data/batches", "--window-batches", "7", "--max-model-age-days", "7"])):
+        deployment = deployments[name]
+        sent = cls.model_validate(_submit_untouched(api, deployment, deployment["parameters"]))
+        assert sent.model_dump() == parse_settings(cls, argv, "trainflow").model_dump(), name
 
 
 def test_the_scheduler_fires_retraining_then_the_run_button_retrains_on_drift(world: dict) -> None:

@@ -193,6 +193,11 @@ def test_one_stage_against_an_earlier_run(first_run: dict, work: dict[str, str])
                     EvaluateSettings(cv_folds=0, permutation_repeats=0, plots=False), TransformSettings(),
                     TrainSettings(), 42)
     assert store.read_table(refs["metrics"]).equals(metrics)
+    # more folds than train's: refitted fold by fold (an ensemble reports train's folds and says so)
+    refit = run_stage(StageSettings(stage="evaluate", from_run=first_run["run_id"], artifacts_root=work["root"],
+                                    evaluate=EvaluateSettings(cv_folds=2, permutation_repeats=0, plots=False)))
+    folds = 5 if first_run["family"] == "ensemble" else 2
+    assert any(label == f"{folds}-fold CV roc_auc" for label, _ in refit["result"]), refit["result"]
 
 
 def test_user_error_is_one_line_not_a_traceback(tmp_path: Path) -> None:

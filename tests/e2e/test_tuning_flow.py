@@ -12,6 +12,7 @@ import pytest
 from prefect.logging.handlers import APILogHandler
 
 from flows.training import TrainingSettings, training
+from trainflow.errors import TrainflowError
 from trainflow.registry import Registry
 
 
@@ -88,13 +89,16 @@ def test_tune_runs_alone_on_an_earlier_runs_features(prefect_harness, workdir: d
         "dataset": "breast_cancer", "artifacts_root": workdir["root"], "tune": {"enabled": False},
         "registry": {"registry_url": workdir["registry"]}, "evaluate": {"cv_folds": 0},
         "compress": {"enabled": False}}))
-    out = run_stage(StageSettings.model_validate({
-        "stage": "tune", "from_run": first["run_id"], "dataset": "breast_cancer", "artifacts_root": workdir["root"],
+    out = run_stage(StageSettings.model_validate({  # no dataset: the run's (breast_cancer), not the default adult
+        "stage": "tune", "from_run": first["run_id"], "artifacts_root": workdir["root"],
         "tune": {"family": "logistic", "method": "random", "n_trials": 3}}))
     assert "tune/trials" in out["outputs"] and "transform/features_train" in out["outputs"]
     trials = pd.read_parquet(out["outputs"]["tune/trials"])
     assert len(trials) == 3 and set(json.loads(trials.loc[0, "params"])) == {"C"}
     assert not (Path(first["run_dir"]) / "tune").exists()  # the earlier run is untouched
+    with pytest.raises(TrainflowError, match="is of dataset 'breast_cancer', not 'wine'"):
+        run_stage(StageSettings.model_validate({"stage": "evaluate", "from_run": first["run_id"], "dataset": "wine",
+                                                "artifacts_root": workdir["root"]}))
 
     # the same stage with its two workers on a temporary Dask cluster (prefect-dask): trials run in two other processes
     dask = run_stage(StageSettings.model_validate({

@@ -4,6 +4,7 @@ registry, the native fallback, and the same errors from the ONNX path as from th
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -144,6 +145,24 @@ def test_the_gate_keeps_the_onnx_variant_and_rejects_an_aggressive_one(adult_mod
     strict = gate(adult_schema, native, [aggressive], splits["test"], "roc_auc",
                   settings.model_copy(update={"max_metric_drop": 1.0, "lossy_tolerance": 0.01})).set_index("variant")
     assert "probabilities differ" in strict.loc["lightgbm_1", "reason"]  # the prediction check on its own
+
+
+def test_an_export_that_would_not_fit_in_the_time_limit_is_skipped(adult_models, adult_schema: DatasetSchema) -> None:
+    from trainflow.export import EXPORT_SECONDS_PER_NODE, export_seconds
+
+    splits, loaded, _ = adult_models
+    forest, meta = loaded["random_forest"]
+    nodes = sum(t.tree_.node_count for t in forest.steps[-1][1].estimators_)
+    assert export_seconds(forest) == pytest.approx(nodes * EXPORT_SECONDS_PER_NODE)
+    assert export_seconds(loaded["lightgbm"][0]) == 0  # LightGBM exports in its own code
+    settings = CompressSettings(latency_calls=20, batch_rows=256)
+    soon = time.time() + export_seconds(forest) / 2  # half the time the export needs
+    variants, skipped = make_variants(forest, meta, adult_schema, splits["validation"], settings, deadline=soon)
+    assert variants == [] and skipped[0]["variant"] == "onnx" and skipped[0]["status"] == "not applicable"
+    assert skipped[0]["reason"].startswith("the time limit: exporting the model takes about")
+    native = Variant("native", "native", forest, False, "as trained", 1)
+    report = gate(adult_schema, native, [], splits["test"], "roc_auc", settings, deadline=0.0)  # long past
+    assert report["latency_calls"].iloc[0] == 10  # the fewest single-row calls, not latency_calls
 
 
 class _Slow:

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from trainflow.forms import FormModel, optional_twin
+from trainflow.forms import FormModel, Toggle, optional_twin
 from trainflow.models.families import FAMILIES
 from trainflow.models.networks import NNSettings
 from trainflow.schema import DatasetSchema
@@ -45,11 +45,11 @@ class TrainSettings(FormModel):
                                 "then refit the families on all those rows; 0: compare on the validation split; "
                                 "empty: 5 for tabular data, 0 for images, text, series and any network family (a "
                                 "network fit takes minutes on a CPU)")
-    bag: bool | None = Field(
-        None, description="serve the boosted families (LightGBM, CatBoost) as the average of their cross-validation "
-                          "fold models (bagging, as AutoGluon does: each fold's model early-stopped on the rows it "
-                          "did not learn from) instead of one refit on all rows; needs cv_folds >= 2; empty: the "
-                          "preset's (on in best), else off")
+    bag: Toggle = Field(
+        "auto", description="serve the boosted families (LightGBM, CatBoost) as the average of their cross-validation "
+                            "fold models (bagging, as AutoGluon does: each fold's model early-stopped on the rows it "
+                            "did not learn from) instead of one refit on all rows; needs cv_folds >= 2; auto: the "
+                            "preset's (on in best), else off")
     lightgbm_max_rounds: int = Field(2000, ge=1, description="boosting rounds before early stopping (LightGBM and "
                                                               "CatBoost)")
     lightgbm_learning_rate: float = Field(0.025, gt=0, description="LightGBM learning rate (small: early stopping "

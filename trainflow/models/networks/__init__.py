@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainflow.errors import TrainflowError
+from trainflow.forms import set_values
 from trainflow.models.family import BuildRequest, Family, FitRequest, FitResult
 from trainflow.models.networks.base import Net
 from trainflow.models.networks.cnn import CNNClassifier
@@ -50,7 +51,7 @@ def network_for(family: str, task_type: str) -> type[Net]:
 def nn_settings_for(schema: DatasetSchema | None, settings: TrainSettings) -> NNSettings:
     """The network settings a run uses: those the settings set, else the schema's (``schema.nn``), else the
     built-in defaults."""
-    return NNSettings(**{**(schema.nn if schema is not None else {}), **settings.nn.model_dump(exclude_none=True)})
+    return NNSettings(**{**(schema.nn if schema is not None else {}), **set_values(settings.nn)})
 
 
 def network_spec(family: str, schema: DatasetSchema) -> dict[str, Any]:
