@@ -48,13 +48,13 @@ def simulate(out: str | Path, days: int = 7, rows: int = 2000, seed: int = 0,
     return paths
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m deployments.simulate", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(PROJECT_ROOT / "data" / "batches"), help="folder for the batch files")
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--rows", type=int, default=2000, help="rows per day")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for p in simulate(args.out, args.days, args.rows, args.seed):
         print(p)
 

@@ -219,10 +219,11 @@ def tuning_runner(settings: TuneSettings) -> TaskRunner:
 
 
 @flow(name="tuning-workers", description="Run a tuning study's workers in parallel on a task runner.")
-def tuning_workers(root: str, model_schema: DatasetSchema, features: dict[str, ArtifactRef], s: TrainingSettings,
-                   plan: dict[str, Any], deadline: float | None = None) -> int:
+def tuning_workers(s: TrainingSettings, features: dict[str, ArtifactRef], plan: dict[str, Any],
+                   deadline: float | None = None) -> int:
     """Run ``s.tune.parallel`` workers that share the planned study (one in this thread, several as tasks on the
-    runner); returns how many trials they ran.
+    runner); returns how many trials they ran. Its parameters, which the UI shows on the subflow's page, are the
+    run's settings, the features and the plan: the schema (its columns) and the artifacts root are found here.
 
     With several workers the enqueued trials (the family's defaults, LightGBM's own) run alone first: Optuna
     hands an enqueued trial to one worker by a row lock that SQLite does not have, so two workers could both
@@ -233,6 +234,8 @@ def tuning_workers(root: str, model_schema: DatasetSchema, features: dict[str, A
     # predictions, an earlier flow in the same process) puts two pools on the cores, and libgomp then sleeps
     # between its parallel regions instead of spinning: a multiclass trial on 3,700 rows took 56-66 s where it
     # takes 4 s. (Parallel workers train on one core each: no pool.)
+    root = resolve_root(s.artifacts_root)
+    model_schema = load_schema(s.dataset, s.schemas_dir).model_view().model_copy(update={"expectations": []})
     here = s.tune.dask_address is None
     if s.tune.parallel == 1 and here:
         return tune_trials(root, model_schema, features, s.transform, s.train, s.tune, plan, s.seed, deadline)
@@ -261,11 +264,8 @@ def run_tuning(root: str, run_id: str, schema: DatasetSchema, features: dict[str
     plan = plan_tuning(root, schema, features, s.train, s.tune, s.seed, seconds)
     if plan is None:
         return None
-    # the subflow's parameters go to the Prefect API, which refuses more than 512 KB: tuning needs the columns,
-    # not the validation suite (800 columns' rules are 540 KB)
-    schema = schema.model_copy(update={"expectations": []})
     deadline = time.time() + plan["budget_seconds"]
-    tuning_workers.with_options(task_runner=tuning_runner(s.tune))(root, schema, features, s, plan, deadline)
+    tuning_workers.with_options(task_runner=tuning_runner(s.tune))(s, features, plan, deadline)
     return tune(root, run_id, s.tune, plan, s.seed)
 
 
@@ -343,7 +343,8 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
                "settings": mask_all(effective_settings(s, schema)),
                "tuning": {k: v for k, v in tuned.items() if k != "artifacts"} if tuned else None}
     registered = register(root, run_id, trained["model"], evaluation["metrics"], model_schema.task, s.registry,
-                          schema.name, lineage, reference, compressed.get("serving"))
+                          schema.name, lineage, reference, compressed.get("serving"),
+                          compressed.get("compression_report"))
     store = ArtifactStore(root)
     for ref in [*splits.values(), *features.values(), *trained.values(), *evaluation.values(), reference,
                 *compressed.values()]:

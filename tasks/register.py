@@ -15,7 +15,7 @@ from prefect import task
 from pydantic import Field
 
 from trainflow.catalog import ArtifactRef, ArtifactStore
-from trainflow.errors import QualityGateFailed
+from trainflow.errors import QualityGateFailed, RegistryError
 from trainflow.forms import FormModel
 from trainflow.lineage import environment_lineage
 from trainflow.metrics import DIRECTION
@@ -51,10 +51,45 @@ def check_gate(metrics: dict[str, float], gate: dict[str, float]) -> list[str]:
     return misses
 
 
+COST_RATIO = 2.0  # a new version this many times production's size or single-row latency is called out
+
+
+def serving_cost(store: ArtifactStore, files: dict[str, bytes], report: ArtifactRef | None) -> dict[str, Any]:
+    """What the version costs to serve: its model files' bytes (the reference profile left out) and, from the
+    compress stage's report, the served model's single-row p50 (ms) and which model that is."""
+    cost: dict[str, Any] = {"bytes": sum(len(v) for k, v in files.items() if k != PROFILE_FILE)}
+    if report is not None:
+        served = store.read_table(report).query("serving")
+        if len(served):
+            cost.update(p50_ms=float(served["p50_ms"].iloc[0]), served_by=str(served["variant"].iloc[0]))
+    return cost
+
+
+def _compare_with_production(registry: Registry, name: str, cost: dict[str, Any]) -> None:
+    """A warning line when the new version is ``COST_RATIO`` times production's size or p50 latency, or more."""
+    try:
+        current = registry.version_info(name, registry.resolve(name, alias="production"))
+    except RegistryError:
+        return
+    lineage = json.loads(current["lineage"]) if isinstance(current["lineage"], str) else current["lineage"] or {}
+    before = lineage.get("serving_cost") or {}
+    said = []
+    if before.get("bytes") and cost["bytes"] >= COST_RATIO * before["bytes"]:
+        said.append(f"{cost['bytes'] / before['bytes']:.1f}x its size ({cost['bytes'] / 1e6:.1f} MB against "
+                    f"{before['bytes'] / 1e6:.1f} MB)")
+    if before.get("p50_ms") and cost.get("p50_ms") and cost["p50_ms"] >= COST_RATIO * before["p50_ms"]:
+        said.append(f"{cost['p50_ms'] / before['p50_ms']:.1f}x its single-row latency (p50 {cost['p50_ms']:.1f} ms "
+                    f"against {before['p50_ms']:.1f} ms)")
+    if said:
+        run_logger().warning("register: the new version of %s is %s of production v%d", name, " and ".join(said),
+                             current["version"])
+
+
 @task(name="register")
 def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metrics: ArtifactRef, task_type: str,
              settings: RegisterSettings, dataset: str, lineage: dict[str, Any],
-             reference_profile: ArtifactRef | None = None, serving: ArtifactRef | None = None) -> dict[str, Any]:
+             reference_profile: ArtifactRef | None = None, serving: ArtifactRef | None = None,
+             compression_report: ArtifactRef | None = None) -> dict[str, Any]:
     """Prefect task: gate the model on its test metrics, then register it with its lineage.
 
     Args:
@@ -68,6 +103,8 @@ def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metric
         lineage: Run facts (settings, data hash, seed); code, library and device facts are added here.
         reference_profile: The drift reference profile, stored with the version as ``reference_profile.parquet``.
         serving: The compress stage's serving variant, stored with the version and recorded with its hash.
+        compression_report: The compress stage's report: the served model's single-row p50 is recorded with the
+            size (``lineage["serving_cost"]``), and a version over twice production's size or latency says so.
 
     Returns:
         The registered version (name, version, aliases...).
@@ -93,6 +130,8 @@ def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metric
         if reference_profile is not None:
             files[PROFILE_FILE] = store.read_file(reference_profile)
         meta = json.loads(files["model.json"])
+        lineage["serving_cost"] = cost = serving_cost(store, files, compression_report)
+        _compare_with_production(registry, name, cost)
         info = registry.register(name, files, run_id, meta["family"], task_type, metrics, lineage,
                                  store.read_bundle(serving) if serving is not None else None)
         run_logger().info("register: %s v%d [%s] (%s, served by %s); quality gate passed: %s", name, info["version"],

@@ -68,8 +68,14 @@ def test_flow_tunes_in_parallel_and_trains_with_the_best_params(prefect_harness,
     deadline = time.monotonic() + 30
     with get_client(sync_client=True) as client:
         flow_run = state.state_details.flow_run_id
-        runs = [flow_run, *(r.id for r in client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run]))))]
+        children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run])))
+        runs = [flow_run, *(r.id for r in children)]
+        # the subflow's page shows the run's settings, features and plan: not the schema's columns, no path of
+        # this machine that the settings did not hold
+        (workers,) = [r for r in children if r.name and r.parameters.get("plan")]
+        assert set(workers.parameters) == {"s", "features", "plan", "deadline"}
+        assert "columns" not in json.dumps(workers.parameters, default=str)
         while True:
             logs = [log.message for log in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(
                 any_=runs)), limit=200)]

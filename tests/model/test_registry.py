@@ -114,3 +114,33 @@ def test_registry_command_line(tmp_path: Path) -> None:
     assert main(["--registry-url", url, "promote", "m", "2"]) == 0 and reg.resolve("m") == 2
     assert main(["--registry-url", url, "rollback", "m"]) == 0 and reg.resolve("m") == 1
     assert main(["--registry-url", url, "rollback", "m", "--to", "9"]) == 2
+
+
+def test_a_version_much_costlier_than_production_is_called_out(tmp_path: Path, caplog) -> None:
+    import logging
+
+    from tasks.register import _compare_with_production
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    reg = Registry(url)
+    reg.register("m", _bundle(1), "run-1", "logistic", "binary", {"roc_auc": 0.8},
+                 {"serving_cost": {"bytes": 2_000_000, "p50_ms": 2.6}})
+    with caplog.at_level(logging.WARNING, logger="trainflow"):
+        _compare_with_production(reg, "m", {"bytes": 3_000_000, "p50_ms": 3.0})  # 1.5x, 1.2x: nothing said
+        assert "new version" not in caplog.text
+        _compare_with_production(reg, "m", {"bytes": 35_800_000, "p50_ms": 78.7})
+    assert ("the new version of m is 17.9x its size (35.8 MB against 2.0 MB) and 30.3x its single-row latency "
+            "(p50 78.7 ms against 2.6 ms) of production v1") in caplog.text
+    reg.close()
+
+
+def test_registry_list_leads_with_the_selection_metric(tmp_path: Path, capsys) -> None:
+    from trainflow.registry import main
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    reg = Registry(url)
+    reg.register("m", _bundle(1), "run-1", "logistic", "binary", {"accuracy": 0.9, "f1": 0.5, "log_loss": 0.3,
+                                                                  "roc_auc": 0.8}, {})
+    reg.close()
+    assert main(["--registry-url", url, "list", "m"]) == 0
+    assert "roc_auc (selection) 0.8000, accuracy 0.9000, f1 0.5000" in capsys.readouterr().out
