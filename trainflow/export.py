@@ -320,17 +320,21 @@ EXPORT_SECONDS_PER_NODE = 1e-5  # skl2onnx walks a scikit-learn tree node by nod
 def export_seconds(model: Any) -> float:
     """About how long ``to_onnx`` takes for ``model``: its scikit-learn trees' nodes (every member of an ensemble,
     every step of a Pipeline) times ``EXPORT_SECONDS_PER_NODE``; other models count as free."""
+    return _tree_nodes(model) * EXPORT_SECONDS_PER_NODE
+
+
+def _tree_nodes(model: Any) -> int:
+    """The scikit-learn tree nodes in ``model``: its trees, its forests' trees, its ensemble members'."""
     from trainflow.modelio import fitted_parts
     from trainflow.models.ensemble import WeightedEnsemble
 
     nodes = 0
     for part in fitted_parts(model):
         if isinstance(part, WeightedEnsemble):
-            nodes += sum(export_seconds(m) for m in part.members) / EXPORT_SECONDS_PER_NODE
-        for tree in getattr(part, "estimators_", None) if hasattr(part, "estimators_") else []:
+            nodes += sum(_tree_nodes(m) for m in part.members)
+        for tree in [part, *getattr(part, "estimators_", [])]:
             nodes += getattr(getattr(tree, "tree_", None), "node_count", 0)
-        nodes += getattr(getattr(part, "tree_", None), "node_count", 0)
-    return nodes * EXPORT_SECONDS_PER_NODE
+    return nodes
 
 
 def to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:

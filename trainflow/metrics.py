@@ -107,10 +107,7 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: np.ndarray
     class_codes, truth = codes[: len(classes)], codes[len(classes):]
     if unknown := sorted(set(text[~np.isin(truth, class_codes)].tolist())):
         raise ValueError(f"y_true contains values {unknown} not belonging to the passed labels {classes.tolist()}")
-    pred = class_codes[np.argmax(proba, axis=1)]
-    if len(classes) == 2 and threshold is not None:
-        k = positive_index(classes, positive)
-        pred = np.where(proba[:, k] >= threshold, class_codes[k], class_codes[1 - k])
+    pred = decide(proba, class_codes, class_codes[positive_index(classes, positive)], threshold)
     found: dict[str, Callable[[], float]] = {
         "accuracy": lambda: skm.accuracy_score(truth, pred),
         "balanced_accuracy": lambda: skm.balanced_accuracy_score(truth, pred),

@@ -118,13 +118,20 @@ def iter_source(source: str, dataset: str, query: str | None = None, batch_rows:
         raise DataError(dataset, f"source {mask(source)} has no rows", rule="non_empty")
 
 
-def _read_only(url: Any) -> Any:
-    """A SQLite database URL opened read-only (``mode=ro``): a missing file is an error, never a new empty
-    database left behind; other URLs as they are."""
+def _sqlite_file(url: Any) -> str | None:
+    """The file of a SQLite database URL given as a path (``sqlite:///db.sqlite``); None for any other URL (an
+    in-memory database, a ``file:`` URI, another driver)."""
     if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:") \
             and not url.database.startswith("file:"):
-        return url.set(database=f"file:{url.database}", query={**url.query, "mode": "ro", "uri": "true"})
-    return url
+        return url.database
+    return None
+
+
+def _read_only(url: Any) -> Any:
+    """A SQLite database file opened read-only (``mode=ro``): never a new empty database left behind; other
+    URLs as they are."""
+    path = _sqlite_file(url)
+    return url if path is None else url.set(database=f"file:{path}", query={**url.query, "mode": "ro", "uri": "true"})
 
 
 def _driver_message(exc: BaseException) -> str:
@@ -192,9 +199,8 @@ def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int |
             raise DataError(dataset, f"source {mask(source)} is a database URL but no query was given", rule="source")
         try:
             url = sa.engine.make_url(resolve(source))  # the password, if any, exists only here
-            if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:") \
-                    and not url.database.startswith("file:") and not Path(url.database).is_file():
-                raise DataError(dataset, f"no SQLite database file at {url.database} (source {mask(source)})",
+            if (path := _sqlite_file(url)) is not None and not Path(path).is_file():
+                raise DataError(dataset, f"no SQLite database file at {path} (source {mask(source)})",
                                 rule="source_exists")
             engine = sa.create_engine(_read_only(url))
             with engine.connect() as conn:
