@@ -264,6 +264,9 @@ def feature_importance(schema: DatasetSchema, pipeline: Pipeline, x: pd.DataFram
     return out.sort_values(["method", "importance"], ascending=[True, False], ignore_index=True)
 
 
+CONFUSION_COUNTS = 12  # classes up to which the confusion matrix's picture writes each count in its cell
+
+
 def _plots(curve_df: pd.DataFrame, importance: pd.DataFrame, cm: pd.DataFrame) -> dict[str, Any]:
     import matplotlib
 
@@ -293,13 +296,18 @@ def _plots(curve_df: pd.DataFrame, importance: pd.DataFrame, cm: pd.DataFrame) -
     if not cm.empty:
         names = list(dict.fromkeys(cm["actual"]))
         mat = cm.pivot(index="actual", columns="predicted", values="count").loc[names, names].to_numpy()
-        fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 1.2 * len(names) + 1.5))
+        side = min(1.2 * len(names), 8.0)  # 32 classes at 1.2 inch each made a 360 KB picture
+        fig, ax = plt.subplots(figsize=(side + 2, side + 1.5))
         ax.imshow(mat, cmap="Blues")
-        for i in range(len(names)):
-            for j in range(len(names)):
-                ax.text(j, i, str(mat[i, j]), ha="center", va="center")
+        if len(names) <= CONFUSION_COUNTS:
+            for i in range(len(names)):
+                for j in range(len(names)):
+                    ax.text(j, i, str(mat[i, j]), ha="center", va="center")
         ax.set(xticks=range(len(names)), xticklabels=names, yticks=range(len(names)), yticklabels=names,
                xlabel="predicted", ylabel="actual", title="confusion matrix (test)")
+        if len(names) > CONFUSION_COUNTS:
+            ax.tick_params(labelsize=6)
+            ax.tick_params(axis="x", labelrotation=90)
         figs["confusion_matrix"] = fig
     return figs
 
@@ -411,7 +419,9 @@ def evaluate(store_root: str, run_id: str, schema: DatasetSchema, model: Artifac
     selected = m[(m["split"] == "test") & m["class"].isna()].set_index("metric")["value"].to_dict()  # scored once
     result["test_leaderboard"] = test_leaderboard(schema, others, test, meta["selection_metric"], meta["family"],
                                                   selected)
-    refs = {name: store.write_png(run_id, "evaluate", name, fig) for name, fig in result.pop("figures").items()}
+    # a plot's key is not its table's: the confusion matrix and the importances are both
+    refs = {f"{name}_plot": store.write_png(run_id, "evaluate", name, fig)
+            for name, fig in result.pop("figures").items()}
     refs.update({name: store.write_table(run_id, "evaluate", name, df) for name, df in result.items()})
     run_logger().info("evaluate: %s on %d test rows: %s", meta["family"], len(test),
                       ", ".join(f"{k} {v:.4f}" for k, v in headline(m, schema.task).items()))

@@ -14,6 +14,9 @@ from trainflow.progress import run_logger
 from trainflow.ui import embedded_png, publish, readable
 
 
+EMBED_BYTES = 200 * 1024  # a picture larger than this is named by its path, not carried in the markdown artifact
+
+
 def _fmt(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
@@ -51,7 +54,9 @@ def summary_markdown(summary: dict[str, Any], leaderboard: pd.DataFrame, gaps: p
     if plots:
         lines += ["", "## Plots", ""]
         for name, (path, png) in plots.items():
-            lines += [f"### {name.replace('_', ' ')}", "", embedded_png(png, name), "", f"`{path}`", ""]
+            shown = embedded_png(png, name) if len(png) <= EMBED_BYTES else \
+                f"(not embedded: {len(png) / 1024:.0f} KiB, more than the {EMBED_BYTES // 1024} KiB a summary embeds)"
+            lines += [f"### {name.replace('_', ' ')}", "", shown, "", f"`{path}`", ""]
     lines += ["", f"Artifacts: `{summary['run_dir']}` (see `manifest.parquet`)."]
     return "\n".join(lines)
 
@@ -81,8 +86,8 @@ def report(store_root: str, run_id: str, dataset: str, trained: dict[str, Artifa
         for r in store.read_table(evaluation["test_leaderboard"]).to_dict("records"):
             m = json.loads(r["test_metrics"])
             test_board[r["family"]] = {k: m[k] for k in test if k in m}
-    plots = {k: (store.uri(v), store.read_file(v)) for k, v in {**trained, **evaluation}.items()
-             if v.kind == "file" and v.name.endswith(".png")}
+    plots = {v.name.removesuffix(".png"): (store.uri(v), store.read_file(v)) for v in [*trained.values(),
+             *evaluation.values()] if v.kind == "file" and v.name.endswith(".png")}
     summary = {"run_id": run_id, "dataset": dataset, "run_dir": store.run_uri(run_id),
         "manifest_uri": store.manifest_uri(run_id),
         "family": board[board["selected"]].iloc[0]["family"],

@@ -1,7 +1,9 @@
 """The training flow under a real Prefect API, end to end on Adult, and what a user sees."""
 
+import base64
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -136,6 +138,11 @@ def test_prefect_artifacts_on_the_run(first_run: dict) -> None:
     summary, table = Artifact.get("training-adult"), Artifact.get("test-metrics-adult")
     assert summary.type == "markdown" and table.type == "table"
     assert first_run["run_id"] in summary.data and "Leaderboard" in summary.data
+    # every plot the summary names is in it, as a PNG the UI draws inline (what the server stores and sends)
+    plots = dict(re.findall(r"### ([a-z ]+)\n\n!\[[a-z_]+\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)",
+                            summary.data))
+    assert {"roc curve", "pr curve", "confusion matrix", "feature importance"} <= set(plots), list(plots)
+    assert all(base64.b64decode(png).startswith(b"\x89PNG") for png in plots.values())
     assert "roc_auc" in str(table.data)
     compression = Artifact.get(f"compression-{first_run['run_id']}")  # on the run's page: variants, serving one
     assert compression.type == "table" and "onnx" in str(compression.data) and "serving" in str(compression.data)
