@@ -2,8 +2,8 @@
 binary format (``cbm``) for its models.
 
 Nothing here unpickles. A skops file is loaded only after every type it names has been checked
-against an allow-list (scikit-learn, NumPy, SciPy and this project's own transformers), so a
-tampered file fails with the names of the types it smuggles in.
+against an exact allow-list (``ALLOWED_TYPES``: full type names, no prefixes), so a tampered file fails with the
+names of the types it smuggles in.
 """
 
 from __future__ import annotations
@@ -19,11 +19,21 @@ from sklearn.pipeline import Pipeline
 
 from trainflow.errors import ArtifactError
 
-# skops already trusts plain data (builtins such as dict, list, str); what else a file may name must be one of
-# these: no builtins.* beyond those (eval, exec, getattr would be names of callables), nothing outside the
-# libraries a model is made of
-ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "trainflow.features.", "trainflow.modelio.",
-                    "trainflow.models.baselines.")
+# skops trusts plain data (builtins such as dict, list, str) and the scikit-learn estimators it has vetted; a file
+# may name no other type than these, each by its full name (a prefix such as "numpy." would admit callables that
+# compile or run strings). The list is what the project's own bundles name: tests/model/test_skops_types.py
+# saves every family's bundle and the preprocessor and checks that they need exactly these.
+ALLOWED_TYPES = frozenset({
+    "numpy.dtype",  # the dtype of each array skops writes
+    "sklearn.calibration._CalibratedClassifier",  # svm: its probability calibration
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.tree._tree.Tree",  # decision_tree, random_forest, extra_trees: the fitted trees
+    "trainflow.features.CalendarFeatures",  # the preprocessor's steps
+    "trainflow.features.CategoryCoder",
+    "trainflow.features.Imputer",
+    "trainflow.features.QuantileClipper",
+    "trainflow.models.baselines.SeasonalNaive",
+})
 # where this project's classes lived before the library package: files written then name these modules
 LEGACY_MODULES = {"tasks.transform": "trainflow.features", "tasks.modelio": "trainflow.modelio",
                   "tasks.baselines": "trainflow.models.baselines"}
@@ -47,7 +57,7 @@ def load_skops(data: bytes) -> Any:
 
     data = _renamed_legacy_modules(data)
     untrusted = sio.get_untrusted_types(data=data)
-    bad = [t for t in untrusted if not t.startswith(ALLOWED_PREFIXES)]
+    bad = [t for t in untrusted if t not in ALLOWED_TYPES]
     if bad:
         raise ArtifactError(f"refusing to load a skops file naming untrusted types: {bad}")
     return sio.loads(data, trusted=untrusted)

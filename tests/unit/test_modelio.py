@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import io
+import operator
 import zipfile
 
 import pytest
@@ -52,3 +54,41 @@ def test_a_builtin_callable_named_in_a_file_is_refused() -> None:
     data = renamed(dump_skops(Pipeline([("x", Smuggled())])), "tests.unit.test_modelio", "builtins")
     with pytest.raises(ArtifactError, match="untrusted types.*builtins.Smuggled"):
         load_skops(data)
+
+
+CALLABLES = {  # what a crafted file can name under the old "numpy." / "scipy." prefixes, and what it would do
+    "numpy.testing._private.utils.runstring": "exec() of a string",
+    "numpy.ctypeslib.load_library": "loads a shared library",
+    "numpy.load": "unpickles with allow_pickle=True",
+    "numpy.f2py.f2py2e.run_main": "runs a compiler",
+    "numpy.lib._utils_impl.safe_eval": "evaluates a string",
+    "scipy.io.matlab._mio.loadmat": "reads any file",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CALLABLES))
+def test_a_crafted_file_naming_a_numpy_or_scipy_callable_is_refused(name: str) -> None:
+    import importlib
+
+    from sklearn.preprocessing import FunctionTransformer
+
+    module, attr = name.rsplit(".", 1)
+    func = getattr(importlib.import_module(module), attr)
+    crafted = dump_skops(Pipeline([("f", FunctionTransformer(func=func, kw_args={"allow_pickle": True}))]))
+    assert name.startswith(("numpy.", "scipy."))  # a prefix allow-list admitted it
+    with pytest.raises(ArtifactError, match=f"untrusted types.*{name}"):
+        load_skops(crafted)
+
+
+@pytest.mark.parametrize("func, names", [
+    (functools.partial(eval, "1"), ["builtins.eval", "functools.partial"]),
+    (operator.attrgetter("__globals__"), ["operator.attrgetter"]),
+    (operator.methodcaller("system", "id"), ["operator.methodcaller"]),
+])
+def test_partials_and_operator_tricks_are_refused(func, names: list[str]) -> None:
+    from sklearn.preprocessing import FunctionTransformer
+
+    crafted = dump_skops(Pipeline([("f", FunctionTransformer(func=func))]))
+    with pytest.raises(ArtifactError, match="untrusted types") as refused:
+        load_skops(crafted)
+    assert all(n in str(refused.value) for n in names)

@@ -1,0 +1,70 @@
+"""The skops allow-list is exactly what the project's own files need: every family's bundle and the preprocessor
+(with categories, numbers and dates) are saved here, and the types they name outside skops' own trusted set
+must be ``ALLOWED_TYPES``, no more (an entry nothing needs is a door left open) and no less (a family whose
+bundle would be refused)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn.pipeline import Pipeline
+
+from tasks.ingest import ingest_data
+from tasks.split import SplitSettings, split_data
+from tasks.transform import fit_transform_splits
+from trainflow.features import TransformSettings
+from trainflow.modelio import ALLOWED_TYPES, bundle_files, dump_skops, load_bundle
+from trainflow.models import FAMILIES, TrainSettings, fit_family
+from trainflow.schema import infer_schema, load_schema
+
+SMALL = TrainSettings(nn={"max_epochs": 1}, lightgbm_max_rounds=5,
+                      params={f: {"n_estimators": 5} for f in ("random_forest", "extra_trees", "catboost")})
+TABULAR = [f for f, fam in FAMILIES.items() if not fam.network and f not in ("ensemble", "tfidf_logistic",
+                                                                               "seasonal_naive")] + ["mlp"]
+
+
+def _named(data: bytes) -> set[str]:
+    return set(sio.get_untrusted_types(data=data))
+
+
+def _table(schema, rows: pd.DataFrame | None = None):
+    raw = ingest_data(schema)[0] if rows is None else rows
+    splits, _ = split_data(raw, schema, SplitSettings(), 0)
+    return fit_transform_splits(splits, schema, TransformSettings())
+
+
+@pytest.fixture(scope="module")
+def named_by_project_files() -> dict[str, set[str]]:
+    """Each saved file's types outside skops' trusted set, by what the file is."""
+    named = {}
+    adult = load_schema("adult")
+    pre, feats = _table(adult, ingest_data(adult)[0].sample(600, random_state=0))
+    named["adult preprocessor"] = _named(dump_skops(pre))
+    for family in TABULAR:  # every tabular family on categories and numbers
+        pipe, _, _ = fit_family(family, adult, feats["train"], feats["validation"], TransformSettings(), SMALL, 0)
+        files = bundle_files(Pipeline([("preprocess", pre), *pipe.steps]), {"family": family})
+        load_bundle(files)  # loads under the allow-list
+        named[f"adult {family}"] = set().union(*(_named(v) for k, v in files.items() if k.endswith(".skops")))
+    series = load_schema("air_passengers").model_view()
+    pre, feats = _table(series)
+    pipe, _, _ = fit_family("seasonal_naive", series, feats["train"], feats["validation"], TransformSettings(),
+                            SMALL, 0)
+    named["air_passengers seasonal_naive"] = _named(dump_skops(Pipeline([("preprocess", pre), *pipe.steps])))
+    text = load_schema("fine_food")
+    reviews = ingest_data(text)[0]
+    pre, feats = _table(text, reviews.groupby("split").head(100))  # the dataset's own split tags
+    pipe, _, _ = fit_family("tfidf_logistic", text, feats["train"], feats["validation"], TransformSettings(),
+                            SMALL, 0)
+    named["fine_food tfidf_logistic"] = _named(dump_skops(Pipeline([("preprocess", pre), *pipe.steps])))
+    days = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(200) % 90, unit="D")
+    dated = pd.DataFrame({"day": days.strftime("%Y-%m-%d"), "y": np.where(np.arange(200) % 3, "a", "b")})
+    pre, _ = _table(infer_schema(dated, "dated"), dated)
+    named["a preprocessor of dates"] = _named(dump_skops(pre))
+    return named
+
+
+def test_the_allow_list_is_exactly_what_the_projects_files_name(named_by_project_files) -> None:
+    needed = set().union(*named_by_project_files.values())
+    assert needed - ALLOWED_TYPES == set(), "a family's bundle names a type the allow-list refuses"
+    assert ALLOWED_TYPES - needed == set(), "the allow-list admits a type no file of the project needs"
+    assert all(not t.endswith(".") and t.count(".") >= 1 for t in ALLOWED_TYPES)  # full names, no prefixes
