@@ -18,7 +18,7 @@ from trainflow.cluster import ComputeSettings, check_scheduler
 from trainflow.forms import FormModel, dataset_field
 from trainflow.names import DatasetName
 from trainflow.schema import load_schema
-from trainflow.sources import check_source
+from trainflow.sources import check_query, check_source, is_database
 from trainflow.ui import tag_flow_run
 
 
@@ -42,6 +42,8 @@ class InferenceSettings(FormModel):
         schema = load_schema(self.dataset, self.schemas_dir)
         if self.source:
             check_source(self.source, schema.name)
+        if self.source and self.query and is_database(self.source):
+            check_query(self.query, self.source, schema.name)  # one SELECT, nothing that writes
         if self.compute.engine == "dask":
             check_scheduler(self.compute.dask_address, "compute.dask_address")
 

@@ -43,7 +43,7 @@ from trainflow.progress import run_logger
 from trainflow.registry import Registry
 from trainflow.rowfilter import parse_filter
 from trainflow.schema import PROJECT_ROOT, DatasetSchema, load_schema
-from trainflow.sources import check_source, is_database
+from trainflow.sources import check_query, check_source, is_database
 from trainflow.ui import tag_flow_run
 
 DEFAULT_ARTIFACTS_ROOT = PROJECT_ROOT / "data"
@@ -140,6 +140,8 @@ class TrainingSettings(FormModel):
         query, source = self.ingest.query or schema.query, self.ingest.source or schema.source
         if query and source and not is_database(source):
             parse_filter(query, schema.name)  # a refused construct is reported before anything runs
+        elif query and source:
+            check_query(query, source, schema.name)  # one SELECT, nothing that writes: refused before any work
         for setting, address in (("tune.dask_address", self.tune.dask_address),
                                  ("train.dask_address", self.train.dask_address),
                                  ("compute.dask_address", self.compute.dask_address

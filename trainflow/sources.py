@@ -118,6 +118,59 @@ def iter_source(source: str, dataset: str, query: str | None = None, batch_rows:
         raise DataError(dataset, f"source {mask(source)} has no rows", rule="non_empty")
 
 
+# sqlglot's dialect for a SQLAlchemy driver name (its part before "+")
+DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "mssql": "tsql",
+            "oracle": "oracle", "duckdb": "duckdb", "snowflake": "snowflake", "bigquery": "bigquery"}
+# server functions that read or write files, load code, or run a query given as text
+FORBIDDEN_FUNCTIONS = frozenset({
+    "load_extension", "readfile", "writefile", "edit", "fts3_tokenizer",  # SQLite
+    "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "lo_import", "lo_export", "lo_from_bytea",
+    "dblink", "dblink_exec", "query_to_xml", "query_to_xml_and_xmlschema", "cursor_to_xml", "set_config",
+    "pg_reload_conf", "pg_terminate_backend", "pg_cancel_backend", "pg_sleep", "nextval", "setval",  # PostgreSQL
+    "load_file", "sys_exec", "sys_eval", "sleep", "benchmark",  # MySQL
+})
+
+
+def check_query(query: str, source: str, dataset: str) -> None:
+    """Refuse, before the database sees it, a query that is not one statement returning rows: one ``SELECT``
+    (``WITH``, ``UNION``, ``VALUES``) parsed by sqlglot in the source's dialect, with nothing inside it that
+    writes (a data-changing ``WITH``, ``SELECT ... INTO``, ``FOR UPDATE``), attaches, sets or copies, and no
+    call of a server function that reads files, loads code or runs text (``FORBIDDEN_FUNCTIONS``). The
+    database session is read-only as well (``_read_only_session``): this check is the early, one-line answer.
+
+    Raises:
+        DataError: Naming the dataset and what was refused (rule ``sql_read_only``).
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    driver = source.split("://", 1)[0].split("+", 1)[0].lower()
+    try:
+        statements = [s for s in sqlglot.parse(query, read=DIALECTS.get(driver)) if s is not None]
+    except sqlglot.errors.SqlglotError as exc:
+        raise DataError(dataset, f"the SQL query is not one statement that can be read ({_first_line(exc)})",
+                        rule="sql_read_only") from None
+    if len(statements) != 1:
+        raise DataError(dataset, f"the SQL query holds {len(statements)} statements; ingest runs one SELECT",
+                        rule="sql_read_only")
+    query_node = statements[0]
+    if not isinstance(query_node, (exp.Query, exp.Values)):
+        raise DataError(dataset, f"the SQL query is {query_node.key.upper()}, not a SELECT: a source is only read",
+                        rule="sql_read_only")
+    writes = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter, exp.Command,
+              exp.Into, exp.Lock, exp.Set, exp.Pragma, exp.Copy, exp.Transaction, exp.Commit, exp.Rollback,
+              *(getattr(exp, name) for name in ("Attach", "Detach", "TruncateTable") if hasattr(exp, name)))
+    for node in query_node.walk():
+        if isinstance(node, writes):
+            raise DataError(dataset, f"the SQL query holds {node.key.upper()} inside its SELECT: a source is only "
+                                     "read", rule="sql_read_only")
+        if isinstance(node, exp.Func):
+            name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+            if name in FORBIDDEN_FUNCTIONS:
+                raise DataError(dataset, f"the SQL query calls {name}(), which a source query may not (it reads "
+                                         "files, loads code, runs text or changes the server)", rule="sql_read_only")
+
+
 def _sqlite_file(url: Any) -> str | None:
     """The file of a SQLite database URL given as a path (``sqlite:///db.sqlite``); None for any other URL (an
     in-memory database, a ``file:`` URI, another driver)."""
@@ -132,6 +185,45 @@ def _read_only(url: Any) -> Any:
     URLs as they are."""
     path = _sqlite_file(url)
     return url if path is None else url.set(database=f"file:{path}", query={**url.query, "mode": "ro", "uri": "true"})
+
+
+# what a SQLite read may do (sqlite3's authorizer action codes): read tables, select, call functions (not the
+# forbidden ones) and recurse in a WITH; everything else (writes, ATTACH, PRAGMA, schema changes) is denied
+_SQLITE_READS = {"SQLITE_READ", "SQLITE_SELECT", "SQLITE_FUNCTION", "SQLITE_RECURSIVE"}
+
+
+def _sqlite_authorizer(action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None) -> int:
+    import sqlite3
+
+    allowed = {getattr(sqlite3, code) for code in _SQLITE_READS if hasattr(sqlite3, code)}
+    if action not in allowed:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in FORBIDDEN_FUNCTIONS:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def _read_only_session(engine: Any) -> None:
+    """Make every connection of ``engine`` read-only in the database itself: SQLite through an authorizer that
+    allows reads alone (``_SQLITE_READS``) and ``PRAGMA query_only``; PostgreSQL and MySQL through a read-only
+    session (``default_transaction_read_only``, ``SET SESSION TRANSACTION READ ONLY``), so that whatever
+    ``check_query`` let through still cannot write."""
+    import sqlalchemy as sa
+
+    name = engine.dialect.name
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        if name == "sqlite":
+            dbapi_connection.execute("PRAGMA query_only = ON")
+            dbapi_connection.set_authorizer(_sqlite_authorizer)
+            return
+        cursor = dbapi_connection.cursor()
+        if name == "postgresql":
+            cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        elif name in ("mysql", "mariadb"):
+            cursor.execute("SET SESSION TRANSACTION READ ONLY")
+        cursor.close()
 
 
 def _driver_message(exc: BaseException) -> str:
@@ -202,7 +294,9 @@ def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int |
             if (path := _sqlite_file(url)) is not None and not Path(path).is_file():
                 raise DataError(dataset, f"no SQLite database file at {path} (source {mask(source)})",
                                 rule="source_exists")
+            check_query(query, source, dataset)
             engine = sa.create_engine(_read_only(url))
+            _read_only_session(engine)
             with engine.connect() as conn:
                 if batch_rows:
                     yield from pd.read_sql_query(sa.text(query), conn, chunksize=batch_rows)

@@ -150,10 +150,71 @@ def test_a_database_source_is_only_read_and_a_failed_read_leaves_nothing(tmp_pat
         conn.execute(sa.text("CREATE TABLE t (a INTEGER)"))
         conn.execute(sa.text("INSERT INTO t VALUES (1)"))
     engine.dispose()
-    for query, said in (("SELECT * FROM adult", "no such table: adult"), ("SELEC a", "syntax error"),
-                        ("DELETE FROM t", "readonly database")):
+    for query, said in (("SELECT * FROM adult", "no such table: adult"), ("SELECT a FROM t WHERE", "not one statement that can be read")):
         with pytest.raises(DataError, match=said) as error:
             ingest_data(adult_schema, f"sqlite:///{db}", query)
-        assert error.value.rule == "sql_readable" and "\n" not in str(error.value)
+        assert error.value.rule in ("sql_readable", "sql_read_only") and "\n" not in str(error.value)
+
+
+WRITING_QUERIES = {  # each reached the database before, and one of them created a file
+    "attach": ("ATTACH DATABASE '{tmp}/x.db' AS x", "ATTACH"),
+    "delete returning": ("DELETE FROM keep RETURNING *", "DELETE, not a SELECT"),
+    "delete in a with": ("WITH d AS (DELETE FROM keep RETURNING *) SELECT * FROM d", "DELETE inside its SELECT"),
+    "load_extension": ("SELECT load_extension('{tmp}/evil')", "calls load_extension()"),
+    "two statements": ("SELECT * FROM keep; DROP TABLE keep", "2 statements"),
+    "pragma": ("PRAGMA writable_schema = 1", "PRAGMA, not a SELECT"),
+    "select into": ("SELECT * INTO copy FROM keep", "INTO inside its SELECT"),
+    "insert": ("INSERT INTO keep VALUES (2)", "INSERT, not a SELECT"),
+}
+
+
+@pytest.fixture
+def keep_db(tmp_path: Path) -> Path:
+    db = tmp_path / "keep.db"
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE keep (a INTEGER)"))
+        conn.execute(sa.text("INSERT INTO keep VALUES (1)"))
+    engine.dispose()
+    return db
+
+
+def _unchanged(db: Path, tmp: Path) -> None:
     with sa.create_engine(f"sqlite:///{db}").connect() as conn:
-        assert conn.execute(sa.text("SELECT COUNT(*) FROM t")).scalar() == 1  # the DELETE changed nothing
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM keep")).scalar() == 1
+    assert sorted(p.name for p in tmp.iterdir()) == ["keep.db"]  # no attached or copied database made
+
+
+@pytest.mark.parametrize("payload", sorted(WRITING_QUERIES))
+def test_a_query_that_writes_is_refused_before_it_reaches_the_database(payload: str, keep_db: Path,
+                                                                        adult_schema: DatasetSchema) -> None:
+    from trainflow.errors import DataError
+
+    query, said = WRITING_QUERIES[payload]
+    with pytest.raises(DataError, match=said) as error:
+        ingest_data(adult_schema, f"sqlite:///{keep_db}", query.format(tmp=keep_db.parent))
+    assert error.value.rule == "sql_read_only" and "\n" not in str(error.value)
+    _unchanged(keep_db, keep_db.parent)
+
+
+@pytest.mark.parametrize("payload", sorted(WRITING_QUERIES))
+def test_the_session_itself_is_read_only_when_a_query_gets_past_the_parser(payload: str, keep_db: Path,
+                                                                           adult_schema: DatasetSchema,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainflow import sources
+    from trainflow.errors import DataError
+
+    monkeypatch.setattr(sources, "check_query", lambda *args: None)  # as if the parser missed it
+    query = WRITING_QUERIES[payload][0].format(tmp=keep_db.parent)
+    with pytest.raises(DataError) as error:
+        ingest_data(adult_schema, f"sqlite:///{keep_db}", query)
+    assert error.value.rule in ("sql_readable", "non_empty") and "\n" not in str(error.value)
+    _unchanged(keep_db, keep_db.parent)
+
+
+def test_a_plain_select_with_a_with_clause_and_a_union_is_read(keep_db: Path, adult_schema: DatasetSchema) -> None:
+    from trainflow.sources import read_source
+
+    rows = read_source(f"sqlite:///{keep_db}", "keep",
+                       "WITH k AS (SELECT a FROM keep) SELECT a FROM k UNION ALL SELECT lower('2') AS a")
+    assert sorted(map(str, rows["a"])) == ["1", "2"]

@@ -108,6 +108,20 @@ def test_a_row_filter_that_would_run_code_is_refused_before_the_flow_runs(tmp_pa
     assert not marker.exists()
 
 
+def test_a_sql_query_that_writes_is_refused_before_the_flow_runs(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    def flow_fn(settings: TrainingSettings) -> dict:
+        raise AssertionError("the flow started")
+
+    attached = tmp_path / "x.db"
+    flags = ["--ingest.source", f"sqlite:///{tmp_path / 'a.db'}", "--ingest.query", f"ATTACH '{attached}' AS x"]
+    assert main(flow_fn, TrainingSettings, argv=flags) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: dataset 'adult': the SQL query is ATTACH, not a SELECT: a source is only read "
+                   "[rule: sql_read_only]"]
+    assert not attached.exists()
+
+
 @pytest.mark.parametrize("case, says", [
     ("corrupt", "cannot be used: DatabaseError: file is not a database"),
     ("missing folder", "does not exist"),
