@@ -17,6 +17,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -54,7 +55,9 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
     the train stage.
 
     Under a time limit (``deadline``) each family gets the time left weighted by its ``Family.cost`` against
-    the families still to train; its folds share that equally with its refit. Boosting and networks stop at a
+    the families still to train; its folds share that equally with its refit. Before the first family each
+    boosted family's rounds are timed (``probe_rounds``), and one whose rounds would not fit even at the highest
+    learning rate is dropped up front (``boosted_plan``), its time going to the others. Boosting and networks stop at a
     fit's deadline with their best round or epoch so far, a forest grows the trees that fit; a family that
     cannot be stopped mid-fit is dropped when its first fold shows it would overrun its share by half; once
     the limit is reached the remaining families are skipped (never the first). The leaderboard's ``budget``
@@ -103,11 +106,21 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
     log = run_logger()
     if deadline is not None:  # the ensemble's selection and the bundles' writing come after the families
         deadline -= TAIL_SHARE * max(0.0, deadline - time.time())
+    costs, dropped = {}, {}
+    if deadline is not None and folds is not None and len(singles) > 1 and deadline > time.time():
+        first = fold_data[0][0] if fold_data else data.iloc[folds[0][0]]
+        costs = {f: probe_rounds(f, schema, first, transform_settings, settings, seed)
+                 for f in singles if FAMILIES[f].boosted}
+        fits = len(folds) + (0 if is_on(settings.bag) else 1)
+        dropped = boosted_plan(costs, singles, max(0.0, deadline - time.time()), fits)
     with progress(len(singles), "training") as bar:
         for i, family in enumerate(singles):
             started = time.time()
-            share = weighted_deadline(deadline, FAMILIES[family].cost, sum(FAMILIES[f].cost for f in singles[i:]))
+            share = weighted_deadline(deadline, FAMILIES[family].cost,
+                                      sum(FAMILIES[f].cost for f in singles[i:] if f not in dropped))
             try:
+                if family in dropped:
+                    raise OverBudget(dropped[family])
                 if fitted and deadline is not None and started >= deadline:  # the first family always trains
                     raise OverBudget("skipped: over budget (the time limit was reached)")
                 log.info("train: %s started (%s%s)", family, f"{k}-fold CV" if folds else "fit on the training split",
@@ -122,7 +135,7 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
                     pipe, info, hist, oof = cross_validate_family(family, schema, data, folds, transform_settings,
                                                                   settings, metric, seed, checkpoint_dir,
                                                                   init_weights, share, may_skip=bool(fitted),
-                                                                  fold_data=fold_data)
+                                                                  fold_data=fold_data, cost=costs.get(family))
                     oof_parts.append(oof)
             except OverBudget as exc:
                 rows.append(_skipped_row(family, metric, accel, str(exc), time.time() - started))
@@ -339,7 +352,8 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
                           transform_settings: TransformSettings, settings: TrainSettings, metric: str, seed: int,
                           checkpoint_dir: str | None = None, init_weights: dict | None = None,
                           deadline: float | None = None, may_skip: bool = False,
-                          fold_data: list | None = None) -> tuple[Pipeline, dict, pd.DataFrame, pd.DataFrame]:
+                          fold_data: list | None = None,
+                          cost: RoundCost | None = None) -> tuple[Pipeline, dict, pd.DataFrame, pd.DataFrame]:
     """One family's k-fold cross-validation over ``data``, then its refit on all of ``data`` (LightGBM with
     ``settings.bag``: its fold models averaged instead; a bagged family, the random forest: one fit, scored
     on its out-of-bag predictions, see ``out_of_bag``).
@@ -381,7 +395,7 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
     else:
         pipe, info, history, oof, fold_rows = _k_fold(family, schema, data, y, columns, folds, transform_settings,
                                                       settings, seed, checkpoint_dir, init_weights, metric, deadline,
-                                                      may_skip, fold_data)
+                                                      may_skip, fold_data, cost)
         cv_seconds, selected_on = info.pop("cv_seconds"), f"{len(folds)}-fold CV"
     covered = held >= 0
     scores = oof[covered, 0] if schema.task == "regression" else np.nan_to_num(oof[covered])
@@ -403,7 +417,8 @@ def cross_validate_family(family: str, schema: DatasetSchema, data: pd.DataFrame
 def _k_fold(family: str, schema: DatasetSchema, data: pd.DataFrame, y: np.ndarray, columns: list[str], folds: list,
             transform_settings: TransformSettings, settings: TrainSettings, seed: int, checkpoint_dir: str | None,
             init_weights: dict | None, metric: str, deadline: float | None, may_skip: bool,
-            fold_data: list | None = None) -> tuple[Pipeline, dict, pd.DataFrame, np.ndarray, list[dict]]:
+            fold_data: list | None = None,
+            cost: RoundCost | None = None) -> tuple[Pipeline, dict, pd.DataFrame, np.ndarray, list[dict]]:
     """``cross_validate_family``'s k fits and refit: ``(pipeline, info, history, out-of-fold predictions (NaN
     where no fold holds the row out), per-fold metric rows)``; ``info["cv_seconds"]`` the folds' time,
     ``info["budget"]`` what the time limit cut."""
@@ -413,8 +428,10 @@ def _k_fold(family: str, schema: DatasetSchema, data: pd.DataFrame, y: np.ndarra
     stops, fold_scores, log, begun = [], [], run_logger(), time.time()
     faster = None
     if deadline is not None and FAMILIES[family].boosted:
-        first = fold_data[0][0] if fold_data else data.iloc[folds[0][0]]
-        settings, faster = _rate_for_time(family, schema, first, transform_settings, settings, seed,
+        if cost is None:
+            first = fold_data[0][0] if fold_data else data.iloc[folds[0][0]]
+            cost = probe_rounds(family, schema, first, transform_settings, settings, seed)
+        settings, faster = _rate_for_time(family, settings, cost,
                                           (deadline - time.time()) / (len(folds) + (0 if bag else 1)))
     for fold, (tr, va) in enumerate(folds):
         fold_started = time.time()
@@ -474,13 +491,23 @@ ROUNDS_TIMES_RATE = 20.0  # rounds early stopping needs, about this over the lea
 MAX_RATE = 0.3
 
 
-def _rate_for_time(family: str, schema: DatasetSchema, rows: pd.DataFrame, transform_settings: TransformSettings,
-                   settings: TrainSettings, seed: int, seconds: float) -> tuple[TrainSettings, str | None]:
-    """Fewer rounds at a higher learning rate when a boosted family's rounds would not fit: ``PROBE_ROUNDS``
-    rounds on a fold's training rows are timed, and when the rounds its learning rate needs
-    (``ROUNDS_TIMES_RATE`` / rate) take more than twice ``seconds`` (a fit's share of the time limit), the rate
-    is raised so that they fit (at most ``MAX_RATE``), as FLAML and AutoGluon trade rounds for rate under a time
-    limit. Returns the settings to train with and the leaderboard note (None: unchanged)."""
+@dataclass(frozen=True)
+class RoundCost:
+    """What a boosted family's rounds cost on a fold's training rows, timed by ``probe_rounds``."""
+
+    startup: float  # seconds a fit costs before its first round
+    per_round: float
+    rate: float  # the family's own learning rate
+
+    def affordable(self, seconds: float) -> float:
+        """Rounds that fit in a fit of ``seconds``."""
+        return max(seconds - self.startup, 0.0) / max(self.per_round, 1e-9)
+
+
+def probe_rounds(family: str, schema: DatasetSchema, rows: pd.DataFrame, transform_settings: TransformSettings,
+                 settings: TrainSettings, seed: int) -> RoundCost:
+    """``PROBE_ROUNDS`` and a quarter of them fitted on ``rows``: the difference is the rounds' cost, the
+    shorter fit less its rounds what a fit costs before them."""
     from trainflow.models import build_estimator
 
     params = settings.params.get(family, {})
@@ -488,20 +515,56 @@ def _rate_for_time(family: str, schema: DatasetSchema, rows: pd.DataFrame, trans
     own = est.get_params()
     rate = float(own.get("learning_rate") or (own.get("params") or {}).get("learning_rate") or 0.1)
     took = []
-    for rounds in (PROBE_ROUNDS // 4, PROBE_ROUNDS):  # the difference leaves out what a fit costs before its rounds
+    for rounds in (PROBE_ROUNDS // 4, PROBE_ROUNDS):
         probe = settings.model_copy(update={"params": {**settings.params, family: {**params, "n_estimators": rounds}}})
         started = time.time()
         fit_family(family, schema, rows, None, transform_settings, probe, seed)
         took.append(time.time() - started)
     per_round = max(took[1] - took[0], took[1] / 10) / (PROBE_ROUNDS - PROBE_ROUNDS // 4)
-    affordable = max(seconds - took[0], 0.0) / max(per_round, 1e-9)
-    needed = ROUNDS_TIMES_RATE / rate
+    return RoundCost(startup=max(0.0, took[0] - per_round * (PROBE_ROUNDS // 4)), per_round=per_round, rate=rate)
+
+
+def boosted_plan(costs: dict[str, RoundCost], families: list[str], seconds: float, fits: int) -> dict[str, str]:
+    """The boosted families the time limit drops before training, each with its leaderboard note.
+
+    Each family's share of ``seconds`` is its ``Family.cost`` against the families kept; a boosted family whose
+    share, over its ``fits`` (folds and refit), holds fewer than half the rounds it needs even at ``MAX_RATE``
+    (the rule by which ``_rate_for_time`` leaves a rate alone) would be weighed into the ensemble under-fitted:
+    the one furthest short is dropped and the shares are made again, until every kept family fits or one family
+    is left. Its time goes to the families kept (AutoGluon skips a model whose estimated time exceeds what is
+    left in the same way)."""
+    kept, dropped = list(families), {}
+    need = ROUNDS_TIMES_RATE / MAX_RATE / 2
+    while len(kept) > 1:
+        total = sum(FAMILIES[f].cost for f in kept)
+        short = {f: costs[f].affordable(seconds * FAMILIES[f].cost / total / fits) for f in kept if f in costs}
+        short = {f: n for f, n in short.items() if n < need}
+        if not short:
+            break
+        worst = min(short, key=lambda f: (round(short[f]), -costs[f].per_round))  # a tie: the costlier rounds
+        kept.remove(worst)
+        share = seconds * FAMILIES[worst].cost / total
+        dropped[worst] = (f"skipped: over budget (about {short[worst]:.0f} of the {need:.0f} rounds it needs at "
+                          f"learning rate {MAX_RATE} fit in its share, {share:.0f} s for {fits} fits at "
+                          f"{costs[worst].per_round:.3f} s a round; its time went to the other families)")
+    return dropped
+
+
+def _rate_for_time(family: str, settings: TrainSettings, cost: RoundCost,
+                   seconds: float) -> tuple[TrainSettings, str | None]:
+    """Fewer rounds at a higher learning rate when a boosted family's rounds would not fit: when the rounds its
+    learning rate needs (``ROUNDS_TIMES_RATE`` / rate) take more than twice ``seconds`` (a fit's share of the time
+    limit) at ``cost``'s pace, the rate is raised so that they fit (at most ``MAX_RATE``), as FLAML and AutoGluon
+    trade rounds for rate under a time limit. Returns the settings to train with and the leaderboard note (None:
+    unchanged)."""
+    params, rate = settings.params.get(family, {}), cost.rate
+    affordable, needed = cost.affordable(seconds), ROUNDS_TIMES_RATE / rate
     if affordable >= needed / 2 or rate >= MAX_RATE:  # early stopping ends most fits before `needed`
         return settings, None
     faster = min(MAX_RATE, ROUNDS_TIMES_RATE / max(affordable, 1.0))
     run_logger().info("train: %s: about %.0f rounds fit in a fold's share of the time limit (%.0f s, %.3f s a round) "
                       "where learning rate %.3g needs about %.0f: learning rate %.3g", family, affordable, seconds,
-                      per_round, rate, needed, faster)
+                      cost.per_round, rate, needed, faster)
     updated = settings.model_copy(update={"params": {**settings.params, family: {**params, "learning_rate": faster}}})
     return updated, f"learning rate {rate:.3g} -> {faster:.3g} to fit its share of the time limit"
 

@@ -61,3 +61,19 @@ def test_limited_caps_blas_and_openmp_pools_inside_a_fit() -> None:
         pools = threadpool_info()
         assert pools and all(p["num_threads"] == 1 for p in pools)
     assert threads.usable_cores() >= 1
+
+
+def test_a_boosted_family_whose_rounds_cannot_fit_is_dropped_before_training() -> None:
+    from tasks.train import RoundCost, boosted_plan
+
+    families = ["lightgbm", "lightgbm_xt", "catboost", "logistic", "random_forest"]
+    # the wide table's probes (1,000 rows x 800 columns): CatBoost's rounds cost 4x LightGBM's
+    costs = {"lightgbm": RoundCost(0.2, 0.033, 0.1), "lightgbm_xt": RoundCost(0.2, 0.011, 0.05),
+             "catboost": RoundCost(0.5, 0.133, 0.08)}
+    dropped = boosted_plan(costs, families, seconds=62.0, fits=6)
+    assert list(dropped) == ["catboost"]  # at its share (25 s) about 28 of the 33 rounds it needs at 0.3 fit
+    assert dropped["catboost"].startswith("skipped: over budget (about 28 of the 33 rounds it needs at learning "
+                                          "rate 0.3 fit in its share, 25 s for 6 fits")
+    assert boosted_plan(costs, families, seconds=300.0, fits=6) == {}  # time enough: nothing dropped
+    # never the last family, however short the time
+    assert list(boosted_plan(costs, ["lightgbm", "catboost"], seconds=1.0, fits=6)) == ["catboost"]
