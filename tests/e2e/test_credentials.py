@@ -93,3 +93,55 @@ def test_placeholders_name_environment_variables_and_secret_blocks(prefect_harne
     moved = move_passwords_to_environment({"a": {"url": "postgresql://bob:hunter2@db/dw"}, "b": ["plain"]})
     assert moved == {"a": {"url": "postgresql://bob:${TRAINFLOW_PASSWORD_1}@db/dw"}, "b": ["plain"]}
     assert resolve(moved["a"]["url"]) == "postgresql://bob:hunter2@db/dw"
+
+
+@pytest.mark.parametrize("typed, masked", [
+    ("postgresql://user@127.0.0.1:1/db?password=" + SECRET, "postgresql://user@127.0.0.1:1/db?password=***"),
+    ("postgresql://user@127.0.0.1/db?sslmode=require&PWD=" + SECRET, "postgresql://user@127.0.0.1/db?sslmode=require&PWD=***"),
+    ("postgresql://user:" + SECRET + "@127.0.0.1:abc/db", "postgresql://user:***@127.0.0.1:abc/db"),  # no port: unparsable
+    ("mssql+pyodbc://u@dsn?token=" + SECRET + ";x=1", "mssql+pyodbc://u@dsn?token=***;x=1"),
+])
+def test_passwords_in_query_parameters_and_unparsable_urls_are_masked_and_moved(typed: str, masked: str) -> None:
+    from trainflow.credentials import mask, move_passwords_to_environment, redact, resolve
+
+    assert mask(typed) == masked and SECRET not in mask(typed)
+    moved = move_passwords_to_environment({"url": typed})["url"]
+    assert SECRET not in moved and "${TRAINFLOW_PASSWORD_1}" in moved and resolve(moved) == typed
+    assert redact(f"connection to server failed: password {SECRET} rejected", moved) == \
+        "connection to server failed: password *** rejected"
+
+
+@pytest.mark.parametrize("source", [f"postgresql://user@127.0.0.1:9/db?password={SECRET}",
+                                    f"postgresql://user:{SECRET}@127.0.0.1:abc/db"])
+def test_a_query_parameter_password_or_a_bad_url_fails_in_one_masked_line(prefect_harness, tmp_path: Path,
+                                                                        source: str,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--dataset", "breast_cancer", "--artifacts-root", str(tmp_path / "data"), "--no-tune.enabled",
+            "--registry.registry-url", f"sqlite:///{tmp_path / 'registry.db'}", "--ingest.source", source,
+            "--ingest.query", "SELECT * FROM rows"]
+    assert main(training, TrainingSettings, argv=argv) == 2
+    said = capsys.readouterr()
+    assert said.err.strip().splitlines()[-1].startswith("error: dataset 'breast_cancer': ")
+    assert SECRET not in said.out + said.err and SECRET not in everything_prefect_holds()
+    assert files_holding(tmp_path, SECRET) == []
+
+
+def test_a_tuning_storage_resolves_its_placeholders_and_a_bad_one_is_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def flow_fn(settings: TrainingSettings) -> dict:
+        from tasks.tune import open_study
+
+        assert "${" in settings.tune.storage  # what the flow is given names its secret
+        open_study(settings.tune.storage, "s", "tpe", {}, "maximize", 0, "median")  # resolved where it is opened
+        return {}
+
+    monkeypatch.setenv("TUNING_FOLDER", str(tmp_path))
+    registry = ["--registry.registry-url", f"sqlite:///{tmp_path / 'registry.db'}"]
+    assert main(flow_fn, TrainingSettings, argv=["--tune.storage", "sqlite:///${TUNING_FOLDER}/optuna.db",
+                                                 *registry], printer=lambda summary: None) == 0
+    assert (tmp_path / "optuna.db").is_file()
+    for bad in (f"sqlite://u:{SECRET}@/{tmp_path / 'x.db'}", f"nosuchdb://u:{SECRET}@host/x"):  # the first: a KeyError
+        assert main(flow_fn, TrainingSettings, argv=["--tune.storage", bad, *registry]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: tune.storage ") and "cannot be used" in err[0], err
+        assert SECRET not in err[0] and ":***@" in err[0]
