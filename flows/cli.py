@@ -35,8 +35,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
         TrainflowError: The file is missing, unreadable, not YAML/JSON, or not a mapping.
     """
     try:
+        if Path(path).stat().st_size > CONFIG_BYTES:
+            raise TrainflowError(f"config file {path} is larger than {CONFIG_BYTES // 1024} KiB: not a settings file")
         text = Path(path).read_text(encoding="utf-8")
-        data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+        data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)  # no Python tags
     except (OSError, UnicodeDecodeError) as exc:
         raise TrainflowError(f"config file {path}: {exc.strerror or exc}" if isinstance(exc, OSError)
                              else f"config file {path} is not UTF-8 text") from None
@@ -45,7 +47,31 @@ def load_config(path: str | Path) -> dict[str, Any]:
                              f"{str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise TrainflowError(f"config file {path} must hold a mapping of settings, found {type(data).__name__}")
+    if _values_beyond(data, CONFIG_VALUES):
+        raise TrainflowError(f"config file {path} expands to more than {CONFIG_VALUES:,} values (YAML aliases "
+                             "repeated inside one another): not a settings file")
     return data
+
+
+CONFIG_BYTES = 1024 * 1024
+CONFIG_VALUES = 100_000  # every setting of every stage is a few hundred; a YAML "billion laughs" is billions
+
+
+def _values_beyond(data: Any, budget: int) -> bool:
+    """Whether ``data``, with YAML's shared aliases counted each time they are used, holds more than ``budget``
+    values; stops counting at the budget (the expansion itself would take minutes and gigabytes)."""
+    stack, seen = [data], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > budget:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def cli_model(settings_cls: type[BaseModel], prog: str) -> type[BaseSettings]:

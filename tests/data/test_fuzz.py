@@ -183,6 +183,60 @@ def test_ingest_then_validate_never_crashes(world: dict, adult_schema: DatasetSc
     assert unchanged_state(world["tmp"], world["root"], world["earlier"]) == world["before"]
 
 
+@st.composite
+def exotic_parquet(draw: st.DrawFn, base: pd.DataFrame) -> bytes:
+    """The adult rows as Parquet with a column of an exotic Arrow type (nested, half float, unsigned 64-bit,
+    decimal, binary, dictionary, timestamp, null), pandas' metadata broken or not, then bytes changed."""
+    import decimal
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = base.sample(draw(st.integers(1, 40)), random_state=draw(st.integers(0, 10**6)))
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    n, column = len(rows), draw(st.sampled_from(list(rows.columns)))
+    kinds = {
+        "list": lambda: pa.array([[1, 2]] * n), "large_list": lambda: pa.array([["a"]] * n, pa.large_list(pa.string())),
+        "struct": lambda: pa.array([{"a": 1}] * n), "map": lambda: pa.array([[("k", 1)]] * n, pa.map_(pa.string(), pa.int64())),
+        "float16": lambda: pa.array(np.full(n, draw(st.floats(-70000, 70000, width=16)), dtype=np.float16)),
+        "uint64": lambda: pa.array(np.full(n, draw(st.sampled_from([0, 7, 2**63 - 1, 2**63, 2**64 - 1])),
+                                           dtype=np.uint64)),
+        "decimal": lambda: pa.array([decimal.Decimal("12.5")] * n, pa.decimal128(5, 1)),
+        "binary": lambda: pa.array([draw(st.binary(max_size=6))] * n, pa.binary()),
+        "dictionary": lambda: pa.array([draw(TEXTS)] * n).dictionary_encode(),
+        "timestamp": lambda: pa.array([0] * n, pa.timestamp("ns")), "null": lambda: pa.nulls(n),
+    }
+    kind = draw(st.sampled_from(sorted(kinds)))
+    table = table.set_column(table.schema.get_field_index(column), column, kinds[kind]())
+    if draw(st.booleans()):
+        table = table.replace_schema_metadata({b"pandas": draw(st.sampled_from([b"{not json", b"[]", b"{}", b"1"]))})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    data = bytearray(buffer.getvalue())
+    for _ in range(draw(st.integers(0, 3))):
+        data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    return bytes(data)
+
+
+def test_exotic_parquet_through_ingest_and_validate_never_crashes(world: dict, adult_schema: DatasetSchema) -> None:
+    @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(data=exotic_parquet(world["raw"]))
+    def case(data: bytes) -> None:
+        path = world["tmp"] / "exotic.parquet"
+        path.write_bytes(data)
+        run_id = new_run_id()
+
+        def run() -> None:
+            raw = ingest.fn(world["root"], run_id, adult_schema, str(path))
+            validate.fn(world["root"], run_id, adult_schema, raw, quarantine=True)
+
+        outcome_of("exotic parquet -> ingest -> validate", run)
+
+    case()
+    assert unchanged_state(world["tmp"], world["root"], world["earlier"]) == world["before"]
+
+
 def test_batch_inference_never_crashes(world: dict, adult_schema: DatasetSchema) -> None:
     @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(data=broken_files(world["raw"].drop(columns=["income"])))

@@ -34,6 +34,32 @@ def test_json_config_and_invalid_value(tmp_path: Path) -> None:
         parse_settings(TrainingSettings, ["--split.test-fraction", "0.9"], "x")
 
 
+LAUGHS = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+                   + [f"{chr(97 + i)}: &{chr(97 + i)} [" + ", ".join([f"*{chr(96 + i)}"] * 9) + "]" for i in range(1, 9)]
+                   + ["ingest: {missing_markers: *i}"])  # 9 ** 9 values once expanded
+
+
+@pytest.mark.parametrize("case, text, says", [
+    ("python tag", 'dataset: !!python/object/apply:os.system ["touch {marker}"]\n',
+     "is not valid YAML: could not determine a constructor for the tag"),
+    ("billion laughs", LAUGHS, "expands to more than 100,000 values"),
+    ("huge", "seed: 1\n" + "# padding\n" * 200_000, "is larger than 1024 KiB"),
+    ("not a mapping", "- a\n- b\n", "must hold a mapping of settings, found list"),
+])
+def test_a_hostile_config_file_is_one_line_at_once(case: str, text: str, says: str, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    def flow_fn(settings: TrainingSettings) -> dict:
+        raise AssertionError("the flow started")
+
+    marker = tmp_path / "ran"
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(text.replace("{marker}", str(marker)))
+    assert main(flow_fn, TrainingSettings, argv=["--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: config file {cfg}") and says in err[0], err
+    assert not marker.exists()
+
+
 def test_help_lists_every_setting() -> None:
     trainflow = Path(sys.executable).with_name("trainflow")  # the console command pyproject installs
     out = subprocess.run([str(trainflow), "train", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120)
