@@ -40,6 +40,7 @@ class InferenceSettings(FormModel):
     def check(self) -> None:
         """Unknown schema or unreadable source, found before Prefect starts (raises TrainflowError)."""
         schema = load_schema(self.dataset, self.schemas_dir)
+        ArtifactStore(resolve_root(self.artifacts_root)).check_writable()
         if self.source:
             check_source(self.source, schema.name)
         if self.source and self.query and is_database(self.source):

@@ -33,7 +33,7 @@ from trainflow.cache import run_checked
 from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
 from trainflow.cluster import ComputeSettings, check_scheduler, worker_count
 from trainflow.credentials import mask_all
-from trainflow.errors import TrainflowError
+from trainflow.errors import ArtifactError, TrainflowError
 from trainflow.features import TransformSettings
 from trainflow.forms import FormModel, dataset_field, is_on
 from trainflow.models import DEFAULT_CV_FOLDS, DEFAULT_FAMILIES, FAMILIES, families_for, nn_settings_for
@@ -135,6 +135,7 @@ class TrainingSettings(FormModel):
             TrainflowError: Naming the setting and what was expected.
         """
         schema = load_schema(self.dataset, self.schemas_dir)
+        ArtifactStore(resolve_root(self.artifacts_root)).check_writable()  # /proc, a file: found before any work
         if self.ingest.source:
             check_source(self.ingest.source, schema.name)
         query, source = self.ingest.query or schema.query, self.ingest.source or schema.source
@@ -292,7 +293,12 @@ def resolve_root(root: str | None) -> str:
     """An absolute artifacts root (URIs are left as they are); None: the project's data/ folder."""
     if root is None:
         return str(DEFAULT_ARTIFACTS_ROOT)
-    return root if "://" in root else str(Path(root).expanduser().resolve())
+    if "://" in root:
+        return root
+    try:
+        return str(Path(root).expanduser().resolve())
+    except (OSError, RuntimeError) as exc:  # a symbolic link loop
+        raise ArtifactError(f"artifacts root {root} cannot be used: {exc}") from None
 
 
 @flow(name="training", description="Train, evaluate and register a model for a dataset.")

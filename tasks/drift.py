@@ -387,7 +387,7 @@ def monitor_drift(store_root: str, run_id: str, schema: DatasetSchema, source: s
     from trainflow.registry import Registry
 
     store = ArtifactStore(store_root)
-    registry = Registry(registry_url)
+    registry = Registry(registry_url, must_exist=True)
     try:
         reference = registry.load_profile(model_name, model_version)
         version_metrics = registry.version_info(model_name, model_version)["metrics"]

@@ -141,7 +141,7 @@ def scoring_model(registry_url: str | None, name: str, version: int,
     worker keeps it for every batch it scores): the native pipeline, with ``variant="serving"`` the variant
     compress chose when it is not the native model and loads (None and ``"native"`` otherwise), and the
     model's decision threshold (None: the most probable class)."""
-    registry = Registry(registry_url)
+    registry = Registry(registry_url, must_exist=True)
     try:
         pipeline, meta = registry.load(name, version)
         threshold = threshold_of(meta)
@@ -268,7 +268,7 @@ def predict(store_root: str, run_id: str, schema: DatasetSchema, source: str | N
     """
     store = ArtifactStore(store_root)
     name = settings.model_name or schema.name
-    registry = Registry(settings.registry_url)
+    registry = Registry(settings.registry_url, must_exist=True)
     try:
         version = registry.resolve(name, settings.version, settings.alias)
     finally:

@@ -52,7 +52,7 @@ def promote(store_root: str, run_id: str, schema: Any, holdout: ArtifactRef, mod
     """
     store = ArtifactStore(store_root)
     metric = settings.metric or DEFAULT_METRIC[schema.task]
-    registry = Registry(registry_url)
+    registry = Registry(registry_url, must_exist=True)
     try:
         try:
             champion = registry.resolve(model_name, alias="production")

@@ -119,7 +119,7 @@ def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metric
     metrics = {r["metric"]: float(r["value"]) for r in table.to_dict("records")
                if r["split"] == "test" and pd.isna(r["class"])}
     lineage = {**lineage, "run_id": run_id, **environment_lineage()}
-    registry = Registry(settings.registry_url)
+    registry = Registry(settings.registry_url, must_exist=True)  # the settings check opened (made) it
     try:
         misses = check_gate(metrics, gate)
         if misses:

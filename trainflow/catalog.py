@@ -273,10 +273,33 @@ class ArtifactStore:
             except (pa.ArrowException, ValueError, TrainflowError) as exc:
                 raise ArtifactError(f"artifacts root {mask(root)}: {redact(str(exc), root)}") from None
         else:
-            self.fs, base = pafs.LocalFileSystem(), str(Path(root).resolve())
+            try:
+                self.fs, base = pafs.LocalFileSystem(), str(Path(root).resolve())
+            except (OSError, RuntimeError) as exc:  # a symbolic link loop
+                raise ArtifactError(f"artifacts root {root} cannot be used: {exc}") from None
         self.root = root
         self.base = base.rstrip("/")
         self._lock = threading.Lock()
+
+    def check_writable(self) -> None:
+        """A local root that runs cannot be written under (``/proc``, a file, a read-only folder), found before
+        any work: the folder is made if missing and a file is written and removed in it.
+
+        Raises:
+            ArtifactError: One line naming the root and the system's reason.
+        """
+        folder = self.local_folder()
+        if folder is None:
+            return
+        try:
+            runs = folder / "runs"
+            runs.mkdir(parents=True, exist_ok=True)
+            probe = runs / f".tmp-{os.getpid()}-writable"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ArtifactError(f"artifacts root {self.root} cannot be written: {exc.strerror or exc}"
+                                f"{f' ({exc.filename})' if exc.filename else ''}") from None
 
     def __reduce__(self) -> tuple:
         return ArtifactStore, (self.root,)  # another process (a Dask worker) opens the same root

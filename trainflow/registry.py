@@ -27,7 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from trainflow.catalog import ArtifactRef, ArtifactStore, folder_digest
 from trainflow.credentials import mask, redact, resolve
-from trainflow.errors import RegistryError
+from trainflow.errors import RegistryError, TrainflowError
 from trainflow.names import check_name
 from trainflow.schema import PROJECT_ROOT
 
@@ -103,8 +103,12 @@ def _now() -> dt.datetime:
 
 
 def _sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL, given as a path or as a ``file:`` URI (``sqlite:///file:/x/r.db?mode=ro&uri=true``);
+    None for an in-memory database and any other driver."""
     parsed = sa.engine.make_url(url)
-    return Path(parsed.database) if parsed.get_backend_name() == "sqlite" and parsed.database else None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database.removeprefix("file:").split("?", 1)[0])
 
 
 class Registry:
@@ -113,13 +117,22 @@ class Registry:
     Args:
         url: SQLAlchemy URL; the default is a SQLite file under ``data/registry``.
         root: Folder (or URI) for model files; default: beside a SQLite database, else ``data/registry``.
+        must_exist: A SQLite registry must already be there (reading one, or registering into the registry the
+            run's settings check opened): a missing file is an error instead of a new, empty registry.
     """
 
-    def __init__(self, url: str | None = None, root: str | None = None):
+    def __init__(self, url: str | None = None, root: str | None = None, must_exist: bool = False):
         self.url = url or DEFAULT_REGISTRY_URL  # as given: placeholders, never a resolved password
         self.display_url = mask(self.url)  # for messages, artifacts and the lineage
         resolved = resolve(self.url)
-        db_path = _sqlite_path(resolved)
+        try:
+            db_path = _sqlite_path(resolved)
+        except (sa.exc.ArgumentError, ValueError) as exc:
+            raise RegistryError(f"registry {self.display_url} is not a database URL SQLAlchemy can use: "
+                                f"{redact(str(exc).splitlines()[0][:200], self.url)}") from None
+        if must_exist and db_path is not None and not db_path.is_file():
+            # a registry that went missing (deleted during a run, a typo) must not become a new, empty one
+            raise RegistryError(f"registry {self.display_url}: no database at {db_path}")
         if db_path is not None and self.url == DEFAULT_REGISTRY_URL:
             db_path.parent.mkdir(parents=True, exist_ok=True)
         elif db_path is not None and not db_path.parent.is_dir():  # a typo must not start a new, empty registry
@@ -403,8 +416,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m trainflow.registr
     p_prom.add_argument("model")
     p_prom.add_argument("version", type=int)
     args = parser.parse_args(argv)
-    registry = Registry(args.registry_url)
+    registry = None
     try:
+        registry = Registry(args.registry_url, must_exist=True)  # looking at a registry never makes one
         if args.command == "list":
             versions = registry.tables()["model_versions"]
             versions = versions[versions["model_name"] == args.model]
@@ -421,11 +435,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m trainflow.registr
         else:
             registry.set_alias(args.model, "production", args.version, reason="promoted from the command line")
             print(f"{args.model}: production -> v{args.version}")
-    except RegistryError as exc:
+    except TrainflowError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
-        registry.close()
+        if registry is not None:
+            registry.close()
     return 0
 
 

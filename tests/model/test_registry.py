@@ -144,3 +144,15 @@ def test_registry_list_leads_with_the_selection_metric(tmp_path: Path, capsys) -
     reg.close()
     assert main(["--registry-url", url, "list", "m"]) == 0
     assert "roc_auc (selection) 0.8000, accuracy 0.9000, f1 0.5000" in capsys.readouterr().out
+
+
+def test_a_registry_deleted_during_a_run_is_not_made_again_empty(tmp_path) -> None:
+    from trainflow.errors import RegistryError
+    from trainflow.registry import Registry
+
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    Registry(url).close()  # what the run's settings check does before any work
+    (tmp_path / "registry.db").unlink()  # gone while the run trains
+    with pytest.raises(RegistryError, match="no database at"):
+        Registry(url, must_exist=True)  # how register, promote, inference and monitoring open it
+    assert not (tmp_path / "registry.db").exists()

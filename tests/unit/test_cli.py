@@ -60,6 +60,22 @@ def test_a_hostile_config_file_is_one_line_at_once(case: str, text: str, says: s
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("case, says", [("proc", "cannot be written"), ("a file", "cannot be written"),
+                                        ("symlink loop", "cannot be used")])
+def test_an_artifacts_root_that_cannot_hold_runs_is_one_line(case: str, says: str, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    def flow_fn(settings: TrainingSettings) -> dict:
+        raise AssertionError("the flow started")
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    root = {"proc": "/proc", "a file": str(tmp_path / "afile"), "symlink loop": str(tmp_path / "loop1")}[case]
+    assert main(flow_fn, TrainingSettings, argv=["--artifacts-root", root]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: artifacts root") and says in err[0], err
+
+
 def test_help_lists_every_setting() -> None:
     trainflow = Path(sys.executable).with_name("trainflow")  # the console command pyproject installs
     out = subprocess.run([str(trainflow), "train", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120)
@@ -117,8 +133,34 @@ def test_the_trainflow_command_infers_a_schema_and_reads_the_registry(tmp_path: 
     inferred = run("schema", "infer", "--name", "shop", "--source", str(tmp_path / "shop.csv"), "--label", "churned",
                    "--schemas-dir", str(tmp_path))
     assert inferred.returncode == 0 and load_schema("shop", str(tmp_path)).label == "churned"
+    missing = run("registry", "--registry-url", f"sqlite:///{tmp_path / 'r.db'}", "list", "shop")
+    assert missing.returncode == 2 and "no database at" in missing.stderr and not (tmp_path / "r.db").exists()
+    from trainflow.registry import Registry
+
+    Registry(f"sqlite:///{tmp_path / 'r.db'}").close()
     empty = run("registry", "--registry-url", f"sqlite:///{tmp_path / 'r.db'}", "list", "shop")
     assert empty.returncode == 2 and "model 'shop' has no versions" in empty.stderr
+
+
+@pytest.mark.parametrize("case, says", [
+    ("garbage", "cannot be used: DatabaseError: file is not a database"),
+    ("nonsense", "is not a database URL SQLAlchemy can use"),
+    ("read-only", "model 'shop' has no versions"),  # read through a mode=ro URI: an answer, not a traceback
+    ("missing", "no database at"),
+])
+def test_the_registry_command_answers_a_bad_registry_in_one_line(case: str, says: str, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from trainflow.registry import Registry, main as registry_main
+
+    (tmp_path / "garbage.db").write_text("not a database")
+    Registry(f"sqlite:///{tmp_path / 'r.db'}").close()
+    url = {"garbage": f"sqlite:///{tmp_path / 'garbage.db'}", "nonsense": "nonsense",
+           "read-only": f"sqlite:///file:{tmp_path / 'r.db'}?mode=ro&uri=true",
+           "missing": f"sqlite:///{tmp_path / 'none.db'}"}[case]
+    assert registry_main(["--registry-url", url, "list", "shop"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(("error: registry", "error: model")), err
+    assert says in err[0] and not (tmp_path / "none.db").exists()
 
 
 def test_a_row_filter_that_would_run_code_is_refused_before_the_flow_runs(tmp_path: Path,
