@@ -13,6 +13,7 @@ are one or two Arrow kernels per rule over one column, with no import of GX and 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 SAMPLE_SIZE = 10  # unexpected values kept per rule (GX's partial_unexpected_count, as the validate stage asks)
 
 
@@ -88,12 +90,30 @@ def _bounds(arr: Any, low: Any, high: Any, strict_low: bool, strict_high: bool) 
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if pa.types.is_integer(arr.type):
+        # Arrow compares integers with a float by casting the column, refusing values beyond 2**53, and a
+        # float bound on an integer column means its integer neighbour; a bound beyond int64 compares as float.
+        low = _integer_bound(low, math.floor if strict_low else math.ceil)
+        high = _integer_bound(high, math.ceil if strict_high else math.floor)
+        if any(isinstance(b, float) for b in (low, high)):
+            arr = arr.cast(pa.float64(), safe=False)
     bad = pa.array(np.zeros(len(arr), dtype=bool))
     if low is not None:
         bad = pc.or_(bad, (pc.less_equal if strict_low else pc.less)(arr, low))
     if high is not None:
         bad = pc.or_(bad, (pc.greater_equal if strict_high else pc.greater)(arr, high))
     return bad
+
+
+def _integer_bound(bound: Any, to_int: Any) -> Any:
+    """``bound`` as an int64 for comparing integers (rounded by ``to_int``), a float where none fits."""
+    if bound is None:
+        return None
+    if isinstance(bound, float):
+        if not math.isfinite(bound):
+            return bound
+        bound = to_int(bound)
+    return bound if INT64_MIN <= bound <= INT64_MAX else float(bound)
 
 
 def _between(df: pd.DataFrame, kw: dict, complete: bool) -> Outcome | None:

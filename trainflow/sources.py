@@ -319,11 +319,18 @@ def plain_table(table: pa.Table, dataset: str, where: object) -> pa.Table:
             raise DataError(dataset, f"{where} holds nested {clipped(str(kind), 80)} values (lists, structs and maps "
                                      "are not table columns)",
                             column=str(field.name), rule="column_type")
+        binary = pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
         cast = (pa.float32() if pa.types.is_float16(kind) else pa.float64() if pa.types.is_decimal(kind)
-                else pa.int64() if pa.types.is_uint64(kind) else None)
+                else pa.int64() if pa.types.is_uint64(kind) else pa.large_string() if binary else None)
         if cast is None:
             continue
         column = table.column(i)
+        if binary:  # bytes are text here, and only UTF-8 text (the cast checks)
+            try:
+                column = column.cast(pa.large_binary()).cast(cast)
+            except pa.ArrowInvalid:
+                raise DataError(dataset, f"{where} holds bytes that are not UTF-8 text", column=str(field.name),
+                                rule="utf8") from None
         if pa.types.is_uint64(kind):
             top = pc.max(column).as_py()
             if top is not None and top > INT64_MAX:

@@ -174,7 +174,7 @@ def _parquet_with(adult_sample: pd.DataFrame, column: str, values, tmp_path: Pat
 @pytest.mark.parametrize("case, column, rule", [
     ("list", "age", "column_type"), ("large_list", "age", "column_type"), ("struct", "age", "column_type"),
     ("map", "age", "column_type"), ("list", "income", "column_type"), ("struct", "workclass", "column_type"),
-    ("uint64 max", "age", "int64_range"),
+    ("uint64 max", "age", "int64_range"), ("bytes not UTF-8", "workclass", "utf8"),
 ])
 def test_exotic_parquet_columns_are_refused_by_name_and_type(case: str, column: str, rule: str, tmp_path: Path,
                                                              adult_sample: pd.DataFrame,
@@ -184,7 +184,8 @@ def test_exotic_parquet_columns_are_refused_by_name_and_type(case: str, column: 
     n = len(adult_sample)
     values = {"list": pa.array([[1, 2]] * n), "large_list": pa.array([[1]] * n, type=pa.large_list(pa.int64())),
               "struct": pa.array([{"a": 1}] * n), "map": pa.array([[("k", 1)]] * n, type=pa.map_(pa.string(), pa.int64())),
-              "uint64 max": pa.array(np.full(n, np.iinfo(np.uint64).max, dtype=np.uint64))}[case]
+              "uint64 max": pa.array(np.full(n, np.iinfo(np.uint64).max, dtype=np.uint64)),
+              "bytes not UTF-8": pa.array([b"\xff\xfe"] * n, type=pa.binary())}[case]
     with pytest.raises(DataError) as error:
         ingest_data(adult_schema, str(_parquet_with(adult_sample, column, values, tmp_path)))
     assert error.value.rule == rule and error.value.column == column and "\n" not in str(error.value)
@@ -200,6 +201,22 @@ def test_half_floats_and_small_unsigned_integers_are_read_as_numbers(tmp_path: P
     unsigned = _parquet_with(adult_sample, "age", pa.array(adult_sample["age"].to_numpy(np.uint64)), tmp_path)
     raw, _ = ingest_data(adult_schema, str(unsigned))
     assert validate_data(raw, adult_schema).errors == [] and raw["age"].tolist() == adult_sample["age"].tolist()
+    text = _parquet_with(adult_sample, "workclass", pa.array(adult_sample["workclass"].str.encode("utf-8"),
+                                                             type=pa.binary()), tmp_path)
+    raw, _ = ingest_data(adult_schema, str(text))
+    assert validate_data(raw, adult_schema).errors == [] and raw["workclass"].tolist() == adult_sample["workclass"].tolist()
+
+
+def test_integers_beyond_2_to_the_53_are_checked_against_float_bounds(tmp_path: Path, adult_sample: pd.DataFrame,
+                                                                     adult_schema: DatasetSchema) -> None:
+    import pyarrow as pa
+
+    ages = adult_sample["age"].to_numpy(np.uint64)
+    ages[:3] = 2**60  # a float64 cannot hold it exactly: Arrow refused to compare it with the rule's float bound
+    raw, _ = ingest_data(adult_schema, str(_parquet_with(adult_sample, "age", pa.array(ages), tmp_path)))
+    results = validate_data(raw, adult_schema).results
+    between = results[(results["column"] == "age") & (results["expectation"] == "expect_column_values_to_be_between")]
+    assert between["unexpected_count"].tolist() == [3] and not between["exception"].fillna("").any()
 
 
 def test_a_parquet_file_with_changed_bytes_or_broken_pandas_metadata_is_one_line(tmp_path: Path,
