@@ -14,7 +14,7 @@ import datetime as dt
 import functools
 import json
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,7 +29,7 @@ from tasks.validate import ValidationEngine, validate_data
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.cluster import ComputeSettings, dask_client, map_parts, on_dask
 from trainflow.credentials import mask
-from trainflow.errors import ArtifactError, DataError, RegistryError, ValidationFailed
+from trainflow.errors import ArtifactError, DataError, RegistryError, ValidationFailed, clipped
 from trainflow.features import as_model_input
 from trainflow.forms import FormModel
 from trainflow.metrics import decide, predict_scores, threshold_of
@@ -38,6 +38,9 @@ from trainflow.progress import run_logger
 from trainflow.registry import Registry
 from trainflow.schema import DatasetSchema
 from trainflow.sources import is_parquet, iter_source, normalise, parquet_pieces, read_piece
+
+UNSEEN_KEPT = 100  # unseen categories a report keeps per column (sorted): a batch may hold millions
+UNSEEN_CHARS = 80  # characters kept of each
 
 
 def known_categories(pipeline: Pipeline, schema: DatasetSchema) -> dict[str, set[str]]:
@@ -59,14 +62,20 @@ def known_categories(pipeline: Pipeline, schema: DatasetSchema) -> dict[str, set
 
 
 def unseen_categories(pipeline: Pipeline, schema: DatasetSchema, x: pd.DataFrame) -> dict[str, list[str]]:
-    """Values of each categorical column that training never saw (missing values excluded)."""
+    """Values of each categorical column that training never saw (missing values excluded), as reported: the
+    first ``UNSEEN_KEPT`` in sorted order, each clipped to ``UNSEEN_CHARS`` (a 50 MB cell is a short line)."""
     out = {}
     for col, known in known_categories(pipeline, schema).items():
         values = x[col].dropna().astype(str)
         new = sorted(set(values.unique()) - known)
         if new:
-            out[col] = new
+            out[col] = reported(new)
     return out
+
+
+def reported(values: Iterable[str]) -> list[str]:
+    """Unseen categories as a report keeps them: sorted, at most ``UNSEEN_KEPT``, each clipped."""
+    return sorted({clipped(v, UNSEEN_CHARS) for v in values})[:UNSEEN_KEPT]
 
 
 def predict_frame(pipeline: Pipeline, schema: DatasetSchema, df: pd.DataFrame,
@@ -290,7 +299,7 @@ def predict(store_root: str, run_id: str, schema: DatasetSchema, source: str | N
             quarantined.append(batch.quarantine)
             counts["rows_quarantined"] += batch.quarantine.index.nunique()
         for col, values in batch.unseen.items():
-            unseen[col] = sorted(set(unseen.get(col, [])) | set(values))
+            unseen[col] = reported([*unseen.get(col, []), *values])
         if batch.part is not None or batch.predictions is not None:
             counts["rows_scored"] += batch.part["rows"] if batch.part else len(batch.predictions)
 

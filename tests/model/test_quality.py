@@ -79,6 +79,23 @@ def test_unseen_category_at_inference(adult_model, adult_schema: DatasetSchema) 
         predict_frame(pipeline, adult_schema, rows.drop(columns=["age"]))
 
 
+def test_huge_and_many_unseen_categories_make_a_short_report(adult_model, adult_schema: DatasetSchema) -> None:
+    from tasks.predict import UNSEEN_KEPT
+
+    splits, _, pipeline, *_ = adult_model
+    rows = splits["test"].head(500).copy()
+    rows["occupation"] = [f"job {i:03d}" for i in range(len(rows))]
+    rows["workclass"] = rows["workclass"].astype(object)
+    rows.iloc[0, rows.columns.get_loc("workclass")] = "w" * 50_000_000  # the console printed it for minutes
+    _, report = predict_frame(pipeline, adult_schema, rows)
+    unseen = report["unseen_categories"]
+    assert unseen["occupation"] == [f"job {i:03d}" for i in range(UNSEEN_KEPT)]
+    assert unseen["workclass"] == ["w" * 80 + "… (50,000,000 characters)"]
+    with pytest.raises(DataError) as err:
+        predict_frame(pipeline, adult_schema.model_copy(update={"unknown_categories": "error"}), rows.iloc[:1])
+    assert len(str(err.value)) < 1000
+
+
 # Cross-validated, since these test splits are small (27 to 86 rows): diabetes' test R² alone swings
 # from 0.18 to 0.48 with the seed.
 @pytest.mark.parametrize("name,metric,bound", [("wine", "accuracy", 0.9), ("breast_cancer", "roc_auc", 0.97),
