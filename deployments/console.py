@@ -64,7 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = [prog, *rest]  # the flow's command line reads sys.argv, as under python -m
         return module.cli(prog=prog)
     run: Callable[..., int | None] = importlib.import_module(TOOLS[parsed.command][0]).main
-    return run(rest, prog=prog) or 0
+    try:
+        return run(rest, prog=prog) or 0
+    except KeyboardInterrupt:  # the flows end theirs themselves (flows.cli.watch_interrupts)
+        print("error: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

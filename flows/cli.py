@@ -7,15 +7,23 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
+import signal
+import socket
+import subprocess
 import sys
-from pathlib import Path
-from typing import Any
+import threading
+import time
 from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+from typing import Any, NoReturn
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, CliApp, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from trainflow.catalog import remove_unfinished_writes
 from trainflow.credentials import move_passwords_to_environment
 from trainflow.errors import TrainflowError
 from trainflow.forms import unknown_settings
@@ -221,6 +229,62 @@ def _say_last_words() -> None:
     _last_words.clear()
 
 
+INTERRUPTED = 130  # the exit code of a command ended by Ctrl-C (128 + SIGINT), as shells report it
+GRACE_SECONDS = 1.0  # after Ctrl-C, the flow's time to record its crash with the Prefect API before the end
+_ENDING = threading.Lock()
+
+
+def end_interrupted() -> NoReturn:
+    """End an interrupted command at once: remove this process's unfinished artifact writes, stop the temporary
+    Prefect server it started, say ``error: interrupted`` as the last line, exit 130. Whatever was finished stays
+    (artifacts are whole and a later run's cache reuses them; a registry transaction not committed rolls back)."""
+    _ENDING.acquire()  # the main thread and the watcher may both get here: the second waits for the exit
+    logging.disable(logging.CRITICAL)
+    with suppress(Exception):
+        remove_unfinished_writes()
+    server = sys.modules.get("prefect.server.api.server")
+    for instance in list(getattr(getattr(server, "SubprocessASGIServer", None), "_instances", {}).values()):
+        process = getattr(instance, "server_process", None)
+        with suppress(Exception):
+            process.terminate()
+            try:
+                process.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    with suppress(Exception):
+        sys.stdout.flush()
+    print("error: interrupted", file=sys.stderr, flush=True)
+    os._exit(INTERRUPTED)
+
+
+def watch_interrupts() -> None:
+    """Make Ctrl-C end the command within ``GRACE_SECONDS``: the main thread gets ``KeyboardInterrupt`` (Prefect
+    marks the run crashed; ``main`` then ends it), and a watcher thread ends it anyway when the main thread is
+    stuck reporting to a server the same Ctrl-C stopped. The watcher hears of the signal from the handler and,
+    while the main thread is held in a long native call, through Python's wakeup file descriptor, written from
+    the C signal handler (an asyncio loop of the main thread may take that descriptor over, hence both)."""
+    receive, send = socket.socketpair()
+    send.setblocking(False)
+    tell = bytes([signal.SIGINT])
+
+    def on_sigint(signum: int, frame: object) -> None:
+        logging.disable(logging.CRITICAL)  # no library logs its traceback of the interrupt on the way out
+        with suppress(OSError):
+            send.send(tell)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    signal.set_wakeup_fd(send.fileno(), warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while signal.SIGINT not in receive.recv(64):  # the bytes are the numbers of the signals caught
+            pass
+        time.sleep(GRACE_SECONDS)
+        end_interrupted()
+
+    threading.Thread(target=watch, name="trainflow-interrupt", daemon=True).start()
+
+
 def main(flow_fn: Callable[[BaseModel], dict[str, Any]], settings_cls: type[BaseModel],
          argv: list[str] | None = None, prog: str | None = None,
          printer: Callable[[dict[str, Any]], None] = print_summary) -> int:
@@ -234,6 +298,8 @@ def main(flow_fn: Callable[[BaseModel], dict[str, Any]], settings_cls: type[Base
         logging.getLogger(name).addFilter(_UserErrorFilter())
     prog = prog or f"python -m flows.{flow_fn.name if hasattr(flow_fn, 'name') else flow_fn.__name__}"
     atexit.register(_say_last_words)  # before Prefect registers the server's stop, so it runs after it
+    if argv is None:  # a command, not a call from Python
+        watch_interrupts()
     try:
         settings = parse_settings(settings_cls, sys.argv[1:] if argv is None else argv, prog)
         if hasattr(settings, "check"):
@@ -244,5 +310,10 @@ def main(flow_fn: Callable[[BaseModel], dict[str, Any]], settings_cls: type[Base
         if argv is not None:  # called from Python (tests): say it now
             _say_last_words()
         return 2
+    except KeyboardInterrupt:
+        if argv is not None:
+            print("error: interrupted", file=sys.stderr, flush=True)
+            return INTERRUPTED
+        end_interrupted()
     printer(summary)
     return 0

@@ -45,6 +45,25 @@ PARTS_INDEX = "_parts.json"  # a dataset's parts (file, sha256, rows, bytes); "_
 MANIFEST_COLUMNS = ["stage", "name", "kind", "path", "rows", "bytes", "sha256", "created", "source_run"]
 _CHUNK = 8 << 20
 STALE_TMP_SECONDS = 3600
+# the folders this process has written temporary files into (filesystem, absolute folder): what an interrupted
+# command sweeps of its own unfinished writes on the way out (remove_unfinished_writes)
+_WROTE_IN: dict[tuple[str, str], pafs.FileSystem] = {}
+_WROTE_IN_LOCK = threading.Lock()
+
+
+def remove_unfinished_writes() -> int:
+    """Delete this process's ``.tmp-<pid>-*`` files and folders, the writes an interrupt cut short; returns how
+    many. Finished artifacts stay: they are whole, and a later run's cache may reuse them."""
+    mine, removed = f".tmp-{os.getpid()}-", 0
+    with _WROTE_IN_LOCK:
+        folders = [(fs, folder) for (_, folder), fs in _WROTE_IN.items()]
+    for fs, folder in folders:
+        with suppress(OSError, pa.ArrowException):
+            for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True)):
+                if info.base_name.startswith(mine):
+                    (fs.delete_dir if info.type == pafs.FileType.Directory else fs.delete_file)(info.path)
+                    removed += 1
+    return removed
 
 
 class ArtifactRef(BaseModel):
@@ -221,6 +240,7 @@ class TableWriter:
                     self.writer.close()
             self.sink.close()
             self.store.fs.delete_file(self.store._abs(self.tmp))
+            self.store._prune(self.rel)
 
 
 class DatasetWriter:
@@ -256,6 +276,7 @@ class DatasetWriter:
     def __exit__(self, *exc: object) -> None:
         if not self.closed:
             self.store.fs.delete_dir(self.store._abs(self.folder))
+            self.store._prune(self.rel)
 
 
 class ArtifactStore:
@@ -362,14 +383,30 @@ class ArtifactStore:
         self.fs.create_dir(self._abs(folder), recursive=True)
         self._sweep(folder)
 
-    def _sweep(self, folder: str) -> None:
-        """Delete the ``.tmp-*`` leftovers of killed writes in ``folder``: on a local disk, those whose writing
-        process is gone; elsewhere, those older than ``STALE_TMP_SECONDS``. A write still in progress beside
-        this one is left alone."""
+    def _prune(self, rel: str) -> None:
+        """Remove the folders above ``rel`` up to its run's that a write abandoned there left empty (a failed
+        command left an empty run folder behind). Local only: ``rmdir`` refuses a folder another writer has
+        just put a file in; an object store has no empty folders."""
+        local = self.local_folder()
+        parts = rel.split("/")
+        if local is None or len(parts) < 3 or parts[0] != "runs":
+            return
+        for depth in range(len(parts) - 1, 1, -1):  # runs/<run>/<stage>/...: the stage folder up to the run's
+            try:
+                (local / "/".join(parts[:depth])).rmdir()
+            except OSError:  # not empty, or gone
+                return
+
+    def _sweep(self, folder: str, recursive: bool = False) -> int:
+        """Delete the ``.tmp-*`` leftovers of killed writes in ``folder`` (and below it if ``recursive``): on a
+        local disk, those whose writing process is gone; elsewhere, those older than ``STALE_TMP_SECONDS``. A
+        write still in progress is left alone. Returns how many were deleted."""
         now = dt.datetime.now(dt.UTC).timestamp()
         local = isinstance(self.fs, pafs.LocalFileSystem)
-        for info in self.fs.get_file_info(pafs.FileSelector(self._abs(folder), allow_not_found=True)):
-            if not info.base_name.startswith(".tmp-"):
+        selector = pafs.FileSelector(self._abs(folder), allow_not_found=True, recursive=recursive)
+        swept: list[str] = []
+        for info in self.fs.get_file_info(selector):
+            if not info.base_name.startswith(".tmp-") or any(info.path.startswith(f"{s}/") for s in swept):
                 continue
             pid = info.base_name.split("-")[1]
             if local and pid.isdigit():
@@ -378,6 +415,8 @@ class ArtifactStore:
                 stale = info.mtime is not None and now - info.mtime.timestamp() > STALE_TMP_SECONDS
             if stale:
                 (self.fs.delete_dir if info.type == pafs.FileType.Directory else self.fs.delete_file)(info.path)
+                swept.append(info.path)
+        return len(swept)
 
     def _move_folder(self, src: str, dest: str, last: str | None = None) -> None:
         """Move a folder of files into place: one rename on a local disk; elsewhere file by file, ``last`` after
@@ -400,6 +439,8 @@ class ArtifactStore:
 
     def _tmp(self, rel: str) -> str:
         head, tail = rel.rsplit("/", 1)
+        with _WROTE_IN_LOCK:
+            _WROTE_IN.setdefault((self.fs.type_name, self._abs(head)), self.fs)
         return f"{head}/.tmp-{os.getpid()}-{secrets.token_hex(4)}-{tail}"  # the writer's pid: see _sweep
 
     def _hash_file(self, rel: str) -> tuple[str, int]:
@@ -721,18 +762,22 @@ class ArtifactStore:
         info = self.fs.get_file_info(pafs.FileSelector(self._abs("runs"), allow_not_found=True))
         return sorted(i.base_name for i in info if i.type == pafs.FileType.Directory)
 
-    def collect_garbage(self, keep: int) -> list[str]:
-        """Delete every run folder but the ``keep`` newest; returns the deleted run ids.
+    def collect_garbage(self, keep: int) -> tuple[list[str], int]:
+        """Delete every run folder but the ``keep`` newest, and in those kept the ``.tmp-*`` leftovers of killed
+        writes (a killed run's folder is never written again, so no later write sweeps them); returns the
+        deleted run ids and how many leftovers went.
 
         Registered models keep their own copies (``data/registry/models``), and a later run whose cached
         stages pointed into a deleted run finds them missing and recomputes them (``trainflow.cache``).
         """
         if keep < 0:
             raise ArtifactError(f"keep must be 0 or more, not {keep}")
-        old = self.runs()[:-keep] if keep else self.runs()
+        runs = self.runs()
+        old = runs[:-keep] if keep else runs
         for run_id in old:
             self.fs.delete_dir(self._abs(self.run_dir(run_id)))
-        return old
+        leftovers = sum(self._sweep(self.run_dir(run_id), recursive=True) for run_id in runs[len(old):])
+        return old, leftovers
 
     def write_png(self, run_id: str, stage: str, name: str, fig) -> ArtifactRef:  # noqa: ANN001 (matplotlib Figure)
         """Save a matplotlib figure as a PNG file artifact and close it."""
@@ -762,8 +807,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m trainflow.catalog
         if args.command == "list":
             print("\n".join(store.runs()))
         else:
-            deleted = store.collect_garbage(args.keep)
-            print(f"deleted {len(deleted)} run folder(s); kept {len(store.runs())}")
+            deleted, leftovers = store.collect_garbage(args.keep)
+            print(f"deleted {len(deleted)} run folder(s); kept {len(store.runs())}, with {leftovers} leftover(s) "
+                  "of killed writes removed from them")
     except ArtifactError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """The training flow under a real Prefect API, end to end on Adult, and what a user sees."""
 
 import base64
+import contextlib
 import hashlib
 import os
 import re
@@ -218,6 +219,36 @@ def test_user_error_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     assert printed[-1].startswith("error: dataset 'adult'") and "missing.csv" in printed[-1]  # the last line
     assert "source_exists" in printed[-1] and sum(line.startswith("error:") for line in printed) == 1
     assert "temporary server" not in out.stdout + out.stderr  # found before Prefect started
+
+
+def test_ctrl_c_during_a_fit_ends_the_run_in_one_line(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal signals the command and the temporary Prefect server it started (one process
+    group): the command ends at once with `error: interrupted` and 130 (it waited on the stopped server for
+    minutes), with no unfinished artifact left and nothing registered."""
+    import signal
+
+    root, registry = tmp_path / "a", tmp_path / "registry.db"
+    command = subprocess.Popen(
+        [sys.executable, "-m", "flows.training", "--dataset", "breast_cancer", "--artifacts-root", str(root),
+         "--registry.registry-url", f"sqlite:///{registry}", "--tune.n-trials", "200", "--time-limit", "0"],
+        cwd=ROOT, env={**os.environ, "PREFECT_LOGGING_LEVEL": "INFO"}, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, start_new_session=True)
+    printed = []
+    for line in command.stdout:  # until tuning's trials run: a fit is under way
+        printed.append(line)
+        if "tune trial 1 " in line:
+            break
+    os.killpg(command.pid, signal.SIGINT)
+    try:
+        rest, _ = command.communicate(timeout=60)  # a hang guard: it ends within about a second
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(command.pid, signal.SIGKILL)
+    printed += rest.splitlines(keepends=True)
+    assert command.returncode == 130, "".join(printed[-30:])
+    assert printed[-1] == "error: interrupted\n" and "Traceback" not in "".join(printed)
+    assert list(root.rglob(".tmp-*")) == [] and any(root.rglob("*.parquet"))  # finished stages stay, whole
+    assert not registry.exists() or Registry(f"sqlite:///{registry}").tables()["model_versions"].empty
 
 
 def test_a_run_that_fails_inside_prefect_ends_with_its_error_line(first_run: dict, work: dict[str, str]) -> None:

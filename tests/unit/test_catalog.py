@@ -230,3 +230,43 @@ def test_batches_are_written_on_the_writers_thread_one_at_a_time_and_a_failed_on
         writer.close()
     folder = tmp_path / "runs" / run / "s"
     assert sorted(p.name for p in folder.iterdir()) == ["t.parquet"]  # neither u nor its temporary file
+
+
+def test_an_abandoned_write_leaves_no_empty_folder_behind(tmp_path: Path) -> None:
+    """A command that failed before its run wrote anything (a source that is not UTF-8, read into an open table)
+    left an empty run folder each time; folders holding anything stay."""
+    store, run = ArtifactStore(tmp_path), new_run_id()
+    for kind in ("table", "dataset"):
+        with pytest.raises(ValueError), (store.open_table(run, "ingest", "raw") if kind == "table"
+                                         else store.open_dataset(run, "ingest", "raw")):
+            raise ValueError("the source is not UTF-8")
+        assert list((tmp_path / "runs").iterdir()) == [], kind
+    store.write_table(run, "ingest", "report", pd.DataFrame({"a": [1]}))
+    with pytest.raises(ValueError), store.open_table(run, "split", "train"):
+        raise ValueError("later")
+    assert sorted(p.name for p in (tmp_path / "runs" / run).iterdir()) == ["ingest", "manifest.parquet"]
+
+
+def test_runs_gc_sweeps_the_leftovers_of_killed_writes_in_the_runs_it_keeps(tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture) -> None:
+    """A SIGKILL during a write leaves its temporary file; only a later write to the same folder swept it, and a
+    killed run's folder is never written again."""
+    import os
+    import subprocess
+    import sys
+
+    from trainflow.catalog import main
+
+    store, old, kept = ArtifactStore(tmp_path), "20261201-000000-aaaaaa", "20261202-000000-bbbbbb"
+    for run in (old, kept):
+        store.write_table(run, "split", "train", pd.DataFrame({"a": [1]}))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / "runs" / kept / "split" / f".tmp-{int(gone.stdout)}-0a1b2c3d-validation.parquet"
+    dead_folder = tmp_path / "runs" / kept / "train" / f".tmp-{int(gone.stdout)}-0a1b2c3d-model"
+    writing = tmp_path / "runs" / kept / "split" / f".tmp-{os.getpid()}-0a1b2c3d-test.parquet"  # still being written
+    dead_folder.mkdir(parents=True)
+    for path in (dead, dead_folder / "model.json", writing):
+        path.write_bytes(b"half")
+    assert main(["--artifacts-root", str(tmp_path), "gc", "--keep", "1"]) == 0
+    assert "deleted 1 run folder(s); kept 1, with 2 leftover(s)" in capsys.readouterr().out
+    assert store.runs() == [kept] and not dead.exists() and not dead_folder.exists() and writing.exists()

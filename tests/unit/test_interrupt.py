@@ -1,0 +1,46 @@
+"""Ctrl-C ends a command in one line and exit 130, whatever the main thread is doing, and removes the artifact
+writes it cut short: a worker process stands in for a flow whose main thread does not let go (a client retrying
+against a server the same Ctrl-C stopped); tests/e2e/test_training_flow.py interrupts a real training run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = """
+import sys, time
+import pandas as pd
+from flows.cli import watch_interrupts
+from trainflow.catalog import ArtifactStore
+
+watch_interrupts()
+writer = ArtifactStore(sys.argv[1]).open_table("20261205-120000-abcdef", "split", "train")
+writer.write(pd.DataFrame({"a": range(1000)}))
+print("writing", flush=True)
+try:
+    while True:
+        sum(range(10_000))
+except KeyboardInterrupt:
+    print("caught, not letting go", flush=True)
+    while True:
+        time.sleep(0.05)
+"""
+
+
+def test_ctrl_c_ends_a_command_that_does_not_let_go_and_removes_its_unfinished_writes(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(root)], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert worker.stdout.readline() == "writing\n"
+    assert [p.name for p in root.rglob(".tmp-*")] != []  # the table being written
+    worker.send_signal(signal.SIGINT)
+    out, err = worker.communicate(timeout=60)  # a hang guard: the command ends within about a second
+    assert worker.returncode == 130, err
+    assert "caught, not letting go" in out  # the main thread had the interrupt and held on
+    assert err.strip().splitlines()[-1] == "error: interrupted" and "Traceback" not in err
+    assert list(root.rglob(".tmp-*")) == [] and list(root.rglob("*.parquet")) == []
