@@ -25,7 +25,7 @@ from pydantic_settings import BaseSettings, CliApp, PydanticBaseSettingsSource, 
 
 from trainflow.catalog import remove_unfinished_writes
 from trainflow.credentials import move_passwords_to_environment
-from trainflow.errors import TrainflowError
+from trainflow.errors import TrainflowError, clipped, printable
 from trainflow.forms import unknown_settings
 
 
@@ -153,8 +153,14 @@ def _one_line(exc: ValidationError, settings_cls: type[BaseModel]) -> str:
     """Unknown keys first, each with a guess at the key meant (``trainflow.forms.unknown_settings``), then the
     other errors."""
     unknown = unknown_settings(settings_cls, exc.errors())
-    rest = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors() if e["type"] != "extra_forbidden"]
-    return "; ".join([*unknown, *(["invalid settings: " + "; ".join(rest)] if rest else [])])
+    rest = [clipped(f"{'.'.join(map(str, e['loc']))}: {e['msg']}", 200) for e in exc.errors()
+            if e["type"] != "extra_forbidden"]
+    return "; ".join([*_first(unknown), *(["invalid settings: " + "; ".join(_first(rest))] if rest else [])])
+
+
+def _first(items: list[str], shown: int = 5) -> list[str]:
+    """At most ``shown`` of ``items``, then how many more (a config file may hold thousands of mistakes)."""
+    return items if len(items) <= shown else [*items[:shown], f"and {len(items) - shown} more"]
 
 
 def print_rows(title: str, rows: list[tuple[str, str]]) -> None:
@@ -306,7 +312,7 @@ def main(flow_fn: Callable[[BaseModel], dict[str, Any]], settings_cls: type[Base
             settings.check()
         summary = flow_fn(settings)
     except TrainflowError as exc:
-        _last_words.append(f"error: {exc}")
+        _last_words.append(f"error: {printable(str(exc))}")
         if argv is not None:  # called from Python (tests): say it now
             _say_last_words()
         return 2

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
 from trainflow.credentials import mask, redact, resolve
-from trainflow.errors import ArtifactError, TrainflowError, clipped
+from trainflow.errors import ArtifactError, TrainflowError, clipped, printable
 from trainflow.names import check_name, inside
 
 PARTS_INDEX = "_parts.json"  # a dataset's parts (file, sha256, rows, bytes); "_": Parquet readers skip it
@@ -811,7 +811,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m trainflow.catalog
             print(f"deleted {len(deleted)} run folder(s); kept {len(store.runs())}, with {leftovers} leftover(s) "
                   "of killed writes removed from them")
     except ArtifactError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return 2
     return 0
 

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import re
 
 MAX_DETAIL = 300  # characters of one value, sample or driver message inside an error line
 
 
+# what would break a line or steer a terminal: control characters and the separators str.splitlines breaks at
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """``text`` as one line a terminal shows as is: a line break becomes a space, any other control character or
+    line separator its escape (``\\x1b``), so that an untrusted name can neither break nor colour the line."""
+    return _UNPRINTABLE.sub(lambda m: " " if m.group() in "\n\r" else m.group().encode("unicode_escape").decode(),
+                            text)
+
+
 def clipped(text: str, limit: int = MAX_DETAIL) -> str:
     """``text`` on one line and at most ``limit`` characters (a 20 MB cell must not become a 20 MB line)."""
-    one_line = " ".join(str(text).split("\n"))
-    return one_line if len(one_line) <= limit else one_line[:limit] + f"… ({len(one_line):,} characters)"
+    text = str(text)
+    return printable(text) if len(text) <= limit else printable(text[:limit]) + f"… ({len(text):,} characters)"
 
 
 class TrainflowError(Exception):

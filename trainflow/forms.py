@@ -14,7 +14,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
 
+from trainflow.errors import clipped
 from trainflow.schema import known_datasets
+
+NAME_CHARS = 60  # characters of an unknown setting's name that an error line shows
 
 
 def _as_toggle(value: Any) -> Any:
@@ -85,7 +88,7 @@ def unknown_settings(model: type[BaseModel], errors: list[dict[str, Any]]) -> li
                          isinstance(t, type) and issubclass(t, BaseModel)), None)
         known = list(getattr(here, "model_fields", {}))
         guess = difflib.get_close_matches(key, known, n=1)
-        dotted = ".".join([*path, key])
+        dotted = clipped(".".join([*path, key]), NAME_CHARS)  # a key is untrusted text: any length, any character
         out.append(f"unknown setting '{dotted}'" + (f" (did you mean '{'.'.join([*path, guess[0]])}'?)" if guess
                                                     else ""))
     return out

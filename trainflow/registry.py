@@ -27,7 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from trainflow.catalog import ArtifactRef, ArtifactStore, folder_digest
 from trainflow.credentials import mask, redact, resolve
-from trainflow.errors import RegistryError, TrainflowError
+from trainflow.errors import RegistryError, TrainflowError, printable
 from trainflow.names import check_name
 from trainflow.schema import PROJECT_ROOT
 
@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m trainflow.registr
             registry.set_alias(args.model, "production", args.version, reason="promoted from the command line")
             print(f"{args.model}: production -> v{args.version}")
     except TrainflowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return 2
     finally:
         if registry is not None:

@@ -17,7 +17,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from trainflow import PROJECT_ROOT
-from trainflow.errors import DataError, TrainflowError
+from trainflow.errors import DataError, TrainflowError, printable
 from trainflow.names import check_name, inside
 
 DEFAULT_SCHEMAS_DIR = PROJECT_ROOT / "schemas"
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m trainflow.schema"
         schema = infer_schema(df, args.name, args.label, args.source, args.missing_marker, args.sensitive)
         path = save_schema(schema, args.schemas_dir)
     except TrainflowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return 2
     print(f"wrote {path}: task {schema.task}, label '{schema.label}', {len(schema.features)} features, "
           f"{len(schema.expectations)} expectations; review it before training")

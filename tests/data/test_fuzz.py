@@ -169,6 +169,16 @@ def broken_files(draw: st.DrawFn, base: pd.DataFrame) -> bytes:
     return data
 
 
+def train_on(rows: pd.DataFrame, schema: DatasetSchema) -> None:
+    """What the training stages after validate make of rows that passed it: split, transform, a logistic fit."""
+    from tasks.split import SplitSettings, split_data
+    from tasks.transform import fit_transform_splits
+
+    splits, _ = split_data(rows, schema, SplitSettings(), 0)
+    _, feats = fit_transform_splits(splits, schema, TransformSettings())
+    fit_family("logistic", schema, feats["train"], feats["validation"], TransformSettings(), TrainSettings(n_jobs=1), 0)
+
+
 def test_ingest_then_validate_never_crashes(world: dict, adult_schema: DatasetSchema) -> None:
     @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(data=broken_files(world["raw"]), suffix=st.sampled_from([".csv", ".tsv", ".csv.gz", ".parquet"]))
@@ -183,9 +193,10 @@ def test_ingest_then_validate_never_crashes(world: dict, adult_schema: DatasetSc
 
         def run() -> None:
             raw = ingest.fn(world["root"], run_id, adult_schema, str(path))
-            validate.fn(world["root"], run_id, adult_schema, raw, quarantine=True)
+            valid = validate.fn(world["root"], run_id, adult_schema, raw, quarantine=True)
+            train_on(ArtifactStore(world["root"]).read_table(valid), adult_schema)
 
-        outcome_of("ingest -> validate", run)
+        outcome_of("ingest -> validate -> split -> transform -> train", run)
 
     case()
     assert unchanged_state(world["tmp"], world["root"], world["earlier"]) == world["before"]
@@ -279,4 +290,100 @@ def test_rows_of_any_type_never_reach_scikit_learn_as_a_traceback(world: dict, a
                                                     PredictSettings(registry_url=world["registry"])))
 
     case()
+    assert unchanged_state(world["tmp"], world["root"], world["earlier"]) == world["before"]
+
+
+def setting_paths(model: type) -> list[tuple[str, ...]]:
+    """Every setting of a settings class as a path of field names (``("tune", "n_trials")``)."""
+    from pydantic import BaseModel
+
+    paths = []
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        nested = isinstance(kind, type) and issubclass(kind, BaseModel)
+        paths += [(name, *rest) for rest in setting_paths(kind)] if nested else [(name,)]
+    return paths
+
+
+VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(), TEXTS,
+              st.sampled_from(["../../etc/passwd", "/proc", "${HOME}", "${secret:X}", "sqlite:///nowhere/r.db",
+                               "postgresql://u:pw@127.0.0.1:abc/d", "tcp://127.0.0.1:1", "adult", "lightgbm",
+                               "__import__('os')", "fast", "best", "dask", "-1", "1e400"])),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(TEXTS, inner, max_size=4)), max_leaves=8)
+
+
+@st.composite
+def command_lines(draw: st.DrawFn, settings_cls: type, folder: Path) -> list[str]:
+    """A config file (YAML or JSON: real and unknown settings with values of any type, then maybe Python tags,
+    aliases, truncation or changed bytes) and flags, as a user's or an attacker's command line."""
+    import json
+
+    import yaml
+
+    paths = setting_paths(settings_cls)
+    config: dict = {}
+    for _ in range(draw(st.integers(0, 6))):
+        path = draw(st.one_of(st.sampled_from(paths), st.lists(TEXTS, min_size=1, max_size=3).map(tuple)))
+        node = config
+        for key in path[:-1]:
+            node = node.setdefault(key, {}) if isinstance(node.get(key, {}), dict) else {}
+        node[path[-1]] = draw(VALUES)
+    as_json = draw(st.booleans())
+    text = json.dumps(config, default=str) if as_json else yaml.safe_dump(config, allow_unicode=True)
+    change = draw(st.sampled_from(["none", "none", "tag", "alias", "cut", "bytes"]))
+    if change == "tag":
+        text = f"!!python/object/apply:os.system [\"touch {folder}/pwned\"]\n" if draw(st.booleans()) else \
+            text.replace(": ", ": !!python/name:os.system ", 1)
+    elif change == "alias":
+        text = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+            f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    data = text.encode("utf-8")
+    if change == "cut" and data:
+        data = data[:draw(st.integers(0, len(data) - 1))]
+    elif change == "bytes" and data:
+        spot = draw(st.integers(0, len(data) - 1))
+        data = data[:spot] + draw(st.binary(min_size=1, max_size=4)) + data[spot + 1:]
+    config_file = folder / ("settings.json" if as_json else "settings.yaml")
+    config_file.write_bytes(data)
+    flags = []
+    for _ in range(draw(st.integers(0, 3))):
+        path = draw(st.sampled_from(paths))
+        flags += ["--" + ".".join(p.replace("_", "-") for p in path), str(draw(VALUES))]
+    return ["--config", str(config_file), *flags]
+
+
+@pytest.mark.parametrize("flow", ["training", "inference"])
+def test_config_files_and_flags_through_the_command_line_never_crash(flow: str, world: dict) -> None:
+    """The command's own entry (flows.cli.main: parse, merge, check, one error line, exit 2) over hostile config
+    files and flags; the flow itself is a stand-in, the settings it would get being the subject."""
+    import contextlib
+    import importlib
+
+    from flows.cli import main
+
+    module = importlib.import_module(f"flows.{flow}")
+    settings_cls = {"training": "TrainingSettings", "inference": "InferenceSettings"}[flow]
+    folder = world["tmp"] / f"config-{flow}"
+    folder.mkdir(exist_ok=True)
+    fixed = ["--artifacts-root", world["root"]]  # first: a fuzzed flag after it may replace it
+
+    @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(argv=command_lines(getattr(module, settings_cls), folder))
+    def case(argv: list[str]) -> None:
+        def run() -> None:
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                code = main(lambda settings: {}, getattr(module, settings_cls), argv=[*fixed, *argv],
+                            printer=lambda summary: None)
+            if code == 2:
+                lines = err.getvalue().strip().splitlines()
+                assert len(lines) == 1 and lines[0].startswith("error: "), err.getvalue()[-500:]
+                raise TrainflowError(lines[-1].removeprefix("error: "))
+            assert code == 0, code
+
+        outcome_of(f"{flow} command line", run)
+
+    case()
+    assert not (folder / "pwned").exists()
     assert unchanged_state(world["tmp"], world["root"], world["earlier"]) == world["before"]

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import json
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,20 @@ def test_a_hostile_config_file_is_one_line_at_once(case: str, text: str, says: s
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: config file {cfg}") and says in err[0], err
     assert not marker.exists()
+
+
+def test_hostile_setting_names_make_one_short_printable_line(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Names from a config file reach the error line: a line break, a terminal escape or 10,000 characters in one,
+    or hundreds of them, still make one short line that says what it found."""
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"seed": "x", "bad\nname\u001b[31m": 1, "y" * 10_000: 2,
+                               **{f"key{i}": i for i in range(300)}}))
+    assert main(lambda settings: {}, TrainingSettings, argv=["--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err and len(err) < 1500, err
+    assert "unknown setting 'bad name\\x1b[31m'" in err and "… (10,000 characters)" in err
+    assert "and 297 more" in err and "invalid settings: seed: " in err
 
 
 @pytest.mark.parametrize("case, says", [("proc", "cannot be written"), ("a file", "cannot be written"),
