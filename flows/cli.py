@@ -134,13 +134,13 @@ def _flag_error(message: str, settings_cls: type[BaseModel]) -> str:
     """argparse's complaint in one line; an unknown flag as ``unknown setting '--train.familys' (did you mean
     '--train.families'?)``, a flag for each unknown one."""
     if not message.startswith("unrecognized arguments:"):
-        return f"{message} (--help lists the settings)"
+        return f"{clipped(message)} (--help lists the settings)"
     flags = [a for a in message.removeprefix("unrecognized arguments:").split() if a.startswith("--")]
     if not flags:
-        return f"{message} (a value without its flag?)"
+        return f"{clipped(message)} (a value without its flag?)"
     errors = [{"type": "extra_forbidden", "loc": tuple(f.removeprefix("--").split("=")[0].replace("-", "_").split("."))}
               for f in flags]
-    return "; ".join(_as_flags(line) for line in unknown_settings(settings_cls, errors))
+    return "; ".join(_first([_as_flags(line) for line in unknown_settings(settings_cls, errors)]))
 
 
 def _as_flags(line: str) -> str:

