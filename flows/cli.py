@@ -23,7 +23,6 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, CliApp, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from trainflow.catalog import remove_unfinished_writes
 from trainflow.credentials import move_passwords_to_environment
 from trainflow.errors import TrainflowError, clipped, printable
 from trainflow.forms import unknown_settings
@@ -247,6 +246,8 @@ def end_interrupted() -> NoReturn:
     _ENDING.acquire()  # the main thread and the watcher may both get here: the second waits for the exit
     logging.disable(logging.CRITICAL)
     with suppress(Exception):
+        from trainflow.catalog import remove_unfinished_writes
+
         remove_unfinished_writes()
     server = sys.modules.get("prefect.server.api.server")
     for instance in list(getattr(getattr(server, "SubprocessASGIServer", None), "_instances", {}).values()):
@@ -301,8 +302,11 @@ def main(flow_fn: Callable[[BaseModel], dict[str, Any]], settings_cls: type[Base
     the temporary server's shutdown lines, so that it is the last line the command prints.
     """
     for name in ("prefect.flow_runs", "prefect.task_runs"):
-        logging.getLogger(name).addFilter(_UserErrorFilter())
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _UserErrorFilter) for f in logger.filters):  # once, however often main runs
+            logger.addFilter(_UserErrorFilter())
     prog = prog or f"python -m flows.{flow_fn.name if hasattr(flow_fn, 'name') else flow_fn.__name__}"
+    atexit.unregister(_say_last_words)
     atexit.register(_say_last_words)  # before Prefect registers the server's stop, so it runs after it
     if argv is None:  # a command, not a call from Python
         watch_interrupts()

@@ -102,4 +102,4 @@ def test_a_workers_data_error_is_the_runs_one_line_and_publishes_nothing(adult_r
         ingest.fn(str(tmp_path / "root"), "r1", adult_schema, source=str(tmp_path / "rows.parquet"),
                   query="salary > 3", batch_rows=1000, compute=ComputeSettings(engine="dask"))
     assert err.value.rule == "query" and "salary" in str(err.value) and "\n" not in str(err.value)
-    assert not list((tmp_path / "root" / "runs" / "r1" / "ingest").iterdir())  # no raw, no leftover parts
+    assert not (tmp_path / "root" / "runs" / "r1").exists()  # no raw, no leftover parts, no empty folders

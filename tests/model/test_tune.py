@@ -231,7 +231,8 @@ def test_architecture_is_part_of_the_network_space() -> None:
 def test_network_trials_search_the_architecture(cancer) -> None:
     train = TrainSettings(families=["mlp"], nn={"max_epochs": 12, "patience": 12, "batch_size": 64})
     settings = TuneSettings(family="mlp", method="random", n_trials=4, pruner="median",
-                            storage=f"sqlite:///{cancer[1]}/mlp.db")
+                            storage=f"sqlite:///{cancer[1]}/mlp.db",  # time limits far away: a busy machine
+                            timeout_seconds=3600, trial_timeout_seconds=3600)  # must not stop a trial here
     _, ran, result = _study(cancer, settings, train=train)
     trials = _trials(cancer[1], result)
     assert ran == 4 and (trials["state"] == "complete").sum() >= 3
