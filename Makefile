@@ -7,7 +7,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
-.PHONY: venv prefect-db run test bench bench-autogluon ui clean
+.PHONY: venv prefect-db run test test-fast bench bench-autogluon ui clean
 
 venv: $(STAMP)
 
@@ -28,8 +28,13 @@ prefect-db:
 run: $(STAMP)
 	$(BIN)/trainflow train
 
+# the 20 slowest tests after the summary: where the suite's time goes, in CI's log too
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=20
+
+# unit and data tests only: no flow, no Prefect server, no full-size training
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests/unit tests/data
 
 # Prefect server on 127.0.0.1:4200 plus every deployment in deployments/prefect.yaml, served from here.
 ui: $(STAMP)

@@ -264,15 +264,33 @@ def end_interrupted() -> NoReturn:
     os._exit(INTERRUPTED)
 
 
+_WATCHER: dict[str, socket.socket] = {}  # the watcher thread's socket pair: one per process
+
+
 def watch_interrupts() -> None:
     """Make Ctrl-C end the command within ``GRACE_SECONDS``: the main thread gets ``KeyboardInterrupt`` (Prefect
     marks the run crashed; ``main`` then ends it), and a watcher thread ends it anyway when the main thread is
     stuck reporting to a server the same Ctrl-C stopped. The watcher hears of the signal from the handler and,
     while the main thread is held in a long native call, through Python's wakeup file descriptor, written from
-    the C signal handler (an asyncio loop of the main thread may take that descriptor over, hence both)."""
-    receive, send = socket.socketpair()
-    send.setblocking(False)
-    tell = bytes([signal.SIGINT])
+    the C signal handler (an asyncio loop of the main thread may take that descriptor over, hence both).
+
+    One watcher and one socket pair per process, however often ``main`` runs in it (each call sets the handler
+    and the wakeup descriptor again): a pair per call left the earlier watchers reading a closed socket, each
+    spinning on its empty reads."""
+    if not _WATCHER:
+        receive, send = socket.socketpair()
+        send.setblocking(False)
+        _WATCHER.update(receive=receive, send=send)
+
+        def watch() -> None:
+            while signal.SIGINT not in (caught := receive.recv(64)):  # the numbers of the signals caught
+                if not caught:  # the other end closed: nothing more can come, and an empty read would spin
+                    return
+            time.sleep(GRACE_SECONDS)
+            end_interrupted()
+
+        threading.Thread(target=watch, name="trainflow-interrupt", daemon=True).start()
+    send, tell = _WATCHER["send"], bytes([signal.SIGINT])
 
     def on_sigint(signum: int, frame: object) -> None:
         logging.disable(logging.CRITICAL)  # no library logs its traceback of the interrupt on the way out
@@ -282,14 +300,6 @@ def watch_interrupts() -> None:
 
     signal.signal(signal.SIGINT, on_sigint)
     signal.set_wakeup_fd(send.fileno(), warn_on_full_buffer=False)
-
-    def watch() -> None:
-        while signal.SIGINT not in receive.recv(64):  # the bytes are the numbers of the signals caught
-            pass
-        time.sleep(GRACE_SECONDS)
-        end_interrupted()
-
-    threading.Thread(target=watch, name="trainflow-interrupt", daemon=True).start()
 
 
 def main(flow_fn: Callable[[BaseModel], dict[str, Any]], settings_cls: type[BaseModel],

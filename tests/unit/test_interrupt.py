@@ -12,12 +12,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = """
-import sys, time
+import gc, sys, threading, time
 import pandas as pd
 from flows.cli import watch_interrupts
 from trainflow.catalog import ArtifactStore
 
-watch_interrupts()
+for _ in range(3):  # as main does each time it runs in one process
+    watch_interrupts()
+gc.collect()
+print(sum(t.name == "trainflow-interrupt" for t in threading.enumerate()), "watcher", flush=True)
 writer = ArtifactStore(sys.argv[1]).open_table("20261205-120000-abcdef", "split", "train")
 writer.write(pd.DataFrame({"a": range(1000)}))
 print("writing", flush=True)
@@ -36,6 +39,7 @@ def test_ctrl_c_ends_a_command_that_does_not_let_go_and_removes_its_unfinished_w
     worker = subprocess.Popen([sys.executable, "-c", WORKER, str(root)], cwd=ROOT, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert worker.stdout.readline() == "1 watcher\n"  # not one per call, each then spinning on a closed socket
     assert worker.stdout.readline() == "writing\n"
     assert [p.name for p in root.rglob(".tmp-*")] != []  # the table being written
     worker.send_signal(signal.SIGINT)
