@@ -23,8 +23,8 @@ gc.collect()
 print(sum(t.name == "trainflow-interrupt" for t in threading.enumerate()), "watcher", flush=True)
 writer = ArtifactStore(sys.argv[1]).open_table("20261205-120000-abcdef", "split", "train")
 writer.write(pd.DataFrame({"a": range(1000)}))
-print("writing", flush=True)
-try:
+try:  # the test sends the signal once it reads this line: the handler must already be the try's
+    print("writing", flush=True)
     while True:
         sum(range(10_000))
 except KeyboardInterrupt:
