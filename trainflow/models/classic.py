@@ -18,20 +18,16 @@ from trainflow.threads import fit_threads
 
 
 ROWS_PER_BIN = 10
-MIN_BINS, MAX_BINS = 31, 255
+MIN_BINS, MAX_BINS = 31, 255  # the most: LightGBM's default
+CATBOOST_MAX_BORDERS = 254  # CatBoost's default
 
 
-def histogram_bins(n_rows: int) -> int:
+def histogram_bins(n_rows: int, most: int = MAX_BINS) -> int:
     """How many bins a boosted family cuts each numeric column into for ``n_rows`` training rows: one per
-    ``ROWS_PER_BIN`` rows, between ``MIN_BINS`` and ``MAX_BINS`` (LightGBM's default; CatBoost's is 254), so only
-    tables under 2,550 rows get fewer than the libraries' defaults.
-
-    A round's cost grows with columns x bins, not with rows, on a small table; and a bin of two or three rows
-    only lets a split chase noise. Measured with ``make_classification`` (5-fold CV, 1 thread): on 1,000 rows x
-    800 columns LightGBM's 200 rounds took 13.0 CPU s with 80 bins against 31.9 s with 255 (ROC-AUC 0.9003
-    against 0.8989), CatBoost's 100 rounds 5.8 s with 85 borders against 15.5 s (held-out ROC-AUC 0.9308 against
-    0.8813); on breast_cancer, diabetes and wine the fewer bins scored level or better."""
-    return max(MIN_BINS, min(MAX_BINS, n_rows // ROWS_PER_BIN))
+    ``ROWS_PER_BIN`` rows, between ``MIN_BINS`` and ``most`` (the library's default), so only small tables get
+    fewer than the defaults. On few rows a round's cost grows with columns x bins, and a bin of two or three rows
+    only lets a split chase noise (the measurements: benchmarks/README, time limit)."""
+    return max(MIN_BINS, min(most, n_rows // ROWS_PER_BIN))
 
 
 def build_lightgbm(r: BuildRequest) -> Any:
@@ -208,7 +204,8 @@ def build_catboost(r: BuildRequest) -> Any:
     from trainflow.modelio import CatBoostClassifierModel, CatBoostRegressorModel
 
     params = {"n_estimators": r.settings.lightgbm_max_rounds, "learning_rate": CATBOOST_LEARNING_RATE, "depth": 6,
-              "border_count": min(254, histogram_bins(r.n_rows)), "random_seed": r.seed, "thread_count": fit_threads(r.settings.n_jobs, barrier=True), **r.params}
+              "border_count": histogram_bins(r.n_rows, CATBOOST_MAX_BORDERS), "random_seed": r.seed,
+              "thread_count": fit_threads(r.settings.n_jobs, barrier=True), **r.params}
     return (CatBoostRegressorModel if r.regression else CatBoostClassifierModel)(params=params)
 
 
