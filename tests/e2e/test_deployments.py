@@ -5,6 +5,7 @@ as the UI's Run button does, retrains on a drifted week."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
+from prefect.client.base import PrefectHttpxSyncClient
 import pandas as pd
 import pytest
 import yaml
@@ -30,6 +31,13 @@ from trainflow.schema import known_datasets, load_schema
 from tests.unit.test_forms import form_values
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@functools.cache
+def _http() -> PrefectHttpxSyncClient:
+    """The server answers 503 while its SQLite database is busy (the served runs write to it too) and Prefect's
+    clients send the request again; a plain httpx call would fail these tests on the server's load."""
+    return PrefectHttpxSyncClient(raise_on_all_errors=False)
 
 
 SOON_SECONDS = 45  # the scheduled deployment first fires this long after serve starts (it registers in ~15 s)
@@ -88,9 +96,9 @@ def world(tmp_path_factory: pytest.TempPathFactory):
 def _deployments(api: str, expected: int, attempts: int = 120) -> dict[str, dict]:
     """The served deployments by "flow/deployment" name, once at least ``expected`` are registered."""
     for _ in range(attempts):
-        found = httpx.post(f"{api}/deployments/filter", json={"limit": 50}, timeout=10).json()
+        found = _http().post(f"{api}/deployments/filter", json={"limit": 50}, timeout=10).json()
         if len(found) >= expected:
-            flows = {f["id"]: f["name"] for f in httpx.post(f"{api}/flows/filter", json={}, timeout=10).json()}
+            flows = {f["id"]: f["name"] for f in _http().post(f"{api}/flows/filter", json={}, timeout=10).json()}
             return {f"{flows[d['flow_id']]}/{d['name']}": d for d in found}
         time.sleep(1)
     raise AssertionError(f"only {len(found)} deployments registered after {attempts} tries")
@@ -100,7 +108,7 @@ def _runs_of(api: str, deployment: dict, types: list[str]) -> list[dict]:
     """The deployment's flow runs in one of these state types, soonest first."""
     body = {"deployments": {"id": {"any_": [deployment["id"]]}}, "sort": "EXPECTED_START_TIME_ASC",
             "flow_runs": {"state": {"type": {"any_": types}}}}
-    return httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json()
+    return _http().post(f"{api}/flow_runs/filter", json=body, timeout=10).json()
 
 
 def _scheduler_errors(log: Path) -> list[str]:
@@ -114,13 +122,13 @@ def _run_and_wait(api: str, name: str, parameters: dict, timeout: float = 420) -
 
     with temporary_settings(updates={PREFECT_API_URL: api}):
         run = run_deployment(name, parameters=parameters, timeout=timeout)
-    return httpx.get(f"{api}/flow_runs/{run.id}", timeout=10).json()
+    return _http().get(f"{api}/flow_runs/{run.id}", timeout=10).json()
 
 
 def test_api_accepts_the_nulls_the_ui_sends(world: dict) -> None:
     # the UI posts filters with explicit nulls; fastapi 0.151+ made the server reject them (pyproject caps it)
     body = {"offset": None, "limit": None, "sort": None, "flows": None, "deployments": None}
-    assert httpx.post(f"{world['api']}/deployments/filter", json=body, timeout=10).status_code == 200
+    assert _http().post(f"{world['api']}/deployments/filter", json=body, timeout=10).status_code == 200
 
 
 def test_the_nightly_deployment_has_upcoming_runs_within_a_minute(world: dict) -> None:
@@ -150,10 +158,10 @@ def _submit_untouched(api: str, deployment: dict, chosen: dict) -> dict:
     assert deployment["enforce_parameter_schema"]  # the server checks what a form sends against this schema
     values = form_values(schema, schema.get("definitions", {}), chosen)
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=365)).isoformat()  # created, never run
-    made = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", timeout=10, json={
+    made = _http().post(f"{api}/deployments/{deployment['id']}/create_flow_run", timeout=10, json={
         "parameters": values, "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": later}}})
     assert made.status_code == 201, made.text
-    httpx.delete(f"{api}/flow_runs/{made.json()['id']}", timeout=10)
+    _http().delete(f"{api}/flow_runs/{made.json()['id']}", timeout=10)
     return made.json()["parameters"]["settings"]
 
 
@@ -210,7 +218,7 @@ def test_the_scheduler_fires_retraining_then_the_run_button_retrains_on_drift(wo
     assert {"promotion_declined", "alias_set"} & set(events[events["version"] == 2]["event"])
     reports = list((world["tmp"] / "artifacts" / "runs").glob("*/drift/drift_report.parquet"))
     assert len(reports) == 1 and pd.read_parquet(reports[0])["drifted"].any()
-    arts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"key": {"any_": ["drift-adult"]}},
+    arts = _http().post(f"{api}/artifacts/filter", json={"artifacts": {"key": {"any_": ["drift-adult"]}},
                                                        "limit": 5, "offset": 0, "sort": "CREATED_DESC"},
                       timeout=10).json()
     assert arts and arts[0]["flow_run_id"] == second["id"] and arts[0]["task_run_id"] is None  # on the run's page
