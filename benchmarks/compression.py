@@ -42,8 +42,8 @@ def family_report(dataset: str, family: str, epochs: int):  # noqa: ANN201 (Data
     from tasks.train import train_models
     from tasks.transform import fit_transform_splits
     from trainflow.features import TransformSettings
-    from trainflow.modelio import bundle_files, load_bundle
-    from trainflow.models import TrainSettings
+    from trainflow.models.bundle import bundle_files, load_bundle
+    from trainflow.models.settings import TrainSettings
     from trainflow.schema import load_schema
 
     schema = load_schema(dataset)
@@ -90,7 +90,7 @@ import json, sys
 from benchmarks.inference_throughput import adult_lightgbm
 from tasks.compress import CompressSettings, Variant, gate, make_variants
 from trainflow.export import variant_files
-from trainflow.modelio import bundle_files, load_bundle
+from trainflow.models.bundle import bundle_files, load_bundle
 from trainflow.registry import Registry
 schema, splits, serving, meta = adult_lightgbm(cv_folds=0)
 files = bundle_files(serving, {k: v for k, v in meta.items() if k not in ("candidates", "oof")})

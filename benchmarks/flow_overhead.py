@@ -42,7 +42,7 @@ from tasks.drift import build_profile, drift_scores
 from trainflow.catalog import ArtifactStore, new_run_id
 from tasks.evaluate import evaluate_model, headline
 from tasks.ingest import ingest_data
-from trainflow.modelio import bundle_files, load_bundle
+from trainflow.models.bundle import bundle_files, load_bundle
 from trainflow.registry import Registry
 from trainflow.schema import load_schema
 from tasks.split import split_data

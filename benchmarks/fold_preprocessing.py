@@ -25,7 +25,7 @@ def compare(dataset: str) -> list[dict]:
     from tasks.transform import fit_transform_splits
     from trainflow.features import TransformSettings, as_model_input
     from trainflow.metrics import DEFAULT_METRIC, predict_scores, score, threshold_of
-    from trainflow.models import TrainSettings
+    from trainflow.models.settings import TrainSettings
     from trainflow.schema import load_schema
 
     schema = load_schema(dataset)

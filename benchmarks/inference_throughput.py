@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAIN = r"""
 import sys
 from benchmarks.inference_throughput import adult_lightgbm
-from trainflow.modelio import bundle_files
+from trainflow.models.bundle import bundle_files
 from trainflow.registry import Registry
 _, _, serving, meta = adult_lightgbm()
 Registry(sys.argv[1]).register("adult", bundle_files(serving, meta), "bench", "lightgbm", "binary", {}, {})
@@ -47,7 +47,7 @@ def adult_lightgbm(cv_folds: int | None = None) -> tuple:
     from tasks.train import train_models
     from tasks.transform import fit_transform_splits
     from trainflow.features import TransformSettings
-    from trainflow.models import TrainSettings
+    from trainflow.models.settings import TrainSettings
     from trainflow.schema import load_schema
 
     schema = load_schema("adult")

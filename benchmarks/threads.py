@@ -43,7 +43,8 @@ def main() -> None:
 
     from benchmarks.training_throughput import _data
     from trainflow.features import TransformSettings
-    from trainflow.models import TrainSettings, fit_family
+    from trainflow.models.settings import TrainSettings
+    from trainflow.models.fit import fit_family
     from trainflow.threads import limited, usable_cores
 
     schema, x, y, _, _ = _data("adult", 1)

@@ -42,7 +42,8 @@ def _data(name: str, copies: int) -> tuple:
 
 
 def _estimator(family: str, schema, epochs: int, batch: int):  # noqa: ANN001, ANN202
-    from trainflow.models import build_estimator, TrainSettings
+    from trainflow.models.fit import build_estimator
+    from trainflow.models.settings import TrainSettings
 
     settings = TrainSettings(nn={"max_epochs": epochs, "patience": epochs + 1, "batch_size": batch})
     return build_estimator(family, schema.task, settings, 0, 0, schema=schema)

@@ -23,8 +23,8 @@ from tasks.transform import fit_transform_splits
 from trainflow.catalog import ArtifactStore, new_run_id
 from trainflow.features import as_model_input, TransformSettings
 from trainflow.metrics import predict_scores, score, threshold_of
-from trainflow.modelio import bundle_files
-from trainflow.models import TrainSettings
+from trainflow.models.bundle import bundle_files
+from trainflow.models.settings import TrainSettings
 from trainflow.schema import PROJECT_ROOT, load_schema
 
 

@@ -27,8 +27,7 @@ from tasks.train import train
 from tasks.transform import transform
 from tasks.tune import DEFAULT_TRIALS, TuneSettings, check_storage, plan_tuning, tune, tune_trials, with_params
 from tasks.validate import ValidationEngine, validate
-from trainflow.budget import COMPRESS_SHARE, EVALUATE_SHARE, IMPORTANCE_SHARE, TUNE_SHARE, Budget
-from trainflow.budget import default_time_limit
+from trainflow.budget import COMPRESS_SHARE, EVALUATE_SHARE, IMPORTANCE_SHARE, TUNE_SHARE, Budget, default_time_limit
 from trainflow.cache import run_checked
 from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
 from trainflow.cluster import ComputeSettings, check_scheduler, worker_count
@@ -36,8 +35,9 @@ from trainflow.credentials import mask_all
 from trainflow.errors import ArtifactError, TrainflowError
 from trainflow.features import TransformSettings
 from trainflow.forms import FormModel, dataset_field, is_on
-from trainflow.models import DEFAULT_CV_FOLDS, DEFAULT_FAMILIES, FAMILIES, families_for, nn_settings_for
-from trainflow.models import TrainSettings, selection_folds
+from trainflow.models.settings import DEFAULT_CV_FOLDS, DEFAULT_FAMILIES, families_for, TrainSettings, selection_folds
+from trainflow.models.families import FAMILIES
+from trainflow.models.networks import nn_settings_for
 from trainflow.names import DatasetName
 from trainflow.progress import run_logger
 from trainflow.registry import Registry

@@ -50,7 +50,7 @@ from trainflow.errors import ArtifactError
 from trainflow.features import as_model_input
 from trainflow.forms import FormModel, Toggle
 from trainflow.metrics import DIRECTION, predict_scores, score, threshold_of
-from trainflow.modelio import load_bundle
+from trainflow.models.bundle import load_bundle
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema
 from trainflow.ui import embedded_png, publish, readable, table_rows
@@ -187,7 +187,7 @@ def _network_variants(pipeline: Pipeline, settings: CompressSettings,
     import torch
     from torch.nn.utils import prune
 
-    from trainflow.modelio import bundle_files
+    from trainflow.models.bundle import bundle_files
 
     net = pipeline.steps[-1][1]
     base = net.model_
@@ -234,7 +234,7 @@ def _fewer_trees(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validati
     model was trained on the training split only; after a refit on train+validation, LightGBM's own
     out-of-fold loss curves from cross-validation (``train/training_history``), at the same fraction of trees.
     None when the model is not LightGBM; why not, when no k qualifies."""
-    from trainflow.modelio import LightGBMModel
+    from trainflow.models.boosters import LightGBMModel
 
     model = pipeline.steps[-1][1]
     if not isinstance(model, LightGBMModel):

@@ -39,7 +39,7 @@ from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.features import as_model_input
 from trainflow.forms import FormModel
 from trainflow.metrics import DIRECTION, positive_index
-from trainflow.modelio import load_bundle
+from trainflow.models.bundle import load_bundle
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema
 from trainflow.ui import embedded_png, publish, table_rows

@@ -29,11 +29,11 @@ from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.features import as_model_input, build_preprocessor, encoder_for, TransformSettings
 from trainflow.forms import FormModel
-from trainflow.metrics import DIRECTION, positive_index
-from trainflow.metrics import decide, predict_scores, score, threshold_of
-from trainflow.modelio import load_bundle
-from trainflow.models import NETWORKS
-from trainflow.models import build_estimator, TrainSettings
+from trainflow.metrics import DIRECTION, positive_index, decide, predict_scores, score, threshold_of
+from trainflow.models.bundle import load_bundle
+from trainflow.models.networks import NETWORKS
+from trainflow.models.fit import build_estimator
+from trainflow.models.settings import TrainSettings
 from trainflow.progress import progress, run_logger
 from trainflow.schema import DatasetSchema
 from trainflow.threads import fit_threads, limited

@@ -35,9 +35,12 @@ from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
 from trainflow.forms import is_on
 from trainflow.metrics import DEFAULT_METRIC, DIRECTION, choose_threshold, decision_metric, positive_index, score
-from trainflow.modelio import bundle_files, load_skops
-from trainflow.models import FAMILIES, TrainSettings, families_for, fit_family, library_versions, nn_settings_for
-from trainflow.models import selection_folds
+from trainflow.modelio import load_skops
+from trainflow.models.bundle import bundle_files
+from trainflow.models.families import FAMILIES
+from trainflow.models.settings import TrainSettings, families_for, selection_folds
+from trainflow.models.fit import fit_family, library_versions
+from trainflow.models.networks import nn_settings_for
 from trainflow.progress import progress, run_logger
 from trainflow.registry import load_model
 from trainflow.schema import DatasetSchema
@@ -508,7 +511,7 @@ def probe_rounds(family: str, schema: DatasetSchema, rows: pd.DataFrame, transfo
                  settings: TrainSettings, seed: int) -> RoundCost:
     """``PROBE_ROUNDS`` and a quarter of them fitted on ``rows``: the difference is the rounds' cost, the
     shorter fit less its rounds what a fit costs before them."""
-    from trainflow.models import build_estimator
+    from trainflow.models.fit import build_estimator
 
     params = settings.params.get(family, {})
     est = build_estimator(family, schema.task, settings, seed, len(rows), schema=schema)

@@ -48,8 +48,9 @@ from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
 from trainflow.forms import FormModel
 from trainflow.metrics import DEFAULT_METRIC, DIRECTION
-from trainflow.models import NETWORKS, NNSettings
-from trainflow.models import build_estimator, families_for, fit_family, nn_settings_for, TrainSettings
+from trainflow.models.networks import NETWORKS, NNSettings, nn_settings_for
+from trainflow.models.fit import build_estimator, fit_family
+from trainflow.models.settings import families_for, TrainSettings
 from trainflow.names import check_name
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema

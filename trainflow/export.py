@@ -227,8 +227,8 @@ def register_converters() -> None:
     from skl2onnx.shape_calculators.tfidf_transformer import calculate_sklearn_tfidf_transformer_output_shapes
     from sklearn.feature_extraction.text import TfidfTransformer
 
-    from trainflow.modelio import CatBoostClassifierModel, CatBoostRegressorModel
-    from trainflow.modelio import LightGBMClassifierModel, LightGBMRegressorModel
+    from trainflow.models.boosters import (CatBoostClassifierModel, CatBoostRegressorModel, LightGBMClassifierModel,
+                                           LightGBMRegressorModel)
     from trainflow.models.baselines import SeasonalNaive
 
     classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
@@ -325,7 +325,7 @@ def export_seconds(model: Any) -> float:
 
 def _tree_nodes(model: Any) -> int:
     """The scikit-learn tree nodes in ``model``: its trees, its forests' trees, its ensemble members'."""
-    from trainflow.modelio import fitted_parts
+    from trainflow.models.bundle import fitted_parts
     from trainflow.models.ensemble import WeightedEnsemble
 
     nodes = 0
@@ -408,7 +408,7 @@ def _text_pipeline_to_onnx(pipeline: Pipeline, schema: DatasetSchema) -> bytes:
     from skl2onnx.common.data_types import StringTensorType
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    from trainflow.modelio import fitted_parts
+    from trainflow.models.bundle import fitted_parts
 
     text = _text_column(schema)
     model = pipeline.steps[-1][1]
@@ -654,7 +654,7 @@ def variant_files(model: Any, meta: dict) -> dict[str, bytes]:
     ``serving.json`` (variant name, runtime, feature order, classes, known categories)."""
     import json
 
-    from trainflow.modelio import bundle_files
+    from trainflow.models.bundle import bundle_files
 
     if isinstance(model, OnnxModel):
         files = {"model.onnx": model.data}
@@ -668,7 +668,7 @@ def load_variant(files: dict[str, bytes]) -> tuple[Any, dict]:
     """The model of a variant's files (``variant_files``): an ``OnnxModel`` or a native Pipeline."""
     import json
 
-    from trainflow.modelio import load_bundle
+    from trainflow.models.bundle import load_bundle
 
     meta = json.loads(files[SERVING_META])
     if meta["runtime"] == "onnx":

@@ -336,7 +336,7 @@ class Registry:
             RegistryError: The version has no such variant, or its files do not match their recorded hash.
         """
         info, files = self._version_files(name, version, alias)
-        from trainflow.modelio import load_bundle  # scikit-learn, only when a model is loaded
+        from trainflow.models.bundle import load_bundle  # scikit-learn, only when a model is loaded
 
         facts = {"registry_version": info["version"], "aliases": info["aliases"]}
         if variant != "native" and info["serving_variant"] is not None:

@@ -30,8 +30,9 @@ from tasks.validate import validate
 from trainflow.catalog import ArtifactStore, new_run_id
 from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
-from trainflow.models import TrainSettings, fit_family
-from trainflow.modelio import bundle_files
+from trainflow.models.settings import TrainSettings
+from trainflow.models.fit import fit_family
+from trainflow.models.bundle import bundle_files
 from trainflow.registry import Registry
 from trainflow.schema import DatasetSchema
 

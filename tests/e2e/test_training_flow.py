@@ -21,7 +21,7 @@ from trainflow.errors import QualityGateFailed, ValidationFailed
 from tasks.evaluate import EvaluateSettings, evaluate
 from trainflow.registry import load_model, Registry
 from trainflow.schema import load_schema
-from trainflow.models import TrainSettings
+from trainflow.models.settings import TrainSettings
 from trainflow.features import TransformSettings, as_model_input
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,7 +21,8 @@ from tasks.tune import TuneSettings, objective, plan_study, run_trials, search_s
 from trainflow.budget import FitClock
 from trainflow.catalog import ArtifactStore, new_run_id
 from trainflow.features import TransformSettings
-from trainflow.models import TrainSettings, fit_family
+from trainflow.models.settings import TrainSettings
+from trainflow.models.fit import fit_family
 from trainflow.schema import load_schema
 
 PAST = 0.0  # a deadline (time.time()) long gone

@@ -20,8 +20,8 @@ from trainflow.errors import DataError, RegistryError
 from trainflow.export import OnnxModel, load_variant, to_onnx, variant_files
 from trainflow.features import TransformSettings, as_model_input
 from trainflow.metrics import predict_scores
-from trainflow.modelio import bundle_files, load_bundle
-from trainflow.models import TrainSettings
+from trainflow.models.bundle import bundle_files, load_bundle
+from trainflow.models.settings import TrainSettings
 from trainflow.registry import Registry, load_model
 from trainflow.schema import DatasetSchema, load_schema
 from sklearn.pipeline import Pipeline

@@ -10,8 +10,10 @@ from sklearn.metrics import roc_auc_score
 from tasks.split import SplitSettings, split_data
 from tasks.transform import fit_transform_splits
 from trainflow.features import TransformSettings
-from trainflow.modelio import LightGBMClassifierModel, bundle_files, load_bundle
-from trainflow.models import TrainSettings, fit_family
+from trainflow.models.boosters import LightGBMClassifierModel
+from trainflow.models.bundle import bundle_files, load_bundle
+from trainflow.models.settings import TrainSettings
+from trainflow.models.fit import fit_family
 from trainflow.schema import DatasetSchema
 
 

@@ -14,7 +14,7 @@ from tasks.train import train_models
 from tasks.transform import fit_transform_splits
 from tasks.validate import validate_data
 from trainflow.features import TransformSettings
-from trainflow.models import TrainSettings
+from trainflow.models.settings import TrainSettings
 from trainflow.schema import infer_schema, main as schema_main
 
 

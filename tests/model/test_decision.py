@@ -16,8 +16,8 @@ from tasks.train import train_models
 from tasks.transform import fit_transform_splits
 from trainflow.features import TransformSettings
 from trainflow.metrics import choose_threshold, decide, decision_metric, threshold_of
-from trainflow.modelio import bundle_files, load_bundle
-from trainflow.models import TrainSettings
+from trainflow.models.bundle import bundle_files, load_bundle
+from trainflow.models.settings import TrainSettings
 from trainflow.schema import infer_schema
 
 

@@ -13,8 +13,8 @@ from tasks.train import train_models
 from tasks.transform import fit_transform_splits
 from trainflow.features import TransformSettings, as_model_input
 from trainflow.metrics import score
-from trainflow.modelio import bundle_files, load_bundle
-from trainflow.models import TrainSettings
+from trainflow.models.bundle import bundle_files, load_bundle
+from trainflow.models.settings import TrainSettings
 from trainflow.models.ensemble import (WeightedEnsembleClassifier, WeightedEnsembleRegressor, greedy_weights,
                                       held_out_blend)
 from trainflow.schema import load_schema
@@ -130,7 +130,7 @@ def test_the_validation_split_still_compares_when_cv_is_off() -> None:
 
 def test_bagged_lightgbm_serves_its_fold_models_averaged_and_exports_as_one_graph() -> None:
     from trainflow.export import OnnxModel, to_onnx
-    from trainflow.models import predict_scores
+    from trainflow.metrics import predict_scores
 
     schema = load_schema("breast_cancer")
     splits, _ = split_data(ingest_data(schema)[0], schema, SplitSettings(), 0)
@@ -242,7 +242,7 @@ def test_unknown_category_codes_reach_lightgbm_as_missing_without_its_warning(ca
 
 def test_catboost_early_stops_and_round_trips_in_its_own_format() -> None:
     from trainflow.errors import ArtifactError
-    from trainflow.modelio import CatBoostClassifierModel
+    from trainflow.models.boosters import CatBoostClassifierModel
 
     schema = load_schema("adult")
     raw = ingest_data(schema)[0].sample(3000, random_state=0)

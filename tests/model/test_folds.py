@@ -8,7 +8,8 @@ from tasks.split import SplitSettings, split_data
 from tasks.train import _folds, train_models
 from tasks.transform import fit_transform_splits, fold_features
 from trainflow.features import TransformSettings
-from trainflow.models import TrainSettings, fit_family
+from trainflow.models.settings import TrainSettings
+from trainflow.models.fit import fit_family
 
 
 def test_the_out_of_fold_predictions_come_from_each_folds_own_preprocessing(adult_raw, adult_schema) -> None:

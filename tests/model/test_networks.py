@@ -16,14 +16,13 @@ import pytest
 import torch
 
 from tasks.ingest import ingest_data
-from trainflow.metrics import classification_metrics, regression_metrics
-from trainflow.modelio import bundle_files, load_bundle
+from trainflow.metrics import classification_metrics, regression_metrics, predict_scores
+from trainflow.models.bundle import bundle_files, load_bundle
 from trainflow.models.networks import CNNClassifier, RNNForecaster, TextTransformerClassifier, tokenize
 from trainflow.schema import load_schema
 from tasks.split import SplitSettings, split_data
 from tasks.train import train_models
-from trainflow.metrics import predict_scores
-from trainflow.models import TrainSettings
+from trainflow.models.settings import TrainSettings
 from tasks.transform import fit_transform_splits
 from trainflow.features import as_model_input, TransformSettings
 

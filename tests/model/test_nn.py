@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from trainflow.metrics import classification_metrics, regression_metrics
-from trainflow.modelio import bundle_files, load_bundle
+from trainflow.models.bundle import bundle_files, load_bundle
 from trainflow.models.networks import MLPClassifier, MLPRegressor, NonFiniteLoss
 from trainflow.schema import DatasetSchema, load_schema
 from tasks.split import SplitSettings, split_data
 from tasks.train import train_models
-from trainflow.models import TrainSettings
+from trainflow.models.settings import TrainSettings
 from tasks.transform import fit_transform_splits
 from trainflow.features import as_model_input, TransformSettings
 

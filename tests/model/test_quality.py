@@ -5,13 +5,13 @@ import pandas as pd
 import pytest
 
 from tasks.evaluate import EvaluateSettings, evaluate_model, headline
-from trainflow.modelio import bundle_files, load_bundle
+from trainflow.models.bundle import bundle_files, load_bundle
 from tasks.predict import predict_frame
 from trainflow.errors import DataError
 from trainflow.schema import DatasetSchema, load_schema
 from tasks.split import SplitSettings, split_data
 from tasks.train import train_models
-from trainflow.models import TrainSettings
+from trainflow.models.settings import TrainSettings
 from tasks.transform import fit_transform_splits
 from trainflow.features import as_model_input, TransformSettings
 
@@ -123,7 +123,8 @@ def test_other_builtin_datasets(name: str, metric: str, bound: float) -> None:
 
 def test_logistic_regression_takes_newtons_method_while_the_coefficients_are_few(monkeypatch) -> None:
     from tasks.ingest import ingest_data
-    from trainflow.models import classic, fit_family
+    from trainflow.models.fit import fit_family
+    from trainflow.models import classic
 
     schema = load_schema("breast_cancer")  # 30 numeric columns, two classes: 30 coefficients
     splits, _ = split_data(ingest_data(schema)[0], schema, SplitSettings(), seed=0)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from trainflow.errors import RegistryError
-from trainflow.modelio import bundle_files
+from trainflow.models.bundle import bundle_files
 from tasks.register import check_gate
 from trainflow.registry import load_model, Registry
 

@@ -13,8 +13,11 @@ from tasks.ingest import ingest_data
 from tasks.split import SplitSettings, split_data
 from tasks.transform import fit_transform_splits
 from trainflow.features import TransformSettings
-from trainflow.modelio import ALLOWED_TYPES, bundle_files, dump_skops, load_bundle
-from trainflow.models import FAMILIES, TrainSettings, fit_family
+from trainflow.modelio import ALLOWED_TYPES, dump_skops
+from trainflow.models.bundle import bundle_files, load_bundle
+from trainflow.models.families import FAMILIES
+from trainflow.models.settings import TrainSettings
+from trainflow.models.fit import fit_family
 from trainflow.schema import infer_schema, load_schema
 
 SMALL = TrainSettings(nn={"max_epochs": 1}, lightgbm_max_rounds=5,

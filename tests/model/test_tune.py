@@ -15,7 +15,7 @@ from trainflow.catalog import ArtifactStore, new_run_id
 from tasks.ingest import ingest_data
 from trainflow.schema import load_schema
 from tasks.split import SplitSettings, split_data
-from trainflow.models import TrainSettings
+from trainflow.models.settings import TrainSettings
 from tasks.transform import fit_transform_splits
 from trainflow.features import TransformSettings
 from tasks.tune import ParamSpec, TuneSettings, plan_study, run_trials, summarise, to_train_params, with_params

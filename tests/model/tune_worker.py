@@ -8,7 +8,7 @@ import sys
 
 from trainflow.catalog import ArtifactRef
 from trainflow.schema import load_schema
-from trainflow.models import TrainSettings
+from trainflow.models.settings import TrainSettings
 from trainflow.features import TransformSettings
 from tasks.tune import TuneSettings, run_trials
 

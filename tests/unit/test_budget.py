@@ -7,7 +7,7 @@ from threadpoolctl import threadpool_info
 
 from trainflow import threads
 from trainflow.budget import Budget, FitClock, default_time_limit, weighted_deadline
-from trainflow.models import TrainSettings
+from trainflow.models.settings import TrainSettings
 from trainflow.models.classic import build_catboost, build_lightgbm, build_random_forest
 from trainflow.models.family import BuildRequest
 

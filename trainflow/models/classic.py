@@ -147,7 +147,7 @@ def _fit_lightgbm_dask(est: Any, r: FitRequest, cats: Any) -> FitResult:
 
     from trainflow.cluster import dask_client
     from trainflow.errors import TrainflowError
-    from trainflow.modelio import LightGBMClassifierModel, LightGBMRegressorModel
+    from trainflow.models.boosters import LightGBMClassifierModel, LightGBMRegressorModel
 
     client = dask_client(r.settings.dask_address)
     parts = max(1, len(client.scheduler_info()["workers"]))
@@ -189,7 +189,7 @@ CATBOOST_LEARNING_RATE = 0.08
 
 
 def build_catboost(r: BuildRequest) -> Any:
-    """CatBoost (``trainflow.modelio``'s ``CatBoostClassifierModel`` / ``CatBoostRegressorModel``): depth-6
+    """CatBoost (``trainflow.models.boosters``' ``CatBoostClassifierModel`` / ``CatBoostRegressorModel``): depth-6
     oblivious trees at ``CATBOOST_LEARNING_RATE``, early-stopped like LightGBM: a boosted member whose trees
     differ from LightGBM's, as AutoGluon's CatBoost beside its LightGBM models.
 
@@ -201,7 +201,7 @@ def build_catboost(r: BuildRequest) -> Any:
     22 and 22 s, scoring as well (ames RMSE 24,028 against 24,043, Adult ROC-AUC 0.9281 against 0.9278,
     hpc_data accuracy 0.8392 against 0.8261; mlc_churn, attrition, wa_churn and credit_data within 0.004 of
     CatBoost's categories either way)."""
-    from trainflow.modelio import CatBoostClassifierModel, CatBoostRegressorModel
+    from trainflow.models.boosters import CatBoostClassifierModel, CatBoostRegressorModel
 
     params = {"n_estimators": r.settings.lightgbm_max_rounds, "learning_rate": CATBOOST_LEARNING_RATE, "depth": 6,
               "border_count": histogram_bins(r.n_rows, CATBOOST_MAX_BORDERS), "random_seed": r.seed,

@@ -12,7 +12,7 @@ folds' rows, and the ensemble is chosen over the best single family only if that
 
 ``WeightedEnsembleClassifier`` / ``WeightedEnsembleRegressor`` hold the refitted member pipelines (encoding
 step and model) and average their probabilities or predictions; inside the saved Pipeline they are stored
-member by member in the members' own safe formats (``trainflow.modelio``), never pickled.
+member by member in the members' own safe formats (``trainflow.models.bundle``), never pickled.
 """
 
 from __future__ import annotations

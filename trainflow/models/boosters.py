@@ -1,0 +1,145 @@
+"""The boosted families' models with the scikit-learn API, rebuilt from their own safe formats: LightGBM's
+text format (``model.txt``) and CatBoost's binary ``cbm`` (trees and class names, no code). Never pickled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+from trainflow.errors import ArtifactError
+
+
+def _predict_threads() -> int:
+    """The threads a loaded LightGBM or CatBoost model predicts with (``trainflow.threads``): their files carry
+    no thread count a caller chose, and their defaults take every core."""
+    from trainflow.threads import fit_threads
+
+    return fit_threads(barrier=True)
+
+
+class LightGBMModel(BaseEstimator):
+    """A LightGBM booster loaded from its text format, with the scikit-learn predict API.
+
+    Build it with :meth:`from_text`; the booster text is a fitted attribute (``model_str_``), not a
+    parameter, so printing a Pipeline stays readable.
+
+    Args:
+        classes: Class labels in the order of the booster's outputs (None for regression).
+    """
+
+    def __init__(self, classes: list | None = None):
+        self.classes = classes
+
+    @classmethod
+    def from_text(cls, model_str: str, classes: list | None = None) -> LightGBMModel:
+        import lightgbm as lgb
+
+        model = cls(classes=classes)
+        model.model_str_ = model_str
+        model.booster_ = lgb.Booster(model_str=model_str)
+        return model
+
+    def fit(self, X, y=None):  # noqa: ANN001, ANN201, N803
+        raise ArtifactError("a LightGBM model loaded from its file is not refitted; train a new model instead")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "booster_")
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self.classes)
+
+    def predict_proba(self, X) -> np.ndarray:  # noqa: ANN001, N803
+        raw = self.booster_.predict(X, num_threads=_predict_threads())
+        return np.column_stack([1 - raw, raw]) if raw.ndim == 1 else raw
+
+    def predict(self, X) -> np.ndarray:  # noqa: ANN001, N803
+        if self.classes is None:
+            return self.booster_.predict(X, num_threads=_predict_threads())
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class LightGBMClassifierModel(ClassifierMixin, LightGBMModel):
+    """Loaded LightGBM classifier."""
+
+
+class LightGBMRegressorModel(RegressorMixin, LightGBMModel):
+    """Loaded LightGBM regressor."""
+
+
+class CatBoostModel(BaseEstimator):
+    """A CatBoost model with the scikit-learn API: the ``catboost`` family's estimator, trained by it and rebuilt
+    from CatBoost's own binary ``cbm`` file (never pickled). Its features are numbers (categories arrive one-hot
+    or as codes from the family's encoding step), so it exports to ONNX (``trainflow.export``).
+
+    Args:
+        params: CatBoost's parameters (``n_estimators``, ``learning_rate``, ``depth``, ``thread_count``...).
+    """
+
+    def __init__(self, params: dict | None = None):
+        self.params = params
+
+    def _catboost(self) -> Any:
+        from catboost import CatBoostClassifier, CatBoostRegressor
+
+        return CatBoostRegressor if isinstance(self, RegressorMixin) else CatBoostClassifier
+
+    def fit(self, X, y, eval_set: tuple | None = None,  # noqa: ANN001, N803
+            early_stopping_rounds: int | None = None, callbacks: list | None = None) -> CatBoostModel:
+        """Fit on ``X, y``; with ``eval_set`` ``(X, y)``, stop ``early_stopping_rounds`` rounds after the best
+        score on it and keep the model of the best round; ``callbacks``: CatBoost's (``after_iteration``)."""
+        model = self._catboost()(**{"verbose": 0, "allow_writing_files": False, **(self.params or {})})
+        model.fit(X, y, eval_set=eval_set, early_stopping_rounds=early_stopping_rounds,
+                  use_best_model=eval_set is not None, callbacks=callbacks)
+        self.model_ = model
+        return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model_")
+
+    def to_cbm(self) -> bytes:
+        """The model in CatBoost's own binary format."""
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as folder:  # CatBoost writes a file, not bytes
+            path = Path(folder) / "model.cbm"
+            self.model_.save_model(str(path), format="cbm")
+            return path.read_bytes()
+
+    @classmethod
+    def from_cbm(cls, data: bytes) -> CatBoostModel:
+        """The model of a ``cbm`` file (CatBoost's own parser; the file holds trees and class names, no code).
+
+        Raises:
+            ArtifactError: The bytes are not a CatBoost model.
+        """
+        model = cls()
+        try:
+            model.model_ = model._catboost()().load_model(blob=data)
+        except Exception as exc:  # noqa: BLE001 - CatBoostError for a truncated or foreign file
+            raise ArtifactError(f"not a readable CatBoost model file: {str(exc).splitlines()[0][:200]}") from None
+        return model
+
+
+class CatBoostClassifierModel(ClassifierMixin, CatBoostModel):
+    """CatBoost classifier; its class labels are CatBoost's, in the order of its probability columns."""
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self.model_.classes_)
+
+    def predict_proba(self, X) -> np.ndarray:  # noqa: ANN001, N803
+        return self.model_.predict_proba(X, thread_count=_predict_threads())
+
+    def predict(self, X) -> np.ndarray:  # noqa: ANN001, N803
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class CatBoostRegressorModel(RegressorMixin, CatBoostModel):
+    """CatBoost regressor."""
+
+    def predict(self, X) -> np.ndarray:  # noqa: ANN001, N803
+        return np.asarray(self.model_.predict(X, thread_count=_predict_threads()), dtype=float)
