@@ -28,13 +28,16 @@ prefect-db:
 run: $(STAMP)
 	$(BIN)/trainflow train
 
-# the 20 slowest tests after the summary: where the suite's time goes, in CI's log too
+# One pytest-xdist worker per usable core (at most 4), a test file to a worker (its module fixtures built once);
+# tests/conftest.py pins each worker to a core of its own. The 20 slowest tests follow the summary: where the
+# suite's time goes, in CI's log too.
+PYTEST_WORKERS ?= -n auto --maxprocesses=4 --dist loadfile
 test: $(STAMP)
-	$(BIN)/python -m pytest --durations=20
+	$(BIN)/python -m pytest $(PYTEST_WORKERS) --durations=20
 
 # unit and data tests only: no flow, no Prefect server, no full-size training
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests/unit tests/data
+	$(BIN)/python -m pytest $(PYTEST_WORKERS) tests/unit tests/data
 
 # Prefect server on 127.0.0.1:4200 plus every deployment in deployments/prefect.yaml, served from here.
 ui: $(STAMP)

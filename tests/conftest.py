@@ -10,7 +10,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # Set before Prefect is imported anywhere: project-local state, no analytics, and room for the
 # temporary server to start on a busy 2-core CI machine.
-os.environ["PREFECT_HOME"] = str(ROOT / ".prefect" / "test")
+# Under pytest-xdist each worker is a process of its own: its own Prefect home (and temporary server), and one
+# core of its own, so that the fits' thread counts (trainflow.threads, from the usable cores) never add up to
+# more threads than the machine has.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if WORKER and hasattr(os, "sched_setaffinity"):
+    _cores = sorted(os.sched_getaffinity(0))
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if len(_cores) >= _workers:
+        _index = int(WORKER.removeprefix("gw"))
+        os.sched_setaffinity(0, _cores[_index::_workers])
+os.environ["PREFECT_HOME"] = str(ROOT / ".prefect" / ("test" if not WORKER else f"test-{WORKER}"))
 Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect does not create parent folders
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
