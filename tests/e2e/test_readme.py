@@ -1,5 +1,5 @@
-"""Every shell command in README.md's fenced blocks runs here as a reader pastes it, so that a README command that
-breaks fails CI. Its placeholders are made real first (a settings file, a new batch, a run id, a SQLite database,
+"""Every shell command in the fenced blocks of README.md and docs/*.md runs here as a reader pastes it, so that
+a documented command that breaks fails CI. Its placeholders are made real first (a settings file, a new batch, a run id, a SQLite database,
 a churn table); each run writes under a temporary folder (``--artifacts-root``, a registry of its own) and is
 kept short (``--time-limit``, no CV refit nor permutation importances), which changes how long it trains, not
 whether it runs. A command that cannot run here is skipped with the reason and the test that covers it."""
@@ -28,16 +28,21 @@ SKIPPED = {  # a command's first words -> why it does not run here, and what doe
 NEEDS_POSTGRES = "postgresql+psycopg://"
 
 
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
 def readme_commands() -> list[str]:
-    """The commands of README.md's bash blocks, continuation lines joined, comments dropped."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    commands = []
-    for block in re.findall(r"^ *```(?:bash|sh|shell)\n(.*?)^ *```", text, flags=re.S | re.M):
-        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
-            words = shlex.split(line, comments=True)
-            if words:
-                commands.append(shlex.join(words))
-    return commands
+    """The commands of the bash blocks of README.md and the documentation site's pages, continuation lines
+    joined, comments dropped, each once."""
+    commands: dict[str, None] = {}
+    for document in DOCUMENTS:
+        text = document.read_text(encoding="utf-8")
+        for block in re.findall(r"^ *```(?:bash|sh|shell)\n(.*?)^ *```", text, flags=re.S | re.M):
+            for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+                words = shlex.split(line, comments=True)
+                if words:
+                    commands[shlex.join(words)] = None
+    return list(commands)
 
 
 def _why_skipped(command: str) -> str | None:
