@@ -25,7 +25,8 @@ from tasks.report import report
 from tasks.split import SplitSettings, split
 from tasks.train import train
 from tasks.transform import transform
-from tasks.tune import DEFAULT_TRIALS, TuneSettings, check_storage, plan_tuning, tune, tune_trials, with_params
+from tasks.tune import (DEFAULT_TRIALS, TuneSettings, check_storage, plan_tuning, search_space, tune, tune_trials,
+                        with_params)
 from tasks.validate import ValidationEngine, validate
 from trainflow.budget import COMPRESS_SHARE, EVALUATE_SHARE, IMPORTANCE_SHARE, TUNE_SHARE, Budget, default_time_limit
 from trainflow.cache import run_checked
@@ -154,6 +155,8 @@ class TrainingSettings(FormModel):
             check_storage(self.tune.storage)
         if self.tune.family is not None and self.tune.family not in FAMILIES:
             raise TrainflowError(f"tune.family: unknown family '{self.tune.family}' (known: {', '.join(FAMILIES)})")
+        if self.tune.family is not None and self.tune.enabled:
+            search_space(self.tune.family, self.tune)  # a family without a search space: one line, nothing run
         return schema
 
 

@@ -18,8 +18,9 @@ flow run), so a retry of that flow run after a crash finishes its missing trials
 sees its trials; ``TuneSettings.study`` names a study to continue or extend on purpose. Workers
 (``tune_trials`` tasks) run through the flow's task runner, threads by default, and share the study.
 
-Search spaces for each family live in ``SEARCH_SPACES``; ``TuneSettings.space`` overrides them. For the
-networks the space includes the architecture (layers, widths, dropout, embedding sizes).
+Each family declares its search space in its own module (``Family.search_space``); ``TuneSettings.space``
+overrides it. For the networks the space includes the architecture (layers, widths, dropout, embedding
+sizes).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ from trainflow.features import TransformSettings
 from trainflow.forms import FormModel
 from trainflow.metrics import DEFAULT_METRIC, DIRECTION
 from trainflow.models.networks import NETWORKS, NNSettings, nn_settings_for
+from trainflow.models.families import FAMILIES
+from trainflow.models.family import ParamSpec
 from trainflow.models.fit import build_estimator, fit_family
 from trainflow.models.settings import families_for, TrainSettings
 from trainflow.names import check_name
@@ -61,71 +64,6 @@ from trainflow.ui import embedded_png, publish, readable
 StudyName = Annotated[str, AfterValidator(lambda v: check_name(v, "tune.study"))]
 
 
-class ParamSpec(FormModel):
-    """One hyperparameter's range."""
-
-    type: Literal["float", "int", "categorical"]
-    low: float | None = Field(None, description="lowest value (float, int)")
-    high: float | None = Field(None, description="highest value (float, int)")
-    log: bool = Field(False, description="sample on a log scale")
-    choices: list[Any] | None = Field(None, description="values (categorical)")
-    grid: list[Any] | None = Field(None, description="values for grid search; empty: choices, or low, middle, high")
-
-    def suggest(self, trial: Any, name: str) -> Any:
-        if self.type == "categorical":
-            return trial.suggest_categorical(name, self.choices)
-        if self.type == "int":
-            return trial.suggest_int(name, int(self.low), int(self.high), log=self.log)
-        return trial.suggest_float(name, float(self.low), float(self.high), log=self.log)
-
-    def nearest(self, value: Any) -> tuple[bool, Any]:
-        """``(True, value)`` moved into the range when it is a value of this parameter's type; ``(False, None)``
-        otherwise (a categorical value that is not a choice, a missing number)."""
-        if self.type == "categorical":
-            return (value in self.choices, value) if self.choices else (False, None)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            return False, None
-        value = min(max(value, self.low), self.high)
-        return True, int(round(value)) if self.type == "int" else float(value)
-
-    def grid_values(self) -> list[Any]:
-        if self.grid is not None:
-            return list(self.grid)
-        if self.type == "categorical":
-            return list(self.choices)
-        mid = math.sqrt(self.low * self.high) if self.log and self.low > 0 else (self.low + self.high) / 2
-        values = [self.low, mid, self.high]
-        return sorted({int(round(v)) for v in values}) if self.type == "int" else values
-
-
-def _p(type_: str, low: float | None = None, high: float | None = None, log: bool = False,
-       choices: list | None = None) -> ParamSpec:
-    return ParamSpec(type=type_, low=low, high=high, log=log, choices=choices)
-
-
-# One place for every family's default search space.
-SEARCH_SPACES: dict[str, dict[str, ParamSpec]] = {
-    "lightgbm": {"num_leaves": _p("int", 8, 256, log=True), "learning_rate": _p("float", 0.01, 0.3, log=True),
-                 "min_child_samples": _p("int", 5, 200, log=True), "colsample_bytree": _p("float", 0.4, 1.0),
-                 "subsample": _p("float", 0.5, 1.0), "reg_lambda": _p("float", 1e-8, 10.0, log=True)},
-    "logistic": {"C": _p("float", 1e-3, 100.0, log=True)},
-    "decision_tree": {"max_depth": _p("int", 2, 20), "min_samples_leaf": _p("int", 1, 100, log=True)},
-    "random_forest": {"max_depth": _p("categorical", choices=[None, 8, 16, 32]),
-                      "min_samples_leaf": _p("int", 1, 50, log=True),
-                      "max_features": _p("categorical", choices=["sqrt", "log2", 0.5, 1.0])},
-    "svm": {"C": _p("float", 1e-2, 100.0, log=True)},
-    "tfidf_logistic": {"C": _p("float", 0.1, 100.0, log=True)},
-    # networks: the architecture is part of the space (n_layers x width, channels, model size)
-    "mlp": {"n_layers": _p("int", 1, 3), "width": _p("int", 32, 256, log=True), "dropout": _p("float", 0.0, 0.5),
-            "embedding_dim": _p("int", 2, 16, log=True), "learning_rate": _p("float", 3e-4, 1e-2, log=True),
-            "weight_decay": _p("float", 1e-6, 1e-2, log=True)},
-    "cnn": {"n_blocks": _p("int", 1, 3), "base_channels": _p("categorical", choices=[8, 16, 32]),
-            "dropout": _p("float", 0.0, 0.5), "learning_rate": _p("float", 3e-4, 1e-2, log=True)},
-    "transformer": {"model_dim": _p("categorical", choices=[32, 64, 128]), "layers": _p("int", 1, 3),
-                    "dropout": _p("float", 0.0, 0.3), "learning_rate": _p("float", 3e-4, 3e-3, log=True)},
-    "gru": {"rnn_cell": _p("categorical", choices=["gru", "lstm"]), "rnn_hidden": _p("int", 8, 64, log=True),
-            "learning_rate": _p("float", 1e-3, 1e-2, log=True)},
-}
 
 
 class TuneSettings(FormModel):
@@ -167,11 +105,20 @@ class TuneSettings(FormModel):
         return self.workers or 1
 
 
+def tunable_families() -> list[str]:
+    """The families that declare a search space (``Family.search_space``)."""
+    return [name for name, family in FAMILIES.items() if family.tunable]
+
+
 def search_space(family: str, settings: TuneSettings) -> dict[str, ParamSpec]:
-    """The family's default space under the settings' overrides."""
-    if family not in SEARCH_SPACES:
-        raise TrainflowError(f"no search space for family '{family}' (tunable: {', '.join(SEARCH_SPACES)})")
-    return {**SEARCH_SPACES[family], **settings.space}
+    """The family's own space (``Family.search_space``, declared in its module) under the settings' overrides.
+
+    Raises:
+        TrainflowError: The family declares none (the training flow refuses it before it starts).
+    """
+    if family not in FAMILIES or not FAMILIES[family].tunable:
+        raise TrainflowError(f"tune.family: '{family}' has no search space (tunable: {', '.join(tunable_families())})")
+    return {**FAMILIES[family].search_space, **settings.space}
 
 
 def to_train_params(family: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -213,6 +160,9 @@ def default_params(family: str, schema: DatasetSchema, train_settings: TrainSett
         values = {}
         for key, value in deep.items():  # the outermost name wins: C of a calibrated SVC is estimator__C
             values.setdefault(key.rsplit("__", 1)[-1], value)
+            if isinstance(value, dict):  # a wrapper's parameters as one dictionary (CatBoostModel's ``params``)
+                for inner, setting in value.items():
+                    values.setdefault(inner, setting)
     return _in_space(values, space)
 
 
@@ -486,7 +436,7 @@ def trials_of(settings: TuneSettings) -> int:
 
 def tunable_family(schema: DatasetSchema, train_settings: TrainSettings) -> str | None:
     """The first family to train that has a search space and is not a network (None: nothing to tune)."""
-    return next((f for f in families_for(schema, train_settings) if f in SEARCH_SPACES and f not in NETWORKS), None)
+    return next((f for f in families_for(schema, train_settings) if FAMILIES[f].tunable and f not in NETWORKS), None)
 
 
 def plan_study(store_root: str, schema: DatasetSchema, features: dict[str, ArtifactRef],

@@ -238,3 +238,29 @@ def test_network_trials_search_the_architecture(cancer) -> None:
     assert ran == 4 and (trials["state"] == "complete").sum() >= 3
     assert {"n_layers", "width", "dropout", "embedding_dim"} <= set(result["best_params"])
     assert result["best_score"] >= 0.95  # CV ROC-AUC of an MLP on breast_cancer
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "lightgbm_xt", "catboost", "logistic", "decision_tree",
+                                    "random_forest", "extra_trees", "svm"])
+def test_each_familys_own_space_trains_at_its_ends(family: str) -> None:
+    """A family's search space (declared in its module) names parameters its builder takes: every parameter at
+    the low end of its grid, then at the high end, trains on 150 rows (a name scikit-learn or CatBoost
+    does not take fails the fit)."""
+    from trainflow.models.families import FAMILIES
+    from trainflow.models.fit import fit_family
+
+    schema = load_schema("breast_cancer")
+    splits, _ = split_data(ingest_data(schema)[0].head(150), schema, SplitSettings(), 0)
+    _, feats = fit_transform_splits(splits, schema, TransformSettings())
+    space = FAMILIES[family].search_space
+    assert space, f"{family} declares no search space"
+    from tasks.tune import default_params
+
+    # trial 0 is the family's defaults: every parameter of its space has one (none left to the sampler)
+    assert set(default_params(family, schema, TrainSettings(), space, 150, 0)) == set(space)
+    for end in (0, -1):
+        point = {name: spec.grid_values()[end] for name, spec in space.items()}
+        settings = with_params(TrainSettings(lightgbm_max_rounds=20), family, point)
+        pipe, info, _ = fit_family(family, schema, feats["train"], feats["validation"], TransformSettings(),
+                                   settings, seed=0)
+        assert pipe.predict_proba(feats["test"].drop(columns=[schema.label])).shape[1] == 2

@@ -107,6 +107,7 @@ def test_help_lists_every_setting() -> None:
 @pytest.mark.parametrize("flags, expected", [
     (["--dataset", "no_such_dataset"], "no schema for dataset 'no_such_dataset'"),
     (["--tune.family", "no_such_family"], "unknown family 'no_such_family'"),
+    (["--tune.family", "ensemble"], "tune.family: 'ensemble' has no search space (tunable: lightgbm,"),
     (["--ingest.source", "sklearn:no_such_set"], "unknown scikit-learn dataset 'no_such_set'"),
     (["--train.dask-address", "tcp://10.0.0.5:8786"], "train.dask_address 'tcp://10.0.0.5:8786' is not a Dask "
                                                        "scheduler this deployment trusts"),

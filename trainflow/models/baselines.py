@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from trainflow.errors import TrainflowError
-from trainflow.models.family import BuildRequest, Family
+from trainflow.models.family import BuildRequest, Family, param
 
 
 class SeasonalNaive(RegressorMixin, BaseEstimator):
@@ -60,4 +60,4 @@ def build_tfidf_logistic(r: BuildRequest):  # noqa: ANN201
 
 
 SEASONAL_NAIVE = Family(build_seasonal_naive, cost=0.1)
-TFIDF_LOGISTIC = Family(build_tfidf_logistic, cost=0.5)
+TFIDF_LOGISTIC = Family(build_tfidf_logistic, cost=0.5, search_space={"C": param("float", 0.1, 100.0, log=True)})

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainflow.models.family import BuildRequest, Family, FitRequest, FitResult, plain_fit, scalar_params
+from trainflow.models.family import BuildRequest, Family, FitRequest, FitResult, param, plain_fit, scalar_params
 from trainflow.progress import run_logger
 from trainflow.threads import fit_threads
 
@@ -203,7 +203,9 @@ def build_catboost(r: BuildRequest) -> Any:
     CatBoost's categories either way)."""
     from trainflow.models.boosters import CatBoostClassifierModel, CatBoostRegressorModel
 
+    # l2_leaf_reg and random_strength at CatBoost's own defaults, named so that tuning's trial 0 starts there
     params = {"n_estimators": r.settings.lightgbm_max_rounds, "learning_rate": CATBOOST_LEARNING_RATE, "depth": 6,
+              "l2_leaf_reg": 3.0, "random_strength": 1.0,
               "border_count": histogram_bins(r.n_rows, CATBOOST_MAX_BORDERS), "random_seed": r.seed,
               "thread_count": fit_threads(r.settings.n_jobs, barrier=True), **r.params}
     return (CatBoostRegressorModel if r.regression else CatBoostClassifierModel)(params=params)
@@ -337,11 +339,20 @@ def build_svm(r: BuildRequest) -> Any:
 
 # costs: each family's 5-fold CV and refit on Adult against LightGBM's (4.0 s; lightgbm_xt 6.8 s, CatBoost 10.8 s,
 # logistic 1.3 s, the random forest's one out-of-bag fit 3.5 s), the others guessed from their kind
-LIGHTGBM = Family(build_lightgbm, fit_lightgbm, boosted=True, cost=1.0)
-LIGHTGBM_XT = Family(build_lightgbm_xt, fit_lightgbm, boosted=True, cost=1.7)
-CATBOOST = Family(build_catboost, fit_catboost, boosted=True, cost=2.7)
-LOGISTIC = Family(build_logistic, fit_logistic, cost=0.3)
-DECISION_TREE = Family(build_decision_tree, cost=0.1)
-RANDOM_FOREST = Family(build_random_forest, fit_forest, out_of_bag=True, cost=0.9)
-EXTRA_TREES = Family(build_extra_trees, fit_forest, cost=0.7)
-SVM = Family(build_svm, cost=2.0)
+LIGHTGBM_SPACE = {"num_leaves": param("int", 8, 256, log=True), "learning_rate": param("float", 0.01, 0.3, log=True),
+                  "min_child_samples": param("int", 5, 200, log=True), "colsample_bytree": param("float", 0.4, 1.0),
+                  "subsample": param("float", 0.5, 1.0), "reg_lambda": param("float", 1e-8, 10.0, log=True)}
+FOREST_SPACE = {"max_depth": param("categorical", choices=[None, 8, 16, 32]),
+                "min_samples_leaf": param("int", 1, 50, log=True),
+                "max_features": param("categorical", choices=["sqrt", "log2", 0.5, 1.0])}
+LIGHTGBM = Family(build_lightgbm, fit_lightgbm, boosted=True, cost=1.0, search_space=LIGHTGBM_SPACE)
+LIGHTGBM_XT = Family(build_lightgbm_xt, fit_lightgbm, boosted=True, cost=1.7, search_space=LIGHTGBM_SPACE)
+CATBOOST = Family(build_catboost, fit_catboost, boosted=True, cost=2.7, search_space={
+    "depth": param("int", 4, 10), "learning_rate": param("float", 0.01, 0.3, log=True),
+    "l2_leaf_reg": param("float", 1.0, 30.0, log=True), "random_strength": param("float", 0.1, 10.0, log=True)})
+LOGISTIC = Family(build_logistic, fit_logistic, cost=0.3, search_space={"C": param("float", 1e-3, 100.0, log=True)})
+DECISION_TREE = Family(build_decision_tree, cost=0.1, search_space={
+    "max_depth": param("int", 2, 20), "min_samples_leaf": param("int", 1, 100, log=True)})
+RANDOM_FOREST = Family(build_random_forest, fit_forest, out_of_bag=True, cost=0.9, search_space=FOREST_SPACE)
+EXTRA_TREES = Family(build_extra_trees, fit_forest, cost=0.7, search_space=FOREST_SPACE)
+SVM = Family(build_svm, cost=2.0, search_space={"C": param("float", 1e-2, 100.0, log=True)})

@@ -1,19 +1,68 @@
-"""What a model family is: how to build its unfitted estimator and, when plain ``fit(X, y)`` is not enough,
-how to fit it (early stopping on the validation rows, checkpoints, a per-iteration history)."""
+"""What a model family is: how to build its unfitted estimator, how to fit it when plain ``fit(X, y)`` is not
+enough (early stopping on the validation rows, checkpoints, a per-iteration history), and the hyperparameters
+tuning may search (``ParamSpec``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
+
+from trainflow.forms import FormModel
 
 if TYPE_CHECKING:
     from trainflow.budget import FitClock
     from trainflow.models.settings import TrainSettings
     from trainflow.schema import DatasetSchema
+
+
+class ParamSpec(FormModel):
+    """One hyperparameter's range."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = Field(None, description="lowest value (float, int)")
+    high: float | None = Field(None, description="highest value (float, int)")
+    log: bool = Field(False, description="sample on a log scale")
+    choices: list[Any] | None = Field(None, description="values (categorical)")
+    grid: list[Any] | None = Field(None, description="values for grid search; empty: choices, or low, middle, high")
+
+    def suggest(self, trial: Any, name: str) -> Any:
+        if self.type == "categorical":
+            return trial.suggest_categorical(name, self.choices)
+        if self.type == "int":
+            return trial.suggest_int(name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(name, float(self.low), float(self.high), log=self.log)
+
+    def nearest(self, value: Any) -> tuple[bool, Any]:
+        """``(True, value)`` moved into the range when it is a value of this parameter's type; ``(False, None)``
+        otherwise (a categorical value that is not a choice, a missing number)."""
+        if self.type == "categorical":
+            return (value in self.choices, value) if self.choices else (False, None)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False, None
+        value = min(max(value, self.low), self.high)
+        return True, int(round(value)) if self.type == "int" else float(value)
+
+    def grid_values(self) -> list[Any]:
+        if self.grid is not None:
+            return list(self.grid)
+        if self.type == "categorical":
+            return list(self.choices)
+        mid = math.sqrt(self.low * self.high) if self.log and self.low > 0 else (self.low + self.high) / 2
+        values = [self.low, mid, self.high]
+        return sorted({int(round(v)) for v in values}) if self.type == "int" else values
+
+
+def param(type_: str, low: float | None = None, high: float | None = None, log: bool = False,
+          choices: list | None = None) -> ParamSpec:
+    """One parameter of a family's search space: ``param("float", 0.01, 0.3, log=True)``,
+    ``param("categorical", choices=[8, 16, 32])``."""
+    return ParamSpec(type=type_, low=low, high=high, log=log, choices=choices)
 
 
 @dataclass(frozen=True)
@@ -109,6 +158,13 @@ class Family:
     # its time against LightGBM's on the same rows, for sharing a time limit among families (trainflow.budget);
     # what a family leaves unused goes to the next, so a rough figure costs little
     cost: float = 1.0
+    # the parameters tuning searches, by the builder's parameter name (tasks.tune; ``tune.space`` overrides
+    # them); empty: the family has nothing to tune, and naming it as tune.family is refused before the flow runs
+    search_space: Mapping[str, ParamSpec] = field(default_factory=dict)
+
+    @property
+    def tunable(self) -> bool:
+        return bool(self.search_space)
 
     @property
     def interruptible(self) -> bool:

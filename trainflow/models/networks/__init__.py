@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainflow.errors import TrainflowError
 from trainflow.forms import set_values
-from trainflow.models.family import BuildRequest, Family, FitRequest, FitResult
+from trainflow.models.family import BuildRequest, Family, FitRequest, FitResult, ParamSpec, param
 from trainflow.models.networks.base import Net
 from trainflow.models.networks.cnn import CNNClassifier
 from trainflow.models.networks.gru import RNNForecaster
@@ -116,4 +116,18 @@ def fit_network(est: Net, r: FitRequest) -> FitResult:
     return FitResult(best_iteration=est.best_epoch_, history=history, extra=extra)
 
 
-NETWORK = Family(build_network, fit_network, network=True, cost=5.0)  # minutes on a CPU
+def _network(search_space: dict[str, ParamSpec]) -> Family:
+    return Family(build_network, fit_network, network=True, cost=5.0, search_space=search_space)  # minutes on a CPU
+
+
+# the architecture is part of each network's space (layers x width, channels, model size)
+MLP = _network({"n_layers": param("int", 1, 3), "width": param("int", 32, 256, log=True),
+                "dropout": param("float", 0.0, 0.5), "embedding_dim": param("int", 2, 16, log=True),
+                "learning_rate": param("float", 3e-4, 1e-2, log=True),
+                "weight_decay": param("float", 1e-6, 1e-2, log=True)})
+CNN = _network({"n_blocks": param("int", 1, 3), "base_channels": param("categorical", choices=[8, 16, 32]),
+                "dropout": param("float", 0.0, 0.5), "learning_rate": param("float", 3e-4, 1e-2, log=True)})
+TRANSFORMER = _network({"model_dim": param("categorical", choices=[32, 64, 128]), "layers": param("int", 1, 3),
+                        "dropout": param("float", 0.0, 0.3), "learning_rate": param("float", 3e-4, 3e-3, log=True)})
+GRU = _network({"rnn_cell": param("categorical", choices=["gru", "lstm"]), "rnn_hidden": param("int", 8, 64, log=True),
+                "learning_rate": param("float", 1e-3, 1e-2, log=True)})
