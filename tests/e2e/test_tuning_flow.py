@@ -53,9 +53,14 @@ def test_flow_tunes_in_parallel_and_trains_with_the_best_params(prefect_harness,
     from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterType, FlowRunFilter,
                                                 FlowRunFilterParentFlowRunId, LogFilter, LogFilterFlowRunId)
 
-    with get_client(sync_client=True) as client:
-        tables = client.read_artifacts(artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["table"])))
-        notes = client.read_artifacts(artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["markdown"])))
+    with get_client(sync_client=True) as client:  # this run's artifacts (another test may tune the same table)
+        ours = {state.state_details.flow_run_id, *(r.id for r in client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(
+                any_=[state.state_details.flow_run_id]))))}
+        tables = [a for a in client.read_artifacts(artifact_filter=ArtifactFilter(
+            type=ArtifactFilterType(any_=["table"]))) if a.flow_run_id in ours]
+        notes = [a for a in client.read_artifacts(artifact_filter=ArtifactFilter(
+            type=ArtifactFilterType(any_=["markdown"]))) if a.flow_run_id in ours]
     top = [a for a in tables if (a.key or "").startswith("tuning-breast-cancer-lightgbm")]
     assert top and "cv roc_auc" in str(top[-1].data)
     plot = [a for a in notes if (a.key or "").startswith("tuning-plot-breast-cancer-lightgbm")][-1].data
