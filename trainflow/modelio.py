@@ -18,19 +18,16 @@ from typing import Any
 from trainflow.errors import ArtifactError
 
 # skops trusts plain data (builtins such as dict, list, str) and the scikit-learn estimators it has vetted; a file
-# may name no other type than these, each by its full name (a prefix such as "numpy." would admit callables that
-# compile or run strings). The list is what the project's own bundles name: tests/model/test_skops_types.py
-# saves every family's bundle and the preprocessor and checks that they need exactly these.
+# may name no other type than these and, for a model bundle, its family's own (``Family.skops_types``), each by its
+# full name (a prefix such as "numpy." would admit callables that compile or run strings). These are what the
+# preprocessor names: tests/model/test_skops_types.py saves it and every family's bundle and checks that each
+# needs exactly these plus its family's.
 ALLOWED_TYPES = frozenset({
     "numpy.dtype",  # the dtype of each array skops writes
-    "sklearn.calibration._CalibratedClassifier",  # svm: its probability calibration
-    "sklearn.calibration._SigmoidCalibration",
-    "sklearn.tree._tree.Tree",  # decision_tree, random_forest, extra_trees: the fitted trees
     "trainflow.features.CalendarFeatures",  # the preprocessor's steps
     "trainflow.features.CategoryCoder",
     "trainflow.features.Imputer",
     "trainflow.features.QuantileClipper",
-    "trainflow.models.baselines.SeasonalNaive",
 })
 # where this project's classes lived before the library package: files written then name these modules
 LEGACY_MODULES = {"tasks.transform": "trainflow.features", "tasks.modelio": "trainflow.modelio",
@@ -45,8 +42,8 @@ def dump_skops(obj: Any) -> bytes:
     return sio.dumps(obj, compression=zipfile.ZIP_DEFLATED, compresslevel=1)
 
 
-def load_skops(data: bytes) -> Any:
-    """Load skops bytes, trusting only allow-listed types.
+def load_skops(data: bytes, also: frozenset[str] = frozenset()) -> Any:
+    """Load skops bytes, trusting only ``ALLOWED_TYPES`` and ``also`` (a model family's own types).
 
     Raises:
         ArtifactError: The file names a type outside the allow-list.
@@ -55,7 +52,7 @@ def load_skops(data: bytes) -> Any:
 
     data = _renamed_legacy_modules(data)
     untrusted = sio.get_untrusted_types(data=data)
-    bad = [t for t in untrusted if t not in ALLOWED_TYPES]
+    bad = [t for t in untrusted if t not in ALLOWED_TYPES | also]
     if bad:
         raise ArtifactError(f"refusing to load a skops file naming untrusted types: {bad}")
     return sio.loads(data, trusted=untrusted)

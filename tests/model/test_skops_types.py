@@ -1,7 +1,7 @@
-"""The skops allow-list is exactly what the project's own files need: every family's bundle and the preprocessor
-(with categories, numbers and dates) are saved here, and the types they name outside skops' own trusted set
-must be ``ALLOWED_TYPES``, no more (an entry nothing needs is a door left open) and no less (a family whose
-bundle would be refused)."""
+"""The skops allow-lists are exactly what the project's own files need: every family's bundle and the
+preprocessor (with categories, numbers and dates) are saved here, and the types they name outside skops' own
+trusted set must be ``ALLOWED_TYPES`` (the preprocessor's) plus the family's ``skops_types``, no more (an entry
+nothing needs is a door left open) and no less (a family whose bundle would be refused)."""
 
 import numpy as np
 import pandas as pd
@@ -67,7 +67,30 @@ def named_by_project_files() -> dict[str, set[str]]:
 
 
 def test_the_allow_list_is_exactly_what_the_projects_files_name(named_by_project_files) -> None:
-    needed = set().union(*named_by_project_files.values())
-    assert needed - ALLOWED_TYPES == set(), "a family's bundle names a type the allow-list refuses"
-    assert ALLOWED_TYPES - needed == set(), "the allow-list admits a type no file of the project needs"
-    assert all(not t.endswith(".") and t.count(".") >= 1 for t in ALLOWED_TYPES)  # full names, no prefixes
+    preprocessors = set().union(*(v for k, v in named_by_project_files.items() if k.endswith("preprocessor")
+                                  or k.endswith("dates")))
+    assert preprocessors == set(ALLOWED_TYPES), "the preprocessor's allow-list differs from what it names"
+    for what, named in named_by_project_files.items():
+        family = what.split()[-1]
+        if family in FAMILIES:
+            own = FAMILIES[family].skops_types
+            assert named - ALLOWED_TYPES == set(own), f"{family}: its skops_types differ from what its bundle names"
+    declared = set().union(*(f.skops_types | ALLOWED_TYPES for f in FAMILIES.values()))
+    assert all(not t.endswith(".") and t.count(".") >= 1 for t in declared)  # full names, no prefixes
+
+
+def test_a_bundle_trusts_its_own_familys_types_alone(named_by_project_files) -> None:
+    """A logistic model's bundle that names a forest's trees is refused: each family trusts its own types."""
+    from trainflow.errors import ArtifactError
+
+    adult = load_schema("adult")
+    pre, feats = _table(adult, ingest_data(adult)[0].sample(600, random_state=0))
+    pipe, _, _ = fit_family("decision_tree", adult, feats["train"], feats["validation"], TransformSettings(),
+                            SMALL, 0)
+    files = bundle_files(Pipeline([("preprocess", pre), *pipe.steps]), {"family": "decision_tree"})
+    assert load_bundle(files)[1]["family"] == "decision_tree"
+    import json
+
+    files["model.json"] = json.dumps({**json.loads(files["model.json"]), "family": "logistic"}).encode()
+    with pytest.raises(ArtifactError, match="sklearn.tree._tree.Tree"):
+        load_bundle(files)

@@ -59,5 +59,5 @@ def build_tfidf_logistic(r: BuildRequest):  # noqa: ANN201
     return tfidf_logistic(r.schema.text_features[0], r.seed, **r.params)
 
 
-SEASONAL_NAIVE = Family(build_seasonal_naive, cost=0.1)
+SEASONAL_NAIVE = Family(build_seasonal_naive, cost=0.1, skops_types=frozenset({f"{__name__}.SeasonalNaive"}))
 TFIDF_LOGISTIC = Family(build_tfidf_logistic, cost=0.5, search_space={"C": param("float", 0.1, 100.0, log=True)})

@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from trainflow.errors import ArtifactError
+from trainflow.models.family import ModelFormat, model_classes
 
 
 def _predict_threads() -> int:
@@ -143,3 +144,27 @@ class CatBoostRegressorModel(RegressorMixin, CatBoostModel):
 
     def predict(self, X) -> np.ndarray:  # noqa: ANN001, N803
         return np.asarray(self.model_.predict(X, thread_count=_predict_threads()), dtype=float)
+
+
+def _dump_lightgbm(model: Any, _: Any) -> tuple[dict[str, bytes], dict[str, Any]]:
+    classes = model.classes if isinstance(model, LightGBMModel) else model_classes(model)
+    return {"model.txt": model.booster_.model_to_string().encode()}, {"classes": classes}
+
+
+def _load_lightgbm(files: dict[str, bytes], meta: dict[str, Any], _: Any) -> LightGBMModel:
+    cls = LightGBMRegressorModel if meta["classes"] is None else LightGBMClassifierModel
+    return cls.from_text(files["model.txt"].decode(), classes=meta["classes"])
+
+
+def _load_catboost(files: dict[str, bytes], meta: dict[str, Any], _: Any) -> CatBoostModel:
+    cls = CatBoostRegressorModel if meta["classes"] is None else CatBoostClassifierModel
+    return cls.from_cbm(files["model.cbm"])
+
+
+# a LightGBM booster (trained here, on a Dask cluster, or loaded) as LightGBM's text format, ``model.txt``
+LIGHTGBM_TEXT = ModelFormat("lightgbm-text", lambda model: getattr(model, "booster_", None) is not None,
+                            _dump_lightgbm, _load_lightgbm)
+# a CatBoost model as CatBoost's own binary format, ``model.cbm``
+CATBOOST_CBM = ModelFormat("catboost-cbm", lambda model: isinstance(model, CatBoostModel),
+                           lambda model, _: ({"model.cbm": model.to_cbm()}, {"classes": model_classes(model)}),
+                           _load_catboost)

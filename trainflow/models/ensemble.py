@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from trainflow.errors import TrainflowError
-from trainflow.models.family import BuildRequest, Family
+from trainflow.models.family import BuildRequest, Family, ModelFormat, model_classes
 
 ROUNDS = 25  # AutoGluon's default ensemble size
 
@@ -144,4 +145,20 @@ def build_ensemble(r: BuildRequest) -> WeightedEnsemble:
                          "predictions: it needs train.cv_folds >= 2 and at least one other family")
 
 
-ENSEMBLE = Family(build_ensemble)
+def _dump_ensemble(model: WeightedEnsemble, dump_member: Any) -> tuple[dict[str, bytes], dict[str, Any]]:
+    files: dict[str, bytes] = {}
+    for i, (member, name) in enumerate(zip(model.members, model.names)):
+        files.update({f"member{i}.{k}": v for k, v in dump_member(member, name).items()})
+    return files, {"members": model.names, "weights": list(model.weights), "classes": model_classes(model)}
+
+
+def _load_ensemble(files: dict[str, bytes], meta: dict[str, Any], load_member: Any) -> WeightedEnsemble:
+    members = [load_member({k.removeprefix(f"member{i}."): v for k, v in files.items()
+                            if k.startswith(f"member{i}.")}) for i in range(len(meta["members"]))]
+    return weighted_ensemble(meta["classes"] is None, members, meta["weights"], meta["members"])
+
+
+# each member a bundle of its own (its files prefixed ``member<i>.``), in its own family's format
+ENSEMBLE_FORMAT = ModelFormat("ensemble", lambda model: isinstance(model, WeightedEnsemble), _dump_ensemble,
+                              _load_ensemble)
+ENSEMBLE = Family(build_ensemble, model_format=ENSEMBLE_FORMAT)

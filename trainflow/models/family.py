@@ -144,9 +144,36 @@ def plain_fit(est: Any, request: FitRequest) -> FitResult:
     return FitResult()
 
 
+def model_classes(model: Any) -> list | None:
+    """A classifier's class labels as plain values for ``model.json``; None for a regressor."""
+    if not hasattr(model, "classes_"):
+        return None
+    return [c.item() if hasattr(c, "item") else c for c in model.classes_]
+
+
+@dataclass(frozen=True)
+class ModelFormat:
+    """How a family's fitted model is saved in its own safe format beside the Pipeline's skops file, and rebuilt
+    (``trainflow.models.bundle``). Never pickled: a format is text, weights or a library's own model file.
+
+    Args:
+        name: ``model.json``'s ``model_format``; a bundle is loaded by the format of this name.
+        claims: Whether a fitted model is one this format saves.
+        dump: ``(model, dump_member)`` -> ``(files, metadata for model.json)``; ``dump_member(pipeline, family)``
+            saves a nested model as a bundle of its own (an ensemble's members).
+        load: ``(files, metadata, load_member)`` -> the model; ``load_member(files)`` rebuilds a nested bundle.
+    """
+
+    name: str
+    claims: Callable[[Any], bool]
+    dump: Callable[[Any, Callable[[Any, str], dict[str, bytes]]], tuple[dict[str, bytes], dict[str, Any]]]
+    load: Callable[[dict[str, bytes], dict[str, Any], Callable[[dict[str, bytes]], Any]], Any]
+
+
 @dataclass(frozen=True)
 class Family:
-    """A model family: ``build`` makes the unfitted estimator; ``fit`` trains it (default: plain ``fit``)."""
+    """A model family, declared whole in its own module: ``build`` makes the unfitted estimator, ``fit`` trains it
+    (default: plain ``fit``), and the fields below say how it is tuned, saved, loaded and scheduled."""
 
     build: Callable[[BuildRequest], Any]
     fit: Callable[[Any, FitRequest], FitResult] = plain_fit
@@ -161,6 +188,11 @@ class Family:
     # the parameters tuning searches, by the builder's parameter name (tasks.tune; ``tune.space`` overrides
     # them); empty: the family has nothing to tune, and naming it as tune.family is refused before the flow runs
     search_space: Mapping[str, ParamSpec] = field(default_factory=dict)
+    # how its fitted model is saved beside the Pipeline (None: inside the Pipeline's skops file)
+    model_format: ModelFormat | None = None
+    # the exact types (full names, no prefixes) its skops file may name beyond skops' trusted set and the
+    # preprocessor's (trainflow.modelio.ALLOWED_TYPES); loading its bundle trusts these and nothing more
+    skops_types: frozenset[str] = frozenset()
 
     @property
     def tunable(self) -> bool:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 
 from trainflow.forms import FormModel, Toggle, optional_twin
 from trainflow.models.families import FAMILIES
@@ -12,7 +13,18 @@ from trainflow.models.networks import NNSettings
 from trainflow.schema import DatasetSchema
 
 DEFAULT_CV_FOLDS = 5  # k of the cross-validation that compares tabular families by default
-Family = Literal[tuple(FAMILIES)]  # type: ignore[valid-type]  # the form's choices are the registered families
+
+
+def _known_family(name: str) -> str:
+    if name not in FAMILIES:
+        raise PydanticCustomError("unknown_family", "unknown model family '{name}' (known: {known})",
+                                  {"name": name, "known": ", ".join(FAMILIES)})
+    return name
+
+
+# a family's name: the form offers the families registered when its schema is built (trainflow.models.families)
+Family = Annotated[str, AfterValidator(_known_family),
+                   Field(json_schema_extra=lambda schema: schema.update(enum=list(FAMILIES)))]
 # tabular: LightGBM beside its extremely randomised variant and CatBoost (as AutoGluon's LightGBM, LightGBMXT and
 # CatBoost), a linear model and a forest, so that the ensemble has members whose errors differ
 DEFAULT_FAMILIES = {"tabular": ["lightgbm", "lightgbm_xt", "catboost", "logistic", "random_forest", "ensemble"],

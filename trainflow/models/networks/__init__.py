@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainflow.errors import TrainflowError
 from trainflow.forms import set_values
-from trainflow.models.family import BuildRequest, Family, FitRequest, FitResult, ParamSpec, param
+from trainflow.models.family import BuildRequest, Family, FitRequest, FitResult, ModelFormat, ParamSpec, param
 from trainflow.models.networks.base import Net
 from trainflow.models.networks.cnn import CNNClassifier
 from trainflow.models.networks.gru import RNNForecaster
@@ -116,8 +116,15 @@ def fit_network(est: Net, r: FitRequest) -> FitResult:
     return FitResult(best_iteration=est.best_epoch_, history=history, extra=extra)
 
 
+# a network's weights as safetensors and the rest as JSON (``Net.to_files``)
+TORCH_SAFETENSORS = ModelFormat("torch-safetensors", lambda model: isinstance(model, Net),
+                                lambda model, _: (model.to_files(), {}),
+                                lambda files, meta, _: Net.from_files(files))
+
+
 def _network(search_space: dict[str, ParamSpec]) -> Family:
-    return Family(build_network, fit_network, network=True, cost=5.0, search_space=search_space)  # minutes on a CPU
+    return Family(build_network, fit_network, network=True, cost=5.0, search_space=search_space,  # minutes on a CPU
+                  model_format=TORCH_SAFETENSORS)
 
 
 # the architecture is part of each network's space (layers x width, channels, model size)
