@@ -102,3 +102,26 @@ def adult_sample(adult_raw: pd.DataFrame) -> pd.DataFrame:
 def workdir(tmp_path: Path) -> dict[str, str]:
     """A fresh artifacts root and registry for one test."""
     return {"root": str(tmp_path / "artifacts"), "registry": f"sqlite:///{tmp_path / 'registry.db'}"}
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on loopback for the session (tests/postgres.py)."""
+    from tests.postgres import postgres_cluster
+
+    with postgres_cluster() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty registry on each backend a team may use: a SQLite file, and a PostgreSQL database (created
+    with its model files under this test's folder, which every later opener reads from the database)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'r.db'}"
+    from tests.postgres import new_database
+    from trainflow.registry import Registry
+
+    url = new_database(request.getfixturevalue("postgres_server"))
+    Registry(url, root=str(tmp_path / "registry-files")).close()
+    return url

@@ -88,6 +88,16 @@ class ModelAlias(Base):
     updated: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
+class RegistryProperty(Base):
+    """Facts about the registry itself, written when it is created: ``files_root``, the folder or filesystem URI
+    of a server database's model files, so that every machine that opens a shared registry finds the same
+    files."""
+
+    __tablename__ = "registry_properties"
+    name: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.String(2000))
+
+
 class RegistryEvent(Base):
     __tablename__ = "registry_events"
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
@@ -116,7 +126,9 @@ class Registry:
 
     Args:
         url: SQLAlchemy URL; the default is a SQLite file under ``data/registry``.
-        root: Folder (or URI) for model files; default: beside a SQLite database, else ``data/registry``.
+        root: Folder (or URI) for model files; default: beside a SQLite database. A server database (PostgreSQL)
+            keeps the root it was created with (``registry_properties``; default ``data/registry``), so that every
+            process and machine that opens it reads the same files.
         must_exist: A SQLite registry must already be there (reading one, or registering into the registry the
             run's settings check opened): a missing file is an error instead of a new, empty registry.
     """
@@ -137,7 +149,7 @@ class Registry:
             db_path.parent.mkdir(parents=True, exist_ok=True)
         elif db_path is not None and not db_path.parent.is_dir():  # a typo must not start a new, empty registry
             raise RegistryError(f"registry {self.display_url}: the folder {db_path.parent} does not exist")
-        self.root = root or str(db_path.parent if db_path else PROJECT_ROOT / "data" / "registry")
+        chosen_root = root or str(db_path.parent if db_path else PROJECT_ROOT / "data" / "registry")
         try:
             self.engine = sa.create_engine(resolved, **({"connect_args": {"timeout": 60}} if db_path else {}))
         except (ImportError, sa.exc.NoSuchModuleError) as exc:
@@ -157,6 +169,8 @@ class Registry:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front: writers queue, never race
         try:  # connects: an unreachable or corrupt database is found here, before any training
             Base.metadata.create_all(self.engine)
+            # a SQLite registry's files lie beside it wherever it is moved; a server's are where it says
+            self.root = chosen_root if db_path is not None else self._files_root(chosen_root)
         except sa.exc.SQLAlchemyError as exc:
             self.engine.dispose()
             reason = redact(str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0][:300], self.url)
@@ -165,13 +179,33 @@ class Registry:
     def close(self) -> None:
         self.engine.dispose()
 
+    def _files_root(self, chosen: str) -> str:
+        """The files root the registry was created with; a registry without one (created before the table, or
+        now) records ``chosen``, the first writer's choice winning a race."""
+        with Session(self.engine) as session, session.begin():
+            stored = session.get(RegistryProperty, "files_root")
+            if stored is not None:
+                return stored.value
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.add(RegistryProperty(name="files_root", value=chosen))
+        except sa.exc.IntegrityError:  # another process recorded its root first: that one counts
+            pass
+        with Session(self.engine) as session:
+            return session.get(RegistryProperty, "files_root").value
+
     def _lock_model(self, session: Session, name: str) -> RegisteredModel:
-        row = session.execute(sa.select(RegisteredModel).where(RegisteredModel.name == name).with_for_update()
-                              ).scalar_one_or_none()
+        query = sa.select(RegisteredModel).where(RegisteredModel.name == name).with_for_update()
+        row = session.execute(query).scalar_one_or_none()
         if row is None:
-            row = RegisteredModel(name=name, created=_now(), latest_version=0)
-            session.add(row)
-            session.flush()
+            # a model's first version: two writers may both find no row (a server database locks rows, not the
+            # table); the second one's insert waits for the first's commit, fails on the name, and locks its row
+            try:
+                with session.begin_nested():
+                    session.add(RegisteredModel(name=name, created=_now(), latest_version=0))
+            except sa.exc.IntegrityError:
+                pass
+            row = session.execute(query).scalar_one()
         return row
 
     def _event(self, session: Session, name: str, version: int | None, event: str, **detail: Any) -> None:

@@ -30,8 +30,8 @@ def _register_many(url: str, n: int, seed: int) -> None:
     reg.close()
 
 
-def test_versions_aliases_and_load(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'r.db'}"
+def test_versions_aliases_and_load(registry_url: str) -> None:
+    url = registry_url
     reg = Registry(url)
     v1 = reg.register("m", _bundle(1), "run-1", "logistic", "binary", {"roc_auc": 0.8}, {"data_sha256": "abc"})
     v2 = reg.register("m", _bundle(2), "run-2", "logistic", "binary", {"roc_auc": 0.85}, {})
@@ -52,18 +52,36 @@ def test_versions_aliases_and_load(tmp_path: Path) -> None:
         reg.resolve("unknown")
 
 
-def test_concurrent_writers_get_distinct_versions(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'r.db'}"
-    Registry(url).close()
-    procs = [mp.get_context("spawn").Process(target=_register_many, args=(url, 5, s)) for s in range(3)]
+def _promote_and_roll_back(url: str, rounds: int) -> None:
+    reg = Registry(url)
+    for _ in range(rounds):
+        current = reg.resolve("m")
+        reg.promote("m", 1 if current != 1 else 2, current, reason="test")
+        reg.rollback("m")
+    reg.close()
+
+
+def test_concurrent_writers_get_distinct_versions(registry_url: str) -> None:
+    """Eight writers register at once while two processes promote and roll back: every version is kept with
+    its own number, and production is always exactly one version."""
+    url = registry_url
+    reg = Registry(url)
+    for i in range(2):
+        reg.register("m", _bundle(1000 + i), f"run-first-{i}", "logistic", "binary", {"roc_auc": 0.9}, {})
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_register_many, args=(url, 3, s)) for s in range(8)]
+    procs += [ctx.Process(target=_promote_and_roll_back, args=(url, 3)) for _ in range(2)]
     for p in procs:
         p.start()
     for p in procs:
-        p.join(120)
+        p.join(180)
         assert p.exitcode == 0
-    versions = Registry(url).tables()["model_versions"]
-    assert sorted(versions["version"]) == list(range(1, 16))
-    assert versions["run_id"].nunique() == 15
+    tables = reg.tables()
+    versions = tables["model_versions"]
+    assert sorted(versions["version"]) == list(range(1, 27)) and versions["run_id"].nunique() == 26
+    aliases = tables["model_aliases"]
+    assert (aliases["alias"] == "production").sum() == 1 and reg.resolve("m") in (1, 2)
+    reg.close()
 
 
 def test_gate() -> None:
@@ -78,8 +96,8 @@ def _promote(url: str, version: int, expected: int, results: "mp.Queue") -> None
     reg.close()
 
 
-def test_promotion_is_compare_and_set_and_rollback_restores(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'r.db'}"
+def test_promotion_is_compare_and_set_and_rollback_restores(registry_url: str) -> None:
+    url = registry_url
     reg = Registry(url)
     for i in range(3):
         reg.register("m", _bundle(i), f"run-{i}", "logistic", "binary", {"roc_auc": 0.8}, {})
@@ -104,10 +122,10 @@ def test_promotion_is_compare_and_set_and_rollback_restores(tmp_path: Path) -> N
         reg.rollback("m", to_version=7)
 
 
-def test_registry_command_line(tmp_path: Path) -> None:
+def test_registry_command_line(registry_url: str) -> None:
     from trainflow.registry import main
 
-    url = f"sqlite:///{tmp_path / 'r.db'}"
+    url = registry_url
     reg = Registry(url)
     for i in range(2):
         reg.register("m", _bundle(i), f"run-{i}", "logistic", "binary", {"roc_auc": 0.8}, {})
@@ -116,12 +134,12 @@ def test_registry_command_line(tmp_path: Path) -> None:
     assert main(["--registry-url", url, "rollback", "m", "--to", "9"]) == 2
 
 
-def test_a_version_much_costlier_than_production_is_called_out(tmp_path: Path, caplog) -> None:
+def test_a_version_much_costlier_than_production_is_called_out(registry_url: str, caplog) -> None:
     import logging
 
     from tasks.register import _compare_with_production
 
-    url = f"sqlite:///{tmp_path / 'r.db'}"
+    url = registry_url
     reg = Registry(url)
     reg.register("m", _bundle(1), "run-1", "logistic", "binary", {"roc_auc": 0.8},
                  {"serving_cost": {"bytes": 2_000_000, "p50_ms": 2.6}})
@@ -134,10 +152,10 @@ def test_a_version_much_costlier_than_production_is_called_out(tmp_path: Path, c
     reg.close()
 
 
-def test_registry_list_leads_with_the_selection_metric(tmp_path: Path, capsys) -> None:
+def test_registry_list_leads_with_the_selection_metric(registry_url: str, capsys) -> None:
     from trainflow.registry import main
 
-    url = f"sqlite:///{tmp_path / 'r.db'}"
+    url = registry_url
     reg = Registry(url)
     reg.register("m", _bundle(1), "run-1", "logistic", "binary", {"accuracy": 0.9, "f1": 0.5, "log_loss": 0.3,
                                                                   "roc_auc": 0.8}, {})
@@ -156,3 +174,38 @@ def test_a_registry_deleted_during_a_run_is_not_made_again_empty(tmp_path) -> No
     with pytest.raises(RegistryError, match="no database at"):
         Registry(url, must_exist=True)  # how register, promote, inference and monitoring open it
     assert not (tmp_path / "registry.db").exists()
+
+
+def test_two_writers_of_a_models_first_version_both_get_its_row(registry_url: str) -> None:
+    """The first writer of a new model inserts its row and holds the transaction; a second writer meanwhile finds
+    no row and inserts too. On SQLite it waits at BEGIN IMMEDIATE; on PostgreSQL its insert waits on the name,
+    fails once the first commits, and it then locks the committed row instead of failing the registration."""
+    import threading
+    import time
+
+    from sqlalchemy.orm import Session
+
+    reg = Registry(registry_url)
+    first_holds, outcome = threading.Event(), {}
+
+    def first() -> None:
+        with Session(reg.engine) as session, session.begin():
+            reg._lock_model(session, "fresh")
+            first_holds.set()
+            time.sleep(1.0)  # the second writer arrives while this transaction is open
+
+    def second() -> None:
+        first_holds.wait(30)
+        try:
+            with Session(reg.engine) as session, session.begin():
+                outcome["row"] = reg._lock_model(session, "fresh").name
+        except Exception as exc:  # noqa: BLE001 - the failure the test looks for
+            outcome["error"] = repr(exc)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    reg.close()
+    assert outcome == {"row": "fresh"}
