@@ -41,7 +41,7 @@ test-fast: $(STAMP)
 
 # Prefect server on 127.0.0.1:4200 plus every deployment in deployments/prefect.yaml, served from here.
 ui: $(STAMP)
-	$(BIN)/python -m deployments.ui
+	$(BIN)/trainflow ui
 
 # AutoGluon, the anchor of benchmarks/quality.py, in a venv of its own: it needs pandas < 2.4 (this project
 # pins pandas 3). The CPU torch wheel first, so that AutoGluon does not pull a CUDA build.

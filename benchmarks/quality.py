@@ -133,10 +133,10 @@ def autogluon(schema, run: Path, folder: str, time_limit: float | None = None) -
 def run_table(table: Table, work: Path, overrides: dict, anchor: bool = True) -> dict:
     from flows.training import TrainingSettings, training
     from trainflow.schema import load_schema
-    from trainflow.schema import main as schema_cli
+    from cli.main import main as trainflow
 
     schemas = work / "schemas"
-    if schema_cli(["infer", "--name", table.name, "--source", table.source, "--label", table.label,
+    if trainflow(["schema", "infer", "--name", table.name, "--source", table.source, "--label", table.label,
                    "--schemas-dir", str(schemas), "--force"]) != 0:
         return {"table": table.name, "error": "schema inference failed"}
     schema = load_schema(table.name, str(schemas))

@@ -1,4 +1,4 @@
-"""`make ui`: start a Prefect server on 127.0.0.1 and serve the project's deployments, in one command.
+"""`trainflow ui` (`make ui`): start a Prefect server on 127.0.0.1 and serve the project's deployments, in one command.
 
 Prints the UI's address; Ctrl-C stops both. The server keeps its database in PREFECT_HOME
 (the project's .prefect/ under make).
@@ -6,7 +6,6 @@ Prints the UI's address; Ctrl-C stops both. The server keeps its database in PRE
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 import subprocess
@@ -36,18 +35,16 @@ def wait_healthy(api: str, timeout: float = 120) -> None:
     raise SystemExit(f"the Prefect server did not answer at {api} within {timeout:.0f} s")
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m deployments.ui") -> None:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=4200)
-    args = parser.parse_args(argv)
-    api = f"http://127.0.0.1:{args.port}/api"
+def run_ui(port: int = 4200) -> None:
+    """``trainflow ui``: the Prefect server on 127.0.0.1:``port`` and every deployment served from here, until
+    Ctrl-C."""
+    api = f"http://127.0.0.1:{port}/api"
     # the UI calls the API address in its settings (port 4200 by default), not the --port given to the server
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
-                               str(args.port)], env={**os.environ, "PREFECT_UI_API_URL": api})
+                               str(port)], env={**os.environ, "PREFECT_UI_API_URL": api})
     try:
         wait_healthy(api)
-        print(f"\nPrefect UI: http://127.0.0.1:{args.port}  (deployments served from here; Ctrl-C stops)\n",
-              flush=True)
+        print(f"\nPrefect UI: http://127.0.0.1:{port}  (deployments served from here; Ctrl-C stops)\n", flush=True)
         env = {**os.environ, "PREFECT_API_URL": api}
         subprocess.run([sys.executable, "-m", "deployments.serve"], env=env, check=False)
     except KeyboardInterrupt:
@@ -55,7 +52,3 @@ def main(argv: list[str] | None = None, prog: str = "python -m deployments.ui") 
     finally:
         server.terminate()
         server.wait(30)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """Data-parallel training of a network family with DistributedDataParallel, launched by ``torchrun``.
 
-    torchrun --standalone --nproc_per_node 2 -m flows.distributed --dataset digits --family cnn
+    torchrun --standalone --nproc_per_node 2 -m cli.distributed --dataset digits --family cnn
 
 Every process reads and prepares the same splits (ingest, split and transform are deterministic), the
 training loop shards each epoch's shuffled rows across the processes and DDP averages the gradients, so
@@ -11,9 +11,7 @@ history, ``train/distributed``) under ``--artifacts-root`` and prints the summar
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 
 from tasks.evaluate import label_values
 from tasks.ingest import ingest_data
@@ -25,7 +23,7 @@ from trainflow.features import as_model_input, TransformSettings
 from trainflow.metrics import predict_scores, score, threshold_of
 from trainflow.models.bundle import bundle_files
 from trainflow.models.settings import TrainSettings
-from trainflow.schema import PROJECT_ROOT, load_schema
+from trainflow.schema import load_schema
 
 
 def run(dataset: str, family: str, seed: int, artifacts_root: str, nn: dict) -> dict:
@@ -64,35 +62,3 @@ def run(dataset: str, family: str, seed: int, artifacts_root: str, nn: dict) -> 
             summary["validation_metrics"]), "test_metrics": json.dumps(test_metrics)}]))
         summary["run_dir"] = store.run_uri(run_id)
     return summary
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="torchrun --standalone --nproc_per_node N -m flows.distributed",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", default="digits", help="dataset schema name")
-    parser.add_argument("--family", default="cnn", help="network family: mlp, cnn, transformer or gru")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--artifacts-root", default=str(PROJECT_ROOT / "data"))
-    parser.add_argument("--nn", default="{}", help='network settings as JSON, e.g. {"max_epochs": 10}')
-    args = parser.parse_args(argv)
-    launched = "WORLD_SIZE" in os.environ
-    if launched:
-        import torch
-        import torch.distributed as dist
-
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group(backend)
-    try:
-        summary = run(args.dataset, args.family, args.seed, args.artifacts_root, json.loads(args.nn))
-    finally:
-        if launched:
-            dist.destroy_process_group()
-    if summary.get("run_dir"):
-        print(json.dumps(summary))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

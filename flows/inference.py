@@ -1,6 +1,6 @@
 """The batch inference flow: read a batch source, validate it, score it with a registered model.
 
-``python -m flows.inference --source new-rows.parquet`` scores with the ``production`` version;
+``trainflow infer --source new-rows.parquet`` scores with the ``production`` version;
 ``--model.version 3`` picks a version. Predictions go to ``runs/<run-id>/predict/predictions.parquet``.
 """
 
@@ -67,29 +67,3 @@ def inference(settings: InferenceSettings = InferenceSettings()) -> dict[str, An
     store = ArtifactStore(root)
     return {**{k: v for k, v in out.items() if k != "predictions"}, "run_id": run_id,
             "run_dir": store.run_uri(run_id), "predictions_path": store.uri(out["predictions"])}
-
-
-def print_inference(summary: dict[str, Any]) -> None:
-    """Console table of an inference run."""
-    from flows.cli import print_rows
-
-    rows = [("model", f"{summary['model_name']} v{summary['model_version']}, scored by "
-                      f"{summary.get('scored_by', 'native')}"),
-            ("rows", f"{summary['rows_in']:,} in, {summary['rows_scored']:,} scored, "
-                     f"{summary['rows_quarantined']:,} quarantined")]
-    if summary["unseen_categories"]:
-        rows.append(("unseen categories", "; ".join(f"{k}: {', '.join(v[:5])}"
-                                                    for k, v in summary["unseen_categories"].items())))
-    rows.append(("predictions", summary["predictions_path"]))
-    print_rows(f"inference run {summary['run_id']}", rows)
-
-
-def cli(prog: str = "python -m flows.inference") -> int:
-    """The command line of this flow (``sys.argv`` flags); returns the exit code."""
-    from flows.cli import main
-
-    return main(inference, InferenceSettings, printer=print_inference, prog=prog)
-
-
-if __name__ == "__main__":
-    raise SystemExit(cli())

@@ -1,6 +1,6 @@
 """The monitoring flow: score a new batch with the production model, then test it for drift.
 
-``python -m flows.monitoring --source new-batch.parquet`` writes predictions (as the inference flow
+``trainflow monitor --source new-batch.parquet`` writes predictions (as the inference flow
 does) and ``drift/drift_report.parquet`` against the reference profile stored with the model version;
 when the batch has labels, performance drift too.
 """
@@ -45,26 +45,3 @@ def monitoring(settings: MonitoringSettings = MonitoringSettings()) -> dict[str,
     store = ArtifactStore(root)
     return {**drift, "run_id": run_id, "run_dir": store.run_uri(run_id), "rows_scored": scored["rows_scored"],
             "rows_quarantined": scored["rows_quarantined"], "predictions_path": store.uri(scored["predictions"])}
-
-
-def print_monitoring(summary: dict[str, Any]) -> None:
-    """Console table of a monitoring run."""
-    from flows.cli import print_rows
-
-    print_rows(f"monitoring run {summary['run_id']}", [
-        ("model", f"{summary['model_name']} v{summary['model_version']}"),
-        ("rows", f"{summary['rows_scored']:,} scored, {summary['rows_quarantined']:,} quarantined"),
-        ("drifted features", f"{summary['drifted_features']} of {summary['features']} ({summary['share']:.0%})"),
-        ("dataset drift", summary["dataset_drift"]), ("prediction drift", summary["prediction_drift"]),
-        ("performance drift", summary["performance_drift"]), ("drift report", summary["report_path"])])
-
-
-def cli(prog: str = "python -m flows.monitoring") -> int:
-    """The command line of this flow (``sys.argv`` flags); returns the exit code."""
-    from flows.cli import main
-
-    return main(monitoring, MonitoringSettings, printer=print_monitoring, prog=prog)
-
-
-if __name__ == "__main__":
-    raise SystemExit(cli())

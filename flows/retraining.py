@@ -20,7 +20,7 @@ from flows.training import TrainingSettings, resolve_root, training
 from tasks.drift import MonitorSettings, monitor_drift
 from tasks.predict import PredictSettings, predict
 from tasks.promote import promote, PromotionSettings
-from tasks.report import report_retraining, retraining_rows
+from tasks.report import report_retraining
 from tasks.retrain import combine, list_batches, notify
 from trainflow.catalog import ArtifactStore, new_run_id
 from trainflow.errors import RegistryError
@@ -131,21 +131,3 @@ def _retrain(settings: RetrainingSettings) -> dict[str, Any]:
             notify("model_promoted", f"{name} v{trained['version']} promoted to production: {decision['reason']}",
                    settings.notify_url, decision, block=settings.notify_block)
     return summary
-
-
-def print_retraining(summary: dict[str, Any]) -> None:
-    """Console table of a retraining run."""
-    from flows.cli import print_rows
-
-    print_rows(f"retraining run {summary['run_id']} ({summary['model_name']})", retraining_rows(summary))
-
-
-def cli(prog: str = "python -m flows.retraining") -> int:
-    """The command line of this flow (``sys.argv`` flags); returns the exit code."""
-    from flows.cli import main
-
-    return main(retraining, RetrainingSettings, printer=print_retraining, prog=prog)
-
-
-if __name__ == "__main__":
-    raise SystemExit(cli())

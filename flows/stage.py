@@ -1,7 +1,7 @@
 """Run one stage alone, during development, against an earlier run's artifacts.
 
-``python -m flows.stage --stage evaluate --from-run RUN_ID`` re-evaluates run RUN_ID's model on its
-test split without retraining; ``python -m flows.stage --stage validate --ingest.source new.csv``
+``trainflow stage --stage evaluate --from-run RUN_ID`` re-evaluates run RUN_ID's model on its
+test split without retraining; ``trainflow stage --stage validate --ingest.source new.csv``
 validates a new file. Outputs go to a new run folder whose manifest also lists the inputs it
 borrowed, so the earlier run is never touched. Every other setting is the training flow's.
 """
@@ -185,27 +185,7 @@ def stage_result(store: ArtifactStore, run_id: str, stage: str, task_type: str,
         for r in (board.to_dict("records") if board is not None and len(board) > 1 else []):
             rows.append((f"  {r['family']}", f"test {r['metric']} {r['test_score']:.4f}"))
     elif stage == "compress":
-        from flows.cli import compression_rows
+        from tasks.compress import compression_rows
 
         rows += compression_rows(table("compress", "compression_report").to_dict("records"))
     return rows
-
-
-def print_stage(summary: dict[str, Any]) -> None:
-    """Console: the stage's result, then every artifact it wrote or borrowed with its whole path."""
-    from flows.cli import print_paths, print_rows
-
-    print_rows(f"stage {summary['stage']}: run {summary['run_id']}"
-               + (f" (inputs from {summary['from_run']})" if summary["from_run"] else ""), summary["result"])
-    print_paths(summary["outputs"])
-
-
-def cli(prog: str = "python -m flows.stage") -> int:
-    """The command line of this flow (``sys.argv`` flags); returns the exit code."""
-    from flows.cli import main
-
-    return main(run_stage, StageSettings, printer=print_stage, prog=prog)
-
-
-if __name__ == "__main__":
-    raise SystemExit(cli())

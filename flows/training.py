@@ -1,7 +1,7 @@
 """The training flow: ingest → validate → split → transform → tune → train → evaluate → compress → profile → register
 → report.
 
-Run it with ``python -m flows.training`` (``--help`` lists every setting), from a deployment, or
+Run it with ``trainflow train`` (``--help`` lists every setting), from a deployment, or
 call ``training(TrainingSettings(...))`` from Python.
 """
 
@@ -365,14 +365,3 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     results = store.find(run_id, "validate", "validation_results")
     return report(root, run_id, schema.name, trained, evaluation, results, registered, model_schema.task,
                   compressed.get("compression_report"))
-
-
-def cli(prog: str = "python -m flows.training") -> int:
-    """The command line of this flow (``sys.argv`` flags); returns the exit code."""
-    from flows.cli import main
-
-    return main(training, TrainingSettings, prog=prog)
-
-
-if __name__ == "__main__":
-    raise SystemExit(cli())

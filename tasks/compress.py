@@ -580,3 +580,15 @@ def compress(store_root: str, run_id: str, schema: DatasetSchema, model: Artifac
 
 
 __all__ = ["CompressSettings", "compress", "gate", "make_variants"]
+
+
+def compression_rows(report: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The compress stage's variants as console rows: what each scored, weighed and took; the serving one marked."""
+    rows = []
+    for v in report:
+        status = "serving" if v["serving"] else v["status"]
+        measured = v["status"] in MEASURED
+        rows.append((f"variant {v['variant']}", f"{status}: " + (
+            f"{v['metric']} {v['value']:.4f}, {v['size_bytes'] / 1024:,.0f} KiB, p50 {v['p50_ms']:.2f} ms, "
+            f"{v['rows_per_s']:,.0f} rows/s" if measured else v["reason"])))
+    return rows

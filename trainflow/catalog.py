@@ -22,7 +22,6 @@ import io
 import json
 import os
 import secrets
-import sys
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,7 +37,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
 from trainflow.credentials import mask, redact, resolve
-from trainflow.errors import ArtifactError, TrainflowError, clipped, printable
+from trainflow.errors import ArtifactError, TrainflowError, clipped
 from trainflow.names import check_name, inside
 
 PARTS_INDEX = "_parts.json"  # a dataset's parts (file, sha256, rows, bytes); "_": Parquet readers skip it
@@ -787,34 +786,3 @@ class ArtifactStore:
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
         plt.close(fig)
         return self.write_file(run_id, stage, f"{name}.png", buf.getvalue())
-
-
-def main(argv: list[str] | None = None, prog: str = "python -m trainflow.catalog") -> int:
-    """``trainflow runs {list,gc}``: the run folders of an artifacts root, and deleting all but the newest."""
-    import argparse
-
-    from trainflow import PROJECT_ROOT
-
-    parser = argparse.ArgumentParser(prog=prog, description=main.__doc__)
-    parser.add_argument("--artifacts-root", default=str(PROJECT_ROOT / "data"), help="default: the project's data/")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="run ids, oldest first")
-    gc = sub.add_parser("gc", help="delete every run folder but the newest --keep")
-    gc.add_argument("--keep", type=int, required=True, help="how many of the newest runs to keep")
-    args = parser.parse_args(argv)
-    store = ArtifactStore(args.artifacts_root)
-    try:
-        if args.command == "list":
-            print("\n".join(store.runs()))
-        else:
-            deleted, leftovers = store.collect_garbage(args.keep)
-            print(f"deleted {len(deleted)} run folder(s); kept {len(store.runs())}, with {leftovers} leftover(s) "
-                  "of killed writes removed from them")
-    except ArtifactError as exc:
-        print(f"error: {printable(str(exc))}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

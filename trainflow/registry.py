@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from trainflow.catalog import ArtifactRef, ArtifactStore, folder_digest
 from trainflow.credentials import mask, redact, resolve
-from trainflow.errors import RegistryError, TrainflowError, printable
+from trainflow.errors import RegistryError
 from trainflow.names import check_name
 from trainflow.schema import PROJECT_ROOT
 
@@ -422,7 +421,7 @@ def load_model(name: str, version: int | None = None, alias: str | None = "produ
         registry.close()
 
 
-def _listed_metrics(info: dict[str, Any]) -> dict[str, float]:
+def listed_metrics(info: dict[str, Any]) -> dict[str, float]:
     """The test metrics ``registry list`` shows: the one the version was selected by (its run's
     ``train.selection_metric``, else the task's default), marked, then two more."""
     from trainflow.metrics import DEFAULT_METRIC
@@ -432,51 +431,3 @@ def _listed_metrics(info: dict[str, Any]) -> dict[str, float]:
     metrics = info["metrics"] or {}
     first = {f"{chosen} (selection)": metrics[chosen]} if chosen in metrics else {}
     return {**first, **dict([(k, v) for k, v in metrics.items() if k != chosen][:2])}
-
-
-def main(argv: list[str] | None = None, prog: str = "python -m trainflow.registry") -> int:
-    """``trainflow registry {list,rollback,promote}``: look at and move the production alias."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog=prog, description=main.__doc__)
-    parser.add_argument("--registry-url", help="SQLAlchemy URL (default: the SQLite file under data/registry)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_list = sub.add_parser("list", help="versions of a model with their aliases and test metrics")
-    p_list.add_argument("model")
-    p_back = sub.add_parser("rollback", help="point production back at the previous (or a given) version")
-    p_back.add_argument("model")
-    p_back.add_argument("--to", type=int, help="version to restore (default: the one before the current)")
-    p_prom = sub.add_parser("promote", help="point production at a version by hand")
-    p_prom.add_argument("model")
-    p_prom.add_argument("version", type=int)
-    args = parser.parse_args(argv)
-    registry = None
-    try:
-        registry = Registry(args.registry_url, must_exist=True)  # looking at a registry never makes one
-        if args.command == "list":
-            versions = registry.tables()["model_versions"]
-            versions = versions[versions["model_name"] == args.model]
-            if versions.empty:
-                raise RegistryError(f"model '{args.model}' has no versions")
-            for v in versions.to_dict("records"):
-                info = registry.version_info(args.model, int(v["version"]))
-                metrics = ", ".join(f"{k} {val:.4f}" for k, val in _listed_metrics(info).items())
-                print(f"v{info['version']:<4} {info['family']:<14} {','.join(info['aliases']):<22} {metrics}  "
-                      f"run {info['run_id']}")
-        elif args.command == "rollback":
-            version = registry.rollback(args.model, args.to, reason="rollback from the command line")
-            print(f"{args.model}: production -> v{version}")
-        else:
-            registry.set_alias(args.model, "production", args.version, reason="promoted from the command line")
-            print(f"{args.model}: production -> v{args.version}")
-    except TrainflowError as exc:
-        print(f"error: {printable(str(exc))}", file=sys.stderr)
-        return 2
-    finally:
-        if registry is not None:
-            registry.close()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """Dataset schemas: columns, types, roles, label, task type and the Great Expectations suite.
 
-A schema lives once, as JSON, in ``schemas/<name>.json``. ``python -m trainflow.schema infer`` writes a
+A schema lives once, as JSON, in ``schemas/<name>.json``. ``trainflow schema infer`` writes a
 starter schema from a sample of the data (types, label, task type, and a GX suite with types, null
 rates, ranges and category sets) for a person to edit.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Literal
 
@@ -17,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from trainflow import PROJECT_ROOT
-from trainflow.errors import DataError, TrainflowError, printable
+from trainflow.errors import DataError, TrainflowError
 from trainflow.names import check_name, inside
 
 DEFAULT_SCHEMAS_DIR = PROJECT_ROOT / "schemas"
@@ -330,49 +329,3 @@ def infer_schema(df: pd.DataFrame, name: str, label: str | None = None, source: 
     return DatasetSchema(name=name, source=source, task=task, label=label, positive_class=positive, columns=columns,
                          sensitive=sensitive or [], missing_markers=missing_markers or [],
                          expectations=starter_expectations(df, columns, label, task))
-
-
-def main(argv: list[str] | None = None, prog: str = "python -m trainflow.schema") -> int:
-    """``trainflow schema infer --name NAME --source PATH [--label COL]``: write a starter schema."""
-    import argparse
-
-    from trainflow.sources import normalise, read_source
-
-    parser = argparse.ArgumentParser(prog=prog, description=main.__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("infer", help="infer a starter schema and GX suite from a sample of the data")
-    p.add_argument("--name", required=True, help="dataset name (the schema's file name)")
-    p.add_argument("--source", required=True, help="CSV/Parquet file or folder, sklearn:NAME, or a SQLAlchemy URL")
-    p.add_argument("--query", help="SQL query when --source is a database URL")
-    p.add_argument("--label", help="label column (default: the last column)")
-    p.add_argument("--missing-marker", action="append", default=[], help="string meaning missing, e.g. '?'")
-    p.add_argument("--sensitive", action="append", default=[], help="sensitive attribute column")
-    p.add_argument("--sample-rows", type=int, default=100_000, help="rows to read for inference")
-    p.add_argument("--schemas-dir", default=str(DEFAULT_SCHEMAS_DIR), help="where to write the schema")
-    p.add_argument("--force", action="store_true", help="overwrite an existing schema")
-    args = parser.parse_args(argv)
-    try:
-        out = inside(args.schemas_dir, f"{check_name(args.name, 'dataset name')}.json")
-        if out.exists() and not args.force:
-            raise TrainflowError(f"{out} exists; pass --force to overwrite it")
-        df = normalise(read_source(args.source, args.name, query=args.query).head(args.sample_rows),
-                       args.missing_marker)
-        schema = infer_schema(df, args.name, args.label, args.source, args.missing_marker, args.sensitive)
-        path = save_schema(schema, args.schemas_dir)
-    except TrainflowError as exc:
-        print(f"error: {printable(str(exc))}", file=sys.stderr)
-        return 2
-    print(f"wrote {path}: task {schema.task}, label '{schema.label}', {len(schema.features)} features, "
-          f"{len(schema.expectations)} expectations; review it before training")
-    if schema.task == "binary":
-        print(f"  positive class: {schema.positive_class!r} (the rarer label; F1, precision and recall are about "
-              f"it: set positive_class in the schema to change it)")
-    if schema.datetime_features:
-        print(f"  dates (calendar features): {', '.join(schema.datetime_features)}")
-    if ignored := [c.name for c in schema.columns if c.role == "ignore"]:
-        print(f"  ignored (free text, a value per row): {', '.join(ignored)}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -358,12 +358,12 @@ def command_lines(draw: st.DrawFn, settings_cls: type, folder: Path) -> list[str
 
 @pytest.mark.parametrize("flow", ["training", "inference"])
 def test_config_files_and_flags_through_the_command_line_never_crash(flow: str, world: dict) -> None:
-    """The command's own entry (flows.cli.main: parse, merge, check, one error line, exit 2) over hostile config
+    """The command's own entry (cli.run.run_flow: parse, merge, check, one error line, exit 2) over hostile config
     files and flags; the flow itself is a stand-in, the settings it would get being the subject."""
     import contextlib
     import importlib
 
-    from flows.cli import main
+    from cli.run import run_flow as main
 
     module = importlib.import_module(f"flows.{flow}")
     settings_cls = {"training": "TrainingSettings", "inference": "InferenceSettings"}[flow]

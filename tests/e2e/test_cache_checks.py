@@ -13,7 +13,7 @@ from tasks.ingest import ingest
 from tasks.split import SplitSettings, split
 from trainflow.cache import run_checked
 from trainflow.catalog import ArtifactStore, new_run_id
-from trainflow.catalog import main as runs_main
+from cli.main import main as trainflow
 from trainflow.schema import load_schema
 
 
@@ -44,7 +44,7 @@ def test_a_changed_or_deleted_artifact_makes_the_cached_stage_run_again(prefect_
     assert intact_manifest(store, third["train"].run_id)  # the new run lists no file that fails its hash
     assert ingest_and_split(root)["train"].run_id == third["train"].run_id  # the refreshed entry is used again
 
-    assert runs_main(["--artifacts-root", root, "gc", "--keep", "1"]) == 0  # every run folder but the newest
+    assert trainflow(["runs", "--artifacts-root", root, "gc", "--keep", "1"]) == 0  # every run folder but the newest
     assert len(store.runs()) == 1
     fifth = ingest_and_split(root)  # the cached entry points into a deleted run: recomputed, not an error
     assert store.is_intact(fifth["train"]) and store.is_intact(fifth["test"])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows.cli import main
+from cli.run import run_flow as main
 from flows.training import TrainingSettings, training
 from trainflow.sources import read_source
 

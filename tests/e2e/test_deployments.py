@@ -20,7 +20,7 @@ import yaml
 
 from deployments.serve import load_declarations
 from deployments.simulate import simulate
-from flows.cli import parse_settings
+from cli.config import parse_settings
 from flows.inference import InferenceSettings
 from flows.monitoring import MonitoringSettings
 from flows.retraining import RetrainingSettings

@@ -13,7 +13,7 @@ import pyarrow.fs as pafs
 import pytest
 from moto.server import ThreadedMotoServer
 
-from flows.cli import main
+from cli.run import run_flow as main
 from flows.training import TrainingSettings, training
 from tests.e2e.test_credentials import everything_prefect_holds
 from trainflow.catalog import ArtifactStore

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from deployments.console import main as trainflow
+from cli.main import main as trainflow
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_ID = "20261124-141424-d458df"  # the README's example run id: replaced by a run made here

@@ -25,6 +25,7 @@ from trainflow.models.settings import TrainSettings
 from trainflow.features import TransformSettings, as_model_input
 
 ROOT = Path(__file__).resolve().parents[2]
+TRAINFLOW = str(Path(sys.executable).with_name("trainflow"))  # the console command pyproject installs
 SCHEMA = load_schema("adult")
 STAGES = {"ingest", "validate", "split", "transform", "tune", "train", "evaluate", "compress", "drift", "register",
           "report"}
@@ -210,7 +211,7 @@ def test_one_stage_against_an_earlier_run(first_run: dict, work: dict[str, str])
 
 def test_user_error_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "PREFECT_LOGGING_LEVEL": "INFO"}
-    out = subprocess.run([sys.executable, "-m", "flows.training", "--ingest.source", str(tmp_path / "missing.csv"),
+    out = subprocess.run([TRAINFLOW, "train", "--ingest.source", str(tmp_path / "missing.csv"),
                           "--artifacts-root", str(tmp_path / "a")], capture_output=True, text=True, cwd=ROOT, env=env,
                          timeout=300)
     assert out.returncode == 2, out.stderr[-2000:]
@@ -229,7 +230,7 @@ def test_ctrl_c_during_a_fit_ends_the_run_in_one_line(tmp_path: Path) -> None:
 
     root, registry = tmp_path / "a", tmp_path / "registry.db"
     command = subprocess.Popen(
-        [sys.executable, "-m", "flows.training", "--dataset", "breast_cancer", "--artifacts-root", str(root),
+        [TRAINFLOW, "train", "--dataset", "breast_cancer", "--artifacts-root", str(root),
          "--registry.registry-url", f"sqlite:///{registry}", "--tune.n-trials", "200", "--time-limit", "0"],
         cwd=ROOT, env={**os.environ, "PREFECT_LOGGING_LEVEL": "INFO"}, text=True, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, start_new_session=True)
@@ -252,7 +253,7 @@ def test_ctrl_c_during_a_fit_ends_the_run_in_one_line(tmp_path: Path) -> None:
 
 
 def test_a_run_that_fails_inside_prefect_ends_with_its_error_line(first_run: dict, work: dict[str, str]) -> None:
-    out = subprocess.run([sys.executable, "-m", "flows.inference", "--model.version", "99", "--model.registry-url",
+    out = subprocess.run([TRAINFLOW, "infer", "--model.version", "99", "--model.registry-url",
                           work["registry"], "--artifacts-root", work["root"]], capture_output=True, text=True,
                          cwd=ROOT, env={**os.environ, "PREFECT_LOGGING_LEVEL": "INFO"}, timeout=300)
     printed = (out.stdout + out.stderr).strip().splitlines()

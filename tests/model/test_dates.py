@@ -15,7 +15,8 @@ from tasks.transform import fit_transform_splits
 from tasks.validate import validate_data
 from trainflow.features import TransformSettings
 from trainflow.models.settings import TrainSettings
-from trainflow.schema import infer_schema, main as schema_main
+from cli.main import main as trainflow
+from trainflow.schema import infer_schema
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def dated(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
 
 def test_schema_infer_finds_the_dates_and_says_the_positive_class(dated, tmp_path: Path, capsys) -> None:
     path, _ = dated
-    assert schema_main(["infer", "--name", "dated", "--source", str(path), "--schemas-dir", str(tmp_path)]) == 0
+    assert trainflow(["schema", "infer", "--name", "dated", "--source", str(path), "--schemas-dir", str(tmp_path)]) == 0
     said = capsys.readouterr().out
     assert "positive class: 'weekend'" in said and "dates (calendar features): day, seen" in said
     text = pd.DataFrame({"d": ["2024-01-31", "2024-02-30"], "y": ["a", "b"]})  # no 30 February: not dates

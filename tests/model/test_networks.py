@@ -126,7 +126,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:
 
 def test_ddp_with_two_gloo_processes_matches_one(tmp_path: Path) -> None:
     nn = json.dumps({"max_epochs": 15, "patience": 15, "batch_size": 64})
-    args = ["-m", "flows.distributed", "--dataset", "breast_cancer", "--family", "mlp", "--nn", nn,
+    args = ["-m", "cli.distributed", "--dataset", "breast_cancer", "--family", "mlp", "--nn", nn,
             "--artifacts-root", str(tmp_path)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     one = subprocess.run([sys.executable, *args], env=env, text=True, capture_output=True, check=True)

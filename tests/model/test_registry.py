@@ -1,7 +1,6 @@
 """The registry: versions, aliases, lineage, the quality gate, and concurrent writers."""
 
 import multiprocessing as mp
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -62,20 +61,21 @@ def _promote_and_roll_back(url: str, rounds: int) -> None:
 
 
 def test_concurrent_writers_get_distinct_versions(registry_url: str) -> None:
-    """Eight writers register at once while two processes promote and roll back: every version is kept with
-    its own number, and production is always exactly one version."""
+    """Eight writers register at once while two more promote and roll back, each with a registry (an engine and
+    its connections) of its own, as separate processes would have; the database's locks alone serialise them
+    (threads, not processes: ten interpreters importing scikit-learn cost a minute of a 2-core machine; the
+    promotion test below races two processes). Every version is kept with its own number, and production is always exactly one version."""
+    from concurrent.futures import ThreadPoolExecutor
+
     url = registry_url
     reg = Registry(url)
     for i in range(2):
         reg.register("m", _bundle(1000 + i), f"run-first-{i}", "logistic", "binary", {"roc_auc": 0.9}, {})
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_register_many, args=(url, 3, s)) for s in range(8)]
-    procs += [ctx.Process(target=_promote_and_roll_back, args=(url, 3)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(180)
-        assert p.exitcode == 0
+    with ThreadPoolExecutor(10) as pool:
+        jobs = [pool.submit(_register_many, url, 3, s) for s in range(8)]
+        jobs += [pool.submit(_promote_and_roll_back, url, 3) for _ in range(2)]
+        for job in jobs:
+            job.result(timeout=180)  # a writer's error fails the test
     tables = reg.tables()
     versions = tables["model_versions"]
     assert sorted(versions["version"]) == list(range(1, 27)) and versions["run_id"].nunique() == 26
@@ -123,15 +123,15 @@ def test_promotion_is_compare_and_set_and_rollback_restores(registry_url: str) -
 
 
 def test_registry_command_line(registry_url: str) -> None:
-    from trainflow.registry import main
+    from cli.main import main
 
     url = registry_url
     reg = Registry(url)
     for i in range(2):
         reg.register("m", _bundle(i), f"run-{i}", "logistic", "binary", {"roc_auc": 0.8}, {})
-    assert main(["--registry-url", url, "promote", "m", "2"]) == 0 and reg.resolve("m") == 2
-    assert main(["--registry-url", url, "rollback", "m"]) == 0 and reg.resolve("m") == 1
-    assert main(["--registry-url", url, "rollback", "m", "--to", "9"]) == 2
+    assert main(["registry", "--registry-url", url, "promote", "m", "2"]) == 0 and reg.resolve("m") == 2
+    assert main(["registry", "--registry-url", url, "rollback", "m"]) == 0 and reg.resolve("m") == 1
+    assert main(["registry", "--registry-url", url, "rollback", "m", "--to", "9"]) == 2
 
 
 def test_a_version_much_costlier_than_production_is_called_out(registry_url: str, caplog) -> None:
@@ -153,14 +153,14 @@ def test_a_version_much_costlier_than_production_is_called_out(registry_url: str
 
 
 def test_registry_list_leads_with_the_selection_metric(registry_url: str, capsys) -> None:
-    from trainflow.registry import main
+    from cli.main import main
 
     url = registry_url
     reg = Registry(url)
     reg.register("m", _bundle(1), "run-1", "logistic", "binary", {"accuracy": 0.9, "f1": 0.5, "log_loss": 0.3,
                                                                   "roc_auc": 0.8}, {})
     reg.close()
-    assert main(["--registry-url", url, "list", "m"]) == 0
+    assert main(["registry", "--registry-url", url, "list", "m"]) == 0
     assert "roc_auc (selection) 0.8000, accuracy 0.9000, f1 0.5000" in capsys.readouterr().out
 
 

@@ -255,7 +255,7 @@ def test_runs_gc_sweeps_the_leftovers_of_killed_writes_in_the_runs_it_keeps(tmp_
     import subprocess
     import sys
 
-    from trainflow.catalog import main
+    from cli.main import main
 
     store, old, kept = ArtifactStore(tmp_path), "20261201-000000-aaaaaa", "20261202-000000-bbbbbb"
     for run in (old, kept):
@@ -267,6 +267,6 @@ def test_runs_gc_sweeps_the_leftovers_of_killed_writes_in_the_runs_it_keeps(tmp_
     dead_folder.mkdir(parents=True)
     for path in (dead, dead_folder / "model.json", writing):
         path.write_bytes(b"half")
-    assert main(["--artifacts-root", str(tmp_path), "gc", "--keep", "1"]) == 0
+    assert main(["runs", "--artifacts-root", str(tmp_path), "gc", "--keep", "1"]) == 0
     assert "deleted 1 run folder(s); kept 1, with 2 leftover(s)" in capsys.readouterr().out
     assert store.runs() == [kept] and not dead.exists() and not dead_folder.exists() and writing.exists()

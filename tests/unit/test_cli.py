@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main, parse_settings
+from cli.config import parse_settings
+from cli.run import run_flow as main
 from flows.training import TrainingSettings
 from trainflow.errors import TrainflowError
 from trainflow.schema import load_schema
@@ -168,14 +169,15 @@ def test_the_trainflow_command_infers_a_schema_and_reads_the_registry(tmp_path: 
 ])
 def test_the_registry_command_answers_a_bad_registry_in_one_line(case: str, says: str, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from trainflow.registry import Registry, main as registry_main
+    from cli.main import main as trainflow
+    from trainflow.registry import Registry
 
     (tmp_path / "garbage.db").write_text("not a database")
     Registry(f"sqlite:///{tmp_path / 'r.db'}").close()
     url = {"garbage": f"sqlite:///{tmp_path / 'garbage.db'}", "nonsense": "nonsense",
            "read-only": f"sqlite:///file:{tmp_path / 'r.db'}?mode=ro&uri=true",
            "missing": f"sqlite:///{tmp_path / 'none.db'}"}[case]
-    assert registry_main(["--registry-url", url, "list", "shop"]) == 2
+    assert trainflow(["registry", "--registry-url", url, "list", "shop"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(("error: registry", "error: model")), err
     assert says in err[0] and not (tmp_path / "none.db").exists()
@@ -240,7 +242,7 @@ def test_a_listed_scheduler_is_trusted(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_command_starts_prefect_servers_without_telemetry_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    from deployments.console import prefect_defaults
+    from cli.main import prefect_defaults
 
     monkeypatch.delenv("PREFECT_SERVER_ANALYTICS_ENABLED", raising=False)
     prefect_defaults()  # offline, each heartbeat the server fails to send is an ERROR line among the run's

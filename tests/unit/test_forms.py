@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from prefect.utilities.callables import parameter_schema
 
-from flows.cli import parse_settings
+from cli.config import parse_settings
 from flows.inference import InferenceSettings, inference
 from flows.monitoring import MonitoringSettings, monitoring
 from flows.retraining import RetrainingSettings, retraining

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKER = """
 import gc, sys, threading, time
 import pandas as pd
-from flows.cli import watch_interrupts
+from cli.run import watch_interrupts
 from trainflow.catalog import ArtifactStore
 
 for _ in range(3):  # as main does each time it runs in one process

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS = ("trainflow", "tasks", "flows", "deployments")
+LAYERS = ("trainflow", "tasks", "flows", "deployments", "cli")
 
 
 def test_the_import_contracts_are_kept() -> None:

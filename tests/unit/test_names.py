@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from flows.cli import main
+from cli.run import run_flow as main
 from flows.training import TrainingSettings
 from trainflow.catalog import ArtifactStore
 from trainflow.names import UnsafeName, check_name
 from trainflow.registry import Registry
 from trainflow.schema import load_schema
-from trainflow.schema import main as schema_main
+from cli.main import main as trainflow
 
 ESCAPES = ["../x", "../../../tmp/x", "/etc/passwd", "a/b", "a\\b", "x\x00y", "", ".", "..", "-flag", "a" * 129,
            "ok\n", "name with space"]
@@ -52,7 +52,7 @@ def test_schema_names_stay_in_their_folder(tmp_path: Path) -> None:
     source.write_text("a,b\n1,2\n3,4\n")
     schemas = tmp_path / "schemas"
     schemas.mkdir()
-    assert schema_main(["infer", "--name", "../x", "--source", str(source), "--schemas-dir", str(schemas)]) == 2
+    assert trainflow(["schema", "infer", "--name", "../x", "--source", str(source), "--schemas-dir", str(schemas)]) == 2
     assert not outside.exists()
     with pytest.raises(UnsafeName):
         load_schema("../schemas/adult", schemas)

@@ -1,6 +1,6 @@
 """Presets fill what the settings leave empty, from the command line and from the UI form alike."""
 
-from flows.cli import parse_settings
+from cli.config import parse_settings
 from flows.training import TrainingSettings, with_preset
 from trainflow.schema import load_schema
 

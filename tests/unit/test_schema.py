@@ -47,7 +47,8 @@ def test_infer_binary_label() -> None:
 def test_infer_command_writes_schema(tmp_path: Path) -> None:
     csv = tmp_path / "toy.csv"
     _toy().to_csv(csv, index=False)
-    out = subprocess.run([sys.executable, "-m", "trainflow.schema", "infer", "--name", "toy", "--source", str(csv),
+    trainflow = Path(sys.executable).with_name("trainflow")  # the console command pyproject installs
+    out = subprocess.run([str(trainflow), "schema", "infer", "--name", "toy", "--source", str(csv),
                           "--label", "price", "--schemas-dir", str(tmp_path)], capture_output=True, text=True,
                          cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
