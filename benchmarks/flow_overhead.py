@@ -40,7 +40,8 @@ import pandas as pd
 from flows.training import TrainingSettings, resolve_root, with_preset
 from tasks.drift import build_profile, drift_scores
 from trainflow.catalog import ArtifactStore, new_run_id
-from tasks.evaluate import evaluate_model, headline
+from tasks.evaluate import evaluate_model
+from trainflow.metrics import headline
 from tasks.ingest import ingest_data
 from trainflow.models.bundle import bundle_files, load_bundle
 from trainflow.registry import Registry

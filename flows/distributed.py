@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 
-from tasks.evaluate import label_values
 from tasks.ingest import ingest_data
 from tasks.split import SplitSettings, split_data
 from tasks.train import train_models
 from tasks.transform import fit_transform_splits
 from trainflow.catalog import ArtifactStore, new_run_id
 from trainflow.features import as_model_input, TransformSettings
-from trainflow.metrics import predict_scores, score, threshold_of
+from trainflow.metrics import label_values, predict_scores, score, threshold_of
 from trainflow.models.bundle import bundle_files
 from trainflow.models.settings import TrainSettings
 from trainflow.schema import load_schema

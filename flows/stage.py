@@ -18,7 +18,8 @@ from pydantic import Field
 from flows.training import TrainingSettings, plan_budget, resolve_root, run_tuning, with_preset
 from trainflow.budget import Budget
 from tasks.compress import compress
-from tasks.evaluate import evaluate, headline
+from tasks.evaluate import evaluate
+from trainflow.metrics import headline
 from tasks.ingest import ingest
 from tasks.split import SPLITS, split
 from tasks.train import train

@@ -44,12 +44,11 @@ from prefect import task
 from pydantic import Field
 from sklearn.pipeline import Pipeline
 
-from tasks.evaluate import label_values
 from trainflow.catalog import ArtifactRef, ArtifactStore, folder_digest
 from trainflow.errors import ArtifactError
 from trainflow.features import as_model_input
 from trainflow.forms import FormModel, Toggle
-from trainflow.metrics import DIRECTION, predict_scores, score, threshold_of
+from trainflow.metrics import DIRECTION, label_values, predict_scores, score, threshold_of
 from trainflow.models.bundle import load_bundle
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema
@@ -111,7 +110,7 @@ class Variant:
 
 
 def _known_categories(pipeline: Pipeline, schema: DatasetSchema) -> dict[str, list[str]]:
-    from tasks.predict import known_categories
+    from trainflow.features import known_categories
 
     return {k: sorted(v) for k, v in known_categories(pipeline, schema).items()}
 

@@ -24,12 +24,13 @@ from sklearn import metrics as skm
 from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 
-from tasks.split import cv_folds
+from trainflow.folds import cv_folds
 from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.features import as_model_input, build_preprocessor, encoder_for, TransformSettings
 from trainflow.forms import FormModel
-from trainflow.metrics import DIRECTION, positive_index, decide, predict_scores, score, threshold_of
+from trainflow.metrics import (DIRECTION, decide, headline, label_values, positive_index, predict_scores, score,
+                               threshold_of)
 from trainflow.models.bundle import load_bundle
 from trainflow.models.networks import NETWORKS
 from trainflow.models.fit import build_estimator
@@ -58,12 +59,6 @@ class EvaluateSettings(FormModel):
                                                           "the whole pipeline once per column")
     slice_numeric_bins: int = Field(4, ge=2, description="quantile bins for numeric sensitive attributes")
     plots: bool = Field(True, description="write PNG plots of the curves and importances")
-
-
-def label_values(df: pd.DataFrame, schema: DatasetSchema) -> np.ndarray:
-    """The label column as the metrics expect it: floats for regression, strings for classes."""
-    y = df[schema.label].to_numpy()
-    return y.astype(float) if schema.task == "regression" else y.astype(str)
 
 
 def row_loss(schema: DatasetSchema, y: np.ndarray, scores: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
@@ -448,13 +443,4 @@ def test_leaderboard(schema: DatasetSchema, others: dict[str, tuple[Pipeline, di
     return board
 
 
-def headline(metrics: pd.DataFrame, task_type: str) -> dict[str, float]:
-    """The test metrics a person reads first, in a fixed order."""
-    order = {"binary": ["roc_auc", "accuracy", "f1", "pr_auc", "log_loss"],
-             "multiclass": ["accuracy", "f1_macro", "roc_auc", "log_loss"],
-             "regression": ["rmse", "mae", "mape", "r2"]}[task_type]
-    test = metrics[(metrics["split"] == "test") & metrics["class"].isna()].set_index("metric")["value"]
-    return {m: float(test[m]) for m in order if m in test.index}
-
-
-__all__ = ["EvaluateSettings", "evaluate", "evaluate_model", "headline", "DIRECTION"]
+__all__ = ["EvaluateSettings", "evaluate", "evaluate_model"]

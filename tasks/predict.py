@@ -30,7 +30,7 @@ from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.cluster import ComputeSettings, dask_client, map_parts, on_dask
 from trainflow.credentials import mask
 from trainflow.errors import ArtifactError, DataError, RegistryError, ValidationFailed, clipped
-from trainflow.features import as_model_input
+from trainflow.features import as_model_input, known_categories
 from trainflow.forms import FormModel
 from trainflow.metrics import decide, predict_scores, threshold_of
 from trainflow.names import ModelName
@@ -41,24 +41,6 @@ from trainflow.sources import is_parquet, iter_source, normalise, parquet_pieces
 
 UNSEEN_KEPT = 100  # unseen categories a report keeps per column (sorted): a batch may hold millions
 UNSEEN_CHARS = 80  # characters kept of each
-
-
-def known_categories(pipeline: Pipeline, schema: DatasetSchema) -> dict[str, set[str]]:
-    """The categories the pipeline's preprocessor saw in training, per categorical column.
-
-    Works for CategoryCoder, for scikit-learn's OrdinalEncoder (models registered before CategoryCoder, whose
-    ``infrequent_categories_`` holds None for a column without rare categories) and for a serving variant,
-    which carries them. A dataset without categorical columns has none (its coder was fitted on no column and
-    holds no categories).
-    """
-    if not schema.categorical_features:
-        return {}
-    if hasattr(pipeline, "known_categories"):  # a serving variant carries them (trainflow.export.OnnxModel)
-        return pipeline.known_categories
-    codes = pipeline.named_steps["preprocess"].named_transformers_["cat"].named_steps["codes"]
-    rare = getattr(codes, "infrequent_categories_", None) or [None] * len(codes.categories_)
-    return {col: {str(v) for v in (*seen, *(infrequent if infrequent is not None else ()))}
-            for col, seen, infrequent in zip(schema.categorical_features, codes.categories_, rare)}
 
 
 def unseen_categories(pipeline: Pipeline, schema: DatasetSchema, x: pd.DataFrame) -> dict[str, list[str]]:

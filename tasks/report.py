@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from prefect import task
 
-from tasks.evaluate import headline
+from trainflow.metrics import headline
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.progress import run_logger
 from trainflow.ui import embedded_png, publish, readable

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 from prefect import task
 from pydantic import Field, model_validator
-from sklearn.model_selection import GroupShuffleSplit, KFold, StratifiedKFold, TimeSeriesSplit, train_test_split
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore, row_index, with_row_index
@@ -128,20 +128,6 @@ def make_windows(df: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
         out[s.lag(k)] = values.shift(k)
     out[s.value] = values
     return out.iloc[s.window:]
-
-
-def cv_folds(schema: DatasetSchema, data: pd.DataFrame, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """k cross-validation folds of ``data`` as row positions: forward chaining in time order when the schema
-    names a time column (a fold only trains on rows older than the rows it scores), stratified on the label
-    for classification, shuffled otherwise."""
-    time_col = schema.role_column("time")
-    if time_col and time_col in data:
-        order = np.argsort(data[time_col].to_numpy(), kind="stable")
-        return [(order[a], order[b]) for a, b in TimeSeriesSplit(k).split(order)]
-    if schema.is_classification:
-        y = data[schema.label].to_numpy().astype(str)
-        return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(data, y))
-    return list(KFold(k, shuffle=True, random_state=seed).split(data))
 
 
 def _take(rows: Rows, positions: np.ndarray, in_order: bool) -> Rows:

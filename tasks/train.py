@@ -25,14 +25,13 @@ import pandas as pd
 from prefect import task
 from sklearn.pipeline import Pipeline
 
-from tasks.split import cv_folds
-from tasks.transform import fold_features, rows_of
 from trainflow.cache import CONTENT
 from trainflow.budget import FitClock, weighted_deadline
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.device import detect_accelerator
 from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
+from trainflow.folds import cv_folds, fold_features, rows_of
 from trainflow.forms import is_on
 from trainflow.metrics import DEFAULT_METRIC, DIRECTION, choose_threshold, decision_metric, positive_index, score
 from trainflow.modelio import load_skops

@@ -4,7 +4,6 @@ split; the fitted preprocessor becomes the first step of every model's Pipeline.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 from prefect import task
 from sklearn.compose import ColumnTransformer
@@ -12,7 +11,7 @@ from sklearn.compose import ColumnTransformer
 from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.cluster import ComputeSettings, map_parts, on_dask
-from trainflow.features import TransformSettings, as_model_input, build_preprocessor
+from trainflow.features import TransformSettings, as_model_input, build_preprocessor, features_of, fit_features
 from trainflow.modelio import dump_skops
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema
@@ -21,25 +20,6 @@ from trainflow.schema import DatasetSchema
 def fit_preprocessor(train: pd.DataFrame, schema: DatasetSchema, settings: TransformSettings) -> ColumnTransformer:
     """The preprocessor (``trainflow.features.build_preprocessor``) fitted on training rows."""
     return build_preprocessor(schema, settings).fit(as_model_input(train, schema))
-
-
-def fit_features(train: pd.DataFrame, schema: DatasetSchema,
-                 settings: TransformSettings) -> tuple[ColumnTransformer, pd.DataFrame]:
-    """The preprocessor fitted on training rows and those rows' features, in one pass (scikit-learn's
-    ``ColumnTransformer.fit`` transforms the rows anyway: a second ``transform`` would do that work twice)."""
-    pre = build_preprocessor(schema, settings)
-    return pre, _labelled(pre.fit_transform(as_model_input(train, schema)), train, schema)
-
-
-def features_of(pre: ColumnTransformer, part: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
-    """The features of rows (by a fitted preprocessor), the label column appended, the rows' index kept."""
-    return _labelled(pre.transform(as_model_input(part, schema)), part, schema)
-
-
-def _labelled(out: pd.DataFrame, part: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
-    out.index = part.index
-    out[schema.label] = part[schema.label].array  # as it is (text stays Arrow-backed: no round trip via objects)
-    return out
 
 
 def fit_transform_splits(splits: dict[str, pd.DataFrame], schema: DatasetSchema,
@@ -52,26 +32,6 @@ def fit_transform_splits(splits: dict[str, pd.DataFrame], schema: DatasetSchema,
     """
     pre, train = fit_features(splits["train"], schema, settings)
     return pre, {name: train if name == "train" else features_of(pre, part, schema) for name, part in splits.items()}
-
-
-def fold_features(rows: pd.DataFrame, folds: list[tuple[np.ndarray, np.ndarray]], schema: DatasetSchema,
-                  settings: TransformSettings) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
-    """Each cross-validation fold's training and held-out features, by a preprocessor fitted on that fold's
-    training rows alone (``rows``: the raw rows the folds index by position), label appended, index 0..n-1."""
-    out = []
-    for tr, va in folds:
-        pre, train = fit_features(rows.iloc[tr], schema, settings)
-        out.append((train.reset_index(drop=True), features_of(pre, rows.iloc[va], schema).reset_index(drop=True)))
-    return out
-
-
-def rows_of(store: ArtifactStore, features: dict[str, ArtifactRef], schema: DatasetSchema) -> pd.DataFrame | None:
-    """The raw training and validation rows behind ``features`` (``rows_train``, ``rows_validation``: the split
-    stage's tables, which the transform stage passes on), in the order of the features; None without them."""
-    if "rows_train" not in features or "rows_validation" not in features:
-        return None
-    return pd.concat([store.read_table(features[f"rows_{n}"], dictionary=schema.categorical_features)
-                      for n in ("train", "validation")], ignore_index=True)
 
 
 def _transform_part(share: tuple[int, dict, int], store: ArtifactStore, data: ArtifactRef, pre: ColumnTransformer,

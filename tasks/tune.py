@@ -40,12 +40,11 @@ import pandas as pd
 from prefect import task
 from pydantic import AfterValidator, BaseModel, Field
 
-from tasks.split import cv_folds
-from tasks.transform import fold_features, rows_of
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.credentials import mask, redact, resolve
 from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings
+from trainflow.folds import cv_folds, fold_features, rows_of
 from trainflow.forms import FormModel
 from trainflow.metrics import DEFAULT_METRIC, DIRECTION
 from trainflow.models.networks import NETWORKS, NNSettings, nn_settings_for

@@ -281,3 +281,40 @@ def as_model_input(df: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
 
 def _text_categorical(s: pd.Series) -> bool:
     return isinstance(s.dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(s.cat.categories)
+
+
+def known_categories(pipeline: Pipeline, schema: DatasetSchema) -> dict[str, set[str]]:
+    """The categories the pipeline's preprocessor saw in training, per categorical column.
+
+    Works for CategoryCoder, for scikit-learn's OrdinalEncoder (models registered before CategoryCoder, whose
+    ``infrequent_categories_`` holds None for a column without rare categories) and for a serving variant,
+    which carries them. A dataset without categorical columns has none (its coder was fitted on no column and
+    holds no categories).
+    """
+    if not schema.categorical_features:
+        return {}
+    if hasattr(pipeline, "known_categories"):  # a serving variant carries them (trainflow.export.OnnxModel)
+        return pipeline.known_categories
+    codes = pipeline.named_steps["preprocess"].named_transformers_["cat"].named_steps["codes"]
+    rare = getattr(codes, "infrequent_categories_", None) or [None] * len(codes.categories_)
+    return {col: {str(v) for v in (*seen, *(infrequent if infrequent is not None else ()))}
+            for col, seen, infrequent in zip(schema.categorical_features, codes.categories_, rare)}
+
+
+def fit_features(train: pd.DataFrame, schema: DatasetSchema,
+                 settings: TransformSettings) -> tuple[ColumnTransformer, pd.DataFrame]:
+    """The preprocessor fitted on training rows and those rows' features, in one pass (scikit-learn's
+    ``ColumnTransformer.fit`` transforms the rows anyway: a second ``transform`` would do that work twice)."""
+    pre = build_preprocessor(schema, settings)
+    return pre, _labelled(pre.fit_transform(as_model_input(train, schema)), train, schema)
+
+
+def features_of(pre: ColumnTransformer, part: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
+    """The features of rows (by a fitted preprocessor), the label column appended, the rows' index kept."""
+    return _labelled(pre.transform(as_model_input(part, schema)), part, schema)
+
+
+def _labelled(out: pd.DataFrame, part: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
+    out.index = part.index
+    out[schema.label] = part[schema.label].array  # as it is (text stays Arrow-backed: no round trip via objects)
+    return out

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from joblib import parallel_config
 from sklearn import metrics as skm
+
+if TYPE_CHECKING:
+    from trainflow.schema import DatasetSchema
 
 # metric -> True when larger is better
 DIRECTION: dict[str, bool] = {
@@ -177,3 +180,18 @@ def threshold_of(meta: dict) -> float | None:
     """A model's decision threshold from its metadata (``model.json``'s ``decision``); None: the most probable
     class (multiclass, regression, or a model trained before thresholds were chosen)."""
     return (meta.get("decision") or {}).get("threshold")
+
+
+def label_values(df: pd.DataFrame, schema: DatasetSchema) -> np.ndarray:
+    """The label column as the metrics expect it: floats for regression, strings for classes."""
+    y = df[schema.label].to_numpy()
+    return y.astype(float) if schema.task == "regression" else y.astype(str)
+
+
+def headline(metrics: pd.DataFrame, task_type: str) -> dict[str, float]:
+    """The test metrics a person reads first, in a fixed order."""
+    order = {"binary": ["roc_auc", "accuracy", "f1", "pr_auc", "log_loss"],
+             "multiclass": ["accuracy", "f1_macro", "roc_auc", "log_loss"],
+             "regression": ["rmse", "mae", "mape", "r2"]}[task_type]
+    test = metrics[(metrics["split"] == "test") & metrics["class"].isna()].set_index("metric")["value"]
+    return {m: float(test[m]) for m in order if m in test.index}

@@ -14,7 +14,8 @@ import pytest
 
 from tasks.evaluate import cross_validate
 from tasks.ingest import ingest_data
-from tasks.split import SplitSettings, cv_folds, split_data
+from tasks.split import SplitSettings, split_data
+from trainflow.folds import cv_folds
 from tasks.train import train_models
 from tasks.transform import fit_transform_splits
 from tasks.tune import TuneSettings, objective, plan_study, run_trials, search_space, summarise

@@ -6,7 +6,8 @@ import pandas as pd
 
 from tasks.split import SplitSettings, split_data
 from tasks.train import _folds, train_models
-from tasks.transform import fit_transform_splits, fold_features
+from tasks.transform import fit_transform_splits
+from trainflow.folds import fold_features
 from trainflow.features import TransformSettings
 from trainflow.models.settings import TrainSettings
 from trainflow.models.fit import fit_family

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.evaluate import EvaluateSettings, evaluate_model, headline
+from tasks.evaluate import EvaluateSettings, evaluate_model
+from trainflow.metrics import headline
 from trainflow.models.bundle import bundle_files, load_bundle
 from tasks.predict import predict_frame
 from trainflow.errors import DataError

@@ -8,7 +8,8 @@ from sklearn.impute import SimpleImputer
 
 from trainflow.schema import DatasetSchema
 from tasks.split import SplitSettings, split_data
-from tasks.transform import fit_transform_splits, fold_features
+from tasks.transform import fit_transform_splits
+from trainflow.folds import fold_features
 from trainflow.features import as_model_input, Imputer, QuantileClipper, TransformSettings, UNKNOWN_CODE
 
 
