@@ -21,7 +21,7 @@ from tasks.drift import MonitorSettings, monitor_drift
 from tasks.predict import PredictSettings, predict
 from tasks.promote import promote, PromotionSettings
 from tasks.report import report_retraining
-from tasks.retrain import combine, list_batches, notify
+from tasks.retrain import DRIFT_REASONS, combine, list_batches, notify, retrain_reasons
 from trainflow.catalog import ArtifactStore, new_run_id
 from trainflow.errors import RegistryError
 from trainflow.forms import FormModel
@@ -84,24 +84,17 @@ def _retrain(settings: RetrainingSettings) -> dict[str, Any]:
         registry.close()
     summary: dict[str, Any] = {"run_id": run_id, "model_name": name, "batches": len(batches),
                                "champion": champion["version"] if champion else None}
-    reasons = []
-    if champion is None:
-        reasons.append("no production model")
-    else:
+    age = None
+    if champion is not None:
         age = (dt.datetime.now(dt.UTC) - champion["created"].replace(tzinfo=dt.UTC)).total_seconds() / 86400
         summary["model_age_days"] = round(age, 3)
-        if age > settings.max_model_age_days:
-            reasons.append(f"production model is {age:.1f} days old (max {settings.max_model_age_days})")
         if batches:
             model = PredictSettings(model_name=name, registry_url=t.registry.registry_url)
             scored = predict(root, run_id, schema, batches[-1], None, model)
             drift = monitor_drift(root, run_id, schema, batches[-1], None, scored["predictions"], name,
                                   scored["model_version"], t.registry.registry_url, settings.drift)
-            summary["drift"] = {k: drift[k] for k in ("drifted_features", "share", "dataset_drift", "prediction_drift",
-                                                      "performance_drift")}
-            for key in ("dataset_drift", "prediction_drift", "performance_drift"):
-                if drift[key]:
-                    reasons.append(key.replace("_", " "))
+            summary["drift"] = {k: drift[k] for k in ("drifted_features", "share", *DRIFT_REASONS)}
+    reasons = retrain_reasons(age, settings.max_model_age_days, summary.get("drift"))
     summary["retrain_reasons"] = reasons
     if not reasons:
         summary.update(retrained=False, promoted=False, reason="no drift and the model is fresh")

@@ -20,6 +20,27 @@ from trainflow.sources import normalise, read_source
 BATCH_SUFFIXES = (".parquet", ".csv", ".csv.gz")
 
 
+DRIFT_REASONS = ("dataset_drift", "prediction_drift", "performance_drift")
+
+
+def retrain_reasons(model_age_days: float | None, max_model_age_days: float,
+                    drift: dict[str, Any] | None) -> list[str]:
+    """Why the nightly run retrains; empty: it does not.
+
+    Args:
+        model_age_days: The production version's age; None when there is no production version.
+        max_model_age_days: Retrain a production model older than this.
+        drift: The newest batch's drift summary (``dataset_drift``, ``prediction_drift``, ``performance_drift``
+            flags); None when no batch was scored.
+    """
+    if model_age_days is None:
+        return ["no production model"]
+    reasons = []
+    if model_age_days > max_model_age_days:
+        reasons.append(f"production model is {model_age_days:.1f} days old (max {max_model_age_days})")
+    return reasons + [key.replace("_", " ") for key in DRIFT_REASONS if drift and drift.get(key)]
+
+
 def list_batches(folder: str | None) -> list[Path]:
     """Batch files in a folder, oldest first (by name: name them by date)."""
     if not folder:
