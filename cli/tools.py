@@ -76,6 +76,10 @@ class RegistryRollback(BaseModel):
     to: int | None = Field(None, description="version to restore (default: the one before the current)")
 
 
+class RegistryUpgrade(BaseModel):
+    """Bring the registry's schema to this version of trainflow (opening a registry does it too)."""
+
+
 class RegistryCommand(BaseModel):
     """Look at a model's versions and move its production alias."""
 
@@ -83,13 +87,18 @@ class RegistryCommand(BaseModel):
     list: CliSubCommand[RegistryList] = Field(description="versions of a model with their aliases and test metrics")
     promote: CliSubCommand[RegistryPromote] = Field(description="point production at a version by hand")
     rollback: CliSubCommand[RegistryRollback] = Field(description="point production back at the previous version")
+    upgrade: CliSubCommand[RegistryUpgrade] = Field(description="migrate the registry's schema to this version")
 
     def cli_cmd(self) -> None:
         from trainflow.registry import Registry, listed_metrics
 
         registry = Registry(self.registry_url, must_exist=True)  # looking at a registry never makes one
         try:
-            if self.list is not None:
+            if self.upgrade is not None:
+                before, after = registry.revision_before, registry.revision
+                print(f"registry {registry.display_url}: schema revision {after}, "
+                      + ("up to date" if before == after else f"upgraded from {before}"))
+            elif self.list is not None:
                 name = self.list.model
                 versions = registry.tables()["model_versions"]
                 versions = versions[versions["model_name"] == name]

@@ -1,7 +1,8 @@
 """The model registry: model versions with lineage in a real database, and loading them back.
 
 SQLAlchemy over SQLite by default (a file under ``data/``), any SQLAlchemy URL (PostgreSQL) for a
-team. Every change is one transaction, and writers are serialised (SQLite: ``BEGIN IMMEDIATE``;
+team; its schema is under Alembic (``trainflow/migrations``), upgraded when a registry is opened. Every
+change is one transaction, and writers are serialised (SQLite: ``BEGIN IMMEDIATE``;
 other databases: a row lock on the model), so a crash or two writers at once cannot leave the index
 half-updated or give two versions the same number. Model files are copied into the registry's own
 folder, addressed by content, before the row that points at them is committed.
@@ -14,6 +15,7 @@ person with ``trainflow registry promote|rollback``) moves it, and every move is
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,10 @@ from trainflow.names import check_name
 from trainflow.schema import PROJECT_ROOT
 
 DEFAULT_REGISTRY_URL = f"sqlite:///{PROJECT_ROOT / 'data' / 'registry' / 'registry.db'}"
+MIGRATIONS = Path(__file__).with_name("migrations")  # the schema's Alembic migrations, shipped in the package
+# what a registry made before its schema had migrations holds, newest first: the revision it is stamped with
+PRE_MIGRATION_SCHEMAS = (("registry_properties", "0002"), ("model_versions", "0001"))
+UPGRADE_LOCK = 7_404_251  # PostgreSQL advisory lock: one process upgrades a registry at a time
 PROFILE_FILE = "reference_profile.parquet"
 
 
@@ -120,6 +126,45 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(parsed.database.removeprefix("file:").split("?", 1)[0])
 
 
+def _alembic(connection: sa.Connection) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest migration's revision (the schema this code reads and writes)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def upgrade_schema(engine: sa.Engine) -> tuple[str | None, str]:
+    """Bring a registry's schema to the newest migration, in one transaction; a new database gets every table.
+    A registry made before the schema had migrations (tables, no ``alembic_version``) is stamped with the
+    revision its tables match first. Returns the revision before and after (equal: nothing to do)."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # SQLite's writers already queue at BEGIN IMMEDIATE
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({UPGRADE_LOCK})")
+        before = MigrationContext.configure(conn).get_current_revision()
+        if before == head_revision():
+            return before, before
+        if before is None:
+            tables = sa.inspect(conn)
+            before = next((rev for table, rev in PRE_MIGRATION_SCHEMAS if tables.has_table(table)), None)
+            if before is not None:
+                command.stamp(_alembic(conn), before)
+        command.upgrade(_alembic(conn), "head")
+    return before, head_revision()
+
+
 class Registry:
     """The model registry.
 
@@ -167,7 +212,7 @@ class Registry:
             def _immediate(conn: sa.Connection) -> None:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front: writers queue, never race
         try:  # connects: an unreachable or corrupt database is found here, before any training
-            Base.metadata.create_all(self.engine)
+            self.revision_before, self.revision = upgrade_schema(self.engine)  # before: None for a new database
             # a SQLite registry's files lie beside it wherever it is moved; a server's are where it says
             self.root = chosen_root if db_path is not None else self._files_root(chosen_root)
         except sa.exc.SQLAlchemyError as exc:

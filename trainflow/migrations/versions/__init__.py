@@ -1,0 +1,1 @@
+"""One module per schema change (Alembic revisions), applied in order."""
