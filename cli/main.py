@@ -9,6 +9,7 @@
     trainflow registry list adult                # also: promote adult 3, rollback adult
     trainflow runs gc --keep 20                  # delete all but the 20 newest run folders
     trainflow ui                                 # Prefect server and UI, every deployment served
+    trainflow serve adult                        # online scoring: POST /predict, GET /health, GET /model
 
 Every command is parsed by pydantic-settings' CLI (chosen because the flows' settings already are pydantic
 models: their fields, defaults and descriptions are the flags and the help, with nothing to keep in step), and
@@ -27,7 +28,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import (BaseSettings, CliApp, CliSubCommand, CliUnknownArgs, PydanticBaseSettingsSource,
                                SettingsConfigDict, SettingsError)
 
-from cli.tools import RegistryCommand, Runs, Schema, Ui
+from cli.tools import RegistryCommand, Runs, Schema, Serve, Ui
 
 # command: (flow module, flow function, settings class, printer in cli.printers, what it does)
 FLOWS = {
@@ -72,6 +73,7 @@ class Trainflow(BaseSettings):
                                                   "the newest")
     ui: CliSubCommand[Ui] = Field(description="start the Prefect server and UI on 127.0.0.1 and serve every "
                                               "deployment")
+    serve: CliSubCommand[Serve] = Field(description="score rows over HTTP with a registered model (POST /predict)")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

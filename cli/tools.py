@@ -160,3 +160,19 @@ class Ui(BaseModel):
         from deployments.ui import run_ui
 
         run_ui(self.port)
+
+
+class Serve(BaseModel):
+    """Score rows over HTTP with a registered model's serving variant (POST /predict, GET /health, GET /model)."""
+
+    model: CliPositionalArg[str] = Field(description="MODEL (its production version, followed through promotions), "
+                                                     "MODEL@ALIAS, or MODEL:VERSION (pinned)")
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8000, ge=1, le=65535, description="port to listen on")
+    registry_url: str | None = Field(None, description="SQLAlchemy URL of the registry; empty: data/registry")
+    refresh_seconds: float = Field(10.0, gt=0, description="how often a followed alias is looked up")
+
+    def cli_cmd(self) -> None:
+        from deployments.scoring import serve
+
+        serve(self.model, self.host, self.port, self.registry_url, self.refresh_seconds)

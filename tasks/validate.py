@@ -33,6 +33,10 @@ SEVERITY_NAMES = {"critical": "error", "warning": "warning", "info": "info"}
 FINITE_RULE = "expect_column_values_to_be_finite"  # built in: reported when a numeric column holds +-inf
 
 
+RESULT_COLUMNS = ["expectation", "column", "severity", "success", "unexpected_count", "unexpected_percent",
+                  "observed_value", "sample", "exception", "kwargs", "quarantined"]
+
+
 @dataclass
 class ValidationOutcome:
     """What validation found.
@@ -185,7 +189,7 @@ def judge(schema: DatasetSchema, outcomes: list[Outcome], finite: dict[str, Outc
                       "sample": json.dumps([str(v) for v in r.result["partial_unexpected_list"]])})
         if quarantine:
             bad_index[len(found) - 1] = list(r.result["unexpected_index_list"])
-    results = pd.DataFrame(found)
+    results = pd.DataFrame(found, columns=RESULT_COLUMNS)  # the columns even for a suite without rules
     results["unexpected_count"] = results["unexpected_count"].astype("Int64")
     results["unexpected_percent"] = results["unexpected_percent"].astype("Float64")
     if bad_index:

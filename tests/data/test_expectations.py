@@ -201,3 +201,15 @@ def test_the_validate_stage_streams_a_large_table_with_the_whole_tables_outcome(
     with pytest.raises(ValidationFailed):  # too many to set aside: the same failure in batches
         validate.fn(str(tmp_path), "strict", adult_schema, raw, quarantine=True, max_quarantine_fraction=0.001,
                     batch_rows=1000)
+
+
+def test_a_schema_without_rules_validates_every_row() -> None:
+    """A schema whose suite is empty (a user may write one) passes its rows on; it once failed on the results'
+    missing columns."""
+    from tasks.validate import validate_data
+    from trainflow.schema import load_schema
+
+    schema = load_schema("breast_cancer").model_copy(update={"expectations": []})
+    rows = pd.DataFrame({c.name: [1.0, 2.0] for c in schema.columns})
+    outcome = validate_data(rows, schema, quarantine=True)
+    assert len(outcome.valid) == 2 and outcome.results.empty and outcome.errors == []
