@@ -240,8 +240,8 @@ def tuning_workers(s: TrainingSettings, features: dict[str, ArtifactRef], plan: 
     # On threads, what runs alone runs in the flow's own thread. LightGBM's OpenMP keeps a pool of threads per
     # calling thread: a trial on a pool thread after this thread has run LightGBM (the retraining flow's
     # predictions, an earlier flow in the same process) puts two pools on the cores, and libgomp then sleeps
-    # between its parallel regions instead of spinning: a multiclass trial on 3,700 rows took 56-66 s where it
-    # takes 4 s. (Parallel workers train on one core each: no pool.)
+    # between its parallel regions instead of spinning, many times slower. (Parallel workers train on one core
+    # each: no pool.)
     root = resolve_root(s.artifacts_root)
     model_schema = load_schema(s.dataset, s.schemas_dir).model_view().model_copy(update={"expectations": []})
     here = s.tune.dask_address is None

@@ -88,7 +88,8 @@ def _stratified_two_way(pos: np.ndarray, frac: float, seed: int, codes: np.ndarr
                         shuffled: tuple[bool, bool] = (True, True)) -> tuple[np.ndarray, np.ndarray]:
     """``train_test_split(pos, test_size=frac, random_state=seed, stratify=codes)``, the same positions in the
     same order (tested), for class codes 0..k-1: scikit-learn's StratifiedShuffleSplit sorts the labels twice
-    and moves every position through a Python list (3.1 of the split's 7 s at 5M rows); here a pass per class.
+    and moves every position through a Python list (most of the split's time on millions of rows); here a pass
+    per class.
     Its own steps (``_validate_shuffle_split``, ``_approximate_mode``, one ``RandomState(seed)`` drawn from in
     the same order) decide; where it would refuse (a class of one row, fewer rows than classes) it is called.
 
@@ -155,7 +156,7 @@ def split_positions(df: Rows, schema: DatasetSchema, settings: SplitSettings, se
 
     Args:
         sort: Sort each part's positions when ``in_order`` (False: a caller that only marks each row's part
-            need not pay for it: 0.4 s at 5M rows).
+            need not pay for it).
 
     Returns:
         ``(positions, summary, in_order)``: each part's row positions (in the data's order when ``in_order``
@@ -175,7 +176,7 @@ def split_positions(df: Rows, schema: DatasetSchema, settings: SplitSettings, se
         strategy = "stratified" if schema.is_classification else "random"
     codes, classes = (pd.factorize(labels) if schema.is_classification or strategy == "stratified"
                       else (None, None))  # codes -1: a missing label
-    if asked_stratified:  # counted on the codes (value_counts of the labels: 0.15 s at 5M rows)
+    if asked_stratified:  # counted on the codes it factorizes anyway, not by a second pass over the labels
         counts = np.bincount(codes[codes >= 0], minlength=len(classes))
         if counts.min() < 3:
             raise DataError(schema.name, f"class {classes[counts.argmin()]!r} has {counts.min()} rows; stratified "
@@ -201,15 +202,14 @@ def split_positions(df: Rows, schema: DatasetSchema, settings: SplitSettings, se
         train, _ = _two_way(df, train, 1 - settings.train_fraction, strategy if strategy != "time" else "random",
                             schema, seed + 2, strata, shuffled=(False, False))
     if strategy != "time" and sort:  # rows keep the data's order inside each split (a time split keeps time order):
-        # sorted positions read each column front to back (shuffled ones took 4.5 of the stage's 10.9 s at 5M
-        # rows, sorted 2.1 s)
+        # sorted positions read each column front to back; shuffled ones jump about in memory
         train, validation, test = np.sort(train), np.sort(validation), np.sort(test)
     positions = {"train": train, "validation": validation, "test": test}
     rows = []
     order = pd.Index(classes).argsort() if schema.is_classification else None  # sorted, as sort_index does
     for name, pos in positions.items():
         base = {"split": name, "strategy": strategy, "rows": len(pos), "fraction": len(pos) / len(df)}
-        if schema.is_classification:  # counted on the codes: taking 5M text labels per part cost 0.45 s
+        if schema.is_classification:  # counted on the codes: taking the text labels of every part is not needed
             part = codes[pos]
             counts = np.bincount(part[part >= 0], minlength=len(classes))
             rows += [{**base, "class": str(classes[k]), "class_rows": int(counts[k]),

@@ -49,8 +49,8 @@ def build_lightgbm_xt(r: BuildRequest) -> Any:
     node) at learning rate ``XT_LEARNING_RATE``, otherwise the ``lightgbm`` family's defaults: AutoGluon's
     LightGBMXT, a gradient-boosted member whose errors differ from plain LightGBM's, so the ensemble gains from
     both (tuning's parameters stay the ``lightgbm`` family's). Random thresholds need more rounds than the best
-    ones: on Adult its mean best round was 859 at the ``lightgbm`` family's 0.025 and 490 at 0.05 (5-fold CV and
-    refit 21 s and 11 s), and on the quality benchmark's tables 0.05 made the ensembles at least as good."""
+    ones, so it learns twice as fast as the ``lightgbm`` family to stop in about as many rounds; on the quality
+    benchmark's tables that rate made the ensembles at least as good."""
     return build_lightgbm(replace(r, params={"extra_trees": True, "learning_rate": XT_LEARNING_RATE, **r.params}))
 
 
@@ -196,12 +196,9 @@ def build_catboost(r: BuildRequest) -> Any:
 
     Categories reach it one-hot, from the family's encoding step as for logistic regression, not as CatBoost's
     own categorical features: CatBoost cannot export a model with those to ONNX, and its target statistics
-    for them were most of its time without making it better. In 5-fold CV over the training and validation
-    rows of Adult and of the quality benchmark's tables (the flow's folds; wall seconds on 2 cores), CatBoost's
-    own categories with its defaults took 96 s on ames, about 62 s on Adult and 41 s on hpc_data; one-hot 37,
-    22 and 22 s, scoring as well (ames RMSE 24,028 against 24,043, Adult ROC-AUC 0.9281 against 0.9278,
-    hpc_data accuracy 0.8392 against 0.8261; mlc_churn, attrition, wa_churn and credit_data within 0.004 of
-    CatBoost's categories either way)."""
+    for them were most of its time without making it better: in 5-fold CV on Adult and the quality benchmark's
+    tables, CatBoost's own categories took two to three times as long as one-hot columns and scored no
+    better."""
     from trainflow.models.boosters import CatBoostClassifierModel, CatBoostRegressorModel
 
     # l2_leaf_reg and random_strength at CatBoost's own defaults, named so that tuning's trial 0 starts there
@@ -253,8 +250,8 @@ NEWTON_MAX_COEFFICIENTS = 200
 def fit_logistic(est: Any, r: FitRequest) -> FitResult:
     """Logistic regression by scikit-learn's ``newton-cholesky`` solver where the coefficients are few (at most
     ``NEWTON_MAX_COEFFICIENTS`` columns x classes; one class's for two), the solver scikit-learn recommends for
-    many rows and one-hot columns: the same penalised optimum as the default lbfgs, found about 5x sooner on
-    Adult's 107 columns (lbfgs: 69 iterations). lbfgs beyond that (the Hessian grows as its square) and
+    many rows and one-hot columns: the same penalised optimum as the default lbfgs in a few Newton steps instead
+    of dozens of lbfgs iterations. lbfgs beyond that (the Hessian grows as its square) and
     whenever ``train.params`` names a solver; ridge regression as it is."""
     from sklearn.linear_model import LogisticRegression
 
@@ -292,8 +289,8 @@ def build_extra_trees(r: BuildRequest) -> Any:
 def fit_forest(est: Any, request: FitRequest) -> FitResult:
     """Fit on ``n_jobs`` cores, then leave prediction to the caller's joblib ``parallel_config`` (``n_jobs=None``:
     one thread unless the caller asks for more). A forest that keeps ``n_jobs=-1`` dispatches every tree to a
-    thread pool on each call: 115 ms for one row on two cores against 31 ms on one thread, and slower up to about
-    4,000 rows (``trainflow.metrics.predict_scores`` raises it from there)."""
+    thread pool on each call, slower than one thread for a single row and for small batches
+    (``trainflow.metrics.predict_scores`` raises it for large ones)."""
     fitted = plain_fit(est, request) if request.clock is None or request.clock.deadline is None \
         else _forest_in_time(est, request)
     est.set_params(n_jobs=None)
