@@ -73,8 +73,9 @@ def parse_target(target: str) -> tuple[str, str | None, int | None]:
 
 def row_model(schema: DatasetSchema) -> type:
     """The request row's pydantic model: each feature column with its type, no other key, numbers finite; null
-    unless an error rule forbids every missing value (a rule with ``mostly`` bounds a batch's share, not a row). The label and id columns may come along
-    and are ignored."""
+    unless an error rule forbids every missing value (a rule with ``mostly`` bounds a batch's share, not a row).
+    The schema's other columns (label, id, ignored ones) may come along, as a row of the data holds them, and are
+    not read."""
     required = {r.get("kwargs", {}).get("column") for r in schema.expectations  # no missing value at all
                 if _is_error(r) and _rule_type(r) == "expect_column_values_to_not_be_null"
                 and r.get("kwargs", {}).get("mostly", 1) >= 1}
@@ -85,9 +86,9 @@ def row_model(schema: DatasetSchema) -> type:
         fields[column.name] = (kind if column.name in required else kind | None,
                                Field(... if column.name in required else None,
                                      description=column.description or None, **finite))
-    for column in schema.columns:
-        if column.role in ("label", "id") and column.name not in fields:
-            fields[column.name] = (Any, Field(None, description=f"{column.role} (ignored)"))
+    for column in schema.columns:  # a row as the data holds it may carry them
+        if column.name not in fields:
+            fields[column.name] = (Any, Field(None, description=f"{column.role}: not read by the model"))
     return create_model(f"{schema.name.title().replace('_', '')}Row", __config__=ConfigDict(extra="forbid"),
                         **fields)
 

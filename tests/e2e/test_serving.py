@@ -55,6 +55,8 @@ def test_predictions_are_batch_inferences_and_bad_rows_are_422(served: dict) -> 
         pd.testing.assert_frame_equal(got.drop(columns="prediction"), expected.drop(columns="prediction")
                                       .reset_index(drop=True), check_exact=False, atol=1e-6)
         assert one.json()["predictions"][0] == batch.json()["predictions"][0]
+        labelled = {**_rows(served, 1)[0], "target": "benign"}  # a row as the data holds it: the label is not read
+        assert client.post("/predict", json=labelled).json()["predictions"] == one.json()["predictions"]
         model = client.get("/model").json()
         assert model["version"] == 1 and "production" in model["aliases"] and "roc_auc" in model["metrics"]
 
