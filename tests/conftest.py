@@ -125,21 +125,3 @@ def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = new_database(request.getfixturevalue("postgres_server"))
     Registry(url, root=str(tmp_path / "registry-files")).close()
     return url
-
-
-# Under pytest-xdist (make test) each worker takes a test file at a time, in collection order: the longest files
-# first and the unit tests last, so that the last files to start are short ones and no worker is left with a long
-# file while the other idles (longest-first scheduling).
-FILE_ORDER = ("e2e/test_training_flow.py", "e2e/test_deployments.py", "model/test_networks.py", "e2e/test_readme.py",
-              "model/test_quality.py", "e2e/test_tuning_flow.py", "e2e/test_networks_flow.py", "model/test_dask.py")
-FOLDER_ORDER = ("e2e", "model", "data", "unit")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> tuple[int, int]:
-        where = Path(str(item.path)).relative_to(ROOT / "tests").as_posix()
-        first = FILE_ORDER.index(where) if where in FILE_ORDER else len(FILE_ORDER)
-        folder = where.split("/", 1)[0]
-        return first, FOLDER_ORDER.index(folder) if folder in FOLDER_ORDER else len(FOLDER_ORDER)
-
-    items.sort(key=rank)  # stable: a file's tests keep their order
