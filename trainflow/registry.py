@@ -37,6 +37,22 @@ MIGRATIONS = Path(__file__).with_name("migrations")  # the schema's Alembic migr
 # what a registry made before its schema had migrations holds, newest first: the revision it is stamped with
 PRE_MIGRATION_SCHEMAS = (("registry_properties", "0002"), ("model_versions", "0001"))
 UPGRADE_LOCK = 7_404_251  # PostgreSQL advisory lock: one process upgrades a registry at a time
+# A deployment that sets this key signs every version it registers and loads only versions signed with it: a
+# file planted in the registry's folder with its sha256 planted in the database is refused, since its signature
+# needs the key, which lives in the environment of the processes that register and load, never in the registry.
+SIGNING_KEY_ENV = "TRAINFLOW_SIGNING_KEY"
+
+
+def _signature(name: str, version: int, sha256: str) -> str | None:
+    """The version's HMAC-SHA256 under the deployment's key; None when no key is set."""
+    import hashlib
+    import hmac
+    import os
+
+    key = os.environ.get(SIGNING_KEY_ENV)
+    if not key:
+        return None
+    return hmac.new(key.encode(), f"{name}\0{version}\0{sha256}".encode(), hashlib.sha256).hexdigest()
 PROFILE_FILE = "reference_profile.parquet"
 
 
@@ -65,6 +81,8 @@ class ModelVersion(Base):
     metrics: Mapped[dict] = mapped_column(sa.JSON)
     lineage: Mapped[dict] = mapped_column(sa.JSON)
     created: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    # HMAC-SHA256 of name, version and sha256 under TRAINFLOW_SIGNING_KEY when it was registered (None: unsigned)
+    signature: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
 
 
 class ServingVariant(Base):
@@ -283,7 +301,8 @@ class Registry:
             version = model.latest_version
             session.add(ModelVersion(model_name=name, version=version, run_id=run_id, family=family, task=task_type,
                                      uri=rel, sha256=sha256, metrics=metrics,
-                                     lineage=json.loads(json.dumps(lineage, default=str)), created=_now()))
+                                     lineage=json.loads(json.dumps(lineage, default=str)), created=_now(),
+                                     signature=_signature(name, version, sha256)))
             self._event(session, name, version, "registered", run_id=run_id, metrics=metrics)
             if serving_meta is not None:
                 session.add(ServingVariant(model_name=name, version=version, variant=serving_meta["variant"],
@@ -397,9 +416,31 @@ class Registry:
         """A version's row and its stored files, hash-checked."""
         check_name(name, "model name")
         info = self.version_info(name, self.resolve(name, version, alias))
+        self._check_signature(name, info["version"], info["sha256"])
         ref = ArtifactRef(run_id=info["run_id"], stage="registry", name=name, kind="bundle",
                           path=f"models/{name}/{info['sha256']}", sha256=info["sha256"])
         return info, ArtifactStore(self.root).read_bundle(ref)
+
+    def _check_signature(self, name: str, version: int, sha256: str) -> None:
+        """With a signing key set, the version must carry the signature of its name, number and files' hash.
+
+        Raises:
+            RegistryError: It is unsigned, or signed for other content or with another key.
+        """
+        import hmac
+
+        expected = _signature(name, version, sha256)
+        if expected is None:
+            return
+        with Session(self.engine) as session:
+            stored = session.execute(sa.select(ModelVersion.signature).where(
+                ModelVersion.model_name == name, ModelVersion.version == version)).scalar_one_or_none()
+        if stored is None:
+            raise RegistryError(f"model '{name}' v{version} is not signed, and this deployment loads only signed "
+                                f"versions ({SIGNING_KEY_ENV} is set)")
+        if not hmac.compare_digest(stored, expected):
+            raise RegistryError(f"model '{name}' v{version}: its signature does not match its files' hash: not "
+                                "registered by a holder of this deployment's key")
 
     def load(self, name: str, version: int | None = None, alias: str | None = "production",
              variant: str = "native") -> tuple[Any, dict]:
