@@ -40,14 +40,6 @@ ENFORCED_BY_THE_ROW_MODEL = {"expect_column_to_exist", "expect_column_values_to_
                              "expect_table_row_count_to_be_between"}
 
 
-def _is_error(rule: dict[str, Any]) -> bool:
-    return str(rule.get("severity") or "critical") == "critical"
-
-
-def _rule_type(rule: dict[str, Any]) -> str:
-    return str(rule.get("expectation_type") or rule.get("type") or "")
-
-
 @dataclass(frozen=True)
 class Served:
     """One loaded version: what a request scores with (swapped whole on a promotion)."""
@@ -76,8 +68,10 @@ def row_model(schema: DatasetSchema) -> type:
     unless an error rule forbids every missing value (a rule with ``mostly`` bounds a batch's share, not a row).
     The schema's other columns (label, id, ignored ones) may come along, as a row of the data holds them, and are
     not read."""
+    from tasks.validate import severity_of
+
     required = {r.get("kwargs", {}).get("column") for r in schema.expectations  # no missing value at all
-                if _is_error(r) and _rule_type(r) == "expect_column_values_to_not_be_null"
+                if severity_of(r) == "error" and r["type"] == "expect_column_values_to_not_be_null"
                 and r.get("kwargs", {}).get("mostly", 1) >= 1}
     fields: dict[str, Any] = {}
     for column in schema.features:
@@ -115,7 +109,7 @@ def create_app(target: str, registry_url: str | None = None, schemas_dir: str | 
         TrainflowError: The model, alias, version or its dataset's schema does not exist.
     """
     from tasks.predict import predict_frame
-    from tasks.validate import validate_data
+    from tasks.validate import severity_of, validate_data
     from trainflow.schema import load_schema
     from trainflow.sources import normalise
 
@@ -124,8 +118,8 @@ def create_app(target: str, registry_url: str | None = None, schemas_dir: str | 
     lineage = state["served"].info.get("lineage") or {}
     schema = load_schema(lineage.get("dataset") or name, schemas_dir)  # its rules, as batch inference checks them
     scoring = schema.for_scoring()
-    checks = scoring.model_copy(update={"expectations": [r for r in scoring.expectations if _is_error(r) and
-                                                         _rule_type(r) not in ENFORCED_BY_THE_ROW_MODEL]})
+    checks = scoring.model_copy(update={"expectations": [r for r in scoring.expectations if severity_of(r) == "error"
+                                                         and r["type"] not in ENFORCED_BY_THE_ROW_MODEL]})
     Row = row_model(schema)  # noqa: N806 - a class
     stop = threading.Event()
 

@@ -15,7 +15,7 @@ import logging
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,13 @@ from trainflow.schema import DatasetSchema
 
 ValidationEngine = Literal["arrow", "gx"]
 SEVERITY_NAMES = {"critical": "error", "warning": "warning", "info": "info"}
-FINITE_RULE = "expect_column_values_to_be_finite"  # built in: reported when a numeric column holds +-inf
+FINITE_RULE = "expect_column_values_to_be_finite"
+
+
+def severity_of(rule: dict[str, Any]) -> str:
+    """A suite rule's severity as the results name it: error (GX's ``critical``, and any word it does not know),
+    warning or info."""
+    return SEVERITY_NAMES.get(str(rule.get("severity") or "critical"), "error")  # built in: reported when a numeric column holds +-inf
 
 
 RESULT_COLUMNS = ["expectation", "column", "severity", "success", "unexpected_count", "unexpected_percent",
@@ -168,7 +174,7 @@ def judge(schema: DatasetSchema, outcomes: list[Outcome], finite: dict[str, Outc
             sample = [None] * len(sample)  # missing values (GX writes a string column's as "<NA>")
         found.append({
             "expectation": kind, "column": column,
-            "severity": SEVERITY_NAMES.get(str(exp.get("severity") or "critical"), "error"),
+            "severity": severity_of(exp),
             "success": bool(r.success), "unexpected_count": res.get("unexpected_count"),
             "unexpected_percent": res.get("unexpected_percent"),
             "observed_value": None if res.get("observed_value") is None else json.dumps(res["observed_value"],

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from deployments.ui import free_port
+
 
 def pg_program(name: str) -> str | None:
     """The path of a PostgreSQL server program (``initdb``, ``pg_ctl``): on the PATH, else Debian's
@@ -30,12 +32,6 @@ def _as_owner(argv: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def postgres_cluster() -> Iterator[str]:
     """Start a cluster; yields its server URL without a database (``postgresql+psycopg://postgres@HOST:PORT``)."""
@@ -46,7 +42,7 @@ def postgres_cluster() -> Iterator[str]:
     data = home / "data"
     if os.geteuid() == 0:
         shutil.chown(home, "postgres", "postgres")
-    port = _free_port()
+    port = free_port()
     try:
         subprocess.run(_as_owner([initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                                   "--no-sync"]), check=True, capture_output=True, timeout=120)

@@ -33,6 +33,7 @@ from trainflow.names import check_name
 from trainflow.schema import PROJECT_ROOT
 
 DEFAULT_REGISTRY_URL = f"sqlite:///{PROJECT_ROOT / 'data' / 'registry' / 'registry.db'}"
+PROFILE_FILE = "reference_profile.parquet"
 MIGRATIONS = Path(__file__).with_name("migrations")  # the schema's Alembic migrations, shipped in the package
 # what a registry made before its schema had migrations holds, newest first: the revision it is stamped with
 PRE_MIGRATION_SCHEMAS = (("registry_properties", "0002"), ("model_versions", "0001"))
@@ -53,7 +54,6 @@ def _signature(name: str, version: int, sha256: str) -> str | None:
     if not key:
         return None
     return hmac.new(key.encode(), f"{name}\0{version}\0{sha256}".encode(), hashlib.sha256).hexdigest()
-PROFILE_FILE = "reference_profile.parquet"
 
 
 class Base(DeclarativeBase):

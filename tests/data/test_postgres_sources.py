@@ -88,11 +88,9 @@ def test_the_postgresql_session_is_read_only_when_a_query_gets_past_the_parser(
 
 
 def test_a_server_that_does_not_answer_is_one_line(adult_schema: DatasetSchema) -> None:
-    import socket
+    from deployments.ui import free_port
 
-    with socket.socket() as s:  # a loopback port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a loopback port nothing listens on
     started = time.monotonic()
     with pytest.raises(DataError) as error:
         ingest_data(adult_schema, f"postgresql+psycopg://postgres@127.0.0.1:{port}/dw", "SELECT * FROM adult")
