@@ -10,8 +10,11 @@ takes it (``trainflow schema infer``, then the training flow with every default 
 Prints per table: the limit, the flow's wall and CPU seconds (the Prefect API started before the clock), what
 the limit cut (the leaderboard's ``budget`` notes and tuning's trials), the flow's test metric (accuracy or
 ROC-AUC) beside default LightGBM fitted on the flow's own split, and the ratio of flow seconds to the limit.
+A test split of a few hundred rows decides little (the wide table's 150 test rows: a standard error of about
+0.03 ROC-AUC), so ``--seeds N`` makes each table N times from seeds 0..N-1 and adds a line per table with the
+means and how many of the N the flow won.
 
-    python -m benchmarks.budget [--time-limit 120] [--tables classes32,wide] [--keep DIR]
+    python -m benchmarks.budget [--time-limit 120] [--tables classes32,wide] [--seeds 1] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -33,9 +36,9 @@ MAKERS = {
 CATEGORICAL = {"classes32": 4, "wide": 0}
 
 
-def make_table(name: str, folder: Path, seed: int = 0) -> Path:
-    """The table as CSV: features ``f0``..., label ``y`` (``c0``..., text), the first columns binned into
-    letters where ``CATEGORICAL`` asks."""
+def make_table(name: str, folder: Path, seed: int = 0, file: str | None = None) -> Path:
+    """The table ``name`` made from ``seed`` as CSV (``file``.csv, default ``name``.csv): features ``f0``...,
+    label ``y`` (``c0``..., text), the first columns binned into letters where ``CATEGORICAL`` asks."""
     from sklearn.datasets import make_classification
 
     x, y = make_classification(random_state=seed, **MAKERS[name])
@@ -43,7 +46,7 @@ def make_table(name: str, folder: Path, seed: int = 0) -> Path:
     for i in range(CATEGORICAL[name]):
         frame[f"f{i}"] = pd.qcut(frame[f"f{i}"], 5, labels=list("abcde")).astype(str)
     frame["y"] = np.char.add("c", y.astype(str))
-    path = folder / f"{name}.csv"
+    path = folder / f"{file or name}.csv"
     frame.to_csv(path, index=False)
     return path
 
@@ -65,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.budget", description=__doc__.split("\n")[0])
     parser.add_argument("--time-limit", type=float, default=120.0)
     parser.add_argument("--tables", default=",".join(MAKERS))
+    parser.add_argument("--seeds", type=int, default=1, help="tables made from seeds 0..N-1 (default 1)")
     parser.add_argument("--keep", help="folder to keep the runs in (default: a temporary one)")
     args = parser.parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -77,12 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(args.keep or tmp)
         (work / "tables").mkdir(parents=True, exist_ok=True)
         for name in args.tables.split(","):
-            source = make_table(name, work / "tables")
-            row = run_table(Table(name, str(source), "y"), work, {"time_limit": args.time_limit}, anchor=False)
-            if "error" not in row:
-                row["cut"] = cuts(Path(row["run_dir"]))
-            rows.append(row)
-            print(json.dumps(row, default=str), flush=True)
+            for seed in range(args.seeds):
+                table = name if seed == 0 else f"{name}_seed{seed}"
+                source = make_table(name, work / "tables", seed, table)
+                row = run_table(Table(table, str(source), "y"), work, {"time_limit": args.time_limit}, anchor=False)
+                if "error" not in row:
+                    row["cut"] = cuts(Path(row["run_dir"]))
+                rows.append({**row, "maker": name})
+                print(json.dumps(row, default=str), flush=True)
     print(f"\n| table | rows | limit s | flow s | flow CPU s | flow / limit | metric | flow | default LightGBM | "
           "family | what the limit cut |")
     print("|---|---:|---:|---:|---:|---:|---|---:|---:|---|---|")
@@ -93,6 +99,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['table']} | {r['rows']:,} | {args.time_limit:.0f} | {r['flow_s']:.1f} | {r['flow_cpu_s']:.1f} | "
               f"{r['flow_s'] / args.time_limit:.2f} | {METRIC[r['task']]} | {r['flow']:.4f} | {r['lightgbm']:.4f} | "
               f"{r['family']} | {r['cut']} |")
+    if args.seeds > 1:
+        print()
+        for name in args.tables.split(","):
+            done = [r for r in rows if r["maker"] == name and "error" not in r]
+            if done:
+                won = sum(r["flow"] > r["lightgbm"] for r in done)  # accuracy and ROC-AUC: higher is better
+                print(f"{name}: {len(done)} seeds, mean {METRIC[done[0]['task']]} flow "
+                      f"{np.mean([r['flow'] for r in done]):.4f}, default LightGBM "
+                      f"{np.mean([r['lightgbm'] for r in done]):.4f}; the flow ahead on {won} of {len(done)}; "
+                      f"flow seconds at most {max(r['flow_s'] for r in done):.1f}")
     return 0
 
 

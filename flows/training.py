@@ -346,8 +346,9 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
                           s.registry.registry_url, budget.share(1 - kept))
     budget.report("train")
     candidates = {k.removeprefix("candidate_"): v for k, v in trained.items() if k.startswith("candidate_")}
+    compress_kept = COMPRESS_SHARE / kept if kept and is_on(s.compress.enabled) else 0.0  # of the time left now
     evaluation = run_checked(evaluate, root, run_id, model_schema, trained["model"], splits, s.evaluate,
-                             s.transform, train_settings, s.seed, candidates, budget.deadline)
+                             s.transform, train_settings, s.seed, candidates, budget.share(1 - compress_kept))
     compressed = compress(root, run_id, model_schema, trained["model"], splits, s.compress, budget.deadline) \
         if is_on(s.compress.enabled) else {}
     reference = run_checked(profile, root, run_id, model_schema, splits, trained["model"])

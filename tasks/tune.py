@@ -491,6 +491,24 @@ def _finished(study: Any) -> int:
                or (t.state == TrialState.FAIL and t.number not in retried) for t in trials)
 
 
+MIN_SEARCH_TRIALS = 4  # trials a search needs to be worth its time: fewer rarely beat the family's defaults
+
+
+def search_unaffordable(trial: Any, deadline: float | None) -> str | None:
+    """Why the search stops after a reference trial (the defaults, the library's), or None: when the study's
+    time left holds fewer than ``MIN_SEARCH_TRIALS`` trials at that trial's pace, a search would be a few random
+    draws that rarely beat the defaults (trial 0, which train uses anyway), so its time goes to train instead,
+    as AutoGluon's ``medium_quality`` spends no time on tuning at all."""
+    seconds = trial.user_attrs.get("seconds")
+    if deadline is None or not seconds or trial.user_attrs.get("source") not in REFERENCE_TRIALS:
+        return None
+    left = max(0.0, deadline - time.time())
+    if left >= MIN_SEARCH_TRIALS * seconds:
+        return None
+    return (f"trial {trial.number} took {seconds:.1f} s and {left:.0f} s of the tuning budget are left, fewer than "
+            f"the {MIN_SEARCH_TRIALS} trials a search needs: tuning stops here, its time goes to train")
+
+
 def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, ArtifactRef],
                transform_settings: TransformSettings, train_settings: TrainSettings, settings: TuneSettings,
                plan: dict[str, str], seed: int, deadline: float | None = None, worker: int = 0) -> int:
@@ -523,6 +541,9 @@ def run_trials(store_root: str, schema: DatasetSchema, features: dict[str, Artif
         ran.append(trial.number)
         logger.info("%s", trial_line(st, trial, p.metric))
         if _finished(st) >= trials_of(settings):
+            st.stop()
+        elif (why := search_unaffordable(trial, deadline)) is not None:
+            logger.info("tune: %s", why)
             st.stop()
 
     study.optimize(objective(schema, data, p.family, space, transform_settings, train_settings, p.metric, folds, seed,

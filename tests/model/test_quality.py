@@ -1,4 +1,5 @@
-"""Model behaviour on real data: the quality bar on Adult, saved-model parity, sensible directions."""
+"""Model behaviour on real data: saved-model parity, sensible directions, unseen categories, the quality bar on
+the other bundled tables."""
 
 import numpy as np
 import pandas as pd
@@ -19,35 +20,16 @@ from trainflow.features import as_model_input, TransformSettings
 
 @pytest.fixture(scope="module")
 def adult_model(adult_raw: pd.DataFrame, adult_schema: DatasetSchema):
-    splits, _ = split_data(adult_raw, adult_schema, SplitSettings(), seed=42)
+    """An ensemble of LightGBM and logistic regression on 6,000 Adult rows, as saved and loaded: what these
+    behaviours need (Adult's published quality is checked on the default run, tests/e2e/test_training_flow.py)."""
+    splits, _ = split_data(adult_raw.sample(6000, random_state=42), adult_schema, SplitSettings(), seed=42)
     pre, feats = fit_transform_splits(splits, adult_schema, TransformSettings())
+    settings = TrainSettings(families=["lightgbm", "logistic", "ensemble"], cv_folds=3)
     serving, meta, board, history = train_models(adult_schema, feats["train"], feats["validation"], pre,
-                                                 TransformSettings(), TrainSettings(), seed=42)
+                                                 TransformSettings(), settings, seed=42)
+    assert meta["family"] == "ensemble"  # the bundle below holds members, weights and the preprocessor
     pipeline, meta = load_bundle(bundle_files(serving, meta))  # evaluate exactly what is saved
     return splits, serving, pipeline, meta, board, history
-
-
-def test_adult_reaches_published_quality(adult_model, adult_schema: DatasetSchema) -> None:
-    splits, _, pipeline, meta, board, history = adult_model
-    assert meta["family"] in ("lightgbm", "ensemble") and meta["selected_on"] == "5-fold CV"
-    assert set(board["family"]) == {"lightgbm", "lightgbm_xt", "catboost", "logistic", "random_forest", "ensemble"}
-    folds = history[(history["family"] == "lightgbm") & history["fit"].str.startswith("fold")]
-    assert folds["iteration"].max() > 50 and folds["fit"].nunique() == 5  # early stopping in each fold
-    out = evaluate_model(adult_schema, pipeline, meta, splits["test"],
-                         pd.concat([splits["train"], splits["validation"]]),
-                         EvaluateSettings(cv_folds=3, permutation_repeats=1, plots=False),
-                         TransformSettings(), TrainSettings(), seed=42)
-    test = headline(out["metrics"], "binary")
-    # the issue's bar; published: AdaBoost ~0.928 AUC / 0.874 accuracy (10-fold CV), C4.5 error 15.5%
-    assert test["roc_auc"] >= 0.92 and test["accuracy"] >= 0.86, test
-    cv = out["metrics"][(out["metrics"]["split"] == "cv") & (out["metrics"]["metric"] == "roc_auc")]["value"].item()
-    assert cv >= 0.92
-    gaps = out["slice_gaps"]
-    sex = gaps[(gaps["attribute"] == "sex") & (gaps["metric"] == "predicted_positive_rate")].iloc[0]
-    assert sex["max_group"] == "Male" and sex["gap"] > 0.05  # the known disparity is reported, not hidden
-    assert len(out["errors"]) == 50 and out["errors"]["loss"].is_monotonic_decreasing
-    perm = out["feature_importance"][out["feature_importance"]["method"] == "permutation_roc_auc"]
-    assert set(perm.head(4)["feature"]) & {"relationship", "marital-status", "capital-gain", "age", "education-num"}
 
 
 def test_saved_model_predicts_like_the_trained_one(adult_model, adult_schema: DatasetSchema) -> None:

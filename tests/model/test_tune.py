@@ -18,7 +18,8 @@ from tasks.split import SplitSettings, split_data
 from trainflow.models.settings import TrainSettings
 from tasks.transform import fit_transform_splits
 from trainflow.features import TransformSettings
-from tasks.tune import ParamSpec, TuneSettings, plan_study, run_trials, summarise, to_train_params, with_params
+from tasks.tune import (ParamSpec, TuneSettings, plan_study, run_trials, search_unaffordable, summarise,
+                        to_train_params, with_params)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -182,6 +183,23 @@ def test_time_budget_stops_starting_trials(cancer) -> None:
     # no trial started after the budget ran out: Optuna stamps a trial's start just after deciding to run it, a few
     # milliseconds that a loaded machine can stretch (seen: 2 ms); trials that ignored the budget would start seconds late
     assert started.max().to_pydatetime().timestamp() <= deadline + 0.25
+
+
+def test_a_budget_too_short_for_a_search_stops_after_the_reference_trials() -> None:
+    # when the defaults' trial leaves time for fewer than four trials like it, the few random draws left would
+    # rarely beat it: tuning ends there and its time goes to train
+    import optuna
+
+    def trial(source: str, seconds: float) -> optuna.trial.FrozenTrial:
+        return optuna.trial.create_trial(value=0.9, user_attrs={"source": source, "seconds": seconds})
+
+    now = time.time()
+    why = search_unaffordable(trial("defaults", 10.0), now + 25)
+    assert why is not None and "took 10.0 s" in why and "fewer than the 4 trials a search needs" in why
+    assert search_unaffordable(trial("library defaults", 10.0), now + 25) is not None
+    assert search_unaffordable(trial("defaults", 10.0), now + 300) is None  # room for a search
+    assert search_unaffordable(trial("sampler", 10.0), now + 25) is None  # only a reference trial decides
+    assert search_unaffordable(trial("defaults", 10.0), None) is None  # no budget
 
 
 def test_lightgbm_trials_are_pruned_on_cv_folds(adult_raw, adult_schema, tmp_path: Path) -> None:

@@ -77,3 +77,17 @@ def test_a_boosted_family_whose_rounds_cannot_fit_is_dropped_before_training() -
     assert boosted_plan(costs, families, seconds=300.0, fits=6) == {}  # time enough: nothing dropped
     # never the last family, however short the time
     assert list(boosted_plan(costs, ["lightgbm", "catboost"], seconds=1.0, fits=6)) == ["catboost"]
+
+
+def test_the_first_family_gets_the_rounds_its_own_learning_rate_needs_up_to_half_the_time() -> None:
+    from tasks.train import ANCHOR_SHARE, ROUNDS_TIMES_RATE, RoundCost, anchor_seconds
+
+    # the wide table's LightGBM: 0.009 s a round, 800 rounds at 0.025; 6 fits (5 folds and the refit)
+    lightgbm = RoundCost(0.1, 0.009, 0.025, most_rounds=2000)
+    need = 6 * (0.1 + ROUNDS_TIMES_RATE / 0.025 * 0.009)
+    assert anchor_seconds("lightgbm", {"lightgbm": lightgbm}, seconds=200.0, fits=6) == pytest.approx(need)
+    assert anchor_seconds("lightgbm", {"lightgbm": lightgbm}, seconds=60.0, fits=6) == ANCHOR_SHARE * 60.0
+    # its round limit caps the need; a family without probed rounds (not boosted) gets no anchor
+    capped = RoundCost(0.1, 0.009, 0.025, most_rounds=100)
+    assert anchor_seconds("lightgbm", {"lightgbm": capped}, seconds=200.0, fits=6) == pytest.approx(6 * 1.0)
+    assert anchor_seconds("logistic", {"lightgbm": lightgbm}, seconds=200.0, fits=6) == 0.0
