@@ -7,7 +7,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
-.PHONY: venv prefect-db run test test-fast bench bench-autogluon ui clean
+.PHONY: venv prefect-db run test test-fast bench bench-autogluon ui server deploy worker clean
 
 venv: $(STAMP)
 
@@ -42,6 +42,24 @@ test-fast: $(STAMP)
 # Prefect server on 127.0.0.1:4200 plus every deployment in deployments/prefect.yaml, served from here.
 ui: $(STAMP)
 	$(BIN)/trainflow ui
+
+# Production: a Prefect server, a process work pool holding every deployment of deployments/prefect.yaml, and
+# as many workers as you start (each `make worker` is one; runs go to whichever polls first, and a deployment's
+# concurrency limit holds across them). The pool is the one prefect.yaml names. Point PREFECT_API_URL at the
+# server (`make server` prints it); put the server on PostgreSQL with PREFECT_API_DATABASE_CONNECTION_URL
+# (docs/operations.md).
+POOL := trainflow
+PORT ?= 4200
+server: $(STAMP)
+	@echo "export PREFECT_API_URL=http://127.0.0.1:$(PORT)/api   # for make deploy and make worker"
+	$(BIN)/prefect server start --host 127.0.0.1 --port $(PORT)
+
+deploy: $(STAMP)
+	$(BIN)/prefect work-pool create $(POOL) --type process --overwrite
+	$(BIN)/prefect --no-prompt deploy --all --prefect-file deployments/prefect.yaml
+
+worker: $(STAMP)
+	$(BIN)/prefect worker start --pool $(POOL) --type process
 
 # AutoGluon, the anchor of benchmarks/quality.py, in a venv of its own: it needs pandas < 2.4 (this project
 # pins pandas 3). The CPU torch wheel first, so that AutoGluon does not pull a CUDA build.

@@ -84,6 +84,9 @@ class RegistryCommand(BaseModel):
     """Look at a model's versions and move its production alias."""
 
     registry_url: str | None = Field(None, description="SQLAlchemy URL (default: the SQLite file under data/registry)")
+    files_root: str | None = Field(None, description="a server registry's model files: a folder or filesystem URI "
+                                                     "every opener reads from the database once the registry is "
+                                                     "created with it (a SQLite registry keeps them beside its file)")
     list: CliSubCommand[RegistryList] = Field(description="versions of a model with their aliases and test metrics")
     promote: CliSubCommand[RegistryPromote] = Field(description="point production at a version by hand")
     rollback: CliSubCommand[RegistryRollback] = Field(description="point production back at the previous version")
@@ -92,12 +95,19 @@ class RegistryCommand(BaseModel):
     def cli_cmd(self) -> None:
         from trainflow.registry import Registry, listed_metrics
 
-        registry = Registry(self.registry_url, must_exist=True)  # looking at a registry never makes one
+        registry = Registry(self.registry_url, root=self.files_root, must_exist=True)  # never makes a SQLite one
         try:
+            if self.files_root is not None and registry.is_sqlite:
+                raise RegistryError(f"registry {registry.display_url}: --files-root is for a server registry; a "
+                                    "SQLite registry keeps its model files beside its database file")
+            if self.files_root is not None and registry.root != self.files_root:
+                raise RegistryError(f"registry {registry.display_url} keeps its model files under {registry.root}, "
+                                    f"recorded when it was created; --files-root {self.files_root} does not move them")
             if self.upgrade is not None:
                 before, after = registry.revision_before, registry.revision
                 print(f"registry {registry.display_url}: schema revision {after}, "
-                      + ("up to date" if before == after else f"upgraded from {before}"))
+                      + ("up to date" if before == after else f"upgraded from {before}")
+                      + f"; model files under {registry.root}")
             elif self.list is not None:
                 name = self.list.model
                 versions = registry.tables()["model_versions"]

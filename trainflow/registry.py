@@ -238,6 +238,11 @@ class Registry:
             reason = redact(str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0][:300], self.url)
             raise RegistryError(f"registry {self.display_url} cannot be used: {type(exc).__name__}: {reason}") from None
 
+    @property
+    def is_sqlite(self) -> bool:
+        """A SQLite file (its model files beside it), not a database server."""
+        return self._sqlite
+
     def close(self) -> None:
         self.engine.dispose()
 

@@ -74,3 +74,24 @@ def test_upgrade_of_an_up_to_date_registry_changes_nothing(registry_url: str, ca
     registry = Registry(registry_url)
     assert {name: table.to_dict("records") for name, table in registry.tables().items()} == before
     registry.close()
+
+
+def test_a_server_registry_is_created_with_its_files_root_from_the_command_line(postgres_server: str, tmp_path: Path,
+                                                                               capsys) -> None:
+    from cli.main import main as trainflow
+    from tests.postgres import new_database
+
+    url, files = new_database(postgres_server), str(tmp_path / "team-registry")
+    assert trainflow(["registry", "--registry-url", url, "--files-root", files, "upgrade"]) == 0
+    assert f"model files under {files}" in capsys.readouterr().out
+    registry = Registry(url)  # a later opener, naming no root, reads the recorded one
+    assert registry.root == files
+    registry.close()
+    # the root is recorded once: another does not move the files, it is refused in one line
+    assert trainflow(["registry", "--registry-url", url, "--files-root", str(tmp_path / "other"), "upgrade"]) == 2
+    err = capsys.readouterr().err
+    assert f"keeps its model files under {files}" in err and len(err.strip().splitlines()) == 1
+    sqlite = f"sqlite:///{tmp_path / 'r.db'}"
+    Registry(sqlite).close()
+    assert trainflow(["registry", "--registry-url", sqlite, "--files-root", files, "upgrade"]) == 2
+    assert "--files-root is for a server registry" in capsys.readouterr().err

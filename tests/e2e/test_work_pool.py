@@ -1,0 +1,135 @@
+"""Production on a work pool, as docs/operations.md sets it up: `prefect server start` on SQLite and, in the other
+variant, on PostgreSQL (PREFECT_API_DATABASE_CONNECTION_URL); `make deploy` (a process work pool holding every
+deployment of deployments/prefect.yaml); two `make worker` processes. A schedule fires while a run started as the
+UI's Run button starts it is due: both go through the workers, and the deployment's concurrency limit of 1 holds
+across both workers (the two runs do not overlap)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect.client.base import PrefectHttpxSyncClient
+
+from deployments.serve import load_declarations
+from deployments.ui import free_port, wait_healthy
+
+ROOT = Path(__file__).resolve().parents[2]
+POOL = "trainflow"  # the pool deployments/prefect.yaml names
+FIRES_IN = 10  # seconds from deploying to the schedule's first run
+
+
+def _settings(tmp: Path) -> dict:
+    """A training run that takes seconds: breast_cancer, the fast preset, nothing measured twice."""
+    return {"dataset": "breast_cancer", "preset": "fast", "time_limit": 0, "tune": {"enabled": False},
+            "evaluate": {"cv_folds": 0, "permutation_repeats": 0, "plots": False}, "compress": {"enabled": "off"},
+            "artifacts_root": str(tmp / "artifacts"), "registry": {"registry_url": f"sqlite:///{tmp / 'registry.db'}"}}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path: Path):
+    """`prefect server start` on a free loopback port with its database on the variant's backend; yields
+    ``(api url, the environment its clients use)``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_LOGGING_LEVEL="WARNING", PREFECT_WORKER_QUERY_SECONDS="2", PREFECT_WORKER_PREFETCH_SECONDS="2")
+    database = {}
+    if request.param == "postgresql":
+        from tests.postgres import new_database
+
+        url = new_database(request.getfixturevalue("postgres_server"))
+        database = {"PREFECT_API_DATABASE_CONNECTION_URL": url.replace("postgresql+psycopg", "postgresql+asyncpg")}
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    log = open(tmp_path / "server.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
+                                str(port)], env={**env, **database}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        wait_healthy(api, timeout=180)
+        yield api, {**env, "PREFECT_API_URL": api}
+    finally:
+        process.terminate()
+        process.wait(60)
+        log.close()
+
+
+def _make(target: str, env: dict, **kw) -> subprocess.Popen | subprocess.CompletedProcess:
+    # -o: the installed .venv counts as up to date (the tests run in it; never reinstall from a test)
+    argv = ["make", "--no-print-directory", "-o", ".venv/.installed", target, f"BIN={Path(sys.executable).parent}"]
+    if kw.pop("background", False):
+        return subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True, **kw)
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def _runs(http: PrefectHttpxSyncClient, api: str, deployment_id: str) -> list[dict]:
+    body = {"deployments": {"id": {"any_": [deployment_id]}}, "sort": "EXPECTED_START_TIME_ASC"}
+    return http.post(f"{api}/flow_runs/filter", json=body, timeout=10).json()
+
+
+def test_scheduled_and_ui_runs_go_through_two_workers_one_at_a_time(server, tmp_path: Path) -> None:
+    api, env = server
+    http = PrefectHttpxSyncClient(raise_on_all_errors=False)  # the server answers 503 while SQLite is busy
+    deployed = _make("deploy", env)  # the documented commands: a process pool, prefect.yaml deployed to it
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    # this test's deployment beside them: the training flow, limited to one run at a time, first firing soon
+    first_fire = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=FIRES_IN)
+    training = next(d for d in load_declarations() if d["entrypoint"] == "flows/training.py:training")
+    mine = {**training, "name": "cancer-one-at-a-time", "concurrency_limit": 1,
+            "parameters": {"settings": _settings(tmp_path)},
+            "schedules": [{"interval": 86400, "anchor_date": first_fire.isoformat()}]}
+    file = tmp_path / "prefect.yaml"
+    file.write_text(yaml.safe_dump({"name": "trainflow-test", "deployments": [mine]}))
+    extra = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all", "--prefect-file",
+                            str(file)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert extra.returncode == 0, extra.stdout + extra.stderr
+    deployments = http.post(f"{api}/deployments/filter", json={}, timeout=10).json()
+    # every deployment of the project's file is in the pool, with the working directory its runs start in
+    assert {d["name"] for d in deployments} == {d["name"] for d in load_declarations()} | {mine["name"]}
+    assert {d["work_pool_name"] for d in deployments} == {POOL}
+    ours = next(d for d in deployments if d["name"] == mine["name"])
+    assert ours["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
+
+    # a run as the UI's Run button makes it (the deployment's parameters, untouched); the workers start once the
+    # scheduler's run is due too, so that both wait for them at once and each worker could take one
+    clicked = [http.post(f"{api}/deployments/{ours['id']}/create_flow_run", json={"state": {"type": "SCHEDULED"}},
+                         timeout=10).json()["id"]]
+    for _ in range(120):
+        if dt.datetime.now(dt.UTC) > first_fire and any(r["auto_scheduled"] for r in _runs(http, api, ours["id"])):
+            break
+        time.sleep(1)
+    workers = [_make("worker", env, background=True, stdout=open(tmp_path / f"worker{i}.log", "w"),
+                     stderr=subprocess.STDOUT) for i in range(2)]
+    try:
+        deadline = time.time() + 420
+        while time.time() < deadline:
+            runs = _runs(http, api, ours["id"])
+            fired = [r for r in runs if r["id"] not in clicked and r["auto_scheduled"]
+                     and r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")]
+            done = [r for r in runs if r["id"] in clicked and r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")]
+            if done and fired:
+                break
+            time.sleep(2)
+        else:
+            raise AssertionError(f"runs not finished: {[(r['name'], r['state_type']) for r in runs]}")
+        ran = [done[0], fired[0]]
+        assert all(r["state_type"] == "COMPLETED" for r in ran), [(r["name"], r["state_name"]) for r in ran]
+        # each on a worker of the pool: a process it started (its pid), from the pool's queue
+        assert all(r["work_pool_name"] == POOL and r["infrastructure_pid"] for r in ran)
+        registered = http.post(f"{api}/work_pools/{POOL}/workers/filter", json={}, timeout=10).json()
+        assert len(registered) == 2
+        # the limit of one held across both workers: no two runs overlapped
+        spans = sorted((dt.datetime.fromisoformat(r["start_time"]), dt.datetime.fromisoformat(r["end_time"]))
+                       for r in ran)
+        assert all(earlier[1] <= later[0] for earlier, later in zip(spans, spans[1:])), spans
+    finally:
+        for w in workers:
+            os.killpg(w.pid, 15)
+        for w in workers:
+            w.wait(60)
