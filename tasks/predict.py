@@ -48,8 +48,7 @@ def unseen_categories(pipeline: Pipeline, schema: DatasetSchema, x: pd.DataFrame
     first ``UNSEEN_KEPT`` in sorted order, each clipped to ``UNSEEN_CHARS`` (a 50 MB cell is a short line)."""
     out = {}
     for col, known in known_categories(pipeline, schema).items():
-        values = x[col].dropna().astype(str)
-        new = sorted(set(values.unique()) - known)
+        new = sorted({str(v) for v in x[col].dropna().unique()} - known)  # the distinct values only, as text
         if new:
             out[col] = reported(new)
     return out

@@ -23,11 +23,11 @@ SKIPPED = {  # a command's first words -> why it does not run here, and what doe
                 "first run, and CI builds the venv it creates",
     "make test": "this suite",
     "make ui": "an interactive server; test_deployments.py serves the same deployments on a real server",
-    "make server": "an interactive server; test_work_pool.py starts the same one on SQLite and on PostgreSQL",
-    "PREFECT_API_DATABASE_CONNECTION_URL=": "a server on a reader's PostgreSQL; test_work_pool.py starts one on a "
+    "make server": "an interactive server; test_work_pool_*.py start the same one on SQLite and on PostgreSQL",
+    "PREFECT_API_DATABASE_CONNECTION_URL=": "a server on a reader's PostgreSQL; test_work_pool_postgresql.py starts one on a "
                                            "throwaway cluster",
-    "make deploy": "needs a server; test_work_pool.py runs it against one",
-    "make worker": "a long-running worker; test_work_pool.py starts two",
+    "make deploy": "needs a server; test_work_pool_*.py run it against one",
+    "make worker": "a long-running worker; test_work_pool_*.py start two",
     "export PREFECT_API_URL": "sets a variable of the reader's shell",
     "export PGPASSWORD": "sets a variable of the reader's shell",
 }

@@ -2,7 +2,8 @@
 variant, on PostgreSQL (PREFECT_API_DATABASE_CONNECTION_URL); `make deploy` (a process work pool holding every
 deployment of deployments/prefect.yaml); two `make worker` processes. A schedule fires while a run started as the
 UI's Run button starts it is due: both go through the workers, and the deployment's concurrency limit of 1 holds
-across both workers (the two runs do not overlap)."""
+across both workers (the two runs do not overlap). test_work_pool_sqlite.py and test_work_pool_postgresql.py run
+these checks, two files so that pytest-xdist runs them side by side."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import yaml
 from prefect.client.base import PrefectHttpxSyncClient
 
@@ -32,18 +34,18 @@ def _settings(tmp: Path) -> dict:
             "artifacts_root": str(tmp / "artifacts"), "registry": {"registry_url": f"sqlite:///{tmp / 'registry.db'}"}}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def server(request: pytest.FixtureRequest, tmp_path: Path):
-    """`prefect server start` on a free loopback port with its database on the variant's backend; yields
-    ``(api url, the environment its clients use)``."""
+@contextmanager
+def prefect_server(backend: str, tmp_path: Path, postgres: str | None = None) -> Iterator[tuple[str, dict]]:
+    """`prefect server start` on a free loopback port with its database on ``backend`` (sqlite, or postgresql on
+    a new database of the ``postgres`` cluster); yields ``(api url, the environment its clients use)``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
                PREFECT_LOGGING_LEVEL="WARNING", PREFECT_WORKER_QUERY_SECONDS="2", PREFECT_WORKER_PREFETCH_SECONDS="2")
     database = {}
-    if request.param == "postgresql":
+    if backend == "postgresql":
         from tests.postgres import new_database
 
-        url = new_database(request.getfixturevalue("postgres_server"))
+        url = new_database(postgres)
         database = {"PREFECT_API_DATABASE_CONNECTION_URL": url.replace("postgresql+psycopg", "postgresql+asyncpg")}
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
@@ -73,7 +75,8 @@ def _runs(http: PrefectHttpxSyncClient, api: str, deployment_id: str) -> list[di
     return http.post(f"{api}/flow_runs/filter", json=body, timeout=10).json()
 
 
-def test_scheduled_and_ui_runs_go_through_two_workers_one_at_a_time(server, tmp_path: Path) -> None:
+def check_two_workers_one_at_a_time(server: tuple[str, dict], tmp_path: Path) -> None:
+    """The checks of the module docstring against a started server."""
     api, env = server
     http = PrefectHttpxSyncClient(raise_on_all_errors=False)  # the server answers 503 while SQLite is busy
     deployed = _make("deploy", env)  # the documented commands: a process pool, prefect.yaml deployed to it

@@ -1,0 +1,10 @@
+"""Two workers on a process work pool, the Prefect server on SQLite (the checks: tests/e2e/work_pool.py)."""
+
+from pathlib import Path
+
+from tests.e2e.work_pool import check_two_workers_one_at_a_time, prefect_server
+
+
+def test_scheduled_and_ui_runs_go_through_two_workers_one_at_a_time(tmp_path: Path) -> None:
+    with prefect_server("sqlite", tmp_path) as server:
+        check_two_workers_one_at_a_time(server, tmp_path)
