@@ -120,15 +120,10 @@ def search_space(family: str, settings: TuneSettings) -> dict[str, ParamSpec]:
 
 
 def to_train_params(family: str, params: dict[str, Any]) -> dict[str, Any]:
-    """A trial's parameters as estimator or network settings (architecture parameters expanded)."""
-    out = dict(params)
-    if family == "mlp" and "n_layers" in out:
-        n, width = int(out.pop("n_layers")), int(out.pop("width", 128))
-        out["hidden"] = [max(8, width // 2 ** i) for i in range(n)]
-    if family == "cnn" and "n_blocks" in out:
-        n, base = int(out.pop("n_blocks")), int(out.pop("base_channels", 16))
-        out["channels"] = [base * 2 ** i for i in range(n)]
-    return out
+    """A trial's parameters as estimator or network settings, as the family translates them
+    (``Family.from_trial``: a network's architecture parameters expanded)."""
+    translate = getattr(FAMILIES.get(family), "from_trial", None)
+    return translate(dict(params)) if translate is not None else dict(params)
 
 
 def with_params(settings: TrainSettings, family: str, params: dict[str, Any]) -> TrainSettings:

@@ -188,6 +188,9 @@ class Family:
     # the parameters tuning searches, by the builder's parameter name (tasks.tune; ``tune.space`` overrides
     # them); empty: the family has nothing to tune, and naming it as tune.family is refused before the flow runs
     search_space: Mapping[str, ParamSpec] = field(default_factory=dict)
+    # a trial's parameters as the settings the family trains with, where the space names them otherwise (a
+    # network's layer count and width become its list of widths); None: the same names
+    from_trial: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     # how its fitted model is saved beside the Pipeline (None: inside the Pipeline's skops file)
     model_format: ModelFormat | None = None
     # the exact types (full names, no prefixes) its skops file may name beyond skops' trusted set and the

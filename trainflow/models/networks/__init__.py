@@ -122,18 +122,37 @@ TORCH_SAFETENSORS = ModelFormat("torch-safetensors", lambda model: isinstance(mo
                                 lambda files, meta, _: Net.from_files(files))
 
 
-def _network(search_space: dict[str, ParamSpec]) -> Family:
+def _network(search_space: dict[str, ParamSpec], from_trial: Any = None) -> Family:
     return Family(build_network, fit_network, network=True, cost=5.0, search_space=search_space,  # minutes on a CPU
-                  model_format=TORCH_SAFETENSORS)
+                  model_format=TORCH_SAFETENSORS, from_trial=from_trial)
+
+
+def _mlp_trial(params: dict[str, Any]) -> dict[str, Any]:
+    """``n_layers`` x ``width`` as ``hidden``: the widths halving layer by layer (at least 8)."""
+    out = dict(params)
+    if "n_layers" in out:
+        n, width = int(out.pop("n_layers")), int(out.pop("width", 128))
+        out["hidden"] = [max(8, width // 2 ** i) for i in range(n)]
+    return out
+
+
+def _cnn_trial(params: dict[str, Any]) -> dict[str, Any]:
+    """``n_blocks`` x ``base_channels`` as ``channels``: doubling block by block."""
+    out = dict(params)
+    if "n_blocks" in out:
+        n, base = int(out.pop("n_blocks")), int(out.pop("base_channels", 16))
+        out["channels"] = [base * 2 ** i for i in range(n)]
+    return out
 
 
 # the architecture is part of each network's space (layers x width, channels, model size)
 MLP = _network({"n_layers": param("int", 1, 3), "width": param("int", 32, 256, log=True),
                 "dropout": param("float", 0.0, 0.5), "embedding_dim": param("int", 2, 16, log=True),
                 "learning_rate": param("float", 3e-4, 1e-2, log=True),
-                "weight_decay": param("float", 1e-6, 1e-2, log=True)})
+                "weight_decay": param("float", 1e-6, 1e-2, log=True)}, _mlp_trial)
 CNN = _network({"n_blocks": param("int", 1, 3), "base_channels": param("categorical", choices=[8, 16, 32]),
-                "dropout": param("float", 0.0, 0.5), "learning_rate": param("float", 3e-4, 1e-2, log=True)})
+                "dropout": param("float", 0.0, 0.5), "learning_rate": param("float", 3e-4, 1e-2, log=True)},
+               _cnn_trial)
 TRANSFORMER = _network({"model_dim": param("categorical", choices=[32, 64, 128]), "layers": param("int", 1, 3),
                         "dropout": param("float", 0.0, 0.3), "learning_rate": param("float", 3e-4, 3e-3, log=True)})
 GRU = _network({"rnn_cell": param("categorical", choices=["gru", "lstm"]), "rnn_hidden": param("int", 8, 64, log=True),
