@@ -58,9 +58,10 @@ def train_models(schema: DatasetSchema, train: pd.DataFrame, validation: pd.Data
     the train stage.
 
     Under a time limit (``deadline``) each family gets the time left weighted by its ``Family.cost`` against
-    the families still to train; its folds share that equally with its refit. Before the first family each
-    boosted family's rounds are timed (``probe_rounds``), and one whose rounds would not fit even at the highest
-    learning rate is dropped up front (``boosted_plan``), its time going to the others. Boosting and networks stop at a
+    the families still to train (the first family at least what its rounds need at its own learning rate, up to
+    ``ANCHOR_SHARE`` of the time: ``anchor_seconds``); its folds share that equally with its refit. Before the
+    first family each boosted family's rounds are timed (``probe_rounds``), and one whose rounds would not fit
+    even at the highest learning rate is dropped up front (``boosted_plan``), its time going to the others. Boosting and networks stop at a
     fit's deadline with their best round or epoch so far, a forest grows the trees that fit; a family that
     cannot be stopped mid-fit is dropped when its first fold shows it would overrun its share by half; once
     the limit is reached the remaining families are skipped (never the first). The leaderboard's ``budget``
@@ -541,9 +542,9 @@ ANCHOR_SHARE = 0.5  # of train's time at most, for the first family's rounds at 
 def anchor_seconds(family: str, costs: dict[str, RoundCost], seconds: float, fits: int) -> float:
     """The time the first family to train (the anchor: LightGBM by default) is given before the others share
     what is left: what its ``fits`` need at its own learning rate (``ROUNDS_TIMES_RATE`` / rate rounds, at most
-    its round limit), at most ``ANCHOR_SHARE`` of ``seconds``; 0 when it is not boosted or its weighted share
-    already holds that. The ensemble is built on it, and the flow's promise is at least its quality: cut to a
-    high learning rate it lost 0.012 of cross-validated ROC-AUC on the 800-column table of
+    its round limit), at most ``ANCHOR_SHARE`` of ``seconds``; 0 when it is not boosted (the caller gives it the
+    larger of this and its weighted share). The ensemble is built on it, and the flow's promise is at least its
+    quality: cut to a high learning rate its cross-validated ROC-AUC was 0.0115 lower on the 800-column table of
     ``benchmarks/budget.py``, where the later families' extra time bought less (benchmarks/README, time limit)."""
     cost = costs.get(family)
     if cost is None:
