@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import (BaseSettings, CliApp, CliSubCommand, CliUnknownArgs, PydanticBaseSettingsSource,
                                SettingsConfigDict, SettingsError)
 
-from cli.tools import RegistryCommand, Runs, Schema, Serve, Ui
+from cli.tools import Deployments, RegistryCommand, Runs, Schema, Screenshot, Serve, Simulate, Ui
 
 # command: (flow module, flow function, settings class, printer in cli.printers, what it does)
 FLOWS = {
@@ -74,6 +74,10 @@ class Trainflow(BaseSettings):
     ui: CliSubCommand[Ui] = Field(description="start the Prefect server and UI on 127.0.0.1 and serve every "
                                               "deployment")
     serve: CliSubCommand[Serve] = Field(description="score rows over HTTP with a registered model (POST /predict)")
+    deployments: CliSubCommand[Deployments] = Field(description="serve the deployments of a prefect.yaml for a "
+                                                                "running Prefect server")
+    simulate: CliSubCommand[Simulate] = Field(description="write a week of drifting daily Adult batches")
+    screenshot: CliSubCommand[Screenshot] = Field(description="take the documentation's screenshots of the UI")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

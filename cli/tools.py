@@ -1,12 +1,15 @@
-"""The commands that are not flows: ``schema infer``, ``registry list|promote|rollback``, ``runs list|gc`` and
-``ui``, each a pydantic-settings model whose ``cli_cmd`` calls the library. A user's error raises
+"""The commands that are not flows: ``schema infer``, ``registry list|promote|rollback|upgrade``, ``runs
+list|gc``, ``ui``, ``serve``, ``deployments``, ``simulate`` and ``screenshot``, each a pydantic-settings model whose ``cli_cmd`` calls the library. A user's error raises
 ``TrainflowError`` (``cli.main`` prints it as one line, exit 2)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, Field
 from pydantic_settings import CliApp, CliPositionalArg, CliSubCommand
 
+from trainflow import PROJECT_ROOT
 from trainflow.errors import RegistryError, TrainflowError
 
 
@@ -149,7 +152,6 @@ class Runs(BaseModel):
     gc: CliSubCommand[RunsGc] = Field(description="delete every run folder but the newest --keep")
 
     def cli_cmd(self) -> None:
-        from trainflow import PROJECT_ROOT
         from trainflow.catalog import ArtifactStore
 
         store = ArtifactStore(self.artifacts_root or str(PROJECT_ROOT / "data"))
@@ -186,3 +188,42 @@ class Serve(BaseModel):
         from deployments.scoring import serve
 
         serve(self.model, self.host, self.port, self.registry_url, self.refresh_seconds)
+
+
+class Deployments(BaseModel):
+    """Serve every deployment of a prefect.yaml from this process, for a Prefect server that is running
+    (PREFECT_API_URL; `trainflow ui` starts both)."""
+
+    file: Path | None = Field(None, description="a prefect.yaml of deployments; empty: deployments/prefect.yaml")
+
+    def cli_cmd(self) -> None:
+        from deployments.serve import DEPLOYMENTS_FILE, serve_file
+
+        serve_file(self.file or DEPLOYMENTS_FILE)
+
+
+class Simulate(BaseModel):
+    """Write a week of daily Adult batches that drift (ages and hours creep up, a new workclass, flipped labels),
+    for the nightly retraining to read."""
+
+    out: Path | None = Field(None, description="folder for the batch files; empty: data/batches")
+    days: int = Field(7, ge=1, description="daily batches to write")
+    rows: int = Field(2000, ge=1, description="rows per day")
+    seed: int = Field(0, description="random seed")
+
+    def cli_cmd(self) -> None:
+        from deployments.simulate import simulate
+
+        for path in simulate(self.out or PROJECT_ROOT / "data" / "batches", self.days, self.rows, self.seed):
+            print(path)
+
+
+class Screenshot(BaseModel):
+    """Take the documentation's screenshots of the Prefect UI (headless Chromium, Debian's chromium package)."""
+
+    out: Path | None = Field(None, description="folder for the PNG files; empty: docs/")
+
+    def cli_cmd(self) -> None:
+        from deployments.screenshot import take_screenshots
+
+        take_screenshots(self.out or PROJECT_ROOT / "docs")

@@ -8,12 +8,11 @@ the project's line per stage and per trial) and `docs/ui-upcoming.png` (the nigh
 tab: the runs its schedule created).
 
     apt-get install chromium        # once
-    python -m deployments.screenshot
+    trainflow screenshot
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -48,10 +47,8 @@ def shoot(chromium: str, url: str, out: Path, profile: Path) -> None:
                    check=True, capture_output=True, timeout=120)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m deployments.screenshot", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(PROJECT_ROOT / "docs"))
-    args = parser.parse_args()
+def take_screenshots(out: Path = PROJECT_ROOT / "docs") -> None:
+    """The screenshots, as PNG files in ``out`` (``trainflow screenshot``)."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         raise SystemExit("error: chromium not found; install Debian's package: apt-get install chromium")
@@ -67,7 +64,7 @@ def main() -> None:
     served = None
     try:
         wait_healthy(api, timeout=180)
-        served = subprocess.Popen([sys.executable, "-m", "deployments.serve"], env={**env, "PREFECT_API_URL": api},
+        served = subprocess.Popen([sys.executable, "-m", "cli.main", "deployments"], env={**env, "PREFECT_API_URL": api},
                                   cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(120):
             if len(httpx.post(f"{api}/deployments/filter", json={"limit": 50}, timeout=10).json()) >= 4:
@@ -83,7 +80,7 @@ def main() -> None:
         for day in days[1:]:
             day.rename(inbox / day.name)
         run_id = _run_deployment(api, "retraining/adult-nightly", {"settings": settings})
-        out = Path(args.out)
+        out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         shoot(chromium, f"{ui}/deployments", out / "ui-deployments.png", tmp / "chrome")
         shoot(chromium, f"{ui}/runs/flow-run/{run_id}", out / "ui-retraining-run.png", tmp / "chrome")
@@ -104,7 +101,3 @@ def main() -> None:
             if proc is not None:
                 proc.terminate()
                 proc.wait(30)
-
-
-if __name__ == "__main__":
-    main()

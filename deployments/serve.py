@@ -1,7 +1,7 @@
 """Serve every deployment declared in ``deployments/prefect.yaml`` to the Prefect API in PREFECT_API_URL.
 
-    python -m deployments.serve            # with `prefect server start` running (or use `make ui`)
-    python -m deployments.serve --file my-deployments.yaml
+    trainflow deployments                  # with `prefect server start` running (or use `make ui`)
+    trainflow deployments --file my-deployments.yaml
 
 A declaration's ``schedules`` take the fields of ``prefect.schedules.Schedule`` as prefect.yaml writes them:
 ``cron``, ``interval`` (seconds) or ``rrule``, and ``timezone``, ``anchor_date``, ``active``, ``slug`` and
@@ -13,7 +13,6 @@ a flow run here. Stop with Ctrl-C.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import importlib
 import os
@@ -58,16 +57,10 @@ def build_deployments(declarations: list[dict[str, Any]]) -> list:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__.splitlines()[0])
-    parser.add_argument("--file", type=Path, default=DEPLOYMENTS_FILE, help="a prefect.yaml of deployments")
-    args = parser.parse_args()
-    declarations = load_declarations(args.file.resolve())
+def serve_file(path: Path = DEPLOYMENTS_FILE) -> None:
+    """Serve the deployments of ``path`` from this process until Ctrl-C (``trainflow deployments``)."""
+    declarations = load_declarations(Path(path).resolve())
     os.chdir(PROJECT_ROOT)  # parameters hold paths relative to the project root
     from prefect import serve
 
     serve(*build_deployments(declarations))
-
-
-if __name__ == "__main__":
-    main()

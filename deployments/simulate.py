@@ -4,12 +4,11 @@ Day d (0-based): rows drawn from Adult; age + 0.8·d years and hours-per-week + 
 workclass category, "Gig-economy", on 3% of rows per day after that; label drift: from day 4, 2% of
 '<=50K' rows per day turn '>50K'. Files are named by date so that sorting by name is sorting by day.
 
-    python -m deployments.simulate --out data/batches --days 7 --rows 2000
+    trainflow simulate --out data/batches --days 7 --rows 2000
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 from pathlib import Path
 
@@ -46,18 +45,3 @@ def simulate(out: str | Path, days: int = 7, rows: int = 2000, seed: int = 0,
         simulate_day(base, day, rows, seed).to_parquet(path, index=False)
         paths.append(path)
     return paths
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m deployments.simulate", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(PROJECT_ROOT / "data" / "batches"), help="folder for the batch files")
-    parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--rows", type=int, default=2000, help="rows per day")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    for p in simulate(args.out, args.days, args.rows, args.seed):
-        print(p)
-
-
-if __name__ == "__main__":
-    main()

@@ -46,7 +46,7 @@ def run_ui(port: int = 4200) -> None:
         wait_healthy(api)
         print(f"\nPrefect UI: http://127.0.0.1:{port}  (deployments served from here; Ctrl-C stops)\n", flush=True)
         env = {**os.environ, "PREFECT_API_URL": api}
-        subprocess.run([sys.executable, "-m", "deployments.serve"], env=env, check=False)
+        subprocess.run([sys.executable, "-m", "cli.main", "deployments"], env=env, check=False)
     except KeyboardInterrupt:
         pass
     finally:

@@ -77,7 +77,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
             {"interval": 86400, "anchor_date": first_fire.isoformat(), "parameters": {"settings": settings}}]}
         file = tmp / "deployments.yaml"
         file.write_text(yaml.safe_dump({"deployments": [*load_declarations(), soon]}))
-        served = subprocess.Popen([sys.executable, "-m", "deployments.serve", "--file", str(file)], cwd=ROOT,
+        served = subprocess.Popen([sys.executable, "-m", "cli.main", "deployments", "--file", str(file)], cwd=ROOT,
                                   stdout=open(tmp / "serve.log", "w"), stderr=subprocess.STDOUT,
                                   start_new_session=True,
                                   env={**base, "PREFECT_HOME": str(tmp / "serve-home"), "PREFECT_API_URL": url})
