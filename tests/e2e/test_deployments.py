@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import os
 import subprocess
 import sys
 import time
@@ -25,9 +24,9 @@ from flows.inference import InferenceSettings
 from flows.monitoring import MonitoringSettings
 from flows.retraining import RetrainingSettings
 from flows.training import TrainingSettings, effective_settings, with_preset
-from deployments.ui import free_port, wait_healthy
 from trainflow.registry import Registry
 from trainflow.schema import known_datasets, load_schema
+from tests.prefect_server import prefect_server
 from tests.unit.test_forms import form_values
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,8 +48,6 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     retraining with a schedule that first fires SOON_SECONDS from now, and this test's data in its schedule's
     parameters (per-schedule parameters, as prefect.yaml declares them)."""
     tmp = tmp_path_factory.mktemp("server")
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    base.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_LOGGING_LEVEL="WARNING")
     days = simulate(tmp / "all", days=7, rows=1500, seed=5)
     inbox = tmp / "batches"
     inbox.mkdir()
@@ -62,15 +59,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
         "ingest": {"source": str(history)}, "preset": "fast",
         "artifacts_root": str(tmp / "artifacts"), "registry": {"registry_url": registry_url},
         "evaluate": {"cv_folds": 0, "permutation_repeats": 0}, "tune": {"enabled": False}}}
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    server_log = tmp / "server.log"
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
-                               str(port)], env={**base, "PREFECT_HOME": str(tmp / "server-home")}, cwd=ROOT,
-                              stdout=open(server_log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
-    served = None
-    try:
-        wait_healthy(url, timeout=180)
+    with prefect_server("sqlite", tmp) as (url, env):
         nightly = next(d for d in load_declarations() if d["name"] == "adult-nightly")
         first_fire = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=SOON_SECONDS)
         soon = {**nightly, "name": "adult-soon", "schedules": [
@@ -79,18 +68,16 @@ def world(tmp_path_factory: pytest.TempPathFactory):
         file.write_text(yaml.safe_dump({"deployments": [*load_declarations(), soon]}))
         served = subprocess.Popen([sys.executable, "-m", "cli.main", "deployments", "--file", str(file)], cwd=ROOT,
                                   stdout=open(tmp / "serve.log", "w"), stderr=subprocess.STDOUT,
-                                  start_new_session=True,
-                                  env={**base, "PREFECT_HOME": str(tmp / "serve-home"), "PREFECT_API_URL": url})
-        yield {"api": url, "tmp": tmp, "days": days, "inbox": inbox, "settings": settings,
-               "registry_url": registry_url, "first_fire": first_fire, "server_log": server_log}
-    finally:
-        for proc in (served, server):
-            if proc is not None:
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                                  start_new_session=True, env={**env, "PREFECT_HOME": str(tmp / "serve-home")})
+        try:
+            yield {"api": url, "tmp": tmp, "days": days, "inbox": inbox, "settings": settings,
+                   "registry_url": registry_url, "first_fire": first_fire, "server_log": tmp / "server.log"}
+        finally:
+            served.terminate()
+            try:
+                served.wait(30)
+            except subprocess.TimeoutExpired:
+                served.kill()
 
 
 def _deployments(api: str, expected: int, attempts: int = 120) -> dict[str, dict]:

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from tests.e2e.work_pool import check_two_workers_one_at_a_time, prefect_server
+from tests.e2e.work_pool import check_two_workers_one_at_a_time
+from tests.prefect_server import prefect_server
 
 
 def test_scheduled_and_ui_runs_go_through_two_workers_one_at_a_time(tmp_path: Path) -> None:

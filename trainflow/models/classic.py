@@ -288,7 +288,7 @@ def build_extra_trees(r: BuildRequest) -> Any:
 
 def fit_forest(est: Any, request: FitRequest) -> FitResult:
     """Fit on ``n_jobs`` cores, then leave prediction to the caller's joblib ``parallel_config`` (``n_jobs=None``:
-    one thread unless the caller asks for more). A forest that keeps ``n_jobs=-1`` dispatches every tree to a
+    one thread unless the caller asks for more). A forest left to use every core dispatches every tree to a
     thread pool on each call, slower than one thread for a single row and for small batches
     (``trainflow.metrics.predict_scores`` raises it for large ones)."""
     fitted = plain_fit(est, request) if request.clock is None or request.clock.deadline is None \

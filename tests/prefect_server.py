@@ -1,0 +1,44 @@
+"""`prefect server start` for the end-to-end tests that need a real server (the work pools', the served
+deployments'): a free loopback port, its own PREFECT_HOME, its log beside it, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from deployments.ui import free_port, wait_healthy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def prefect_server(backend: str, tmp_path: Path, postgres: str | None = None) -> Iterator[tuple[str, dict]]:
+    """`prefect server start` on a free loopback port with its database on ``backend`` (sqlite, or postgresql on
+    a new database of the ``postgres`` cluster), logging to ``tmp_path``/server.log; yields ``(api url, the
+    environment its clients use)``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_LOGGING_LEVEL="WARNING", PREFECT_WORKER_QUERY_SECONDS="2", PREFECT_WORKER_PREFETCH_SECONDS="2")
+    database = {}
+    if backend == "postgresql":
+        from tests.postgres import new_database
+
+        url = new_database(postgres)
+        database = {"PREFECT_API_DATABASE_CONNECTION_URL": url.replace("postgresql+psycopg", "postgresql+asyncpg")}
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    log = open(tmp_path / "server.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
+                                str(port)], env={**env, **database}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        wait_healthy(api, timeout=180)
+        yield api, {**env, "PREFECT_API_URL": api}
+    finally:
+        process.terminate()
+        process.wait(60)
+        log.close()
