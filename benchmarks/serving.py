@@ -41,8 +41,9 @@ def _train(tmp: Path, registry: str, seed: int) -> dict:
 
 
 def _in_process(registry: str, row: pd.DataFrame, repeats: int = 300) -> tuple[float, float, str]:
-    """p50 ms of the serving variant's predict_proba on one row, and of predict_frame (the service's path)."""
-    from tasks.predict import predict_frame, scoring_model
+    """p50 ms of the serving variant's predict_proba on a one-row frame, and of predict_records on the row as
+    JSON gives it (the service's path)."""
+    from tasks.predict import predict_records, scoring_model
     from trainflow.features import as_model_input
     from trainflow.schema import load_schema
 
@@ -50,6 +51,7 @@ def _in_process(registry: str, row: pd.DataFrame, repeats: int = 300) -> tuple[f
     pipeline, scorer, scored_by, threshold = scoring_model(registry, "adult", 1, "serving")
     model = scorer if scorer is not None else pipeline
     x = as_model_input(row, schema)
+    body = [{k: (None if pd.isna(v) else v) for k, v in row.iloc[0].to_dict().items()}]
 
     def p50(call) -> float:  # noqa: ANN001
         times = []
@@ -60,7 +62,7 @@ def _in_process(registry: str, row: pd.DataFrame, repeats: int = 300) -> tuple[f
         return statistics.median(times) * 1000
 
     return (p50(lambda: model.predict_proba(x)),
-            p50(lambda: predict_frame(pipeline, schema, row, scorer=scorer, threshold=threshold)), scored_by)
+            p50(lambda: predict_records(pipeline, schema, body, scorer=scorer, threshold=threshold)), scored_by)
 
 
 async def _drive(url: str, body: dict, requests: int, concurrency: int) -> tuple[list[float], int, float]:
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Adult, one row a request, trainflow serve ({scored_by}) on 127.0.0.1, an async httpx client in another "
           f"process; {os.cpu_count()} cores")
     print(f"in-process, one row: {scored_by} predict_proba p50 {bare_p50:.2f} ms; the service's path without HTTP "
-          f"(normalise, checks, predict_frame) p50 {path_p50:.2f} ms")
+          f"(predict_records) p50 {path_p50:.2f} ms")
     print(pd.DataFrame(table).to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
 
 

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import re
 import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -632,14 +633,36 @@ class OnnxModel:
             out[name] = values.reshape(-1, 1)
         return out
 
-    def _run(self, x: pd.DataFrame) -> list[np.ndarray]:
-        return self.session.run(None, self.feeds(x))
+    def record_feeds(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        """``feeds`` for rows given as mappings of plain Python values (online scoring's JSON rows, already
+        typed by its row model): the same tensors, built without a DataFrame, whose per-call costs made most of
+        scoring one row."""
+        missing = [column for column, _, _ in self.inputs if column not in rows[0]] if rows else []
+        if missing:
+            raise DataError(self.dataset, f"feature column(s) {missing} missing", column=missing[0],
+                            rule="expect_column_to_exist")
+        out = {}
+        for column, name, kind in self.inputs:
+            values = [row.get(column) for row in rows]
+            if kind == "tensor(string)":
+                tensor = np.array([MISSING if v is None else str(v) for v in values], dtype=object)
+            else:
+                try:
+                    tensor = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+                except (ValueError, TypeError):
+                    raise DataError(self.dataset, "values that are not numbers in a numeric column",
+                                    column=column, rule="expect_column_values_to_be_of_type") from None
+            out[name] = tensor.reshape(-1, 1)
+        return out
 
-    def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
+    def _run(self, x: pd.DataFrame | Sequence[Mapping[str, Any]]) -> list[np.ndarray]:
+        return self.session.run(None, self.feeds(x) if isinstance(x, pd.DataFrame) else self.record_feeds(x))
+
+    def predict_proba(self, x: pd.DataFrame | Sequence[Mapping[str, Any]]) -> np.ndarray:
         probabilities = np.asarray(self._run(x)[1], dtype=np.float64)
         return probabilities / probabilities.sum(axis=1, keepdims=True)  # float32 sums are 1 only to ~1e-7
 
-    def predict(self, x: pd.DataFrame) -> np.ndarray:
+    def predict(self, x: pd.DataFrame | Sequence[Mapping[str, Any]]) -> np.ndarray:
         result = self._run(x)
         if self.classes is None:
             return np.asarray(result[0], dtype=np.float64).ravel()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import zlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -550,6 +550,19 @@ def normalise(data: pd.DataFrame | pa.Table, missing_markers: list[str]) -> pd.D
             text = s.astype("str").where(s.notna()) if s.dtype == object else s
             values = _normalise_text(pa.array(text, type=pa.large_string(), from_pandas=True), markers)
             out[col] = pd.Series(values.to_pandas().array, index=out.index, name=col)  # by position
+    return out
+
+
+def normalise_row(row: Mapping[str, Any], missing_markers: Collection[str]) -> dict[str, Any]:
+    """``normalise`` for one row of plain Python values (online scoring's JSON rows): names and text stripped,
+    missing markers (and empty text) made None; other values as they are."""
+    markers = set(missing_markers) | {""}
+    out = {}
+    for name, value in row.items():
+        if isinstance(value, str):
+            value = value.strip()
+            value = None if value in markers else value
+        out[str(name).strip()] = value
     return out
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from tasks.compress import CompressSettings, Variant, gate, make_variants
-from tasks.predict import PredictSettings, predict, predict_frame
+from tasks.predict import PredictSettings, predict, predict_frame, predict_records
 from tasks.split import SplitSettings, split_data
 from tasks.train import train_models
 from tasks.transform import fit_transform_splits
@@ -293,6 +293,33 @@ def test_the_onnx_path_gives_the_same_errors_as_the_native_one(adult_models, adu
     assert vmeta["variant"] == "onnx" and json.loads(json.dumps(vmeta))
     np.testing.assert_allclose(model.predict_proba(as_model_input(rows, adult_schema)),
                                pipeline.predict_proba(as_model_input(rows, adult_schema)), atol=1e-4)
+
+
+def test_json_rows_score_as_the_frame_does(adult_models, adult_schema: DatasetSchema) -> None:
+    """Online scoring's rows (plain values, missing as None, text as sent) get the predictions, unseen-category
+    report and errors of batch inference's frames, through the ONNX variant and through the native model."""
+    splits, loaded, _ = adult_models
+    pipeline, meta = loaded["lightgbm"]
+    from tasks.compress import _known_categories
+
+    onnx = OnnxModel(to_onnx(pipeline, adult_schema), [c.name for c in adult_schema.features], meta["classes"],
+                     _known_categories(pipeline, adult_schema), "adult")
+    frame = _hard_rows(splits["test"].drop(columns=["income"]).head(40))
+    frame.loc[4, "sex"] = "  Female "  # stripped, as ingest strips
+    frame.loc[5, "race"] = "?"  # adult's missing marker
+    rows = [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in frame.to_dict("records")]
+    for scorer in (onnx, None):
+        expected, report = predict_frame(pipeline, adult_schema, frame, scorer=scorer, threshold=0.4)
+        got, got_report = predict_records(pipeline, adult_schema, rows, scorer=scorer, threshold=0.4)
+        assert got_report == report and report["unseen_categories"] == {"native-country": ["Atlantis"]}
+        pd.testing.assert_frame_equal(pd.DataFrame(got), expected.reset_index(drop=True))
+    strict = adult_schema.model_copy(update={"unknown_categories": "error"})
+    for schema, bad in ((strict, rows), (adult_schema, [{k: v for k, v in r.items() if k != "age"} for r in rows])):
+        with pytest.raises(DataError) as by_frame:
+            predict_frame(pipeline, schema, pd.DataFrame(bad), scorer=onnx)
+        with pytest.raises(DataError) as by_rows:
+            predict_records(pipeline, schema, bad, scorer=onnx)
+        assert str(by_rows.value) == str(by_frame.value)
 
 
 def test_fewer_trees_variant_is_a_truncated_booster(adult_models, adult_schema: DatasetSchema) -> None:
