@@ -365,12 +365,12 @@ BATCH_ROUNDS = 5  # rounds of batch calls timed per variant; the serving choice 
 
 
 def _timed(model: Any, x: pd.DataFrame, task_type: str, calls: int, batch_rows: int,
-           seconds: float = float("inf")) -> dict[str, float]:
+           seconds: float = float("inf"), batch_seconds: float = float("inf")) -> dict[str, float]:
     """Batch-of-1 latency (p50, p99 in ms over ``calls`` calls, after a warm-up call; fewer, but at least
     ``MIN_LATENCY_CALLS``, once they have taken ``seconds``) and rows/s on batches (wall: the median of
-    ``BATCH_ROUNDS`` rounds), and the same in this process's CPU time (``cpu_p50_ms``; ``cpu_rows_per_s`` of
-    the cheapest round, as ``timeit`` advises: what a call costs, which another process on the machine and a
-    round's interruptions do not change)."""
+    ``BATCH_ROUNDS`` rounds; fewer, but at least one, once they have taken ``batch_seconds``), and the same in
+    this process's CPU time (``cpu_p50_ms``; ``cpu_rows_per_s`` of the cheapest round, as ``timeit`` advises:
+    what a call costs, which another process on the machine and a round's interruptions do not change)."""
     predict_scores(model, x.iloc[:1], task_type)  # warm-up: lazy initialisation is not latency
     single: list[float] = []
     single_cpu: list[float] = []
@@ -386,6 +386,8 @@ def _timed(model: Any, x: pd.DataFrame, task_type: str, calls: int, batch_rows: 
     reps = max(1, 1_000 // max(1, len(batch)))
     wall, cpu_times = [], []
     for _ in range(BATCH_ROUNDS):
+        if wall and sum(wall) > batch_seconds:  # the time limit: one round is still a figure
+            break
         start, cpu = time.perf_counter(), time.process_time()
         for _ in range(reps):
             predict_scores(model, batch, task_type)
@@ -401,12 +403,15 @@ def _timed(model: Any, x: pd.DataFrame, task_type: str, calls: int, batch_rows: 
 def gate(schema: DatasetSchema, native: Variant, variants: list[Variant], test: pd.DataFrame, metric: str,
          settings: CompressSettings, deadline: float | None = None) -> pd.DataFrame:
     """The compression report: one row per model (native first), with the gate's verdict and the serving pick.
-    With a ``deadline`` each model's single-row calls share the time left (``latency_seconds`` at most)."""
+    With a ``deadline`` each model's single-row calls and batch rounds share the time left (``latency_seconds`` at
+    most on single rows)."""
     x, y = as_model_input(test, schema), label_values(test, schema)
     classes = getattr(native.model, "classes_", None)
     reference = predict_scores(native.model, x, schema.task)
     spread = max(float(np.std(reference)), 1e-12) if schema.task == "regression" else 1.0
     rows = []
+    # under a deadline each model's single-row calls and batch rounds share the time left
+    share = float("inf") if deadline is None else max(0.0, deadline - time.time()) / (2 * (1 + len(variants)))
     for v in [native, *variants]:
         scores = reference if v is native else predict_scores(v.model, x, schema.task)
         value = score(schema.task, y, scores, classes, schema.positive_class).get(metric, np.nan)
@@ -417,8 +422,7 @@ def gate(schema: DatasetSchema, native: Variant, variants: list[Variant], test: 
                      "metric": metric, "value": float(value), "max_abs_diff": diff, "max_rel_diff": diff / spread,
                      "rows_over_tolerance": int((per_row > limit).sum()),
                      **_timed(v.model, x, schema.task, settings.latency_calls, settings.batch_rows,
-                              settings.latency_seconds if deadline is None else min(settings.latency_seconds, max(
-                                  0.0, deadline - time.time()) / (2 * (1 + len(variants)))))})
+                              min(settings.latency_seconds, share), share)})
     report = pd.DataFrame(rows)
     base = report.iloc[0]
     report["metric_drop"] = [_relative_drop(metric, base["value"], v) for v in report["value"]]

@@ -118,6 +118,10 @@ class FitClock:
         self.started = self.last = time.time()
         self.stopped_at: int | None = None
 
+    def due(self) -> bool:
+        """Whether the deadline has passed (asked inside a step that may be long: a network's epoch)."""
+        return self.deadline is not None and time.time() >= self.deadline
+
     def tick(self, step: int, unit: str = "round") -> bool:
         """True when the fit must stop now (its deadline has passed)."""
         now = time.time()

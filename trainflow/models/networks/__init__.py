@@ -91,15 +91,16 @@ def fit_network(est: Net, r: FitRequest) -> FitResult:
     def on_epoch(row: dict) -> None:
         if bar is not None:
             loss = row.get("validation_loss", row["train_loss"])
-            bar.advance(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}, validation loss {loss:.4f}, "
-                        f"validation metric {row.get('validation_metric', float('nan')):.4f}")
+            part = f" ({row['partial']:.0%} of its rows: the time limit)" if "partial" in row else ""
+            bar.advance(f"epoch {row['epoch']}{part}: train loss {row['train_loss']:.4f}, validation loss "
+                        f"{loss:.4f}, validation metric {row.get('validation_metric', float('nan')):.4f}")
         if r.on_iteration is not None:
             r.on_iteration(row["epoch"], row["validation_metric"])
         return r.clock is not None and r.clock.tick(row["epoch"], "epoch")  # True: stop, the time is up
 
     try:
         est.fit(r.x_train, r.y_train, X_val=r.x_validation, y_val=r.y_validation, checkpoint=path,
-                init_weights=r.init_weights, on_epoch=on_epoch)
+                init_weights=r.init_weights, on_epoch=on_epoch, time_up=None if r.clock is None else r.clock.due)
     finally:
         if bar is not None:
             bar.close()
@@ -107,12 +108,14 @@ def fit_network(est: Net, r: FitRequest) -> FitResult:
         bar.finish()
     if path is not None:
         path.unlink(missing_ok=True)  # the model is saved; a re-run starts afresh (or is cached)
-    history = est.history_.melt(id_vars="epoch", var_name="metric", value_name="value").rename(
+    history = est.history_.drop(columns="partial", errors="ignore").melt(id_vars="epoch", var_name="metric", value_name="value").rename(
         columns={"epoch": "iteration"}).assign(family=family, split="train/validation")
     extra = {"params": est.nn_settings.model_dump(exclude={"init_from"}), "transferred_tensors": est.transferred_,
              "precision": "bfloat16 autocast" if est.device_ == "cuda" else "float32"}
     if r.clock is not None and r.clock.stopped_at is not None:
         extra["stopped_by_time_limit"] = r.clock.stopped_at
+        if "partial" in est.history_:  # the last epoch, ended by the time limit
+            extra["last_epoch_share"] = float(est.history_["partial"].iloc[-1])
     return FitResult(best_iteration=est.best_epoch_, history=history, extra=extra)
 
 

@@ -116,7 +116,8 @@ class Net(BaseEstimator):
     # -- training -----------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame | None = None,  # noqa: N803
             y_val: np.ndarray | None = None, checkpoint: str | Path | None = None,
-            on_epoch: Callable[[dict], None] | None = None, init_weights: dict | None = None) -> "Net":
+            on_epoch: Callable[[dict], None] | None = None, init_weights: dict | None = None,
+            time_up: Callable[[], bool] | None = None) -> "Net":
         """Learn the data statistics, build the network and train it (see ``fit_loop``).
 
         Args:
@@ -128,6 +129,7 @@ class Net(BaseEstimator):
             on_epoch: Called with each epoch's history row.
             init_weights: A state dict to start from (transfer learning): the body's tensors are copied,
                 the head is always new.
+            time_up: Asked after every step; true ends the epoch there (the time limit, see ``fit_loop``).
         """
         import torch
 
@@ -160,7 +162,7 @@ class Net(BaseEstimator):
                       if val_inputs is not None else None)
         self.history_ = fit_loop(model, inputs, torch.from_numpy(self._target(X, target)), val_inputs, val_target,
                                  self._loss, self._metric, s, self.seed, self.device_, checkpoint, on_epoch,
-                                 self.eval_rows)
+                                 self.eval_rows, time_up)
         self.model_ = model
         watched = self.history_.get("validation_loss", self.history_["train_loss"])
         self.best_epoch_ = int(self.history_.loc[watched.idxmin(), "epoch"])

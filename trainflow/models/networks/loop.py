@@ -108,7 +108,7 @@ def place(tensors: list, device: str) -> tuple[list, bool]:
 def fit_loop(model: Any, inputs: list, target: Any, val_inputs: list | None, val_target: Any | None,
              loss_fn: Callable, metric_fn: Callable, settings: NNSettings, seed: int, device: str,
              checkpoint: str | Path | None = None, on_epoch: Callable[[dict], None] | None = None,
-             eval_rows: int = 4096) -> pd.DataFrame:
+             eval_rows: int = 4096, time_up: Callable[[], bool] | None = None) -> pd.DataFrame:
     """Train ``model`` in place and leave the best epoch's weights in it (on the CPU).
 
     Args:
@@ -126,6 +126,9 @@ def fit_loop(model: Any, inputs: list, target: Any, val_inputs: list | None, val
         on_epoch: Called with each epoch's history row (progress reports); a true return stops training
             after that epoch (the time limit), keeping the best epoch so far.
         eval_rows: Rows per forward pass when scoring the validation rows.
+        time_up: Asked after every step; a true answer ends the epoch there (at least one step is taken): it is
+            scored and kept as a whole one would be, and ``on_epoch`` is told (``partial``: the share of the
+            epoch's rows it saw). An epoch of a large table can take longer than the whole time limit.
 
     Returns:
         The per-epoch history.
@@ -196,6 +199,8 @@ def fit_loop(model: Any, inputs: list, target: Any, val_inputs: list | None, val
             opt.step()
             total += loss.detach() * len(idx)
             seen += len(idx)
+            if time_up is not None and world == 1 and first + per_step < len(order) and time_up():
+                break
         if world > 1:
             import torch.distributed as dist
 
@@ -206,6 +211,8 @@ def fit_loop(model: Any, inputs: list, target: Any, val_inputs: list | None, val
         norm_values = torch.stack(norms).float().cpu().numpy()
         row = {"epoch": epoch, "train_loss": float(total) / max(seen, 1), "learning_rate": lr,
                "grad_norm": float(norm_values.mean()), "grad_norm_max": float(norm_values.max())}
+        if seen < len(order) * world:
+            row["partial"] = seen / (len(order) * world)
         if val is not None:
             model.eval()
             with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
