@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,9 +17,11 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 if WORKER and hasattr(os, "sched_setaffinity"):
     _cores = sorted(os.sched_getaffinity(0))
     _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    _index = int(WORKER.removeprefix("gw"))
     if len(_cores) >= _workers:
-        _index = int(WORKER.removeprefix("gw"))
         os.sched_setaffinity(0, _cores[_index::_workers])
+    else:  # more workers than cores: two share one, and neither runs more threads than that core
+        os.sched_setaffinity(0, [_cores[_index % len(_cores)]])
 os.environ["PREFECT_HOME"] = str(ROOT / ".prefect" / ("test" if not WORKER else f"test-{WORKER}"))
 Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect does not create parent folders
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
@@ -41,17 +43,33 @@ from trainflow.schema import DatasetSchema, load_schema  # noqa: E402
 
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """A real Prefect API (temporary database and server) for the whole session."""
-    from prefect.testing.utilities import prefect_test_harness
+    """A real Prefect API (temporary database and server) for the whole session. Its database, and that of the
+    temporary servers the commands this worker runs start, begin as copies of one migrated database."""
+    import tempfile
 
-    with prefect_test_harness(server_startup_timeout=120):
+    from prefect.testing import utilities
+
+    from tests.prefect_server import migrated_database, seed_database
+
+    def seeded_folder() -> str:  # where the harness puts its database (prefect-test.db)
+        folder = tempfile.mkdtemp()
+        seed_database(Path(folder) / "prefect-test.db")
+        return folder
+
+    migrated_database()
+    seed_database(Path(os.environ["PREFECT_HOME"]) / "prefect.db")
+    with ExitStack() as harness:
+        with pytest.MonkeyPatch.context() as patch:  # for the harness's start only
+            patch.setattr(utilities, "mkdtemp", seeded_folder)
+            harness.enter_context(utilities.prefect_test_harness(server_startup_timeout=120))
         yield
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="session")
 def dask_clusters():
-    """Close the Dask clusters a test started when it ends: idle workers would slow every later test, and
-    at the session's end they would log their shutdown after pytest closed its output."""
+    """One local Dask cluster for the session's tests (``trainflow.cluster.dask_client`` keeps the one made
+    first; starting its worker processes cost seconds a test), closed before pytest closes its output, where its
+    workers would log their shutdown."""
     yield
     from trainflow.cluster import close_clients
 

@@ -1,6 +1,8 @@
 """Trains the MLP on breast_cancer with a checkpoint file; the resume test kills and restarts it.
 
-    python tests/model/resume_worker.py CHECKPOINT OUT.npy
+    python tests/model/resume_worker.py CHECKPOINT OUT.npy [slow]
+
+``slow``: a pause after each epoch, so that the test can kill it mid-run.
 """
 
 import sys
@@ -16,7 +18,7 @@ from tasks.transform import fit_transform_splits
 from trainflow.features import TransformSettings
 
 
-def main(checkpoint: str, out: str) -> None:
+def main(checkpoint: str, out: str, slow: bool = False) -> None:
     schema = load_schema("breast_cancer")
     splits, _ = split_data(ingest_data(schema)[0], schema, SplitSettings(), seed=0)
     _, feats = fit_transform_splits(splits, schema, TransformSettings())
@@ -24,7 +26,8 @@ def main(checkpoint: str, out: str) -> None:
 
     def on_epoch(row: dict) -> None:
         print(f"epoch {row['epoch']}", flush=True)
-        time.sleep(0.1)  # slow enough for the test to kill it mid-run; changes nothing else
+        if slow:
+            time.sleep(0.1)  # slow enough for the test to kill it mid-run; changes nothing else
 
     est = MLPClassifier(settings={"max_epochs": 16, "patience": 16, "batch_size": 32, "dropout": 0.3}, seed=3)
     est.fit(tr.drop(columns="target"), tr["target"].to_numpy(), X_val=va.drop(columns="target"),
@@ -34,4 +37,4 @@ def main(checkpoint: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3:] == ["slow"])

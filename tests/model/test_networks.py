@@ -107,7 +107,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:
                               capture_output=True, check=True)
     assert "done 16 epochs, first 1" in straight.stdout
     ck = tmp_path / "b.pt"
-    proc = subprocess.Popen([*worker, str(ck), str(tmp_path / "b.npy")], env=env, text=True,
+    proc = subprocess.Popen([*worker, str(ck), str(tmp_path / "b.npy"), "slow"], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     for line in proc.stdout:
         if line.strip() == "epoch 6":
