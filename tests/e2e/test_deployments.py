@@ -39,7 +39,7 @@ def _http() -> PrefectHttpxSyncClient:
     return PrefectHttpxSyncClient(raise_on_all_errors=False)
 
 
-SOON_SECONDS = 45  # the scheduled deployment first fires this long after serve starts (it registers in ~15 s)
+SOON_SECONDS = 30  # the scheduled deployment first fires this long after serve starts (it registers in 10-15 s)
 
 
 @pytest.fixture(scope="module")
