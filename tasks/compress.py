@@ -395,7 +395,7 @@ def _timed(model: Any, x: pd.DataFrame, task_type: str, calls: int, batch_rows: 
         cpu_times.append(time.process_time() - cpu)
     rows = reps * len(batch)
     return {"p50_ms": float(np.percentile(single, 50) * 1e3), "p99_ms": float(np.percentile(single, 99) * 1e3),
-            "latency_calls": len(single), "rows_per_s": rows / float(np.median(wall)),
+            "latency_calls": len(single), "batch_rounds": len(wall), "rows_per_s": rows / float(np.median(wall)),
             "cpu_p50_ms": float(np.percentile(single_cpu, 50) * 1e3),
             "cpu_rows_per_s": rows / max(min(cpu_times), 1e-9)}
 

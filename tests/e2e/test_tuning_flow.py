@@ -96,8 +96,8 @@ def test_flow_tunes_in_parallel_and_trains_with_the_best_params(prefect_harness,
 def test_tune_runs_alone_on_an_earlier_runs_features(prefect_harness, workdir: dict[str, str]) -> None:
     from flows.stage import StageSettings, run_stage
 
-    first = training(TrainingSettings.model_validate({
-        "dataset": "breast_cancer", "artifacts_root": workdir["root"], "tune": {"enabled": False},
+    first = training(TrainingSettings.model_validate({  # a run whose features the stages below start from
+        "dataset": "breast_cancer", "preset": "fast", "artifacts_root": workdir["root"], "tune": {"enabled": False},
         "registry": {"registry_url": workdir["registry"]}, "evaluate": {"cv_folds": 0},
         "compress": {"enabled": False}}))
     out = run_stage(StageSettings.model_validate({  # no dataset: the run's (breast_cancer), not the default adult
