@@ -42,6 +42,13 @@ from tasks.ingest import ingest_data  # noqa: E402
 from trainflow.schema import DatasetSchema, load_schema  # noqa: E402
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The ``slow`` modules' tests first (their order otherwise kept): pytest-xdist hands the files out in this
+    order (make test turns off its reordering by test count), so the long ones start early and none of them is
+    the last file running while the other workers idle."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     """A real Prefect API (temporary database and server) for the whole session. Its database, and that of the

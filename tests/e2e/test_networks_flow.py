@@ -4,10 +4,13 @@ and the forecaster's run with its baseline."""
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from flows.training import TrainingSettings, training
 from trainflow.catalog import ArtifactStore
 from trainflow.registry import Registry
+
+pytestmark = pytest.mark.slow  # four CNN runs and a forecaster's
 
 
 def _digits(work: dict[str, str], name: str, query: str, **changes) -> TrainingSettings:

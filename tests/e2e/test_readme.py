@@ -16,6 +16,8 @@ import pytest
 
 from cli.main import main as trainflow
 
+pytestmark = pytest.mark.slow  # a training run per documented command
+
 ROOT = Path(__file__).resolve().parents[2]
 RUN_ID = "20261124-141424-d458df"  # the README's example run id: replaced by a run made here
 SKIPPED = {  # a command's first words -> why it does not run here, and what does run it

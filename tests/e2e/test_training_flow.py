@@ -24,6 +24,8 @@ from trainflow.schema import load_schema
 from trainflow.models.settings import TrainSettings
 from trainflow.features import TransformSettings, as_model_input
 
+pytestmark = pytest.mark.slow  # the full-Adult default run, subprocess commands
+
 ROOT = Path(__file__).resolve().parents[2]
 TRAINFLOW = str(Path(sys.executable).with_name("trainflow"))  # the console command pyproject installs
 SCHEMA = load_schema("adult")

@@ -15,6 +15,8 @@ from flows.training import TrainingSettings, training
 from trainflow.errors import TrainflowError
 from trainflow.registry import Registry
 
+pytestmark = pytest.mark.slow  # parallel tuning, on threads and on Dask clusters
+
 
 def test_flow_tunes_in_parallel_and_trains_with_the_best_params(prefect_harness, workdir: dict[str, str],
                                                                run_logs_at_info) -> None:

@@ -21,7 +21,7 @@ from deployments.serve import load_declarations
 
 ROOT = Path(__file__).resolve().parents[2]
 POOL = "trainflow"  # the pool deployments/prefect.yaml names
-FIRES_IN = 10  # seconds from deploying to the schedule's first run
+FIRES_IN = 10  # seconds from deploying to the schedule's first run, at least
 
 
 def _settings(tmp: Path) -> dict:
@@ -48,10 +48,14 @@ def check_two_workers_one_at_a_time(server: tuple[str, dict], tmp_path: Path) ->
     """The checks of the module docstring against a started server."""
     api, env = server
     http = PrefectHttpxSyncClient(raise_on_all_errors=False)  # the server answers 503 while SQLite is busy
+    started = time.monotonic()
     deployed = _make("deploy", env)  # the documented commands: a process pool, prefect.yaml deployed to it
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    # this test's deployment beside them: the training flow, limited to one run at a time, first firing soon
-    first_fire = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=FIRES_IN)
+    # this test's deployment beside them: the training flow, limited to one run at a time, first firing soon, but
+    # after `prefect deploy` has made it (on a busy machine it takes longer, as make deploy did): a first run time
+    # already past when the deployment is made is never scheduled, and the next is a day later
+    deploying = time.monotonic() - started
+    first_fire = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=max(FIRES_IN, 2 * deploying))
     training = next(d for d in load_declarations() if d["entrypoint"] == "flows/training.py:training")
     mine = {**training, "name": "cancer-one-at-a-time", "concurrency_limit": 1,
             "parameters": {"settings": _settings(tmp_path)},
@@ -61,6 +65,7 @@ def check_two_workers_one_at_a_time(server: tuple[str, dict], tmp_path: Path) ->
     extra = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all", "--prefect-file",
                             str(file)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert extra.returncode == 0, extra.stdout + extra.stderr
+    assert dt.datetime.now(dt.UTC) < first_fire, f"deployed after its first run time (make deploy took {deploying:.0f} s)"
     deployments = http.post(f"{api}/deployments/filter", json={}, timeout=10).json()
     # every deployment of the project's file is in the pool, with the working directory its runs start in
     assert {d["name"] for d in deployments} == {d["name"] for d in load_declarations()} | {mine["name"]}

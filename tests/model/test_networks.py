@@ -26,6 +26,8 @@ from trainflow.models.settings import TrainSettings
 from tasks.transform import fit_transform_splits
 from trainflow.features import as_model_input, TransformSettings
 
+pytestmark = pytest.mark.slow  # networks against their baselines, subprocesses
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
