@@ -609,8 +609,9 @@ def plan_tuning(store_root: str, schema: DatasetSchema, features: dict[str, Arti
     plan = plan_study(store_root, schema, features, train_settings, settings, seed, max_seconds=max_seconds)
     if plan is not None:
         p = _Plan(**plan)
-        run_logger().info("tune: %s, %d trials to run%s, %d-fold CV %s; budget %.0f s, a trial at most %.0f s; "
-                          "study %s", p.family, p.left, "" if settings.method == "grid" else
+        run_logger().info("tune: %s, %d %s to run%s, %d-fold CV %s; budget %.0f s, a trial at most %.0f s; "
+                          "study %s", p.family, p.left, "trial" if p.left == 1 else "trials",
+                          "" if settings.method == "grid" else
                           " (trial 0: the family's defaults" + (", trial 1: the library's" if p.enqueued > 1 else "")
                           + ")", settings.cv_folds, p.metric, p.budget_seconds, p.trial_seconds, p.study)
     return plan

@@ -12,9 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # temporary server to start on a busy 2-core CI machine.
 # Under pytest-xdist each worker is a process of its own: its own Prefect home (and temporary server), and its
 # share of the cores, so that the fits' thread counts (trainflow.threads, from the usable cores) never add up to
-# more threads than the machine has: a core of its own where there are enough; with more workers than cores
-# (make test runs one more, so that a worker waiting on a server or a schedule leaves its core to another) no
-# pinning, and one thread a fit (joblib's count, which trainflow.threads reads, and its processes inherit).
+# more threads than the machine has: a core of its own where there are enough (make test's one worker a core);
+# with more workers than cores no pinning, and one thread a fit (joblib's count, which trainflow.threads reads,
+# and its processes inherit).
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 if WORKER and hasattr(os, "sched_setaffinity"):
     _cores = sorted(os.sched_getaffinity(0))
