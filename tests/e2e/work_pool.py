@@ -14,14 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
 from prefect.client.base import PrefectHttpxSyncClient
 
 from deployments.serve import load_declarations
 
 ROOT = Path(__file__).resolve().parents[2]
 POOL = "trainflow"  # the pool deployments/prefect.yaml names
-FIRES_IN = 10  # seconds from deploying to the schedule's first run, at least
+FIRES_IN = 10  # seconds from making the deployment to its schedule's first run
 
 
 def _settings(tmp: Path) -> dict:
@@ -48,30 +47,29 @@ def check_two_workers_one_at_a_time(server: tuple[str, dict], tmp_path: Path) ->
     """The checks of the module docstring against a started server."""
     api, env = server
     http = PrefectHttpxSyncClient(raise_on_all_errors=False)  # the server answers 503 while SQLite is busy
-    started = time.monotonic()
     deployed = _make("deploy", env)  # the documented commands: a process pool, prefect.yaml deployed to it
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    # this test's deployment beside them: the training flow, limited to one run at a time, first firing soon, but
-    # after `prefect deploy` has made it (on a busy machine it takes longer, as make deploy did): a first run time
-    # already past when the deployment is made is never scheduled, and the next is a day later
-    deploying = time.monotonic() - started
-    first_fire = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=max(FIRES_IN, 2 * deploying))
-    training = next(d for d in load_declarations() if d["entrypoint"] == "flows/training.py:training")
-    mine = {**training, "name": "cancer-one-at-a-time", "concurrency_limit": 1,
-            "parameters": {"settings": _settings(tmp_path)},
-            "schedules": [{"interval": 86400, "anchor_date": first_fire.isoformat()}]}
-    file = tmp_path / "prefect.yaml"
-    file.write_text(yaml.safe_dump({"name": "trainflow-test", "deployments": [mine]}))
-    extra = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all", "--prefect-file",
-                            str(file)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert extra.returncode == 0, extra.stdout + extra.stderr
-    assert dt.datetime.now(dt.UTC) < first_fire, f"deployed after its first run time (make deploy took {deploying:.0f} s)"
     deployments = http.post(f"{api}/deployments/filter", json={}, timeout=10).json()
     # every deployment of the project's file is in the pool, with the working directory its runs start in
-    assert {d["name"] for d in deployments} == {d["name"] for d in load_declarations()} | {mine["name"]}
+    assert {d["name"] for d in deployments} == {d["name"] for d in load_declarations()}
     assert {d["work_pool_name"] for d in deployments} == {POOL}
-    ours = next(d for d in deployments if d["name"] == mine["name"])
-    assert ours["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
+    assert all(d["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
+               for d in deployments)
+
+    # this test's deployment beside them, made through the API as `prefect deploy` makes it: the training flow
+    # as deployed, limited to one run at a time, with a schedule that first fires soon (a first run time already
+    # past when the deployment is made would never be scheduled, and the next is a day later)
+    declared = next(d for d in load_declarations() if d["entrypoint"] == "flows/training.py:training")
+    project = next(d for d in deployments if d["name"] == declared["name"])
+    first_fire = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=FIRES_IN)
+    made = http.post(f"{api}/deployments/", timeout=10, json={
+        **{k: project[k] for k in ("flow_id", "entrypoint", "path", "pull_steps", "parameter_openapi_schema",
+                                   "enforce_parameter_schema", "job_variables", "work_pool_name", "tags")},
+        "name": "cancer-one-at-a-time", "concurrency_limit": 1, "parameters": {"settings": _settings(tmp_path)},
+        "schedules": [{"schedule": {"interval": 86400, "anchor_date": first_fire.isoformat()}, "active": True}]})
+    assert made.status_code in (200, 201), made.text
+    ours = made.json()
+    assert dt.datetime.now(dt.UTC) < first_fire
 
     # a run as the UI's Run button makes it (the deployment's parameters, untouched); the workers start once the
     # scheduler's run is due too, so that both wait for them at once and each worker could take one
