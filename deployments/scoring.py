@@ -24,8 +24,8 @@ from typing import Any
 
 import pandas as pd
 from fastapi import Body, FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field, create_model
 

@@ -59,6 +59,22 @@ def reported(values: Iterable[str]) -> list[str]:
     return sorted({clipped(v, UNSEEN_CHARS) for v in values})[:UNSEEN_KEPT]
 
 
+def _require_features(schema: DatasetSchema, columns: Iterable[str]) -> None:
+    missing = [c.name for c in schema.features if c.name not in columns]
+    if missing:
+        raise DataError(schema.name, f"feature column(s) {missing} missing from the rows to score",
+                        column=missing[0], rule="expect_column_to_exist")
+
+
+def _refuse_unseen(schema: DatasetSchema, unseen: dict[str, list[str]]) -> None:
+    """The schema's ``unknown_categories: error``: the first column with categories training never saw."""
+    if unseen and schema.unknown_categories == "error":
+        col, values = next(iter(unseen.items()))
+        raise DataError(schema.name, f"categories never seen in training: {values[:10]} "
+                                     f"(the schema sets unknown_categories: error)", column=col,
+                        rule="known_categories")
+
+
 def predict_frame(pipeline: Pipeline, schema: DatasetSchema, df: pd.DataFrame,
                   normalised: bool = False, scorer: Any = None,
                   threshold: float | None = None) -> tuple[pd.DataFrame, dict]:
@@ -81,17 +97,10 @@ def predict_frame(pipeline: Pipeline, schema: DatasetSchema, df: pd.DataFrame,
         DataError: A feature column is missing, or an unseen category meets ``unknown_categories: error``.
     """
     clean = df if normalised else normalise(df, schema.missing_markers)
-    missing = [c.name for c in schema.features if c.name not in clean.columns]
-    if missing:
-        raise DataError(schema.name, f"feature column(s) {missing} missing from the rows to score",
-                        column=missing[0], rule="expect_column_to_exist")
+    _require_features(schema, clean.columns)
     x = as_model_input(clean, schema)
     unseen = unseen_categories(pipeline, schema, x)
-    if unseen and schema.unknown_categories == "error":
-        col, values = next(iter(unseen.items()))
-        raise DataError(schema.name, f"categories never seen in training: {values[:10]} "
-                                     f"(the schema sets unknown_categories: error)", column=col,
-                        rule="known_categories")
+    _refuse_unseen(schema, unseen)
     model = pipeline if scorer is None else scorer
     scores = predict_scores(model, x, schema.task)
     out = pd.DataFrame(index=df.index)
@@ -118,20 +127,14 @@ def predict_records(pipeline: Pipeline, schema: DatasetSchema, rows: list[dict[s
         frame, report = predict_frame(pipeline, schema, pd.DataFrame(rows), scorer=scorer, threshold=threshold)
         return frame.to_dict("records"), report
     clean = [normalise_row(row, schema.missing_markers) for row in rows]
-    missing = [c.name for c in schema.features if clean and c.name not in clean[0]]
-    if missing:
-        raise DataError(schema.name, f"feature column(s) {missing} missing from the rows to score",
-                        column=missing[0], rule="expect_column_to_exist")
+    for row in clean:
+        _require_features(schema, row)
     unseen = {}
     for column, known in scorer.known_categories.items():
         new = {str(row[column]) for row in clean if row.get(column) is not None} - known
         if new:
             unseen[column] = reported(new)
-    if unseen and schema.unknown_categories == "error":
-        col, values = next(iter(unseen.items()))
-        raise DataError(schema.name, f"categories never seen in training: {values[:10]} "
-                                     f"(the schema sets unknown_categories: error)", column=col,
-                        rule="known_categories")
+    _refuse_unseen(schema, unseen)
     scores = predict_scores(scorer, clean, schema.task)
     if schema.task == "regression":
         return [{"prediction": value} for value in scores.tolist()], {"unseen_categories": unseen}
