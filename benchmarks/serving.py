@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
             table.append({"clients": level, "requests": len(latencies), "errors": errors,
                           "p50 ms": statistics.median(ordered) * 1000,
                           "p99 ms": ordered[int(0.99 * (len(ordered) - 1))] * 1000,
-                          "rows/s": len(latencies) / wall, "wall s": wall, "server cpu s": cpu, "client cpu s": client_cpu,
+                          "rows/s": len(latencies) / wall, "wall s": wall, "server cpu s": cpu,
+                          "client cpu s": client_cpu,
                           "p50 / in-process": statistics.median(ordered) * 1000 / bare_p50,
                           "promoted to": "" if version is None else f"v{version}"})
     finally:

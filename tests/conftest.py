@@ -57,14 +57,13 @@ def prefect_harness():
 
     from prefect.testing import utilities
 
-    from tests.prefect_server import migrated_database, seed_database
+    from tests.prefect_server import seed_database
 
     def seeded_folder() -> str:  # where the harness puts its database (prefect-test.db)
         folder = tempfile.mkdtemp()
         seed_database(Path(folder) / "prefect-test.db")
         return folder
 
-    migrated_database()
     seed_database(Path(os.environ["PREFECT_HOME"]) / "prefect.db")
     with ExitStack() as harness:
         with pytest.MonkeyPatch.context() as patch:  # for the harness's start only

@@ -17,7 +17,7 @@ import contextlib
 import functools
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -613,12 +613,19 @@ class OnnxModel:
     def classes_(self) -> np.ndarray:
         return np.asarray(self.classes)
 
-    def feeds(self, x: pd.DataFrame) -> dict[str, np.ndarray]:
-        """One column tensor per input: strings (missing as ``__missing__``) or float64 (missing as NaN)."""
-        missing = [column for column, _, _ in self.inputs if column not in x.columns]
+    def _require_inputs(self, present: Collection[str]) -> None:
+        missing = [column for column, _, _ in self.inputs if column not in present]
         if missing:
             raise DataError(self.dataset, f"feature column(s) {missing} missing", column=missing[0],
                             rule="expect_column_to_exist")
+
+    def _not_numbers(self, column: str) -> DataError:
+        return DataError(self.dataset, "values that are not numbers in a numeric column", column=column,
+                         rule="expect_column_values_to_be_of_type")
+
+    def feeds(self, x: pd.DataFrame) -> dict[str, np.ndarray]:
+        """One column tensor per input: strings (missing as ``__missing__``) or float64 (missing as NaN)."""
+        self._require_inputs(x.columns)
         out = {}
         for column_name, name, kind in self.inputs:
             column = x[column_name]
@@ -628,8 +635,7 @@ class OnnxModel:
                 try:
                     values = pd.to_numeric(column).to_numpy(dtype=np.float64, na_value=np.nan)
                 except (ValueError, TypeError):
-                    raise DataError(self.dataset, "values that are not numbers in a numeric column",
-                                    column=column_name, rule="expect_column_values_to_be_of_type") from None
+                    raise self._not_numbers(column_name) from None
             out[name] = values.reshape(-1, 1)
         return out
 
@@ -637,10 +643,8 @@ class OnnxModel:
         """``feeds`` for rows given as mappings of plain Python values (online scoring's JSON rows, already
         typed by its row model): the same tensors, built without a DataFrame, whose per-call costs made most of
         scoring one row."""
-        missing = [column for column, _, _ in self.inputs if column not in rows[0]] if rows else []
-        if missing:
-            raise DataError(self.dataset, f"feature column(s) {missing} missing", column=missing[0],
-                            rule="expect_column_to_exist")
+        for row in rows:
+            self._require_inputs(row)
         out = {}
         for column, name, kind in self.inputs:
             values = [row.get(column) for row in rows]
@@ -650,8 +654,7 @@ class OnnxModel:
                 try:
                     tensor = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
                 except (ValueError, TypeError):
-                    raise DataError(self.dataset, "values that are not numbers in a numeric column",
-                                    column=column, rule="expect_column_values_to_be_of_type") from None
+                    raise self._not_numbers(column) from None
             out[name] = tensor.reshape(-1, 1)
         return out
 

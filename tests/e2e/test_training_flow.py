@@ -187,7 +187,8 @@ def test_prefect_artifacts_on_the_run(first_run: dict) -> None:
 
 
 def test_second_identical_run_reuses_cached_stages(first_run: dict, work: dict[str, str]) -> None:
-    second = training(_settings(work, **DEFAULT_RUN, compress={"enabled": False}))  # compress is measured, never cached: not needed here
+    # compress is measured, never cached: not needed here
+    second = training(_settings(work, **DEFAULT_RUN, compress={"enabled": False}))
     store = ArtifactStore(work["root"])
     for stage, name in [("split", "train"), ("transform", "features_train"), ("train", "model"),
                         ("evaluate", "metrics")]:

@@ -108,7 +108,8 @@ def fit_network(est: Net, r: FitRequest) -> FitResult:
         bar.finish()
     if path is not None:
         path.unlink(missing_ok=True)  # the model is saved; a re-run starts afresh (or is cached)
-    history = est.history_.drop(columns="partial", errors="ignore").melt(id_vars="epoch", var_name="metric", value_name="value").rename(
+    epochs = est.history_.drop(columns="partial", errors="ignore")  # the cut epoch's share: in ``extra``
+    history = epochs.melt(id_vars="epoch", var_name="metric", value_name="value").rename(
         columns={"epoch": "iteration"}).assign(family=family, split="train/validation")
     extra = {"params": est.nn_settings.model_dump(exclude={"init_from"}), "transferred_tensors": est.transferred_,
              "precision": "bfloat16 autocast" if est.device_ == "cuda" else "float32"}
