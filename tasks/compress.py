@@ -7,13 +7,13 @@ Variants of the selected model (``make_variants``):
 - ``onnx_int8``: ONNX Runtime dynamic int8 quantisation of that graph, where the graph has weights it
   quantises (MatMul/Gemm: networks); tree ensembles and scikit-learn's linear operators have none, and the
   report says so.
-- ``onnx_lightgbm_<k>``: LightGBM with only its first k trees, in ONNX Runtime, k the smallest of 1/8, 1/4,
-  1/2 and 3/4 of the trees whose held-out loss stays within half the allowed drop (a smaller model, not only
-  another format; the native booster cut the same way is never faster than its ONNX form, so it is not
-  measured).
-- networks (MLP, CNN, Transformer, GRU/LSTM): besides their ONNX and ONNX-int8 variants, ``torch_bf16``,
-  ``torch_int8`` (torchao's ``quantize_``) and ``torch_pruned_<n>`` (global magnitude pruning made permanent)
-  with its ONNX form. Every family the train stage can select exports (the text and series baselines too).
+- the family's own forms (``Family.compressions``), each measured as it is, in ONNX Runtime, or both:
+  LightGBM's ``onnx_lightgbm_<k>`` (its first k trees, k the smallest of 1/8, 1/4, 1/2 and 3/4 of the trees
+  whose held-out loss stays within half the allowed drop: a smaller model, not only another format); the
+  networks' (MLP, CNN, Transformer, GRU/LSTM) ``torch_bf16``, ``torch_int8`` (torchao's ``quantize_``) and
+  ``torch_pruned_<n>`` (global magnitude pruning made permanent) with its ONNX form ``onnx_pruned_<n>``.
+
+Every family the train stage can select exports (the text and series baselines too).
 
 The parity gate (``gate``) measures each variant against the native model on the test rows, in this
 process on the same rows: file size, the main metric, the largest difference of its predictions from
@@ -48,8 +48,10 @@ from trainflow.catalog import ArtifactRef, ArtifactStore, folder_digest
 from trainflow.errors import ArtifactError
 from trainflow.features import as_model_input
 from trainflow.forms import FormModel, Toggle
-from trainflow.metrics import DIRECTION, label_values, predict_scores, score, threshold_of
-from trainflow.models.bundle import load_bundle
+from trainflow.metrics import label_values, predict_scores, relative_drop, score
+from trainflow.models.bundle import bundle_files, load_bundle
+from trainflow.models.families import FAMILIES
+from trainflow.models.family import CompressRequest
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema
 from trainflow.ui import embedded_png, publish, readable, table_rows
@@ -115,11 +117,11 @@ def _known_categories(pipeline: Pipeline, schema: DatasetSchema) -> dict[str, li
     return {k: sorted(v) for k, v in known_categories(pipeline, schema).items()}
 
 
-def _onnx_variant(name: str, pipeline: Pipeline, schema: DatasetSchema, classes: list | None, note: str,
+def _onnx_variant(name: str, pipeline: Pipeline, schema: DatasetSchema, family: str, classes: list | None, note: str,
                   lossy: bool) -> Variant:
     from trainflow.export import OnnxModel, to_onnx
 
-    data = to_onnx(pipeline, schema)
+    data = to_onnx(pipeline, schema, family)
     categories = _known_categories(pipeline, schema)
     model = OnnxModel(data, [c.name for c in schema.features], classes, categories, schema.name)
     return Variant(name, "onnx", model, lossy, note, len(data),
@@ -157,146 +159,6 @@ def _int8_variant(base: Variant, schema: DatasetSchema) -> Variant | str:
                    base.meta)
 
 
-def _with_network(pipeline: Pipeline, module: Any) -> Pipeline:
-    """The pipeline with its network's torch module replaced."""
-    import copy
-
-    net = copy.copy(pipeline.steps[-1][1])
-    net.model_ = module.eval()
-    return Pipeline(pipeline.steps[:-1] + [("model", net)])
-
-
-def _tensor_bytes(module: Any) -> int:
-    """Bytes of a module's weights as stored (an int8 tensor subclass counts its int8 data and scales)."""
-    total = 0
-    for t in module.state_dict().values():
-        parts = [getattr(t, name) for name in getattr(t, "__tensor_flatten__", lambda: ([], None))()[0]] or [t]
-        total += sum(p.numel() * p.element_size() for p in parts)
-    return total
-
-
-def _network_variants(pipeline: Pipeline, settings: CompressSettings,
-                      native_size: int) -> tuple[list[Variant], list[dict]]:
-    """bf16 weights, torchao int8 (dynamic activations, int8 weights) and global magnitude pruning, for a torch
-    network. The bf16 and pruned ones are saved as any network is (safetensors keeps bfloat16) and can serve;
-    torchao's int8 tensors have no safe file format here, so it is measured only, its size the native bundle's
-    with the weights swapped for its own."""
-    import copy
-
-    import torch
-    from torch.nn.utils import prune
-
-    from trainflow.models.bundle import bundle_files
-
-    net = pipeline.steps[-1][1]
-    base = net.model_
-    rest = native_size - _tensor_bytes(base)  # the preprocessing, the settings: what every variant keeps
-    variants, skipped = [], []
-    half = _with_network(pipeline, copy.deepcopy(base).to(torch.bfloat16))  # the network casts its inputs
-    variants.append(Variant("torch_bf16", "native", half, True, "bfloat16 weights and activations (safetensors)",
-                            sum(len(v) for v in bundle_files(half, {"family": "bf16"}).values())))
-    try:
-        for name in ("torchao", "torch.utils._pytree"):  # it logs every CUDA kernel it cannot load on a CPU
-            logging.getLogger(name).setLevel(logging.ERROR)
-        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
-
-        quantised = copy.deepcopy(base)
-        quantize_(quantised, Int8DynamicActivationInt8WeightConfig())
-        variants.append(Variant("torch_int8", "native", _with_network(pipeline, quantised), True,
-                                "torchao quantize_: int8 weights, int8 dynamic activations",
-                                rest + _tensor_bytes(quantised),
-                                servable=False))
-    except ImportError:
-        skipped.append({"variant": "torch_int8", "runtime": "native", "status": "not applicable",
-                        "reason": "torchao is not installed (pip install torchao)"})
-    except Exception as exc:  # noqa: BLE001 - a quantiser failing on one layer type is a report row, not a crash
-        skipped.append({"variant": "torch_int8", "runtime": "native", "status": "failed",
-                        "reason": f"torchao: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"})
-    if settings.prune_sparsity > 0:
-        pruned = copy.deepcopy(base)
-        weights = [(m, "weight") for m in pruned.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
-        prune.global_unstructured(weights, pruning_method=prune.L1Unstructured, amount=settings.prune_sparsity)
-        for m, name in weights:
-            prune.remove(m, name)  # permanent: the zeros are the weights now
-        small = _with_network(pipeline, pruned)
-        zeros = sum(int((m.weight == 0).sum()) for m, _ in weights) / max(1, sum(m.weight.numel() for m, _ in weights))
-        size = sum(len(v) for v in bundle_files(small, {"family": "pruned"}).values())
-        variants.append(Variant(f"torch_pruned_{round(100 * settings.prune_sparsity)}", "native", small, True,
-                                f"global L1 magnitude pruning, {zeros:.0%} of the weights zero (dense file)", size))
-    return variants, skipped
-
-
-def _fewer_trees(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validation: pd.DataFrame,
-                 history: pd.DataFrame | None, allowed_drop: float) -> tuple[Pipeline, int, int, str] | str | None:
-    """The pipeline with LightGBM's first k trees, k the smallest of n/8, n/4, n/2, 3n/4 that costs less than
-    ``allowed_drop`` (relative), judged on rows the model did not learn from: the validation split when the
-    model was trained on the training split only; after a refit on train+validation, LightGBM's own
-    out-of-fold loss curves from cross-validation (``train/training_history``), at the same fraction of trees.
-    None when the model is not LightGBM; why not, when no k qualifies."""
-    from trainflow.models.boosters import LightGBMModel
-
-    model = pipeline.steps[-1][1]
-    if not isinstance(model, LightGBMModel):
-        return None
-    n = model.booster_.num_trees() // max(1, model.booster_.num_model_per_iteration())
-
-    def truncated(k: int) -> Pipeline:
-        small = type(model).from_text(model.booster_.model_to_string(num_iteration=k), classes=model.classes)
-        return Pipeline(pipeline.steps[:-1] + [("model", small)])
-
-    refit = "CV" in str(meta.get("selected_on", ""))
-    if refit:
-        folds = None if history is None else history[(history["family"] == meta["family"])
-                                                     & history["fit"].astype(str).str.startswith("fold")]
-        if folds is None or folds.empty:
-            return "not applicable: no out-of-fold curves to choose the trees on"
-        loss_name = folds["metric"].iloc[0]
-        # iterations every fold reached (a fold that stopped early has no value after its end)
-        curve = folds[folds["metric"] == loss_name].pivot_table(index="iteration", columns="fit", values="value")
-        curve = curve.dropna().mean(axis=1)
-        if curve.empty:
-            return "not applicable: no out-of-fold curves to choose the trees on"
-
-        def loss_at(k: int) -> float:
-            return float(curve.iloc[min(k, len(curve)) - 1])
-
-        full = loss_at(n)
-        costs = []
-        for k in _tree_counts(n):
-            at = loss_at(k)
-            costs.append(_relative_drop("log_loss", full, at))  # a loss: lower is better
-            if costs[-1] <= allowed_drop:
-                return truncated(k), k, n, f"out-of-fold {loss_name} {at:.4f} against {full:.4f} with all {n}"
-        return (f"not applicable: {3 * n // 4} of {n} trees already cost {costs[-1]:.2%} of the out-of-fold "
-                f"{loss_name} (allowed {allowed_drop:.2%})" if costs else None)
-    metric = meta["selection_metric"]
-    x, y = as_model_input(validation, schema), label_values(validation, schema)
-    classes = getattr(model, "classes_", None)
-    full = score(schema.task, y, predict_scores(pipeline, x, schema.task), classes, schema.positive_class,
-                 (metric,), threshold_of(meta))[metric]
-    cost = None
-    for k in _tree_counts(n):
-        candidate = truncated(k)
-        value = score(schema.task, y, predict_scores(candidate, x, schema.task), classes, schema.positive_class,
-                      (metric,), threshold_of(meta))[metric]
-        cost = _relative_drop(metric, full, value)
-        if cost <= allowed_drop:
-            return candidate, k, n, f"validation {metric} {value:.4f} against {full:.4f}"
-    return None if cost is None else (f"not applicable: {3 * n // 4} of {n} trees already cost {cost:.2%} of the "
-                                      f"validation {metric} (allowed {allowed_drop:.2%})")
-
-
-def _tree_counts(n: int) -> list[int]:
-    """Tree counts tried for the fewer-trees variant, smallest first."""
-    return sorted({k for k in (n // 8, n // 4, n // 2, 3 * n // 4) if 1 <= k < n})
-
-
-def _relative_drop(metric: str, reference: float, value: float) -> float:
-    """How much worse ``value`` is than ``reference`` as a fraction of it (negative: better)."""
-    worse = reference - value if DIRECTION.get(metric, True) else value - reference
-    return float(worse / max(abs(reference), 1e-12))
-
-
 def make_variants(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validation: pd.DataFrame,
                   settings: CompressSettings, history: pd.DataFrame | None = None,
                   native_size: int = 0, deadline: float | None = None) -> tuple[list[Variant], list[dict]]:
@@ -315,7 +177,8 @@ def make_variants(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validat
                f"{max(0.0, deadline - time.time()):.0f} s of it left")
         return variants, [{"variant": "onnx", "runtime": "onnx", "status": "not applicable", "reason": why}]
     try:
-        onnx = _onnx_variant("onnx", pipeline, schema, classes, "the whole Pipeline in ONNX Runtime", lossy=False)
+        onnx = _onnx_variant("onnx", pipeline, schema, meta["family"], classes, "the whole Pipeline in ONNX Runtime",
+                             lossy=False)
         variants.append(onnx)
         try:
             int8 = _int8_variant(onnx, schema)
@@ -330,31 +193,22 @@ def make_variants(pipeline: Pipeline, meta: dict, schema: DatasetSchema, validat
                 variants.append(int8)
     except (ExportError, ArtifactError) as exc:
         skipped.append({"variant": "onnx", "runtime": "onnx", "status": "failed", "reason": str(exc)})
-    if hasattr(pipeline.steps[-1][1], "export_module"):
-        made, failed = _network_variants(pipeline, settings, native_size)
-        variants += made
+    own = FAMILIES[meta["family"]].compressions if meta.get("family") in FAMILIES else None
+    if own is not None:
+        request = CompressRequest(pipeline, meta, schema, validation, history, settings.model_dump(), native_size,
+                                  lambda p: sum(len(v) for v in bundle_files(p, {"family": meta["family"]}).values()))
+        made, failed = own(request)
         skipped += failed
-        pruned = [v for v in made if v.name.startswith("torch_pruned")]
-        for v in pruned:
-            name = f"onnx_{v.name.removeprefix('torch_')}"
-            try:
-                variants.append(_onnx_variant(name, v.model, schema, classes, v.note + " in ONNX Runtime", lossy=True))
-            except (ExportError, ArtifactError) as exc:
-                skipped.append({"variant": name, "runtime": "onnx", "status": "failed", "reason": str(exc)})
-    if settings.fewer_trees:
-        found = _fewer_trees(pipeline, meta, schema, validation, history, settings.max_metric_drop / 2)
-        if isinstance(found, str):
-            skipped.append({"variant": "lightgbm_fewer_trees", "runtime": "native", "status": "not applicable",
-                            "reason": found.removeprefix("not applicable: ")})
-        elif found is not None:
-            small, k, n, why = found
-            note = f"first {k} of {n} trees ({why})"
-            try:
-                variants.append(_onnx_variant(f"onnx_lightgbm_{k}", small, schema, classes, note + " in ONNX Runtime",
-                                              lossy=True))
-            except (ExportError, ArtifactError) as exc:
-                skipped.append({"variant": f"onnx_lightgbm_{k}", "runtime": "onnx", "status": "failed",
-                                "reason": str(exc)})
+        for c in made:
+            if c.native:
+                variants.append(Variant(c.name, "native", c.model, True, c.note, c.size or request.bundle_size(c.model),
+                                        servable=c.servable))
+            if c.onnx is not None:
+                note = c.note + " in ONNX Runtime"
+                try:
+                    variants.append(_onnx_variant(c.onnx, c.model, schema, meta["family"], classes, note, lossy=True))
+                except (ExportError, ArtifactError) as exc:
+                    skipped.append({"variant": c.onnx, "runtime": "onnx", "status": "failed", "reason": str(exc)})
     return variants, skipped
 
 
@@ -425,7 +279,7 @@ def gate(schema: DatasetSchema, native: Variant, variants: list[Variant], test: 
                               min(settings.latency_seconds, share), share)})
     report = pd.DataFrame(rows)
     base = report.iloc[0]
-    report["metric_drop"] = [_relative_drop(metric, base["value"], v) for v in report["value"]]
+    report["metric_drop"] = [relative_drop(metric, base["value"], v) for v in report["value"]]
     report["size_ratio"] = report["size_bytes"] / max(base["size_bytes"], 1)
     report["speedup_p50"] = base["p50_ms"] / report["p50_ms"]
     report["speedup_rows"] = report["rows_per_s"] / base["rows_per_s"]

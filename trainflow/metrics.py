@@ -158,6 +158,12 @@ def better(metric: str, a: float, b: float) -> bool:
 PARALLEL_PREDICT_ROWS = 4096  # below it a thread per tree costs more than it saves (models.classic.fit_forest)
 
 
+def relative_drop(metric: str, reference: float, value: float) -> float:
+    """How much worse ``value`` is than ``reference`` as a fraction of it (negative: better)."""
+    worse = reference - value if DIRECTION.get(metric, True) else value - reference
+    return float(worse / max(abs(reference), 1e-12))
+
+
 def predict_scores(model: Any, x: pd.DataFrame, task_type: str) -> np.ndarray:
     """Class probabilities for classifiers, predictions for regressors. Estimators that leave ``n_jobs`` to
     joblib (the forests) predict on the usable cores (``trainflow.threads``) from ``PARALLEL_PREDICT_ROWS`` rows, on one thread below."""

@@ -1,6 +1,7 @@
-"""A model family is one module: this file declares a toy one (Gaussian naive Bayes, its search space, and a
-file format of its own: its fitted arrays as JSON) and, with nothing else changed but its entry in
-``FAMILIES``, the training flow tunes it, trains it, saves and loads it, exports it to ONNX and registers it,
+"""A model family is one module: this file declares a toy one (Gaussian naive Bayes in a class of its own, its
+search space, a file format of its own: its fitted arrays as JSON, the ONNX converter skl2onnx needs for its
+class, and a compressed form: its means rounded) and, with nothing else changed but its entry in ``FAMILIES``,
+the training flow tunes it, trains it, saves and loads it, exports it to ONNX, compresses it and registers it,
 and the inference flow scores a batch with it."""
 
 from __future__ import annotations
@@ -17,8 +18,33 @@ from sklearn.naive_bayes import GaussianNB
 from flows.inference import InferenceSettings, inference
 from flows.training import TrainingSettings, training
 from trainflow.models.families import FAMILIES
-from trainflow.models.family import BuildRequest, Family, ModelFormat, model_classes, param
+from trainflow.models.family import (BuildRequest, Compressed, CompressRequest, Family, ModelFormat, model_classes,
+                                     param)
 from trainflow.registry import Registry
+
+
+class ToyNB(GaussianNB):
+    """A class skl2onnx does not know: exporting it needs the family's converter."""
+
+
+def _converters() -> None:
+    from skl2onnx import update_registered_converter
+    from skl2onnx.operator_converters.naive_bayes import convert_sklearn_naive_bayes
+    from skl2onnx.shape_calculators.linear_classifier import calculate_linear_classifier_output_shapes
+
+    # skl2onnx's naive Bayes converter tells the kinds apart by this alias
+    update_registered_converter(ToyNB, "SklearnGaussianNB", calculate_linear_classifier_output_shapes,
+                                convert_sklearn_naive_bayes, options={"zipmap": [True, False, "columns"],
+                                                                      "nocl": [True, False]}, overwrite=True)
+
+
+def _rounded(r: CompressRequest) -> tuple[list[Compressed], list[dict[str, Any]]]:
+    files, meta = _dump(r.pipeline.steps[-1][1], None)
+    model = _load(files, meta, None)  # a copy
+    model.theta_ = np.round(model.theta_, 3)
+    pipeline = type(r.pipeline)([*r.pipeline.steps[:-1], ("model", model)])
+    return [Compressed("naive_bayes_rounded", pipeline, "means to 3 decimals", onnx="onnx_naive_bayes_rounded")], \
+        [{"variant": "naive_bayes_pruned", "runtime": "native", "status": "not applicable", "reason": "no trees"}]
 
 
 def _dump(model: GaussianNB, _: Any) -> tuple[dict[str, bytes], dict[str, Any]]:
@@ -29,7 +55,7 @@ def _dump(model: GaussianNB, _: Any) -> tuple[dict[str, bytes], dict[str, Any]]:
 
 def _load(files: dict[str, bytes], meta: dict[str, Any], _: Any) -> GaussianNB:
     arrays = json.loads(files["naive_bayes.json"])
-    model = GaussianNB(var_smoothing=arrays["var_smoothing"])
+    model = ToyNB(var_smoothing=arrays["var_smoothing"])
     model.classes_ = np.asarray(meta["classes"])
     model.theta_, model.var_ = np.asarray(arrays["theta"]), np.asarray(arrays["var"])
     model.class_prior_ = np.asarray(arrays["prior"])
@@ -39,12 +65,13 @@ def _load(files: dict[str, bytes], meta: dict[str, Any], _: Any) -> GaussianNB:
     return model
 
 
-def _build(r: BuildRequest) -> GaussianNB:
-    return GaussianNB(**r.params)
+def _build(r: BuildRequest) -> ToyNB:
+    return ToyNB(**r.params)
 
 
 TOY = Family(_build, cost=0.1, search_space={"var_smoothing": param("float", 1e-11, 1e-5, log=True)},
-             model_format=ModelFormat("naive-bayes-json", lambda model: isinstance(model, GaussianNB), _dump, _load))
+             model_format=ModelFormat("naive-bayes-json", lambda model: isinstance(model, ToyNB), _dump, _load),
+             onnx_converters=_converters, compressions=_rounded)
 
 
 @pytest.fixture()
@@ -70,6 +97,10 @@ def test_a_family_declared_in_one_module_goes_through_the_flows(prefect_harness,
     assert (run / "train" / "model" / "naive_bayes.json").exists()  # saved in its own format
     report = pd.read_parquet(run / "compress" / "compression_report.parquet").set_index("variant")
     assert report.loc["onnx", "status"] == "kept" and report.loc["onnx", "max_abs_diff"] < 1e-3  # exported
+    # its compressed form, measured as it is and in ONNX Runtime, and the form it could not make, with the reason
+    assert report.loc["naive_bayes_rounded", "status"] in ("kept", "rejected")
+    assert report.loc["onnx_naive_bayes_rounded", "status"] in ("kept", "rejected")
+    assert report.loc["naive_bayes_pruned", "reason"] == "no trees"
 
     registry = Registry(workdir["registry"])
     try:
@@ -77,7 +108,7 @@ def test_a_family_declared_in_one_module_goes_through_the_flows(prefect_harness,
     finally:
         registry.close()
     assert meta["family"] == toy_family and meta["model_format"] == "naive-bayes-json"
-    assert isinstance(pipeline.steps[-1][1], GaussianNB)
+    assert isinstance(pipeline.steps[-1][1], ToyNB)
 
     batch = pd.read_parquet(run / "split" / "test.parquet")
     out = inference(InferenceSettings.model_validate({

@@ -77,7 +77,7 @@ def test_onnx_export_matches_the_native_pipeline(adult_models, adult_schema: Dat
     splits, loaded, _ = adult_models
     pipeline, meta = loaded[family]
     x = as_model_input(_hard_rows(splits["test"]), adult_schema)
-    onnx = OnnxModel(to_onnx(pipeline, adult_schema), [c.name for c in adult_schema.features], meta["classes"]
+    onnx = OnnxModel(to_onnx(pipeline, adult_schema, family), [c.name for c in adult_schema.features], meta["classes"]
                      if meta.get("classes") else [str(c) for c in pipeline.classes_])
     native = pipeline.predict_proba(x)
     served = onnx.predict_proba(x)
@@ -96,7 +96,7 @@ def test_onnx_export_of_regression_and_multiclass_models(dataset: str, families:
     x = as_model_input(splits["test"], schema)
     for family, (pipeline, meta) in loaded.items():
         classes = None if schema.task == "regression" else [str(c) for c in pipeline.classes_]
-        onnx = OnnxModel(to_onnx(pipeline, schema), [c.name for c in schema.features], classes)
+        onnx = OnnxModel(to_onnx(pipeline, schema, family), [c.name for c in schema.features], classes)
         _assert_float32_parity(predict_scores(pipeline, x, schema.task), predict_scores(onnx, x, schema.task))
 
 
@@ -115,7 +115,7 @@ def test_onnx_export_of_the_ensemble_family(dataset: str, adult_raw: pd.DataFram
     assert isinstance(pipeline.steps[-1][1], WeightedEnsemble) and "catboost" in pipeline.steps[-1][1].names
     x = as_model_input(_hard_rows(splits["test"]) if dataset == "adult" else splits["test"], schema)
     classes = None if schema.task == "regression" else [str(c) for c in pipeline.classes_]
-    onnx = OnnxModel(to_onnx(pipeline, schema), [c.name for c in schema.features], classes)
+    onnx = OnnxModel(to_onnx(pipeline, schema, "ensemble"), [c.name for c in schema.features], classes)
     _assert_float32_parity(predict_scores(pipeline, x, schema.task), predict_scores(onnx, x, schema.task))
     if classes:
         assert (onnx.predict(x) == pipeline.predict(x)).mean() > 0.995
@@ -222,7 +222,7 @@ def _register_with_serving(tmp_path, pipeline, meta, schema: DatasetSchema, serv
 
 def _onnx_files(pipeline, meta, schema: DatasetSchema) -> dict[str, bytes]:
     features = [c.name for c in schema.features]
-    onnx = OnnxModel(to_onnx(pipeline, schema), features, meta["classes"])
+    onnx = OnnxModel(to_onnx(pipeline, schema, meta["family"]), features, meta["classes"])
     return variant_files(onnx, {"variant": "onnx", "runtime": "onnx", "features": features,
                                 "classes": meta["classes"], "dataset": schema.name, "categories": {}})
 
@@ -272,7 +272,7 @@ def test_the_onnx_path_gives_the_same_errors_as_the_native_one(adult_models, adu
     from tasks.compress import _known_categories
 
     features = [c.name for c in adult_schema.features]
-    onnx = OnnxModel(to_onnx(pipeline, adult_schema), features, meta["classes"],
+    onnx = OnnxModel(to_onnx(pipeline, adult_schema, "lightgbm"), features, meta["classes"],
                      _known_categories(pipeline, adult_schema), "adult")
     rows = splits["test"].drop(columns=["income"]).head(20).reset_index(drop=True)
     strict = adult_schema.model_copy(update={"unknown_categories": "error"})
@@ -305,7 +305,8 @@ def test_json_rows_score_as_the_frame_does(adult_models, adult_schema: DatasetSc
     pipeline, meta = loaded["lightgbm"]
     from tasks.compress import _known_categories
 
-    onnx = OnnxModel(to_onnx(pipeline, adult_schema), [c.name for c in adult_schema.features], meta["classes"],
+    onnx = OnnxModel(to_onnx(pipeline, adult_schema, "lightgbm"), [c.name for c in adult_schema.features],
+                     meta["classes"],
                      _known_categories(pipeline, adult_schema), "adult")
     frame = _hard_rows(splits["test"].drop(columns=["income"]).head(40))
     frame.loc[4, "sex"] = "  Female "  # stripped, as ingest strips
@@ -353,7 +354,7 @@ def test_networks_export_with_their_input_code_in_the_graph(dataset: str, family
     rows = _hard_rows(splits["test"]) if dataset == "adult" else splits["test"]
     x = as_model_input(rows, schema)
     classes = None if schema.task == "regression" else [str(c) for c in pipeline.classes_]
-    onnx = OnnxModel(to_onnx(pipeline, schema), [c.name for c in schema.features], classes)
+    onnx = OnnxModel(to_onnx(pipeline, schema, family), [c.name for c in schema.features], classes)
     native, served = predict_scores(pipeline, x, schema.task), predict_scores(onnx, x, schema.task)
     assert np.max(np.abs(served - native)) / max(1.0, float(np.std(native))) < 1e-4
     pruning = dataset == "adult"  # one case is enough for the pruned variants (two more exports)
@@ -402,7 +403,7 @@ def test_text_and_series_families_export_with_their_tokens_and_windows_in_the_gr
     assert set(loaded) == set(families)
     for family, (pipeline, meta) in loaded.items():
         classes = None if schema.task == "regression" else [str(c) for c in pipeline.classes_]
-        onnx = OnnxModel(to_onnx(pipeline, model_schema), [c.name for c in model_schema.features], classes)
+        onnx = OnnxModel(to_onnx(pipeline, model_schema, family), [c.name for c in model_schema.features], classes)
         native, served = predict_scores(pipeline, rows, schema.task), predict_scores(onnx, rows, schema.task)
         assert np.max(np.abs(served - native)) / max(1.0, float(np.std(native))) < 1e-4, family
         assert onnx.predict(rows.tail(7)).shape == (7,)  # a batch of odd texts, one without any known token
@@ -418,7 +419,7 @@ def test_a_text_network_batch_without_any_token_scores_as_unknown() -> None:
                                               "model_dim": 8, "heads": 2, "layers": 1}, spec={"text": "review"})
     net.fit(rows, np.array(["a", "b", "a"] * 4))
     schema = load_schema("fine_food")
-    onnx = OnnxModel(to_onnx(Pipeline([("model", net)]), schema), ["review"], list(net.classes_))
+    onnx = OnnxModel(to_onnx(Pipeline([("model", net)]), schema, "transformer"), ["review"], list(net.classes_))
     empty = pd.DataFrame({"review": ["", "...", "!"]})
     np.testing.assert_allclose(onnx.predict_proba(empty), net.predict_proba(empty), atol=1e-5)
     import onnx as onnx_lib
@@ -446,4 +447,4 @@ def test_a_model_without_an_onnx_converter_is_named_in_the_export_error() -> Non
     x, y = feats["train"].drop(columns=[schema.label]), feats["train"][schema.label]
     pipeline = Pipeline([("preprocess", pre), ("model", Unconvertible().fit(x, y))])
     with pytest.raises(ExportError, match=r"^no ONNX converter for Unconvertible \(in the Unconvertible pipeline\)$"):
-        to_onnx(pipeline, schema)
+        to_onnx(pipeline, schema, "logistic")  # a family skl2onnx converts, holding a model it cannot

@@ -158,7 +158,8 @@ def test_bagged_lightgbm_serves_its_fold_models_averaged_and_exports_as_one_grap
     assert {"member0.model.txt", "member2.model.txt"} <= set(files)  # each fold's booster in LightGBM's format
     loaded, _ = load_bundle(files)
     np.testing.assert_allclose(loaded.predict_proba(x), averaged)
-    onnx = OnnxModel(to_onnx(pipes["lightgbm"], schema), [c.name for c in schema.features], ["benign", "malignant"])
+    onnx = OnnxModel(to_onnx(pipes["lightgbm"], schema, "lightgbm"), [c.name for c in schema.features],
+                     ["benign", "malignant"])
     # ONNX's trees compare in float32: a value within rounding of a threshold may take the other branch in one
     # of the three members (2 of 86 rows here); every other row matches to float32 precision
     diff = np.abs(predict_scores(onnx, x, schema.task) - averaged).max(axis=1)

@@ -1,5 +1,7 @@
 """The boosted families' models with the scikit-learn API, rebuilt from their own safe formats: LightGBM's
-text format (``model.txt``) and CatBoost's binary ``cbm`` (trees and class names, no code). Never pickled."""
+text format (``model.txt``) and CatBoost's binary ``cbm`` (trees and class names, no code), never pickled; and
+their ONNX converters (LightGBM by onnxmltools' converter, native categoricals included; CatBoost by its own
+export)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from trainflow.errors import ArtifactError
 from trainflow.models.family import ModelFormat, model_classes
+from trainflow.onnxtools import ExportError
 
 
 def _predict_threads() -> int:
@@ -168,3 +171,76 @@ LIGHTGBM_TEXT = ModelFormat("lightgbm-text", lambda model: getattr(model, "boost
 CATBOOST_CBM = ModelFormat("catboost-cbm", lambda model: isinstance(model, CatBoostModel),
                            lambda model, _: ({"model.cbm": model.to_cbm()}, {"classes": model_classes(model)}),
                            _load_catboost)
+
+
+class _BoosterView:
+    """What onnxmltools' LightGBM converter reads from an estimator, for the project's loaded LightGBM models."""
+
+    def __init__(self, model: Any):
+        self.booster_ = model.booster_
+        self.classes_ = model.classes_ if getattr(model, "classes", None) is not None else None
+        average = model.booster_.params.get("average_output") or "average_output" in model.model_str_[:2000]
+        self.boosting_type = "rf" if average else "gbdt"
+
+
+def _convert_lightgbm(scope: Any, operator: Any, container: Any) -> None:
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+
+    model = operator.raw_operator
+    operator.raw_operator = _BoosterView(model)
+    try:
+        convert_lightgbm(scope, operator, container)
+    finally:
+        operator.raw_operator = model
+
+
+def _convert_catboost(scope: Any, operator: Any, container: Any) -> None:
+    """A CatBoost model as the tree-ensemble node of CatBoost's own ONNX export (``convert_to_onnx_object``; its
+    features are numbers, which that export needs), wired to skl2onnx's inputs and outputs: the classifier's
+    label and probabilities (CatBoost's ZipMap left out), the regressor's values."""
+    from catboost.utils import convert_to_onnx_object
+    from onnx.helper import get_attribute_value
+
+    graph = convert_to_onnx_object(operator.raw_operator.model_)
+    node = graph.graph.node[0]  # TreeEnsembleClassifier or TreeEnsembleRegressor; the ZipMap after it is dropped
+    if len(graph.graph.initializer) or not node.op_type.startswith("TreeEnsemble"):
+        raise ExportError(f"CatBoost's ONNX export made an unexpected graph ({node.op_type})")
+    version = {d.domain: d.version for d in graph.opset_import}.get(node.domain)
+    container.add_node(node.op_type, [operator.inputs[0].full_name], [o.full_name for o in operator.outputs],
+                       op_domain=node.domain, op_version=version, name=scope.get_unique_operator_name("CatBoost"),
+                       **{a.name: get_attribute_value(a) for a in node.attribute})
+
+
+CLASSIFIER_OPTIONS = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+
+
+def lightgbm_onnx_converters() -> None:
+    """skl2onnx learns the LightGBM models: the project's loaded ones and LightGBM's own estimators."""
+    from lightgbm import LGBMClassifier, LGBMRegressor
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (calculate_linear_classifier_output_shapes,
+                                                  calculate_linear_regressor_output_shapes)
+
+    update_registered_converter(LightGBMClassifierModel, "TrainflowLightGBMClassifier",
+                                calculate_linear_classifier_output_shapes, _convert_lightgbm,
+                                options=CLASSIFIER_OPTIONS)
+    update_registered_converter(LightGBMRegressorModel, "TrainflowLightGBMRegressor",
+                                calculate_linear_regressor_output_shapes, _convert_lightgbm)
+    update_registered_converter(LGBMClassifier, "LightGbmLGBMClassifier", calculate_linear_classifier_output_shapes,
+                                convert_lightgbm, options=CLASSIFIER_OPTIONS)
+    update_registered_converter(LGBMRegressor, "LightGbmLGBMRegressor", calculate_linear_regressor_output_shapes,
+                                convert_lightgbm)
+
+
+def catboost_onnx_converters() -> None:
+    """skl2onnx learns the project's CatBoost models."""
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (calculate_linear_classifier_output_shapes,
+                                                  calculate_linear_regressor_output_shapes)
+
+    update_registered_converter(CatBoostClassifierModel, "TrainflowCatBoostClassifier",
+                                calculate_linear_classifier_output_shapes, _convert_catboost,
+                                options=CLASSIFIER_OPTIONS)
+    update_registered_converter(CatBoostRegressorModel, "TrainflowCatBoostRegressor",
+                                calculate_linear_regressor_output_shapes, _convert_catboost)

@@ -6,7 +6,6 @@ text, CatBoost ``cbm``, safetensors for a network, each ensemble member as a bun
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from sklearn.pipeline import Pipeline
 
@@ -16,16 +15,6 @@ from trainflow.models.families import FAMILIES
 from trainflow.models.family import ModelFormat
 
 SKOPS = "skops"  # model_format of a model saved inside the Pipeline's skops file
-
-
-def fitted_parts(est: Any) -> Any:
-    """An estimator and every fitted step inside it (Pipeline steps, ColumnTransformer transformers)."""
-    yield est
-    children = ([s for _, s in est.steps] if isinstance(est, Pipeline)
-                else [t[1] for t in getattr(est, "transformers_", [])])
-    for child in children:
-        if not isinstance(child, str):
-            yield from fitted_parts(child)
 
 
 def _formats() -> dict[str, ModelFormat]:

@@ -12,20 +12,26 @@ folds' rows, and the ensemble is chosen over the best single family only if that
 
 ``WeightedEnsembleClassifier`` / ``WeightedEnsembleRegressor`` hold the refitted member pipelines (encoding
 step and model) and average their probabilities or predictions; inside the saved Pipeline they are stored
-member by member in the members' own safe formats (``trainflow.models.bundle``), never pickled.
+member by member in the members' own safe formats (``trainflow.models.bundle``), never pickled. In ONNX the
+ensemble is one graph: its members' graphs side by side on the same inputs, then their weighted sum.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.pipeline import Pipeline
 
 from trainflow.errors import TrainflowError
 from trainflow.models.family import BuildRequest, Family, ModelFormat, model_classes
+from trainflow.onnxtools import ExportError
+
+if TYPE_CHECKING:
+    from trainflow.schema import DatasetSchema
 
 ROUNDS = 25  # AutoGluon's default ensemble size
 
@@ -158,7 +164,54 @@ def _load_ensemble(files: dict[str, bytes], meta: dict[str, Any], load_member: A
     return weighted_ensemble(meta["classes"] is None, members, meta["weights"], meta["members"])
 
 
+def _ensemble_to_onnx(pipeline: Pipeline, schema: DatasetSchema, export: Callable[[Pipeline, str], bytes]) -> bytes:
+    """A weighted ensemble as one graph: each member's whole pipeline (the shared preprocessor, its encoding and
+    model) converted on its own, its names prefixed, all reading the same inputs; then the weighted sum of their
+    probabilities (or values) and, for classifiers, the label of the largest probability."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    ensemble = pipeline.steps[-1][1]
+    classifier = is_classifier(ensemble)
+    classes = [str(c) for c in ensemble.classes_] if classifier else None
+    graphs = []
+    for i, member in enumerate(ensemble.members):
+        if classifier and [str(c) for c in member.classes_] != classes:
+            raise ExportError(f"ensemble member {ensemble.names[i]} orders its classes differently")
+        full = Pipeline([*pipeline.steps[:-1], *member.steps])
+        graphs.append(onnx.compose.add_prefix(onnx.load_from_string(export(full, ensemble.names[i])), f"m{i}_",
+                                              rename_inputs=False))
+    first = graphs[0].graph
+    nodes, initializers = [], []
+    for g in graphs:
+        nodes += list(g.graph.node)
+        initializers += list(g.graph.initializer)
+    out_index = 1 if classifier else 0  # probabilities, or the predicted values
+    weighted = []
+    for i, (g, weight) in enumerate(zip(graphs, ensemble.weights)):
+        w = f"ens_w{i}"
+        initializers.append(numpy_helper.from_array(np.asarray(weight, dtype=np.float32), w))
+        weighted.append(f"ens_weighted{i}")
+        nodes.append(helper.make_node("Mul", [g.graph.output[out_index].name, w], [weighted[-1]], name=f"ens_mul{i}"))
+    if classifier:
+        nodes.append(helper.make_node("Sum", weighted, ["probabilities"], name="ens_sum"))
+        nodes.append(helper.make_node("ArgMax", ["probabilities"], ["ens_argmax"], axis=1, keepdims=0,
+                                      name="ens_argmax"))
+        initializers.append(numpy_helper.from_array(np.asarray(classes, dtype=object), "ens_classes"))
+        nodes.append(helper.make_node("Gather", ["ens_classes", "ens_argmax"], ["label"], axis=0, name="ens_label"))
+        outputs = [helper.make_tensor_value_info("label", TensorProto.STRING, [None]),
+                   helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(classes)])]
+    else:
+        nodes.append(helper.make_node("Sum", weighted, ["variable"], name="ens_sum"))
+        outputs = [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])]
+    graph = helper.make_graph(nodes, "weighted_ensemble", list(first.input), outputs, initializers)
+    model = helper.make_model(graph, opset_imports=list(graphs[0].opset_import), producer_name="trainflow")
+    model.ir_version = graphs[0].ir_version
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
 # each member a bundle of its own (its files prefixed ``member<i>.``), in its own family's format
 ENSEMBLE_FORMAT = ModelFormat("ensemble", lambda model: isinstance(model, WeightedEnsemble), _dump_ensemble,
                               _load_ensemble)
-ENSEMBLE = Family(build_ensemble, model_format=ENSEMBLE_FORMAT)
+ENSEMBLE = Family(build_ensemble, model_format=ENSEMBLE_FORMAT, to_onnx=_ensemble_to_onnx)

@@ -1,6 +1,7 @@
 """What a model family is: how to build its unfitted estimator, how to fit it when plain ``fit(X, y)`` is not
-enough (early stopping on the validation rows, checkpoints, a per-iteration history), and the hyperparameters
-tuning may search (``ParamSpec``)."""
+enough (early stopping on the validation rows, checkpoints, a per-iteration history), the hyperparameters
+tuning may search (``ParamSpec``), how its fitted model is saved (``ModelFormat``), exported to ONNX
+(``Family.onnx_converters``, ``Family.to_onnx``) and compressed (``Family.compressions``)."""
 
 from __future__ import annotations
 
@@ -171,6 +172,60 @@ class ModelFormat:
 
 
 @dataclass(frozen=True)
+class Compressed:
+    """One smaller or faster form of a fitted model that its family's ``compressions`` made; the compress stage
+    measures it against the native model on the test rows and keeps it only where it keeps the predictions.
+
+    Args:
+        name: Its name in the compression report when measured as it is (``torch_pruned_50``).
+        model: The serving Pipeline with the compressed model in it.
+        note: How it was made, for the report.
+        native: Measured as it is, in the family's own runtime.
+        onnx: Also (or only, when not ``native``) measured in ONNX Runtime under this name; None: not exported.
+        servable: It has safe files the registry can store and load (torchao's int8 tensors have none).
+        size: Its bytes as stored (0: the compress stage counts its bundle).
+    """
+
+    name: str
+    model: Any
+    note: str
+    native: bool = True
+    onnx: str | None = None
+    servable: bool = True
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class CompressRequest:
+    """What a family's ``compressions`` reads.
+
+    Args:
+        pipeline: The serving Pipeline as trained.
+        meta: Its ``model.json`` (family, selection metric, how it was selected).
+        schema: The dataset.
+        validation: The validation split, rows a model trained on the training split did not learn from.
+        history: The train stage's learning curves (``train/training_history``), None when it wrote none.
+        options: The compress stage's settings (``prune_sparsity``, ``fewer_trees``, ``max_metric_drop``...).
+        native_size: The native bundle's bytes.
+        bundle_size: ``f(pipeline)``: the bytes of a Pipeline saved as the registry saves a model.
+    """
+
+    pipeline: Any
+    meta: dict[str, Any]
+    schema: DatasetSchema
+    validation: pd.DataFrame
+    history: pd.DataFrame | None
+    options: Mapping[str, Any]
+    native_size: int
+    bundle_size: Callable[[Any], int]
+
+
+# A family's compressions: its compressed forms, and a report row (variant, runtime, status, reason) for each
+# form it could not make or that does not apply
+Compressions = Callable[[CompressRequest], tuple[list[Compressed], list[dict[str, Any]]]]
+
+
+@dataclass(frozen=True)
 class Family:
     """A model family, declared whole in its own module: ``build`` makes the unfitted estimator, ``fit`` trains it
     (default: plain ``fit``), and the fields below say how it is tuned, saved, loaded and scheduled."""
@@ -196,6 +251,15 @@ class Family:
     # the exact types (full names, no prefixes) its skops file may name beyond skops' trusted set and the
     # preprocessor's (trainflow.modelio.ALLOWED_TYPES); loading its bundle trusts these and nothing more
     skops_types: frozenset[str] = frozenset()
+    # teaches skl2onnx its own estimator classes (``update_registered_converter``), once per process before the
+    # first export (trainflow.export); None: skl2onnx already converts what it fits
+    onnx_converters: Callable[[], None] | None = None
+    # ``(pipeline, schema, export)`` -> the ONNX graph's bytes, for a family whose serving Pipeline skl2onnx cannot
+    # walk as one (a torch network, an ensemble joining its members' graphs); ``export(pipeline, family)`` is the
+    # project's exporter, for nested pipelines. None: skl2onnx converts the Pipeline, preprocessing included
+    to_onnx: Callable[[Any, DatasetSchema, Callable[[Any, str], bytes]], bytes] | None = None
+    # the family's own compressed forms beside the ONNX and ONNX-int8 variants every family gets (tasks.compress)
+    compressions: Compressions | None = None
 
     @property
     def tunable(self) -> bool:

@@ -15,6 +15,8 @@ from trainflow.forms import set_values
 from trainflow.models.family import BuildRequest, Family, FitRequest, FitResult, ModelFormat, ParamSpec, param
 from trainflow.models.networks.base import Net
 from trainflow.models.networks.cnn import CNNClassifier
+from trainflow.models.networks.compress import network_compressions
+from trainflow.models.networks.exporting import network_to_onnx
 from trainflow.models.networks.gru import RNNForecaster
 from trainflow.models.networks.loop import NNSettings, NonFiniteLoss
 from trainflow.models.networks.mlp import MLPClassifier, MLPRegressor
@@ -128,7 +130,8 @@ TORCH_SAFETENSORS = ModelFormat("torch-safetensors", lambda model: isinstance(mo
 
 def _network(search_space: dict[str, ParamSpec], from_trial: Any = None) -> Family:
     return Family(build_network, fit_network, network=True, cost=5.0, search_space=search_space,  # minutes on a CPU
-                  model_format=TORCH_SAFETENSORS, from_trial=from_trial)
+                  model_format=TORCH_SAFETENSORS, from_trial=from_trial, to_onnx=network_to_onnx,
+                  compressions=network_compressions)
 
 
 def _mlp_trial(params: dict[str, Any]) -> dict[str, Any]:
