@@ -15,7 +15,7 @@ import pandas as pd
 from prefect import flow
 from pydantic import Field
 
-from flows.training import TrainingSettings, plan_budget, resolve_root, run_tuning, with_preset
+from flows.training import TrainingSettings, plan_budget, resolve_root, run_tuning
 from trainflow.budget import Budget
 from tasks.compress import compress
 from tasks.evaluate import evaluate
@@ -29,6 +29,7 @@ from trainflow.cache import run_checked
 from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
 from trainflow.errors import ArtifactError, TrainflowError
 from trainflow.names import RunId
+from trainflow.presets import with_preset
 from trainflow.schema import load_schema
 
 Stage = Literal["ingest", "validate", "split", "transform", "tune", "train", "evaluate", "compress"]

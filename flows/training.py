@@ -7,13 +7,11 @@ call ``training(TrainingSettings(...))`` from Python.
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from prefect import flow
-from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import Field
 
 from tasks.compress import CompressSettings, compress
@@ -25,21 +23,21 @@ from tasks.report import report
 from tasks.split import SplitSettings, split
 from tasks.train import train
 from tasks.transform import transform
-from tasks.tune import (DEFAULT_TRIALS, TuneSettings, check_storage, plan_tuning, search_space, tune, tune_trials,
-                        with_params)
+from tasks.tune import TuneSettings, check_storage, plan_tuning, search_space, tune, tune_trials, with_params
 from tasks.validate import ValidationEngine, validate
 from trainflow.budget import COMPRESS_SHARE, EVALUATE_SHARE, IMPORTANCE_SHARE, TUNE_SHARE, Budget, default_time_limit
 from trainflow.cache import run_checked
 from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
-from trainflow.cluster import ComputeSettings, check_scheduler, worker_count
+from trainflow.cluster import ComputeSettings, check_scheduler, task_runner
 from trainflow.credentials import mask_all
 from trainflow.errors import ArtifactError, TrainflowError
 from trainflow.features import TransformSettings
 from trainflow.forms import FormModel, dataset_field, is_on
-from trainflow.models.settings import DEFAULT_CV_FOLDS, DEFAULT_FAMILIES, families_for, TrainSettings, selection_folds
+from trainflow.models.settings import families_for, TrainSettings, selection_folds
 from trainflow.models.families import FAMILIES
 from trainflow.models.networks import nn_settings_for
 from trainflow.names import DatasetName
+from trainflow.presets import Preset, with_preset
 from trainflow.progress import run_logger
 from trainflow.registry import Registry
 from trainflow.rowfilter import parse_filter
@@ -74,24 +72,6 @@ class ValidateSettings(FormModel):
     engine: ValidationEngine = Field("arrow", description="arrow: the suite's rules computed with pyarrow.compute "
                                                           "(Great Expectations' results; GX runs any rule it does "
                                                           "not know); gx: every rule by Great Expectations")
-
-
-Preset = Literal["fast", "default", "best"]
-# what each preset sets where the settings leave a field empty (tabular data; families only when the schema names
-# none, cv_folds only without a network family); a field given explicitly always wins
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "fast": {"tune": {"n_trials": 0}, "train": {"families": ["lightgbm", "logistic"], "cv_folds": 0, "bag": "off"},
-             "compress": {"enabled": "off"}},
-    "default": {"tune": {"n_trials": DEFAULT_TRIALS},
-                "train": {"families": DEFAULT_FAMILIES["tabular"], "cv_folds": DEFAULT_CV_FOLDS, "bag": "off"},
-                "compress": {"enabled": "on"}},
-    # best: the default families (extra trees, once added here, got ensemble weight from fitting the out-of-fold
-    # predictions' noise: replayed on 27 benchmark runs, leaving it out changed the served model on 6, each for
-    # the better; benchmarks/README.md)
-    "best": {"tune": {"n_trials": 40},
-             "train": {"families": DEFAULT_FAMILIES["tabular"], "cv_folds": 8, "bag": "on"},
-             "compress": {"enabled": "on"}},
-}
 
 
 class TrainingSettings(FormModel):
@@ -160,34 +140,6 @@ class TrainingSettings(FormModel):
         return schema
 
 
-def with_preset(settings: TrainingSettings, schema: DatasetSchema) -> TrainingSettings:
-    """The settings with the fields they leave empty filled from ``settings.preset`` (see ``PRESETS``), and
-    with the Dask engine LightGBM's and tuning's Dask scheduler from ``compute`` (tuning: one trial at a time
-    per worker of that cluster, unless ``tune.workers`` says how many)."""
-    preset = PRESETS[settings.preset]
-    tune = settings.tune.model_copy(update={k: v for k, v in preset["tune"].items()
-                                            if getattr(settings.tune, k) is None})
-    train_update = {}
-    if settings.compute.engine == "dask":
-        if settings.train.dask_address is None:
-            train_update["dask_address"] = settings.compute.dask_address
-        if tune.dask_address is None and tune.enabled and tune.n_trials:  # trials spread over the compute cluster
-            tune = tune.model_copy(update={"dask_address": settings.compute.dask_address,
-                                           "workers": tune.workers or worker_count(settings.compute.dask_address)})
-    if schema.modality == "tabular":
-        if settings.train.families is None and not schema.families:
-            train_update["families"] = list(preset["train"]["families"])
-        families = train_update.get("families") or families_for(schema, settings.train)
-        if settings.train.cv_folds is None and not any(FAMILIES[f].network for f in families):
-            train_update["cv_folds"] = preset["train"]["cv_folds"]
-        if settings.train.bag == "auto":
-            train_update["bag"] = preset["train"]["bag"]
-    compress = settings.compress.model_copy(update={k: v for k, v in preset["compress"].items()
-                                                    if getattr(settings.compress, k) in (None, "auto")})
-    return settings.model_copy(update={"tune": tune, "train": settings.train.model_copy(update=train_update),
-                                       "compress": compress})
-
-
 def effective_settings(settings: TrainingSettings, schema: DatasetSchema | None = None) -> dict[str, Any]:
     """The settings a run really uses, as JSON: what the dataset schema decides where the settings left it
     open (families, network settings) filled in, and the artifacts root resolved. Recorded in the lineage."""
@@ -197,33 +149,6 @@ def effective_settings(settings: TrainingSettings, schema: DatasetSchema | None 
     out["train"]["families"] = families_for(schema, settings.train)
     out["train"]["nn"] = nn_settings_for(schema, settings.train).model_dump(mode="json")
     return out
-
-
-def tuning_runner(settings: TuneSettings) -> TaskRunner:
-    """Threads by default; a Dask cluster through prefect-dask when ``settings.dask_address`` is set."""
-    if settings.dask_address is None:
-        return ThreadPoolTaskRunner(max_workers=settings.parallel)
-    check_scheduler(settings.dask_address, "tune.dask_address")
-    try:
-        from prefect_dask import DaskTaskRunner
-    except ImportError as e:
-        raise TrainflowError("tune.dask_address needs prefect-dask: pip install 'trainflow[dask]'") from e
-    if settings.dask_address == "local":  # one single-threaded process per worker
-        from prefect.client.orchestration import get_client
-
-        with get_client(sync_client=True) as client:  # this run's API, the temporary one too: tasks report there
-            api = str(client.api_url)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": settings.parallel, "threads_per_worker": 1,
-                                              "processes": True,
-                                              "env": {"PREFECT_API_URL": api}})
-    from prefect.settings import PREFECT_API_URL
-
-    if not PREFECT_API_URL.value():
-        logging.getLogger(__name__).warning(
-            "tune.dask_address %s: no PREFECT_API_URL is set, so each Dask worker starts a temporary Prefect server "
-            "of its own and the UI will not show the tune_trials runs; point PREFECT_API_URL at a Prefect server",
-            settings.dask_address)
-    return DaskTaskRunner(address=settings.dask_address)
 
 
 @flow(name="tuning-workers", description="Run a tuning study's workers in parallel on a task runner.")
@@ -273,7 +198,7 @@ def run_tuning(root: str, run_id: str, schema: DatasetSchema, features: dict[str
     if plan is None:
         return None
     deadline = time.time() + plan["budget_seconds"]
-    tuning_workers.with_options(task_runner=tuning_runner(s.tune))(s, features, plan, deadline)
+    tuning_workers.with_options(task_runner=task_runner(s.tune.dask_address, s.tune.parallel))(s, features, plan, deadline)
     return tune(root, run_id, s.tune, plan, s.seed)
 
 

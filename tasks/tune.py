@@ -54,6 +54,7 @@ from trainflow.models.fit import build_estimator, fit_family
 from trainflow.models.settings import families_for, TrainSettings
 from trainflow.names import check_name
 from trainflow.progress import run_logger
+from trainflow.presets import DEFAULT_TRIALS
 from trainflow.schema import DatasetSchema
 from trainflow.threads import fit_threads
 from trainflow.ui import embedded_png, publish, readable
@@ -413,7 +414,6 @@ class _Plan(BaseModel):
     enqueued: int = 1  # trials enqueued before the sampler's (the defaults, the library's defaults)
 
 
-DEFAULT_TRIALS = 10
 
 
 def default_budget(n_rows: int, n_columns: int, n_trials: int = DEFAULT_TRIALS) -> float:

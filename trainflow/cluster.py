@@ -12,13 +12,16 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from trainflow.credentials import mask
 from trainflow.errors import TrainflowError
 from trainflow.forms import FormModel
+
+if TYPE_CHECKING:
+    from prefect.task_runners import TaskRunner
 
 SCHEDULERS_ENV = "TRAINFLOW_DASK_SCHEDULERS"
 LOCAL_WORKERS = 2  # the processes of the ``local`` cluster, one thread each
@@ -112,3 +115,34 @@ def close_clients() -> None:
             if cluster is not None:
                 cluster.close()
         _CLIENTS.clear()
+
+
+def task_runner(dask_address: str | None, parallel: int, setting: str = "tune.dask_address") -> TaskRunner:
+    """The Prefect task runner for ``parallel`` tasks at once: threads, or a Dask cluster through prefect-dask
+    at ``dask_address`` (``local``: a cluster of that many single-threaded processes started here), the
+    address ``setting`` names in messages."""
+    if dask_address is None:
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=parallel)
+    check_scheduler(dask_address, setting)
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError as e:
+        raise TrainflowError(f"{setting} needs prefect-dask: pip install 'trainflow[dask]'") from e
+    if dask_address == "local":  # one single-threaded process per worker
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:  # this run's API, the temporary one too: tasks report there
+            api = str(client.api_url)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": parallel, "threads_per_worker": 1,
+                                              "processes": True,
+                                              "env": {"PREFECT_API_URL": api}})
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        logging.getLogger(__name__).warning(
+            "%s %s: no PREFECT_API_URL is set, so each Dask worker starts a temporary Prefect server "
+            "of its own and the UI will not show the tune_trials runs; point PREFECT_API_URL at a Prefect server",
+            dask_address)
+    return DaskTaskRunner(address=dask_address)

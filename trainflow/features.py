@@ -30,7 +30,6 @@ MISSING = "__missing__"
 UNKNOWN_CODE = -1
 
 Encoding = Literal["auto", "onehot", "ordinal", "native"]
-NATIVE_CATEGORICALS = ("lightgbm", "lightgbm_xt")  # the families that split on category codes as categories
 
 
 class TransformSettings(FormModel):
@@ -244,17 +243,6 @@ def build_preprocessor(schema: DatasetSchema, settings: TransformSettings) -> Co
         remainder="drop", verbose_feature_names_out=False,
     )
     return ct.set_output(transform="pandas")
-
-
-def encoding_for(family: str, setting: Encoding) -> Encoding:
-    """The categorical encoding a model family gets under a setting."""
-    if family == "mlp":
-        return "ordinal"  # embeddings need codes, whatever the setting
-    if setting != "auto":
-        return "ordinal" if setting == "native" and family not in NATIVE_CATEGORICALS else setting
-    if family in NATIVE_CATEGORICALS:
-        return "native"
-    return "ordinal" if family in ("decision_tree", "random_forest", "extra_trees") else "onehot"
 
 
 def encoder_for(schema: DatasetSchema, encoding: Encoding) -> ColumnTransformer | str:

@@ -12,7 +12,8 @@ from cli.config import parse_settings
 from flows.inference import InferenceSettings, inference
 from flows.monitoring import MonitoringSettings, monitoring
 from flows.retraining import RetrainingSettings, retraining
-from flows.training import TrainingSettings, effective_settings, training, with_preset
+from flows.training import TrainingSettings, effective_settings, training
+from trainflow.presets import with_preset
 from trainflow.schema import known_datasets, load_schema
 
 UNSET = object()

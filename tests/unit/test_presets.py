@@ -1,7 +1,10 @@
 """Presets fill what the settings leave empty, from the command line and from the UI form alike."""
 
+import pytest
+
 from cli.config import parse_settings
-from flows.training import TrainingSettings, with_preset
+from flows.training import TrainingSettings
+from trainflow.presets import with_preset
 from trainflow.schema import load_schema
 
 
@@ -51,3 +54,16 @@ def test_the_dask_engine_sends_training_and_tuning_to_its_cluster() -> None:
     assert _resolved({**dask, "preset": "fast"}).tune.dask_address is None  # nothing to tune, no cluster for it
     local = _resolved(form)
     assert (local.train.dask_address, local.tune.dask_address, local.tune.parallel) == (None, None, 1)
+
+
+def test_the_tuning_runner_is_threads_unless_a_dask_cluster_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from trainflow.cluster import task_runner
+    from trainflow.errors import TrainflowError
+
+    runner = task_runner(None, 3)
+    assert isinstance(runner, ThreadPoolTaskRunner) and runner._max_workers == 3
+    monkeypatch.delenv("TRAINFLOW_DASK_SCHEDULERS", raising=False)
+    with pytest.raises(TrainflowError, match="^tune.dask_address 'tcp://127.0.0.1:1' is not a Dask scheduler"):
+        task_runner("tcp://127.0.0.1:1", 2)  # not one the deployment trusts: refused before any cluster starts

@@ -432,23 +432,26 @@ LIGHTGBM_SPACE = {"num_leaves": param("int", 8, 256, log=True), "learning_rate":
 FOREST_SPACE = {"max_depth": param("categorical", choices=[None, 8, 16, 32]),
                 "min_samples_leaf": param("int", 1, 50, log=True),
                 "max_features": param("categorical", choices=["sqrt", "log2", 0.5, 1.0])}
+NATIVE = ("native", "ordinal", "onehot")  # LightGBM splits on category codes as categories
+CODES = ("ordinal", "onehot")  # trees split on integer codes as well as on one-hot columns, with fewer columns
 LIGHTGBM = Family(build_lightgbm, fit_lightgbm, boosted=True, cost=1.0, search_space=LIGHTGBM_SPACE,
                   model_format=LIGHTGBM_TEXT, onnx_converters=lightgbm_onnx_converters,
-                  compressions=lightgbm_compressions)
+                  compressions=lightgbm_compressions, encodings=NATIVE)
 LIGHTGBM_XT = Family(build_lightgbm_xt, fit_lightgbm, boosted=True, cost=1.7, search_space=LIGHTGBM_SPACE,
                      model_format=LIGHTGBM_TEXT, onnx_converters=lightgbm_onnx_converters,
-                     compressions=lightgbm_compressions)
+                     compressions=lightgbm_compressions, encodings=NATIVE)
 CATBOOST = Family(build_catboost, fit_catboost, boosted=True, cost=2.7, model_format=CATBOOST_CBM, search_space={
     "depth": param("int", 4, 10), "learning_rate": param("float", 0.01, 0.3, log=True),
     "l2_leaf_reg": param("float", 1.0, 30.0, log=True), "random_strength": param("float", 0.1, 10.0, log=True)},
                   onnx_converters=catboost_onnx_converters)
 LOGISTIC = Family(build_logistic, fit_logistic, cost=0.3, search_space={"C": param("float", 1e-3, 100.0, log=True)})
 TREES = frozenset({"sklearn.tree._tree.Tree"})  # the fitted trees of a scikit-learn tree or forest
-DECISION_TREE = Family(build_decision_tree, cost=0.1, skops_types=TREES, search_space={
+DECISION_TREE = Family(build_decision_tree, cost=0.1, skops_types=TREES, encodings=CODES, search_space={
     "max_depth": param("int", 2, 20), "min_samples_leaf": param("int", 1, 100, log=True)})
 RANDOM_FOREST = Family(build_random_forest, fit_forest, out_of_bag=True, cost=0.9, search_space=FOREST_SPACE,
-                       skops_types=TREES)
-EXTRA_TREES = Family(build_extra_trees, fit_forest, cost=0.7, search_space=FOREST_SPACE, skops_types=TREES)
+                       skops_types=TREES, encodings=CODES)
+EXTRA_TREES = Family(build_extra_trees, fit_forest, cost=0.7, search_space=FOREST_SPACE, skops_types=TREES,
+                     encodings=CODES)
 SVM = Family(build_svm, cost=2.0, search_space={"C": param("float", 1e-2, 100.0, log=True)},  # calibrated scores
              skops_types=frozenset({"sklearn.calibration._CalibratedClassifier",
                                     "sklearn.calibration._SigmoidCalibration"}))

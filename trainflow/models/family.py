@@ -260,10 +260,22 @@ class Family:
     to_onnx: Callable[[Any, DatasetSchema, Callable[[Any, str], bytes]], bytes] | None = None
     # the family's own compressed forms beside the ONNX and ONNX-int8 variants every family gets (tasks.compress)
     compressions: Compressions | None = None
+    # the categorical encodings it takes (``transform.categorical_encoding``), the first the one ``auto`` gives it:
+    # one-hot codes, integer codes, or integer codes the model splits on as categories ("native")
+    encodings: tuple[str, ...] = ("onehot", "ordinal")
 
     @property
     def tunable(self) -> bool:
         return bool(self.search_space)
+
+    def encoding(self, setting: str) -> str:
+        """The encoding it gets under ``setting``: its first for ``auto``, the setting where it takes it, else integer
+        codes where it takes them, else its first (a network's embeddings need codes, whatever the setting)."""
+        if setting == "auto":
+            return self.encodings[0]
+        if setting in self.encodings:
+            return setting
+        return "ordinal" if "ordinal" in self.encodings else self.encodings[0]
 
     @property
     def interruptible(self) -> bool:

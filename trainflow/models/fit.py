@@ -11,7 +11,7 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from trainflow.errors import TrainflowError
-from trainflow.features import TransformSettings, encoder_for, encoding_for
+from trainflow.features import TransformSettings, encoder_for
 from trainflow.metrics import predict_scores, score
 from trainflow.models.families import FAMILIES
 from trainflow.models.family import BuildRequest, FitRequest, scalar_params
@@ -62,7 +62,7 @@ def fit_family(family: str, schema: DatasetSchema, train: pd.DataFrame, validati
     x_va = y_va = None
     if validation is not None:
         x_va, y_va = validation.drop(columns=[label]), validation[label].to_numpy().astype(as_label)
-    encoding = encoding_for(family, transform_settings.categorical_encoding)
+    encoding = FAMILIES[family].encoding(transform_settings.categorical_encoding)
     encoder = encoder_for(schema, encoding)
     x_tr_e, x_va_e = x_tr, x_va
     if encoder != "passthrough":

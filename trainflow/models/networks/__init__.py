@@ -128,10 +128,11 @@ TORCH_SAFETENSORS = ModelFormat("torch-safetensors", lambda model: isinstance(mo
                                 lambda files, meta, _: Net.from_files(files))
 
 
-def _network(search_space: dict[str, ParamSpec], from_trial: Any = None) -> Family:
+def _network(search_space: dict[str, ParamSpec], from_trial: Any = None,
+             encodings: tuple[str, ...] = ("onehot", "ordinal")) -> Family:
     return Family(build_network, fit_network, network=True, cost=5.0, search_space=search_space,  # minutes on a CPU
                   model_format=TORCH_SAFETENSORS, from_trial=from_trial, to_onnx=network_to_onnx,
-                  compressions=network_compressions)
+                  compressions=network_compressions, encodings=encodings)
 
 
 def _mlp_trial(params: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +157,8 @@ def _cnn_trial(params: dict[str, Any]) -> dict[str, Any]:
 MLP = _network({"n_layers": param("int", 1, 3), "width": param("int", 32, 256, log=True),
                 "dropout": param("float", 0.0, 0.5), "embedding_dim": param("int", 2, 16, log=True),
                 "learning_rate": param("float", 3e-4, 1e-2, log=True),
-                "weight_decay": param("float", 1e-6, 1e-2, log=True)}, _mlp_trial)
+                "weight_decay": param("float", 1e-6, 1e-2, log=True)}, _mlp_trial,
+               encodings=("ordinal",))  # its embeddings need codes, whatever the setting
 CNN = _network({"n_blocks": param("int", 1, 3), "base_channels": param("categorical", choices=[8, 16, 32]),
                 "dropout": param("float", 0.0, 0.5), "learning_rate": param("float", 3e-4, 1e-2, log=True)},
                _cnn_trial)
