@@ -17,6 +17,7 @@ from tasks.ingest import ingest_data
 from tasks.split import SplitSettings, split_data
 from tasks.train import train_models
 from tasks.transform import fit_transform_splits
+from trainflow.catalog.artifacts import DISTRIBUTED, LEADERBOARD, MODEL, TRAINING_HISTORY
 from trainflow.catalog import ArtifactStore, new_run_id
 from trainflow.features import as_model_input, TransformSettings
 from trainflow.metrics import label_values, predict_scores, score, threshold_of
@@ -53,11 +54,11 @@ def run(dataset: str, family: str, seed: int, artifacts_root: str, nn: dict) -> 
         store = ArtifactStore(artifacts_root)
         run_id = new_run_id()
         meta.pop("candidates", None)
-        store.write_table(run_id, "train", "leaderboard", board)
-        store.write_table(run_id, "train", "training_history", history)
-        store.write_bundle(run_id, "train", "model", bundle_files(serving, {**meta, "run_id": run_id,
+        store.put(run_id, LEADERBOARD, board)
+        store.put(run_id, TRAINING_HISTORY, history)
+        store.put(run_id, MODEL, bundle_files(serving, {**meta, "run_id": run_id,
                                                                             "processes": world}))
-        store.write_table(run_id, "train", "distributed", pd.DataFrame([{**summary, "validation_metrics": json.dumps(
+        store.put(run_id, DISTRIBUTED, pd.DataFrame([{**summary, "validation_metrics": json.dumps(
             summary["validation_metrics"]), "test_metrics": json.dumps(test_metrics)}]))
         summary["run_dir"] = store.run_uri(run_id)
     return summary

@@ -26,6 +26,8 @@ from tasks.train import train
 from tasks.transform import transform
 from tasks.validate import validate, verdict
 from trainflow.cache import run_checked
+from trainflow.catalog.artifacts import (COMPRESSION_REPORT, EVALUATION, FEATURES, INGEST_REPORT, LEADERBOARD, MODEL,
+                                         PREPROCESSOR, QUARANTINE, RAW, SPLIT, VALID, VALIDATION_RESULTS, Artifact)
 from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
 from trainflow.errors import ArtifactError, TrainflowError
 from trainflow.names import RunId
@@ -74,13 +76,13 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
     inputs: list[ArtifactRef] = []
     tuned: dict[str, Any] | None = None
 
-    def borrow(stage_name: str, name: str) -> ArtifactRef:
-        ref = store.find(_need_run(s), stage_name, name)
+    def borrow(artifact: Artifact) -> ArtifactRef:
+        ref = store.get(_need_run(s), artifact)
         inputs.append(ref)
         return ref
 
     def rows_behind() -> dict[str, ArtifactRef]:  # the split rows behind the features, for in-fold preprocessing
-        return {f"rows_{n}": borrow("split", n) for n in ("train", "validation")} if s.transform.in_folds else {}
+        return {f"rows_{n}": borrow(SPLIT.of(split=n)) for n in ("train", "validation")} if s.transform.in_folds else {}
 
     if stage == "ingest" or (stage == "validate" and (s.ingest.source or not s.from_run)):
         raw = ingest(root, run_id, schema, s.ingest.source, s.ingest.query, s.ingest.missing_markers,
@@ -88,38 +90,37 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
     if stage == "ingest":
         outputs: Any = {"raw": raw}
     elif stage == "validate":
-        raw = raw if s.ingest.source or not s.from_run else borrow("ingest", "raw")
+        raw = raw if s.ingest.source or not s.from_run else borrow(RAW)
         validate(root, run_id, schema, raw, s.validation.quarantine, s.validation.max_quarantine_fraction,
                  s.validation.engine, s.ingest.batch_rows, s.compute)
         outputs = {}
     elif stage == "split":
         m = store.manifest(_need_run(s))
-        source_stage, name = ("validate", "valid") if ((m["stage"] == "validate") & (m["name"] == "valid")).any() \
-            else ("ingest", "raw")
-        outputs = run_checked(split, root, run_id, schema, borrow(source_stage, name), s.split, s.seed,
+        source = VALID if ((m["stage"] == VALID.stage) & (m["name"] == VALID.name)).any() else RAW
+        outputs = run_checked(split, root, run_id, schema, borrow(source), s.split, s.seed,
                               s.ingest.batch_rows, s.compute)
     elif stage == "transform":
-        outputs = run_checked(transform, root, run_id, view, {n: borrow("split", n) for n in SPLITS},
+        outputs = run_checked(transform, root, run_id, view, {n: borrow(SPLIT.of(split=n)) for n in SPLITS},
                               s.transform, s.ingest.batch_rows, s.compute)
     elif stage == "tune":
-        features = {n: borrow("transform", f"features_{n}") for n in SPLITS} | rows_behind()
+        features = {n: borrow(FEATURES.of(split=n)) for n in SPLITS} | rows_behind()
         tuned = run_tuning(root, run_id, view, features, s, plan_budget(s, view, features), share=1.0)
         if tuned is None:
             raise TrainflowError("no tuning result: nothing to tune by default for these families (name one with "
                                  "--tune.family), or no trial finished within --time-limit")
         outputs = {k: ArtifactRef(**v) for k, v in tuned["artifacts"].items()}
     elif stage == "train":
-        features = {n: borrow("transform", f"features_{n}") for n in SPLITS} | rows_behind()
-        features["preprocessor"] = borrow("transform", "preprocessor.skops")
+        features = {n: borrow(FEATURES.of(split=n)) for n in SPLITS} | rows_behind()
+        features["preprocessor"] = borrow(PREPROCESSOR)
         outputs = run_checked(train, root, run_id, view, features, s.transform, s.train, s.seed,
                               s.registry.registry_url, plan_budget(s, view, features).deadline)
     elif stage == "compress":
-        outputs = compress(root, run_id, view, borrow("train", "model"), {n: borrow("split", n) for n in SPLITS},
+        outputs = compress(root, run_id, view, borrow(MODEL), {n: borrow(SPLIT.of(split=n)) for n in SPLITS},
                            s.compress)
     else:
-        splits = {n: borrow("split", n) for n in SPLITS}
+        splits = {n: borrow(SPLIT.of(split=n)) for n in SPLITS}
         limit = None if not s.time_limit else Budget(s.time_limit).deadline  # only a limit that was set: no table
-        outputs = run_checked(evaluate, root, run_id, view, borrow("train", "model"), splits, s.evaluate, s.transform,
+        outputs = run_checked(evaluate, root, run_id, view, borrow(MODEL), splits, s.evaluate, s.transform,
                               s.train, s.seed, deadline=limit)
     for ref in [*inputs, *(outputs.values() if isinstance(outputs, dict) else [])]:
         store.add_reference(run_id, ref)
@@ -132,12 +133,12 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
 def dataset_of_run(store: ArtifactStore, run_id: str) -> str | None:
     """The dataset an earlier run was of: its ingest report's, else its model's (a stage run that borrowed its
     data); None when the run records neither."""
-    for stage, name in (("ingest", "ingest_report"), ("train", "model")):
+    for artifact in (INGEST_REPORT, MODEL):
         try:
-            ref = store.find(run_id, stage, name)
+            ref = store.get(run_id, artifact)
         except ArtifactError:
             continue
-        if stage == "train":
+        if artifact == MODEL:
             return json.loads(store.read_bundle(ref)["model.json"]).get("dataset")
         return str(store.read_table(ref)["dataset"].iloc[0])
     return None
@@ -147,47 +148,47 @@ def stage_result(store: ArtifactStore, run_id: str, stage: str, task_type: str,
                  tuned: dict[str, Any] | None = None) -> list[tuple[str, str]]:
     """What a person wants to know of the stage that just ran, as (label, value) rows read from its artifacts
     (``tuned``: the tuning stage's result)."""
-    def table(stage_name: str, name: str) -> pd.DataFrame | None:
+    def table(artifact: Artifact) -> pd.DataFrame | None:
         try:
-            return store.read_table(store.find(run_id, stage_name, name))
+            return store.read_table(store.get(run_id, artifact))
         except ArtifactError:
             return None
 
     rows: list[tuple[str, str]] = []
     if stage == "ingest":
-        raw = table("ingest", "raw")
+        raw = table(RAW)
         rows.append(("rows", f"{len(raw):,} rows x {raw.shape[1]} columns"))
     elif stage == "validate":
-        quarantine = table("validate", "quarantine")
-        rows.append(("validation", verdict(table("validate", "validation_results"),
+        quarantine = table(QUARANTINE)
+        rows.append(("validation", verdict(table(VALIDATION_RESULTS),
                                            0 if quarantine is None else len(quarantine))))
     elif stage == "split":
-        rows += [(name, f"{len(table('split', name)):,} rows") for name in SPLITS]
+        rows += [(name, f"{len(table(SPLIT.of(split=name))):,} rows") for name in SPLITS]
     elif stage == "transform":
-        rows += [(f"features_{name}", "{:,} rows x {} columns".format(*table("transform", f"features_{name}").shape))
-                 for name in SPLITS]
+        rows += [(FEATURES.of(split=name).name, "{:,} rows x {} columns".format(
+            *table(FEATURES.of(split=name)).shape)) for name in SPLITS]
     elif stage == "tune" and tuned is not None:
         rows += [("trials", ", ".join(f"{n} {state}" for state, n in tuned["states"].items())),
                  ("best trial", f"{tuned['best_trial']}: CV {tuned['metric']} {tuned['best_score']:.4f}"),
                  ("best params", ", ".join(f"{k}={v}" for k, v in tuned["best_params"].items()))]
     elif stage == "train":
-        for r in table("train", "leaderboard").to_dict("records"):
+        for r in table(LEADERBOARD).to_dict("records"):
             rows.append((f"{r['rank']}. {r['family']}", f"{r['selected_on']} {r['metric']} {r['score']:.4f}"
                                                           f"{' (selected)' if r['selected'] else ''}"))
     elif stage == "evaluate":
-        metrics = table("evaluate", "metrics")
+        metrics = table(EVALUATION.of(table="metrics"))
         rows += [(f"test {k}", f"{v:.4f}") for k, v in headline(metrics, task_type).items()]
-        cv = table("evaluate", "cv")
+        cv = table(EVALUATION.of(table="cv"))
         if cv is not None and len(cv):
             spread = metrics[metrics["split"] == "cv_std"].set_index("metric")["value"]
             mean = metrics[metrics["split"] == "cv"].set_index("metric")["value"]
             rows += [(f"{cv['fold'].nunique()}-fold CV {k}", f"{mean[k]:.4f} ± {spread.get(k, float('nan')):.4f}")
                      for k in headline(metrics, task_type) if k in mean.index]  # the test rows' metrics, in order
-        board = table("evaluate", "test_leaderboard")
+        board = table(EVALUATION.of(table="test_leaderboard"))
         for r in (board.to_dict("records") if board is not None and len(board) > 1 else []):
             rows.append((f"  {r['family']}", f"test {r['metric']} {r['test_score']:.4f}"))
     elif stage == "compress":
         from tasks.compress import compression_rows
 
-        rows += compression_rows(table("compress", "compression_report").to_dict("records"))
+        rows += compression_rows(table(COMPRESSION_REPORT).to_dict("records"))
     return rows

@@ -25,6 +25,7 @@ from tasks.train import train
 from tasks.transform import transform
 from tasks.tune import TuneSettings, check_storage, plan_tuning, search_space, tune, tune_trials, with_params
 from tasks.validate import ValidationEngine, validate
+from trainflow.catalog.artifacts import VALIDATION_RESULTS
 from trainflow.budget import COMPRESS_SHARE, EVALUATE_SHARE, IMPORTANCE_SHARE, TUNE_SHARE, Budget, default_time_limit
 from trainflow.cache import run_checked
 from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
@@ -288,6 +289,6 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
     for ref in [*splits.values(), *features.values(), *trained.values(), *evaluation.values(), reference,
                 *compressed.values()]:
         store.add_reference(run_id, ref)  # artifacts reused from a cached earlier run are listed here too
-    results = store.find(run_id, "validate", "validation_results")
+    results = store.get(run_id, VALIDATION_RESULTS)
     return report(root, run_id, schema.name, trained, evaluation, results, registered, model_schema.task,
                   compressed.get("compression_report"))

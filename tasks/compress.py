@@ -44,6 +44,7 @@ from prefect import task
 from pydantic import Field
 from sklearn.pipeline import Pipeline
 
+from trainflow.catalog.artifacts import COMPRESSION_REPORT, SERVING, SIZE_LATENCY_PLOT, TRAINING_HISTORY
 from trainflow.catalog import ArtifactRef, ArtifactStore, folder_digest
 from trainflow.errors import ArtifactError
 from trainflow.features import as_model_input
@@ -378,7 +379,7 @@ def compress(store_root: str, run_id: str, schema: DatasetSchema, model: Artifac
     native = Variant("native", "native", pipeline, False, f"{meta['family']} as trained ({meta['model_format']})",
                      sum(len(v) for v in files.values()))
     try:  # LightGBM's out-of-fold curves, for choosing fewer trees after a refit
-        history = store.read_table(store.find(model.run_id, "train", "training_history"))
+        history = store.read_table(store.get(model.run_id, TRAINING_HISTORY))
     except ArtifactError:
         history = None
     variants, skipped = make_variants(pipeline, meta, schema, validation, settings, history, native.size, deadline)
@@ -388,9 +389,9 @@ def compress(store_root: str, run_id: str, schema: DatasetSchema, model: Artifac
         report = pd.concat([report, pd.DataFrame(skipped)], ignore_index=True)
         report["serving"] = report["serving"].astype("boolean").fillna(False).astype(bool)
     report["lossy"] = report["lossy"].astype("boolean")
-    refs = {"compression_report": store.write_table(run_id, "compress", "compression_report", report)}
+    refs = {"compression_report": store.put(run_id, COMPRESSION_REPORT, report)}
     measured = report[report["status"].isin(MEASURED)]
-    refs["size_latency"] = store.write_png(run_id, "compress", "size_latency", size_latency_figure(measured))
+    refs["size_latency"] = store.put(run_id, SIZE_LATENCY_PLOT, size_latency_figure(measured))
     serving = report[report["serving"]].iloc[0]
     log = run_logger()
     for r in report.to_dict("records"):
@@ -412,7 +413,7 @@ def compress(store_root: str, run_id: str, schema: DatasetSchema, model: Artifac
                  "gate": {k: float(serving[k]) for k in ("value", "metric_drop", "max_abs_diff", "p50_ms", "p99_ms",
                                                  "rows_per_s", "size_bytes")}, "metric": metric}
         bundle = variant_files(chosen.model, vmeta)
-        refs["serving"] = store.write_bundle(run_id, "compress", "serving", bundle)
+        refs["serving"] = store.put(run_id, SERVING, bundle)
         log.info("compress: serving variant %s (%s in CPU time, at least %.1fx needed; p50 %.3f ms against %.3f ms; "
                  "sha256 %s)", chosen.name, _cpu_gain(report, serving, settings), settings.margin, serving["p50_ms"],
                  report.iloc[0]["p50_ms"], folder_digest(bundle)[:12])

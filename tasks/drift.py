@@ -34,6 +34,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 from sklearn.pipeline import Pipeline
 
+from trainflow.catalog.artifacts import DRIFT_PLOT, DRIFT_REPORT, DRIFT_SUMMARY, REFERENCE_PROFILE
 from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.features import as_model_input
@@ -296,7 +297,7 @@ def profile(store_root: str, run_id: str, schema: DatasetSchema, splits: dict[st
     pipeline, _ = load_bundle(store.read_bundle(model))
     scores = drift_scores(pipeline, schema, store.read_table(splits["validation"]))
     table = build_profile(store.read_table(splits["train"]), schema, scores)
-    return store.write_table(run_id, "drift", "reference_profile", table)
+    return store.put(run_id, REFERENCE_PROFILE, table)
 
 
 def performance_drift(schema: DatasetSchema, y: np.ndarray, predictions: pd.DataFrame, reference: dict[str, float],
@@ -413,10 +414,10 @@ def monitor_drift(store_root: str, run_id: str, schema: DatasetSchema, source: s
                       "prediction drift %s, performance drift %s", summary["drifted_features"], summary["features"],
                       100 * summary["share"], len(rows), model_name, model_version, summary["dataset_drift"],
                       summary["prediction_drift"], summary["performance_drift"])
-    refs = {"drift_report": store.write_table(run_id, "drift", "drift_report", report),
-            "drift_summary": store.write_table(run_id, "drift", "drift_summary", pd.DataFrame([summary]))}
+    refs = {"drift_report": store.put(run_id, DRIFT_REPORT, report),
+            "drift_summary": store.put(run_id, DRIFT_SUMMARY, pd.DataFrame([summary]))}
     for name, fig in drift_figures(reference, rows, report).items():
-        refs[name] = store.write_png(run_id, "drift", name, fig)
+        refs[name] = store.put(run_id, DRIFT_PLOT.of(plot=name), fig)
     columns = ["feature", "test", "statistic", "p_value", "threshold", "drifted", "new_categories"]
     rows_shown = table_rows(report.reindex(columns=columns))
     lines = [f"# Drift of run `{run_id}` against {model_name} v{model_version}", "",

@@ -24,6 +24,7 @@ from sklearn import metrics as skm
 from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 
+from trainflow.catalog.artifacts import EVALUATION, EVALUATION_PLOT
 from trainflow.folds import cv_folds
 from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore
@@ -415,9 +416,9 @@ def evaluate(store_root: str, run_id: str, schema: DatasetSchema, model: Artifac
     result["test_leaderboard"] = test_leaderboard(schema, others, test, meta["selection_metric"], meta["family"],
                                                   selected)
     # a plot's key is not its table's: the confusion matrix and the importances are both
-    refs = {f"{name}_plot": store.write_png(run_id, "evaluate", name, fig)
+    refs = {f"{name}_plot": store.put(run_id, EVALUATION_PLOT.of(plot=name), fig)
             for name, fig in result.pop("figures").items()}
-    refs.update({name: store.write_table(run_id, "evaluate", name, df) for name, df in result.items()})
+    refs.update({name: store.put(run_id, EVALUATION.of(table=name), df) for name, df in result.items()})
     run_logger().info("evaluate: %s on %d test rows: %s", meta["family"], len(test),
                       ", ".join(f"{k} {v:.4f}" for k, v in headline(m, schema.task).items()))
     return refs

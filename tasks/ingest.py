@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 from prefect import task
 
+from trainflow.catalog.artifacts import INGEST_REPORT, RAW
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.cluster import ComputeSettings, map_parts, on_dask
 from trainflow.credentials import mask
@@ -111,7 +112,7 @@ def _ingest_dask(store: ArtifactStore, run_id: str, schema: DatasetSchema, sourc
     cleaned and written as a part of the ``ingest/raw`` dataset by a worker; then the content hash over the
     parts in order here, the same as the local path's."""
     arrow_schema, pieces = parquet_pieces(source, schema.name, batch_rows)
-    with store.open_dataset(run_id, "ingest", "raw") as writer:
+    with store.open(run_id, RAW, parts=True) as writer:
         parts = map_parts(compute.dask_address, _ingest_piece, [(k, piece) for k, (piece, _) in enumerate(pieces)],
                           store, writer.folder, schema, arrow_schema, markers, query)
         if not sum(p["rows"] for p in parts):
@@ -160,9 +161,8 @@ def ingest(store_root: str, run_id: str, schema: DatasetSchema, source: str | No
         ref, report = _ingest_dask(store, run_id, schema, src, query or schema.query, markers,
                                    batch_rows or 1_000_000, compute)
     else:
-        ref = store.write_table_batches(run_id, "ingest", "raw",
-                                        ingest_batches(schema, source, query, missing_markers, batch_rows, report))
-    store.write_table(run_id, "ingest", "ingest_report", pd.DataFrame([report]))
+        ref = store.put(run_id, RAW, ingest_batches(schema, source, query, missing_markers, batch_rows, report))
+    store.put(run_id, INGEST_REPORT, pd.DataFrame([report]))
     run_logger().info("ingest: %d rows x %d columns of dataset '%s' (sha256 %s)", report["rows"],
                       report["columns"], schema.name, ref.sha256[:12])
     return ref

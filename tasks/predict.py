@@ -26,6 +26,7 @@ from pydantic import Field
 from sklearn.pipeline import Pipeline
 
 from tasks.validate import ValidationEngine, validate_data
+from trainflow.catalog.artifacts import PREDICTIONS, PREDICT_QUARANTINE, PREDICT_REPORT, PREDICT_VALIDATION_RESULTS
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.cluster import ComputeSettings, dask_client, map_parts, on_dask
 from trainflow.credentials import mask
@@ -269,7 +270,7 @@ def _score_pieces(store: ArtifactStore, run_id: str, src: str, schema: DatasetSc
     arrow_schema, pieces = parquet_pieces(src, schema.name, settings.batch_rows)
     offsets = np.cumsum([0] + [rows for _, rows in pieces])
     items = [(k, piece, int(offsets[k])) for k, (piece, _) in enumerate(pieces)]
-    with store.open_dataset(run_id, "predict", "predictions") as writer:
+    with store.open(run_id, PREDICTIONS, parts=True) as writer:
         scored = map_parts(compute.dask_address, _score_piece, items, schema.name, arrow_schema, score, store,
                            writer.folder)
         for batch in scored:
@@ -335,15 +336,15 @@ def predict(store_root: str, run_id: str, schema: DatasetSchema, source: str | N
         if on_dask(compute) and is_parquet(src) and not query:
             predictions = _score_pieces(store, run_id, src, schema, score, settings, compute, tally)
         else:
-            predictions = store.write_table_batches(run_id, "predict", "predictions", scored_batches())
+            predictions = store.put(run_id, PREDICTIONS, scored_batches())
     finally:
         if results:
-            store.write_table(run_id, "predict", "validation_results", pd.concat(results, ignore_index=True))
+            store.put(run_id, PREDICT_VALIDATION_RESULTS, pd.concat(results, ignore_index=True))
         if quarantined:
-            store.write_table(run_id, "predict", "quarantine", pd.concat(quarantined))
+            store.put(run_id, PREDICT_QUARANTINE, pd.concat(quarantined))
     summary = {**counts, "model_name": name, "model_version": version, "scored_by": scored_by,
                "unseen_categories": unseen}
-    store.write_table(run_id, "predict", "predict_report", pd.DataFrame([{
+    store.put(run_id, PREDICT_REPORT, pd.DataFrame([{
         **{k: v for k, v in summary.items() if k != "unseen_categories"}, "source": mask(src),
         "unseen_categories": json.dumps(unseen), "scored_at": scored_at}]))
     run_logger().info("predict: %s v%d (%s) scored %d of %d rows, %d quarantined%s", name, version, scored_by,

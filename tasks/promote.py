@@ -9,6 +9,7 @@ import pandas as pd
 from prefect import task
 from pydantic import Field
 
+from trainflow.catalog.artifacts import PROMOTION
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.errors import RegistryError
 from trainflow.features import as_model_input
@@ -86,7 +87,7 @@ def promote(store_root: str, run_id: str, schema: Any, holdout: ArtifactRef, mod
                 decision.update(promoted=False, reason=reason)
     finally:
         registry.close()
-    store.write_table(run_id, "promote", "promotion", pd.DataFrame([{**decision, "model_name": model_name,
+    store.put(run_id, PROMOTION, pd.DataFrame([{**decision, "model_name": model_name,
                                                                       "holdout_rows": holdout.rows}]))
     run_logger().info("promote: %s v%s %s: %s", model_name, challenger,
                       "promoted to production" if decision["promoted"] else "not promoted", decision["reason"])

@@ -14,6 +14,7 @@ import pandas as pd
 from prefect import task
 from pydantic import Field
 
+from trainflow.catalog.artifacts import REGISTERED_VERSION
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.errors import QualityGateFailed, RegistryError
 from trainflow.forms import FormModel
@@ -137,7 +138,7 @@ def register(store_root: str, run_id: str, model: ArtifactRef, evaluation_metric
         run_logger().info("register: %s v%d [%s] (%s, served by %s); quality gate passed: %s", name, info["version"],
                           ", ".join(info["aliases"]), meta["family"], info["serving_variant"] or "the native model",
                           ", ".join(f"{k} {'>=' if DIRECTION.get(k, True) else '<='} {v}" for k, v in gate.items()))
-        store.write_table(run_id, "register", "registered_version", pd.DataFrame([{
+        store.put(run_id, REGISTERED_VERSION, pd.DataFrame([{
             "model_name": name, "version": info["version"], "aliases": ",".join(info["aliases"]),
             "uri": info["uri"], "sha256": info["sha256"], "serving_variant": info["serving_variant"] or "native",
             "serving_sha256": info["serving_sha256"], "registry_url": registry.display_url}]))

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 from prefect import task
 
+from trainflow.catalog.artifacts import RUN_SUMMARY
 from trainflow.metrics import headline
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.progress import run_logger
@@ -100,7 +101,7 @@ def report(store_root: str, run_id: str, dataset: str, trained: dict[str, Artifa
         columns = ["variant", "status", "metric", "value", "size_bytes", "p50_ms", "rows_per_s", "serving", "reason"]
         summary["compression"] = [{k: (None if pd.isna(v) else v) for k, v in r.items()}
                                   for r in store.read_table(compression)[columns].to_dict("records")]
-    store.write_table(run_id, "report", "run_summary", pd.DataFrame([{
+    store.put(run_id, RUN_SUMMARY, pd.DataFrame([{
         **{k: v for k, v in summary.items() if k not in ("test_metrics", "aliases", "test_leaderboard",
                                                          "estimators", "compression")},
         "aliases": ",".join(summary["aliases"]), "test_metrics": json.dumps(test),

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 from prefect import task
 
+from trainflow.catalog.artifacts import HOLDOUT, TRAINING_DATA
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.errors import DataError, is_transient
 from trainflow.progress import run_logger
@@ -67,8 +68,8 @@ def combine(store_root: str, run_id: str, schema: DatasetSchema, history: str | 
     columns = [c.name for c in schema.columns]
     data = pd.concat([p[[c for c in columns if c in p.columns]] for p in parts], ignore_index=True)
     held = normalise(read_source(holdout, schema.name), schema.missing_markers)
-    return {"training_data": store.write_table(run_id, "retrain", "training_data", data),
-            "holdout": store.write_table(run_id, "retrain", "holdout", held)}
+    return {"training_data": store.put(run_id, TRAINING_DATA, data),
+            "holdout": store.put(run_id, HOLDOUT, held)}
 
 
 @task(name="notify", retries=2, retry_delay_seconds=[2, 10])

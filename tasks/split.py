@@ -19,6 +19,7 @@ from prefect import task
 from pydantic import Field, model_validator
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
+from trainflow.catalog.artifacts import SPLIT, SPLIT_SUMMARY
 from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore, row_index, with_row_index
 from trainflow.cluster import ComputeSettings, map_parts, on_dask
@@ -272,7 +273,7 @@ def _split_batches(store: ArtifactStore, run_id: str, data: ArtifactRef, schema:
         return None
     part_of, summary = decided
     with ExitStack() as stack:
-        writers = [stack.enter_context(store.open_table(run_id, "split", name)) for name in SPLITS]
+        writers = [stack.enter_context(store.open(run_id, SPLIT.of(split=name))) for name in SPLITS]
         offset = 0
         for batch in store.read_arrow_batches(data, batch_rows):
             rows, index = row_index(batch, offset)
@@ -281,7 +282,7 @@ def _split_batches(store: ArtifactStore, run_id: str, data: ArtifactRef, schema:
                 writer.write(_where(rows, index, parts == k))
             offset += len(batch)
         refs = {name: writer.close() for name, writer in zip(SPLITS, writers)}
-    store.write_table(run_id, "split", "split_summary", summary)
+    store.put(run_id, SPLIT_SUMMARY, summary)
     return refs
 
 
@@ -305,10 +306,10 @@ def _split_dask(store: ArtifactStore, run_id: str, data: ArtifactRef, schema: Da
     items = [(number, part, offset, part_of[offset:offset + part["rows"]])
              for number, part, offset in store.shares(data)]
     with ExitStack() as stack:
-        writers = [stack.enter_context(store.open_dataset(run_id, "split", name)) for name in SPLITS]
+        writers = [stack.enter_context(store.open(run_id, SPLIT.of(split=name), parts=True)) for name in SPLITS]
         written = map_parts(compute.dask_address, _split_part, items, store, data, [w.folder for w in writers])
         refs = {name: writer.close([w[k] for w in written]) for k, (name, writer) in enumerate(zip(SPLITS, writers))}
-    store.write_table(run_id, "split", "split_summary", summary)
+    store.put(run_id, SPLIT_SUMMARY, summary)
     return refs
 
 
@@ -332,7 +333,7 @@ def split(store_root: str, run_id: str, schema: DatasetSchema, data: ArtifactRef
         refs = _split_batches(store, run_id, data, schema, settings, seed, batch_rows)
     if refs is None:
         splits, summary = split_data(store.read_arrow(data), schema, settings, seed)
-        store.write_table(run_id, "split", "split_summary", summary)
-        refs = {name: store.write_table(run_id, "split", name, part) for name, part in splits.items()}
+        store.put(run_id, SPLIT_SUMMARY, summary)
+        refs = {name: store.put(run_id, SPLIT.of(split=name), part) for name, part in splits.items()}
     run_logger().info("split: %s rows", " / ".join(f"{name} {ref.rows}" for name, ref in refs.items()))
     return refs

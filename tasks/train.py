@@ -26,6 +26,8 @@ import pandas as pd
 from prefect import task
 from sklearn.pipeline import Pipeline
 
+from trainflow.catalog.artifacts import (CANDIDATE, LEADERBOARD, LOSS_CURVES_PLOT, MODEL, OOF_PREDICTIONS,
+                                         TRAINING_HISTORY)
 from trainflow.cache import CONTENT
 from trainflow.budget import FitClock, weighted_deadline
 from trainflow.catalog import ArtifactRef, ArtifactStore
@@ -725,17 +727,17 @@ def train(store_root: str, run_id: str, schema: DatasetSchema, features: dict[st
                       meta["selection_metric"], board.iloc[0]["score"], "".join(
                           f"; {r['family']} {r['score']:.4f}" for r in board.iloc[1:].to_dict("records")))
     refs = {
-        "leaderboard": store.write_table(run_id, "train", "leaderboard", board),
-        "history": store.write_table(run_id, "train", "training_history", history),
-        "model": store.write_bundle(run_id, "train", "model", bundle_files(serving, meta)),
+        "leaderboard": store.put(run_id, LEADERBOARD, board),
+        "history": store.put(run_id, TRAINING_HISTORY, history),
+        "model": store.put(run_id, MODEL, bundle_files(serving, meta)),
     }
     if oof is not None:
-        refs["oof_predictions"] = store.write_table(run_id, "train", "oof_predictions", oof)
+        refs["oof_predictions"] = store.put(run_id, OOF_PREDICTIONS, oof)
     for family, pipe in candidates.items():
-        refs[f"candidate_{family}"] = store.write_bundle(run_id, "train", f"candidate_{family}", bundle_files(
+        refs[f"candidate_{family}"] = store.put(run_id, CANDIDATE.of(family=family), bundle_files(
             pipe, {**{k: v for k, v in meta.items() if k != "decision"}, "family": family, "candidate": True,
                    **({"decision": decisions[family]} if family in decisions else {})}))
     figure = loss_curves(history)
     if figure is not None:
-        refs["loss_curves"] = store.write_png(run_id, "train", "loss_curves", figure)
+        refs["loss_curves"] = store.put(run_id, LOSS_CURVES_PLOT, figure)
     return refs

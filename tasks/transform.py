@@ -8,6 +8,7 @@ import pandas as pd
 from prefect import task
 from sklearn.compose import ColumnTransformer
 
+from trainflow.catalog.artifacts import FEATURES, PREPROCESSOR
 from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.cluster import ComputeSettings, map_parts, on_dask
@@ -45,7 +46,7 @@ def _transform_dask(store: ArtifactStore, run_id: str, name: str, data: Artifact
                     schema: DatasetSchema, compute: ComputeSettings) -> ArtifactRef:
     """``transform/features_{name}`` of one split on a Dask cluster: each part transformed by a worker (the
     fitted preprocessor sent to each worker once)."""
-    with store.open_dataset(run_id, "transform", f"features_{name}") as writer:
+    with store.open(run_id, FEATURES.of(split=name), parts=True) as writer:
         return writer.close(map_parts(compute.dask_address, _transform_part, store.shares(data), store, data, pre,
                                       schema, writer.folder, store.pandas_types(data)))
 
@@ -74,17 +75,15 @@ def transform(store_root: str, run_id: str, schema: DatasetSchema, splits: dict[
         refs = {name: _transform_dask(store, run_id, name, ref, pre, schema, compute) for name, ref in splits.items()}
     else:
         pre, train = fit_features(store.read_table(splits["train"], dictionary=codes), schema, settings)
-        refs = {"train": store.write_table_batches(run_id, "transform", "features_train",
-                                                   (train.iloc[i:i + batch_rows]
-                                                    for i in range(0, max(len(train), 1), batch_rows)))}
+        refs = {"train": store.put(run_id, FEATURES.of(split="train"),
+                                   (train.iloc[i:i + batch_rows] for i in range(0, max(len(train), 1), batch_rows)))}
         del train
-        refs |= {name: store.write_table_batches(run_id, "transform", f"features_{name}",
-                                                 (features_of(pre, part, schema)
-                                                  for part in store.read_table_batches(ref, batch_rows,
-                                                                                       dictionary=codes)))
+        refs |= {name: store.put(run_id, FEATURES.of(split=name),
+                                 (features_of(pre, part, schema)
+                                  for part in store.read_table_batches(ref, batch_rows, dictionary=codes)))
                  for name, ref in splits.items() if name != "train"}
     run_logger().info("transform: fitted on %d training rows; %d feature columns", splits["train"].rows,
                       len(pre.get_feature_names_out()) + 1)
-    refs["preprocessor"] = store.write_file(run_id, "transform", "preprocessor.skops", dump_skops(pre))
+    refs["preprocessor"] = store.put(run_id, PREPROCESSOR, dump_skops(pre))
     refs |= {f"rows_{n}": splits[n] for n in ("train", "validation") if n in splits}
     return refs

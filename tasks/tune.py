@@ -40,6 +40,7 @@ import pandas as pd
 from prefect import task
 from pydantic import AfterValidator, BaseModel, Field
 
+from trainflow.catalog.artifacts import BEST_SCORE_PLOT, TRIALS
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.credentials import mask, redact, resolve
 from trainflow.errors import TrainflowError
@@ -580,7 +581,7 @@ def summarise(store_root: str, run_id: str, settings: TuneSettings, plan: dict[s
                        settings.pruner)
     trials = trials_table(study)
     store = ArtifactStore(store_root)
-    refs = {"trials": store.write_table(run_id, "tune", "trials", trials)}
+    refs = {"trials": store.put(run_id, TRIALS, trials)}
     complete = trials[trials["state"] == "complete"]
     started = trials[~trials["state"].isin(["waiting"])] if len(trials) else trials
     budget_out = not len(started) or started["stopped"].str.startswith("the tuning budget ran out").any()
@@ -592,7 +593,7 @@ def summarise(store_root: str, run_id: str, settings: TuneSettings, plan: dict[s
         raise TrainflowError(f"tuning {p.family}: none of {len(trials)} trials completed (states: "
                              f"{trials['state'].value_counts().to_dict()}; errors: "
                              f"{sorted(set(trials['error']) - {''})[:3]})")
-    refs["best_score"] = store.write_png(run_id, "tune", "best_score", best_score_figure(
+    refs["best_score"] = store.put(run_id, BEST_SCORE_PLOT, best_score_figure(
         trials, p.metric, p.direction == "maximize"))
     best = study.best_trial
     return {"family": p.family, "metric": p.metric, "best_score": float(best.value), "best_params": best.params,

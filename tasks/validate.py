@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
+from trainflow.catalog.artifacts import QUARANTINE, VALID, VALIDATION_RESULTS
 from trainflow.catalog import ArtifactRef, ArtifactStore
 from trainflow.cluster import ComputeSettings, map_parts, on_dask
 from trainflow.errors import ValidationFailed
@@ -353,21 +354,21 @@ def validate(store_root: str, run_id: str, schema: DatasetSchema, raw: ArtifactR
         dask, df = False, store.read_table(raw)
         judgement = judge_table(df, schema, quarantine, max_quarantine_fraction, engine)
         tables = functools.partial(iter, [df])
-    report = store.write_table(run_id, "validate", "validation_results", judgement.results)
+    report = store.put(run_id, VALIDATION_RESULTS, judgement.results)
     run_logger().info("validate: %s", verdict(judgement.results, sum(map(len, judgement.set_aside.values()))))
     if judgement.errors:
         raise ValidationFailed(schema.name, judgement.errors, store.uri(report))
     if not judgement.set_aside:
         return raw
     if dask:
-        with store.open_dataset(run_id, "validate", "valid") as valid, \
-                store.open_dataset(run_id, "validate", "quarantine") as quarantined:
+        with store.open(run_id, VALID, parts=True) as valid, \
+                store.open(run_id, QUARANTINE, parts=True) as quarantined:
             written = map_parts(compute.dask_address, _set_aside_part, shares, store, raw, judgement,
                                 [valid.folder, quarantined.folder], types)
             quarantined.close([bad for _, bad in written if bad is not None])
             return valid.close([keep for keep, _ in written])
-    with store.open_table(run_id, "validate", "valid") as valid, \
-            store.open_table(run_id, "validate", "quarantine") as quarantined:
+    with store.open(run_id, VALID) as valid, \
+            store.open(run_id, QUARANTINE) as quarantined:
         for table in tables():
             keep, bad = set_aside(table, judgement)
             valid.write(keep)

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from trainflow.catalog.artifacts import Artifact
 from trainflow.catalog.manifest import ManifestStore
 from trainflow.catalog.parquet import PARTS_INDEX, batches, parquet_options, row_index, with_nulls
 from trainflow.catalog.refs import ArtifactRef, check_parts, folder_digest
@@ -252,10 +253,40 @@ class ArtifactStore(ManifestStore):
         return files
 
     def write_png(self, run_id: str, stage: str, name: str, fig) -> ArtifactRef:  # noqa: ANN001 (matplotlib Figure)
-        """Save a matplotlib figure as a PNG file artifact and close it."""
-        import matplotlib.pyplot as plt
+        """Save a matplotlib figure as a PNG file artifact (``<name>.png``) and close it."""
+        return self.write_file(run_id, stage, f"{name}.png", _png(fig))
 
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        return self.write_file(run_id, stage, f"{name}.png", buf.getvalue())
+    # -- by declared artifact (trainflow.catalog.artifacts) --
+    def put(self, run_id: str, artifact: Artifact, value: Any) -> ArtifactRef:
+        """Write a declared artifact: a table from a DataFrame or Arrow table (or an iterable of them, batch by
+        batch), a file from bytes or a matplotlib figure (as PNG), a bundle from its files."""
+        stage, name = artifact.stage, artifact.name
+        if artifact.kind == "bundle":
+            return self.write_bundle(run_id, stage, name, value)
+        if artifact.kind == "file":
+            return self.write_file(run_id, stage, name, _png(value) if hasattr(value, "savefig") else value)
+        if isinstance(value, (pd.DataFrame, pa.Table)):
+            return self.write_table(run_id, stage, name, value)
+        return self.write_table_batches(run_id, stage, name, value)
+
+    def open(self, run_id: str, artifact: Artifact, parts: bool = False) -> TableWriter | DatasetWriter:
+        """A declared table artifact to write batch by batch (``open_table``), or part by part by any process
+        (``parts``: ``open_dataset``)."""
+        if artifact.kind != "table":
+            raise ArtifactError(f"{artifact.stage}/{artifact.name} is a {artifact.kind}, not a table")
+        opener = self.open_dataset if parts else self.open_table
+        return opener(run_id, artifact.stage, artifact.name)
+
+    def get(self, run_id: str, artifact: Artifact) -> ArtifactRef:
+        """An earlier run's declared artifact (``find``)."""
+        return self.find(run_id, artifact.stage, artifact.name)
+
+
+def _png(fig) -> bytes:  # noqa: ANN001 (matplotlib Figure)
+    """A matplotlib figure as PNG bytes; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
