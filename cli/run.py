@@ -12,8 +12,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any, NoReturn
 
 from pydantic import BaseModel
@@ -109,6 +109,20 @@ def watch_interrupts() -> None:
     signal.set_wakeup_fd(send.fileno(), warn_on_full_buffer=False)
 
 
+@contextmanager
+def _heartbeats_where_watched() -> Iterator[None]:
+    """Flow-run heartbeats only where a server outlives this process: they let a lasting server mark a run whose
+    process died as crashed, and each flow's end waits up to a second for its heartbeat thread to wake. Without
+    ``PREFECT_API_URL`` the run's server is the temporary one, which stops with this process: no heartbeats."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    with temporary_settings(updates={"flows.heartbeat_frequency": None}):
+        yield
+
+
 def run_flow(flow_fn: Callable[[BaseModel], dict[str, Any]], settings_cls: type[BaseModel],
              argv: list[str] | None = None, prog: str | None = None,
              printer: Callable[[dict[str, Any]], None] = print_summary) -> int:
@@ -131,7 +145,8 @@ def run_flow(flow_fn: Callable[[BaseModel], dict[str, Any]], settings_cls: type[
         settings = parse_settings(settings_cls, sys.argv[1:] if argv is None else argv, prog)
         if hasattr(settings, "check"):
             settings.check()
-        summary = flow_fn(settings)
+        with _heartbeats_where_watched():
+            summary = flow_fn(settings)
     except TrainflowError as exc:
         _last_words.append(f"error: {printable(str(exc))}")
         if argv is not None:  # called from Python (tests): say it now

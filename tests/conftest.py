@@ -55,6 +55,7 @@ def prefect_harness():
     temporary servers the commands this worker runs start, begin as copies of one migrated database."""
     import tempfile
 
+    from prefect.settings import temporary_settings
     from prefect.testing import utilities
 
     from tests.prefect_server import seed_database
@@ -69,6 +70,9 @@ def prefect_harness():
         with pytest.MonkeyPatch.context() as patch:  # for the harness's start only
             patch.setattr(utilities, "mkdtemp", seeded_folder)
             harness.enter_context(utilities.prefect_test_harness(server_startup_timeout=120))
+        # no flow-run heartbeats, as a command on its temporary server has none (cli/run.py): nothing watches this
+        # session's server for crashed runs, and each flow's end would wait up to a second for its heartbeat thread
+        harness.enter_context(temporary_settings(updates={"flows.heartbeat_frequency": None}))
         yield
 
 

@@ -86,7 +86,7 @@ def _speed(home: Path) -> list[str]:
     time limit without evaluate's refit or permutation importances (and so no quality gate: a network cut after
     an epoch or two misses it)."""
     return ["--artifacts-root", str(home / "artifacts"), "--registry.registry-url", f"sqlite:///{home / 'registry.db'}",
-            "--time-limit", "3", "--evaluate.cv-folds", "0", "--evaluate.permutation-repeats", "0",
+            "--time-limit", "1", "--evaluate.cv-folds", "0", "--evaluate.permutation-repeats", "0",
             "--registry.quality-gate", "{}"]
 
 
