@@ -71,6 +71,14 @@ def end_interrupted() -> NoReturn:
     os._exit(INTERRUPTED)
 
 
+def _quiet_interrupts(unraisable: Any) -> None:
+    """``sys.unraisablehook`` once interrupted: the ``KeyboardInterrupt`` raised while the main thread ran a
+    callback Python cannot raise from (a weakref's, during garbage collection) is dropped, not printed as an
+    "Exception ignored" traceback; anything else goes to the default hook."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+
+
 _WATCHER: dict[str, socket.socket] = {}  # the watcher thread's socket pair: one per process
 
 
@@ -101,6 +109,7 @@ def watch_interrupts() -> None:
 
     def on_sigint(signum: int, frame: object) -> None:
         logging.disable(logging.CRITICAL)  # no library logs its traceback of the interrupt on the way out
+        sys.unraisablehook = _quiet_interrupts  # nor Python, where the interrupt lands in a garbage collector callback
         with suppress(OSError):
             send.send(tell)
         raise KeyboardInterrupt

@@ -250,3 +250,15 @@ def test_the_command_starts_prefect_servers_without_telemetry_unless_asked(monke
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "true")
     prefect_defaults()
     assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "true"  # the user's own setting stands
+
+
+def test_flow_heartbeats_only_where_a_lasting_server_watches() -> None:
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    from cli.run import _heartbeats_where_watched
+
+    with temporary_settings(updates={PREFECT_API_URL: None}), _heartbeats_where_watched():
+        assert get_current_settings().flows.heartbeat_frequency is None  # the temporary server stops with us
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:4200/api", "flows.heartbeat_frequency": 60}), \
+            _heartbeats_where_watched():
+        assert get_current_settings().flows.heartbeat_frequency == 60

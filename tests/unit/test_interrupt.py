@@ -48,3 +48,31 @@ def test_ctrl_c_ends_a_command_that_does_not_let_go_and_removes_its_unfinished_w
     assert "caught, not letting go" in out  # the main thread had the interrupt and held on
     assert err.strip().splitlines()[-1] == "error: interrupted" and "Traceback" not in err
     assert list(root.rglob(".tmp-*")) == [] and list(root.rglob("*.parquet")) == []
+
+
+IN_A_CALLBACK = """
+import time, weakref
+from cli.run import watch_interrupts
+
+watch_interrupts()
+class Thing: pass
+def busy(_):  # Python cannot raise out of a weakref's callback: it prints the exception as "ignored"
+    print("in the callback", flush=True)
+    while True:
+        sum(range(10_000))
+thing = Thing()
+ref = weakref.ref(thing, busy)
+del thing
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_an_interrupt_landing_in_a_garbage_collector_callback_prints_no_traceback() -> None:
+    worker = subprocess.Popen([sys.executable, "-c", IN_A_CALLBACK], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert worker.stdout.readline() == "in the callback\n"
+    worker.send_signal(signal.SIGINT)
+    _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 130, err
+    assert err.strip().splitlines() == ["error: interrupted"], err
