@@ -17,8 +17,8 @@ from tasks.ingest import ingest_data
 from tasks.split import SplitSettings, split_data
 from tasks.train import train_models
 from tasks.transform import fit_transform_splits
-from trainflow.catalog.artifacts import DISTRIBUTED, LEADERBOARD, MODEL, TRAINING_HISTORY
 from trainflow.catalog import ArtifactStore, new_run_id
+from trainflow.catalog.artifacts import DISTRIBUTED, LEADERBOARD, MODEL, TRAINING_HISTORY
 from trainflow.features import as_model_input, TransformSettings
 from trainflow.metrics import label_values, predict_scores, score, threshold_of
 from trainflow.models.bundle import bundle_files

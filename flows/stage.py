@@ -16,20 +16,20 @@ from prefect import flow
 from pydantic import Field
 
 from flows.training import TrainingSettings, plan_budget, resolve_root, run_tuning
-from trainflow.budget import Budget
 from tasks.compress import compress
 from tasks.evaluate import evaluate
-from trainflow.metrics import headline
 from tasks.ingest import ingest
 from tasks.split import SPLITS, split
 from tasks.train import train
 from tasks.transform import transform
 from tasks.validate import validate, verdict
+from trainflow.budget import Budget
 from trainflow.cache import run_checked
+from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
 from trainflow.catalog.artifacts import (COMPRESSION_REPORT, EVALUATION, FEATURES, INGEST_REPORT, LEADERBOARD, MODEL,
                                          PREPROCESSOR, QUARANTINE, RAW, SPLIT, VALID, VALIDATION_RESULTS, Artifact)
-from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
 from trainflow.errors import ArtifactError, TrainflowError
+from trainflow.metrics import headline
 from trainflow.names import RunId
 from trainflow.presets import with_preset
 from trainflow.schema import load_schema

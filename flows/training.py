@@ -25,10 +25,10 @@ from tasks.train import train
 from tasks.transform import transform
 from tasks.tune import TuneSettings, check_storage, plan_tuning, search_space, tune, tune_trials, with_params
 from tasks.validate import ValidationEngine, validate
-from trainflow.catalog.artifacts import VALIDATION_RESULTS
 from trainflow.budget import COMPRESS_SHARE, EVALUATE_SHARE, IMPORTANCE_SHARE, TUNE_SHARE, Budget, default_time_limit
 from trainflow.cache import run_checked
 from trainflow.catalog import ArtifactRef, ArtifactStore, new_run_id
+from trainflow.catalog.artifacts import VALIDATION_RESULTS
 from trainflow.cluster import ComputeSettings, check_scheduler, task_runner
 from trainflow.credentials import mask_all
 from trainflow.errors import ArtifactError, TrainflowError

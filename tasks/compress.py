@@ -44,8 +44,8 @@ from prefect import task
 from pydantic import Field
 from sklearn.pipeline import Pipeline
 
-from trainflow.catalog.artifacts import COMPRESSION_REPORT, SERVING, SIZE_LATENCY_PLOT, TRAINING_HISTORY
 from trainflow.catalog import ArtifactRef, ArtifactStore, folder_digest
+from trainflow.catalog.artifacts import COMPRESSION_REPORT, SERVING, SIZE_LATENCY_PLOT, TRAINING_HISTORY
 from trainflow.errors import ArtifactError
 from trainflow.features import as_model_input
 from trainflow.forms import FormModel, Toggle

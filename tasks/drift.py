@@ -34,9 +34,9 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 from sklearn.pipeline import Pipeline
 
-from trainflow.catalog.artifacts import DRIFT_PLOT, DRIFT_REPORT, DRIFT_SUMMARY, REFERENCE_PROFILE
 from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.catalog.artifacts import DRIFT_PLOT, DRIFT_REPORT, DRIFT_SUMMARY, REFERENCE_PROFILE
 from trainflow.features import as_model_input
 from trainflow.forms import FormModel
 from trainflow.metrics import DIRECTION, positive_index

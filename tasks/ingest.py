@@ -12,8 +12,8 @@ import pandas as pd
 import pyarrow as pa
 from prefect import task
 
-from trainflow.catalog.artifacts import INGEST_REPORT, RAW
 from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.catalog.artifacts import INGEST_REPORT, RAW
 from trainflow.cluster import ComputeSettings, map_parts, on_dask
 from trainflow.credentials import mask
 from trainflow.errors import DataError, is_transient

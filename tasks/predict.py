@@ -26,8 +26,8 @@ from pydantic import Field
 from sklearn.pipeline import Pipeline
 
 from tasks.validate import ValidationEngine, validate_data
-from trainflow.catalog.artifacts import PREDICTIONS, PREDICT_QUARANTINE, PREDICT_REPORT, PREDICT_VALIDATION_RESULTS
 from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.catalog.artifacts import PREDICTIONS, PREDICT_QUARANTINE, PREDICT_REPORT, PREDICT_VALIDATION_RESULTS
 from trainflow.cluster import ComputeSettings, dask_client, map_parts, on_dask
 from trainflow.credentials import mask
 from trainflow.errors import ArtifactError, DataError, RegistryError, ValidationFailed, clipped

@@ -9,8 +9,8 @@ import pandas as pd
 from prefect import task
 from pydantic import Field
 
-from trainflow.catalog.artifacts import PROMOTION
 from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.catalog.artifacts import PROMOTION
 from trainflow.errors import RegistryError
 from trainflow.features import as_model_input
 from trainflow.forms import FormModel

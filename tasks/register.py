@@ -14,8 +14,8 @@ import pandas as pd
 from prefect import task
 from pydantic import Field
 
-from trainflow.catalog.artifacts import REGISTERED_VERSION
 from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.catalog.artifacts import REGISTERED_VERSION
 from trainflow.errors import QualityGateFailed, RegistryError
 from trainflow.forms import FormModel
 from trainflow.lineage import environment_lineage

@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 from prefect import task
 
-from trainflow.catalog.artifacts import HOLDOUT, TRAINING_DATA
 from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.catalog.artifacts import HOLDOUT, TRAINING_DATA
 from trainflow.errors import DataError, is_transient
 from trainflow.progress import run_logger
 from trainflow.schema import DatasetSchema

@@ -19,9 +19,9 @@ from prefect import task
 from pydantic import Field, model_validator
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
-from trainflow.catalog.artifacts import SPLIT, SPLIT_SUMMARY
 from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore, row_index, with_row_index
+from trainflow.catalog.artifacts import SPLIT, SPLIT_SUMMARY
 from trainflow.cluster import ComputeSettings, map_parts, on_dask
 from trainflow.errors import DataError
 from trainflow.forms import FormModel

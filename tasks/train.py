@@ -26,11 +26,11 @@ import pandas as pd
 from prefect import task
 from sklearn.pipeline import Pipeline
 
-from trainflow.catalog.artifacts import (CANDIDATE, LEADERBOARD, LOSS_CURVES_PLOT, MODEL, OOF_PREDICTIONS,
-                                         TRAINING_HISTORY)
 from trainflow.cache import CONTENT
 from trainflow.budget import FitClock, weighted_deadline
 from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.catalog.artifacts import (CANDIDATE, LEADERBOARD, LOSS_CURVES_PLOT, MODEL, OOF_PREDICTIONS,
+                                         TRAINING_HISTORY)
 from trainflow.device import detect_accelerator
 from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings

@@ -8,9 +8,9 @@ import pandas as pd
 from prefect import task
 from sklearn.compose import ColumnTransformer
 
-from trainflow.catalog.artifacts import FEATURES, PREPROCESSOR
 from trainflow.cache import CONTENT
 from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.catalog.artifacts import FEATURES, PREPROCESSOR
 from trainflow.cluster import ComputeSettings, map_parts, on_dask
 from trainflow.features import TransformSettings, as_model_input, build_preprocessor, features_of, fit_features
 from trainflow.modelio import dump_skops

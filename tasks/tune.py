@@ -40,8 +40,8 @@ import pandas as pd
 from prefect import task
 from pydantic import AfterValidator, BaseModel, Field
 
-from trainflow.catalog.artifacts import BEST_SCORE_PLOT, TRIALS
 from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.catalog.artifacts import BEST_SCORE_PLOT, TRIALS
 from trainflow.credentials import mask, redact, resolve
 from trainflow.errors import TrainflowError
 from trainflow.features import TransformSettings

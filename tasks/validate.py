@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
-from trainflow.catalog.artifacts import QUARANTINE, VALID, VALIDATION_RESULTS
 from trainflow.catalog import ArtifactRef, ArtifactStore
+from trainflow.catalog.artifacts import QUARANTINE, VALID, VALIDATION_RESULTS
 from trainflow.cluster import ComputeSettings, map_parts, on_dask
 from trainflow.errors import ValidationFailed
 from trainflow.expectations import SAMPLE_SIZE, Outcome, map_outcome, merge, merge_outcomes, run_compiled
