@@ -211,36 +211,27 @@ def _convert_catboost(scope: Any, operator: Any, container: Any) -> None:
                        **{a.name: get_attribute_value(a) for a in node.attribute})
 
 
-CLASSIFIER_OPTIONS = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+def _register_pair(classifier: type, regressor: type, alias: str, convert: Any) -> None:
+    """skl2onnx learns a classifier and a regressor class that ``convert`` converts, as ``<alias>Classifier`` and
+    ``<alias>Regressor``; the classifier takes the options the exporter passes (no ZipMap)."""
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (calculate_linear_classifier_output_shapes,
+                                                  calculate_linear_regressor_output_shapes)
+
+    update_registered_converter(classifier, f"{alias}Classifier", calculate_linear_classifier_output_shapes, convert,
+                                options={"nocl": [True, False], "zipmap": [True, False, "columns"]})
+    update_registered_converter(regressor, f"{alias}Regressor", calculate_linear_regressor_output_shapes, convert)
 
 
 def lightgbm_onnx_converters() -> None:
     """skl2onnx learns the LightGBM models: the project's loaded ones and LightGBM's own estimators."""
     from lightgbm import LGBMClassifier, LGBMRegressor
     from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
-    from skl2onnx import update_registered_converter
-    from skl2onnx.common.shape_calculator import (calculate_linear_classifier_output_shapes,
-                                                  calculate_linear_regressor_output_shapes)
 
-    update_registered_converter(LightGBMClassifierModel, "TrainflowLightGBMClassifier",
-                                calculate_linear_classifier_output_shapes, _convert_lightgbm,
-                                options=CLASSIFIER_OPTIONS)
-    update_registered_converter(LightGBMRegressorModel, "TrainflowLightGBMRegressor",
-                                calculate_linear_regressor_output_shapes, _convert_lightgbm)
-    update_registered_converter(LGBMClassifier, "LightGbmLGBMClassifier", calculate_linear_classifier_output_shapes,
-                                convert_lightgbm, options=CLASSIFIER_OPTIONS)
-    update_registered_converter(LGBMRegressor, "LightGbmLGBMRegressor", calculate_linear_regressor_output_shapes,
-                                convert_lightgbm)
+    _register_pair(LightGBMClassifierModel, LightGBMRegressorModel, "TrainflowLightGBM", _convert_lightgbm)
+    _register_pair(LGBMClassifier, LGBMRegressor, "LightGbmLGBM", convert_lightgbm)
 
 
 def catboost_onnx_converters() -> None:
     """skl2onnx learns the project's CatBoost models."""
-    from skl2onnx import update_registered_converter
-    from skl2onnx.common.shape_calculator import (calculate_linear_classifier_output_shapes,
-                                                  calculate_linear_regressor_output_shapes)
-
-    update_registered_converter(CatBoostClassifierModel, "TrainflowCatBoostClassifier",
-                                calculate_linear_classifier_output_shapes, _convert_catboost,
-                                options=CLASSIFIER_OPTIONS)
-    update_registered_converter(CatBoostRegressorModel, "TrainflowCatBoostRegressor",
-                                calculate_linear_regressor_output_shapes, _convert_catboost)
+    _register_pair(CatBoostClassifierModel, CatBoostRegressorModel, "TrainflowCatBoost", _convert_catboost)
