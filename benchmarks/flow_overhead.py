@@ -37,7 +37,8 @@ PLAIN = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import pandas as pd
-from flows.training import TrainingSettings, resolve_root, with_preset
+from flows.training import TrainingSettings, resolve_root
+from trainflow.presets import with_preset
 from tasks.drift import build_profile, drift_scores
 from trainflow.catalog import ArtifactStore, new_run_id
 from tasks.evaluate import evaluate_model

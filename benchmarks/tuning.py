@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 
-from flows.training import TrainingSettings, tuning_runner, tuning_workers
+from flows.training import TrainingSettings, tuning_workers
+from trainflow.cluster import task_runner
 from trainflow.catalog import ArtifactStore, new_run_id
 from tasks.ingest import ingest_data
 from trainflow.schema import load_schema
@@ -104,9 +105,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"seed {seed}: random's best {best_random:.4f} after {args.trials} trials; TPE reached it at "
                       f"trial {int(reached[0]) + 1 if len(reached) else 'never'}")
 
-        tuning_workers.with_options(task_runner=tuning_runner(TuneSettings()))(  # start Prefect's temporary server
-            root, schema, refs, TrainingSettings(), {"family": "logistic", "metric": "roc_auc", "direction": "maximize",
-                                                     "storage": f"sqlite:///{root}/warm.db", "study": "warm-up"})
+        warm = TuneSettings(family="logistic", n_trials=1, storage=f"sqlite:///{root}/warm.db")
+        tuning_workers.with_options(task_runner=task_runner(None, 1))(  # start Prefect's temporary server
+            TrainingSettings(dataset="adult", artifacts_root=root, tune=warm), refs,
+            plan_study(root, schema, refs, TRAIN.model_copy(update={"families": ["logistic"]}), warm, 0))
         par = []
         for workers, jobs, runner in ((1, -1, None), (1, 1, None), (2, 1, None), (2, 1, "threads"), (2, 1, "dask")):
             settings = TuneSettings(method="grid", n_trials=16, pruner="none", cv_folds=3, space=GRID,
@@ -120,9 +122,10 @@ def main(argv: list[str] | None = None) -> int:
                     list(pool.map(lambda w, s=settings, t=train, p=plan: run_trials(
                         root, schema, refs, TransformSettings(), t, s, p, 0, worker=w), range(workers)))
             else:  # the flow's path: a tuning-workers subflow on its task runner (a Dask cluster starts inside)
-                flow_settings = TrainingSettings(train=train, tune=settings, seed=0)
-                tuning_workers.with_options(task_runner=tuning_runner(settings))(root, schema, refs, flow_settings,
-                                                                                plan)
+                flow_settings = TrainingSettings(dataset="adult", artifacts_root=root, train=train, tune=settings,
+                                                 seed=0)
+                tuning_workers.with_options(task_runner=task_runner(settings.dask_address, settings.parallel))(
+                    flow_settings, refs, plan)
             wall = time.perf_counter() - started
             trials = trials_table(open_study(plan["storage"], plan["study"], "grid", search_space("lightgbm", settings),
                                              "maximize", 0, "none"))

@@ -23,7 +23,8 @@ from cli.config import parse_settings
 from flows.inference import InferenceSettings
 from flows.monitoring import MonitoringSettings
 from flows.retraining import RetrainingSettings
-from flows.training import TrainingSettings, effective_settings, with_preset
+from flows.training import TrainingSettings, effective_settings
+from trainflow.presets import with_preset
 from trainflow.registry import Registry
 from trainflow.schema import known_datasets, load_schema
 from tests.prefect_server import prefect_server
