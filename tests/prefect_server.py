@@ -51,9 +51,9 @@ def prefect_server(backend: str, tmp_path: Path, postgres: str | None = None) ->
     environment its clients use)``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_LOGGING_LEVEL="WARNING", PREFECT_WORKER_QUERY_SECONDS="1", PREFECT_WORKER_PREFETCH_SECONDS="2",
-               # a run held back by a deployment's concurrency limit asks again after 1 s, not the default 30
-               PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS="1",
+               PREFECT_LOGGING_LEVEL="WARNING", PREFECT_WORKER_QUERY_SECONDS="2", PREFECT_WORKER_PREFETCH_SECONDS="2",
+               # a run held back by a deployment's concurrency limit asks again after 2 s, not the default 30
+               PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS="2",
                # a served process (Prefect's runner) looks for due runs every 2 s, not 10
                PREFECT_RUNNER_POLL_FREQUENCY="2")
     database = {}

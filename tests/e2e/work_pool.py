@@ -20,7 +20,7 @@ from deployments.serve import load_declarations
 
 ROOT = Path(__file__).resolve().parents[2]
 POOL = "trainflow"  # the pool deployments/prefect.yaml names
-FIRES_IN = 5  # seconds from making the deployment (one API call) to its schedule's first run
+FIRES_IN = 10  # seconds from making the deployment to its schedule's first run
 
 
 def _settings(tmp: Path) -> dict:
@@ -90,7 +90,7 @@ def check_two_workers_one_at_a_time(server: tuple[str, dict], tmp_path: Path) ->
             done = [r for r in runs if r["id"] in clicked and r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")]
             if done and fired:
                 break
-            time.sleep(1)
+            time.sleep(2)
         else:
             raise AssertionError(f"runs not finished: {[(r['name'], r['state_type']) for r in runs]}")
         ran = [done[0], fired[0]]
