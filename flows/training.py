@@ -199,7 +199,8 @@ def run_tuning(root: str, run_id: str, schema: DatasetSchema, features: dict[str
     if plan is None:
         return None
     deadline = time.time() + plan["budget_seconds"]
-    tuning_workers.with_options(task_runner=task_runner(s.tune.dask_address, s.tune.parallel))(s, features, plan, deadline)
+    runner = task_runner(s.tune.dask_address, s.tune.parallel)
+    tuning_workers.with_options(task_runner=runner)(s, features, plan, deadline)
     return tune(root, run_id, s.tune, plan, s.seed)
 
 

@@ -14,6 +14,7 @@ Nothing here runs at import: the converters are registered on the first conversi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -102,23 +103,26 @@ def _convert_simple_imputer(scope: Any, operator: Any, container: Any) -> None:
 _REGISTERED: set[str] = set()  # the families whose converters skl2onnx knows in this process
 
 
+@functools.cache
+def _preprocessing_converters() -> None:
+    """Teach skl2onnx this project's preprocessing steps (once per process)."""
+    from skl2onnx import update_registered_converter
+    from sklearn.impute import SimpleImputer
+
+    update_registered_converter(CategoryCoder, "TrainflowCategoryCoder", same_width_double, _convert_category_coder)
+    update_registered_converter(QuantileClipper, "TrainflowQuantileClipper", same_width_double,
+                                _convert_quantile_clipper)
+    for imputer in (SimpleImputer, Imputer):
+        update_registered_converter(imputer, f"Trainflow{imputer.__name__}", _imputer_shape, _convert_simple_imputer,
+                                    overwrite=True)
+
+
 def register_converters() -> None:
-    """Teach skl2onnx this project's transformers and every family's own estimators (``Family.onnx_converters``),
-    once per process (and once for a family added later)."""
+    """Teach skl2onnx this project's preprocessing steps and every family's own estimators
+    (``Family.onnx_converters``), once per process (and once for a family added later)."""
     from trainflow.models.families import FAMILIES
 
-    if not _REGISTERED:
-        from skl2onnx import update_registered_converter
-        from sklearn.impute import SimpleImputer
-
-        update_registered_converter(CategoryCoder, "TrainflowCategoryCoder", same_width_double,
-                                    _convert_category_coder)
-        update_registered_converter(QuantileClipper, "TrainflowQuantileClipper", same_width_double,
-                                    _convert_quantile_clipper)
-        for imputer in (SimpleImputer, Imputer):
-            update_registered_converter(imputer, f"Trainflow{imputer.__name__}", _imputer_shape,
-                                        _convert_simple_imputer, overwrite=True)
-        _REGISTERED.add("")
+    _preprocessing_converters()
     for name, family in FAMILIES.items():
         if name not in _REGISTERED and family.onnx_converters is not None:
             family.onnx_converters()

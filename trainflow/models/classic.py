@@ -410,10 +410,9 @@ def lightgbm_compressions(r: CompressRequest) -> tuple[list[Compressed], list[di
     1/2 and 3/4 of the trees whose held-out loss stays within half the allowed drop: a smaller model, not only
     another format. The native booster cut the same way is never faster than its ONNX form, so it is not
     measured. Off with the compress stage's ``fewer_trees``."""
-    if not r.options.get("fewer_trees", True):
+    if not r.options["fewer_trees"]:
         return [], []
-    found = _fewer_trees(r.pipeline, r.meta, r.schema, r.validation, r.history,
-                         float(r.options.get("max_metric_drop", 0.01)) / 2)
+    found = _fewer_trees(r.pipeline, r.meta, r.schema, r.validation, r.history, r.options["max_metric_drop"] / 2)
     if isinstance(found, str):
         return [], [{"variant": "lightgbm_fewer_trees", "runtime": "native", "status": "not applicable",
                      "reason": found.removeprefix("not applicable: ")}]

@@ -58,7 +58,7 @@ def network_compressions(r: CompressRequest) -> tuple[list[Compressed], list[dic
     except Exception as exc:  # noqa: BLE001 - a quantiser failing on one layer type is a report row, not a crash
         skipped.append({"variant": "torch_int8", "runtime": "native", "status": "failed",
                         "reason": f"torchao: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"})
-    sparsity = float(r.options.get("prune_sparsity", 0.0))
+    sparsity = r.options["prune_sparsity"]
     if sparsity > 0:
         pruned = copy.deepcopy(base)
         weights = [(m, "weight") for m in pruned.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
