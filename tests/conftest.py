@@ -10,19 +10,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # Set before Prefect is imported anywhere: project-local state, no analytics, and room for the
 # temporary server to start on a busy 2-core CI machine.
-# Under pytest-xdist each worker is a process of its own: its own Prefect home (and temporary server), and its
-# share of the cores, so that the fits' thread counts (trainflow.threads, from the usable cores) never add up to
-# more threads than the machine has: a core of its own where there are enough (make test's one worker a core);
-# with more workers than cores no pinning, and one thread a fit (joblib's count, which trainflow.threads reads,
-# and its processes inherit).
+# Under pytest-xdist each worker is a process of its own: its own Prefect home (and temporary server), and one
+# thread a fit (joblib's count, which trainflow.threads reads, and its processes inherit: the usable cores shared
+# out among the workers), so that the fits' threads never add up to more than the machine has. No worker is
+# pinned to a core: a test that waits on a server or a subprocess leaves its core to the other workers, where a
+# pinned worker's core would idle.
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")
-if WORKER and hasattr(os, "sched_setaffinity"):
-    _cores = sorted(os.sched_getaffinity(0))
+if WORKER and hasattr(os, "sched_getaffinity"):
     _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if len(_cores) >= _workers:
-        os.sched_setaffinity(0, _cores[int(WORKER.removeprefix("gw"))::_workers])
-    else:
-        os.environ["LOKY_MAX_CPU_COUNT"] = str(max(1, len(_cores) // _workers))
+    os.environ["LOKY_MAX_CPU_COUNT"] = str(max(1, len(os.sched_getaffinity(0)) // _workers))
 os.environ["PREFECT_HOME"] = str(ROOT / ".prefect" / ("test" if not WORKER else f"test-{WORKER}"))
 Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect does not create parent folders
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"

@@ -126,16 +126,17 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
 
 
-def test_ddp_with_two_gloo_processes_matches_one(tmp_path: Path) -> None:
+def test_ddp_with_two_gloo_processes_matches_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.distributed import main
+
     nn = json.dumps({"max_epochs": 15, "patience": 15, "batch_size": 64})
-    args = ["-m", "cli.distributed", "--dataset", "breast_cancer", "--family", "mlp", "--nn", nn,
-            "--artifacts-root", str(tmp_path)]
+    args = ["--dataset", "breast_cancer", "--family", "mlp", "--nn", nn, "--artifacts-root", str(tmp_path)]
+    assert main(args) == 0  # one process: the command without torchrun, here in the test's own process
+    single = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, *args], env=env, text=True, capture_output=True, check=True)
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          *args], env=env, text=True, capture_output=True)
+                          "-m", "cli.distributed", *args], env=env, text=True, capture_output=True)
     assert two.returncode == 0, two.stderr[-3000:]
-    single = json.loads(one.stdout.strip().splitlines()[-1])
     pair = json.loads(two.stdout.strip().splitlines()[-1])
     assert single["processes"] == 1 and pair["processes"] == 2 and pair["backend"] == "gloo"
     assert abs(pair["test_metrics"]["roc_auc"] - single["test_metrics"]["roc_auc"]) < 0.02

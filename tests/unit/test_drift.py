@@ -47,7 +47,7 @@ def test_continuous_ks_is_calibrated() -> None:
     raw, _ = ingest_data(schema)
     profile = build_profile(raw, schema)
     assert (profile.groupby("feature")["kind"].first() == "continuous").sum() >= 20
-    rates = _alarm_rates(profile, raw, 100, draws=80)
+    rates = _alarm_rates(profile, raw, 100, draws=40)  # 1,200 tests at the 5% level: a mean over 9% is no chance
     assert rates.mean() <= 0.09
 
 
