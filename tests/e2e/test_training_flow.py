@@ -212,7 +212,9 @@ def test_bad_input_and_failed_gate_change_nothing(first_run: dict, work: dict[st
     report = pd.read_parquet(err.value.report_path)
     assert not report[report["column"] == "income"]["success"].all()
     with pytest.raises(QualityGateFailed, match="roc_auc"):
-        training(_settings(work, registry={"registry_url": work["registry"], "quality_gate": {"roc_auc": 0.999}}))
+        training(_settings(work, registry={"registry_url": work["registry"], "quality_gate": {"roc_auc": 0.999}},
+                           evaluate={"cv_folds": 0, "permutation_repeats": 0, "plots": False},
+                           compress={"enabled": False}))  # the gate reads evaluate's test metrics alone
     assert _tree_digest(earlier) == before
     tables = registry.tables()
     assert tables["model_versions"]["version"].tolist() == versions_before
