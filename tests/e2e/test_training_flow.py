@@ -384,8 +384,8 @@ def test_retraining_over_a_simulated_week(prefect_harness, tmp_path: Path) -> No
     inbox = tmp_path / "batches"
     inbox.mkdir()
     work = {"root": str(tmp_path / "a"), "registry": f"sqlite:///{tmp_path / 'reg.db'}"}
-    settings = RetrainingSettings(batches=str(inbox), training=_settings(work, evaluate={"cv_folds": 0,
-                                                                                        "permutation_repeats": 0}))
+    settings = RetrainingSettings(batches=str(inbox), training=_settings(  # compress: test_deployments.py's nightly
+        work, evaluate={"cv_folds": 0, "permutation_repeats": 0}, compress={"enabled": False}))
     days[0].rename(inbox / days[0].name)  # day 0 has no drift yet
     first = retraining(settings)
     assert first["retrain_reasons"] == ["no production model"] and first["promoted"] and first["challenger"] == 1
