@@ -18,8 +18,8 @@ def _digits(work: dict[str, str], name: str, query: str, **changes) -> TrainingS
             "ingest": {"query": query},
             "registry": {"registry_url": work["registry"], "model_name": name},
             "train": {"families": ["cnn"], "nn": {"channels": [16, 32], "max_epochs": 15}},
-            "evaluate": {"cv_folds": 0, "permutation_repeats": 0, "plots": False},  # what evaluate makes: test_training_flow.py
-            "compress": {"enabled": False}}  # the CNN's variants: tests/model/test_compress.py
+            # what evaluate makes: test_training_flow.py; the CNN's variants: tests/model/test_compress.py
+            "evaluate": {"cv_folds": 0, "permutation_repeats": 0, "plots": False}, "compress": {"enabled": False}}
     for key, value in changes.items():
         base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
     return TrainingSettings.model_validate(base)
