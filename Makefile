@@ -28,12 +28,12 @@ prefect-db:
 run: $(STAMP)
 	$(BIN)/trainflow train
 
-# One pytest-xdist worker per usable core (at most 4), a test file to a worker (its module fixtures built once);
-# tests/conftest.py gives each fit its worker's share of the cores (a thread) and pins no worker, so that a test
-# waiting on a server or a subprocess leaves its core to the others (one more worker than cores ran the suite
-# slower here: the fits' time-slicing cost more CPU than the waits it filled). The files go out in collection
-# order, the `slow` modules first, not by test count. The 20 slowest tests follow the summary: where the suite's
-# time goes, in CI's log too.
+# A pytest-xdist worker per usable core and one more (tests/conftest.py; at most 4), a test file to a worker (its
+# module fixtures built once): many tests wait on a server, a scheduled run or a subprocess, and the extra worker
+# keeps the cores busy meanwhile. Each fit gets its worker's share of the cores (a thread here) and no worker is
+# pinned, so that the fits' threads never outnumber the cores. The files go out in collection order, the `slow`
+# modules first, not by test count. The 20 slowest tests follow the summary: where the suite's time goes, in CI's
+# log too.
 PYTEST_WORKERS ?= -n auto --maxprocesses=4 --dist loadfile --no-loadscope-reorder
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_WORKERS) --durations=20

@@ -38,6 +38,12 @@ from tasks.ingest import ingest_data  # noqa: E402
 from trainflow.schema import DatasetSchema, load_schema  # noqa: E402
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (make test): a worker more than the usable cores. Many tests wait on a server, a scheduled run or
+    a subprocess for seconds at a time; with a worker a core, that core idled meanwhile."""
+    return len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) + 1
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The ``slow`` modules' tests first (their order otherwise kept): pytest-xdist hands the files out in this
     order (make test turns off its reordering by test count), so the long ones start early and none of them is
