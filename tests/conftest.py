@@ -15,10 +15,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # out among the workers), so that the fits' threads never add up to more than the machine has. No worker is
 # pinned to a core: a test that waits on a server or a subprocess leaves its core to the other workers, where a
 # pinned worker's core would idle.
+from trainflow.threads import usable_cores  # noqa: E402 - no Prefect behind it
+
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")
-if WORKER and hasattr(os, "sched_getaffinity"):
+if WORKER:
     _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    os.environ["LOKY_MAX_CPU_COUNT"] = str(max(1, len(os.sched_getaffinity(0)) // _workers))
+    os.environ["LOKY_MAX_CPU_COUNT"] = str(max(1, usable_cores() // _workers))
 os.environ["PREFECT_HOME"] = str(ROOT / ".prefect" / ("test" if not WORKER else f"test-{WORKER}"))
 Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect does not create parent folders
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
@@ -41,7 +43,7 @@ from trainflow.schema import DatasetSchema, load_schema  # noqa: E402
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto`` (make test): a worker more than the usable cores. Many tests wait on a server, a scheduled run or
     a subprocess for seconds at a time; with a worker a core, that core idled meanwhile."""
-    return len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) + 1
+    return usable_cores() + 1  # the controller's count: no LOKY_MAX_CPU_COUNT set in its process
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
