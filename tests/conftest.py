@@ -80,11 +80,11 @@ def prefect_harness():
         yield
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True, scope="module")
 def dask_clusters():
-    """One local Dask cluster for the session's tests (``trainflow.cluster.dask_client`` keeps the one made
-    first; starting its worker processes cost seconds a test), closed before pytest closes its output, where its
-    workers would log their shutdown."""
+    """One local Dask cluster for a test file's tests (``trainflow.cluster.dask_client`` keeps the one made first;
+    starting its worker processes cost seconds a test), closed when the file is done: an idle LocalCluster's
+    heartbeats and monitors take about a tenth of a core, which the files after it would otherwise pay for."""
     yield
     from trainflow.cluster import close_clients
 
