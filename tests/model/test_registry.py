@@ -10,6 +10,7 @@ from trainflow.errors import RegistryError
 from trainflow.models.bundle import bundle_files
 from tasks.register import check_gate
 from trainflow.registry import load_model, Registry
+from tests.model.promote_worker import promote
 
 
 def _bundle(seed: int) -> dict[str, bytes]:
@@ -90,12 +91,6 @@ def test_gate() -> None:
     assert misses == ["roc_auc 0.6000 < required 0.7", "rmse 6.0000 > allowed 5", "r2 was not computed"]
 
 
-def _promote(url: str, version: int, expected: int, results: "mp.Queue") -> None:
-    reg = Registry(url)
-    results.put((version, reg.promote("m", version, expected, reason="test")))
-    reg.close()
-
-
 def test_promotion_is_compare_and_set_and_rollback_restores(registry_url: str) -> None:
     url = registry_url
     reg = Registry(url)
@@ -105,7 +100,7 @@ def test_promotion_is_compare_and_set_and_rollback_restores(registry_url: str) -
     # two challengers decided against the same champion, promoted from two processes at once: one wins
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
-    procs = [ctx.Process(target=_promote, args=(url, v, 1, results)) for v in (2, 3)]
+    procs = [ctx.Process(target=promote, args=(url, v, 1, results)) for v in (2, 3)]
     for p in procs:
         p.start()
     for p in procs:
