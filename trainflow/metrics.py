@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import sklearn
 from joblib import parallel_config
 from sklearn import metrics as skm
 
@@ -102,7 +104,9 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: np.ndarray
 
     The labels are numbered once (in the sorted order of their text, so every metric sees the labels in the
     order it would see the text) and the metrics computed on the numbers: scikit-learn would otherwise encode
-    the text anew in every metric, which costs more than the metrics themselves.
+    the text anew in every metric, which costs more than the metrics themselves. For the same reason precision,
+    recall and F1 come from one ``precision_recall_fscore_support`` call (per averaging), and scikit-learn does
+    not validate the parameters again (they are made here; slices and model selection score hundreds of times).
     """
     classes = np.asarray(classes).astype(str)
     text = np.asarray(y).astype(str)
@@ -111,22 +115,26 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: np.ndarray
     if unknown := sorted(set(text[~np.isin(truth, class_codes)].tolist())):
         raise ValueError(f"y_true contains values {unknown} not belonging to the passed labels {classes.tolist()}")
     pred = decide(proba, class_codes, class_codes[positive_index(classes, positive)], threshold)
+    macro = functools.cache(lambda: skm.precision_recall_fscore_support(truth, pred, average="macro",
+                                                                        zero_division=0))
     found: dict[str, Callable[[], float]] = {
         "accuracy": lambda: skm.accuracy_score(truth, pred),
         "balanced_accuracy": lambda: skm.balanced_accuracy_score(truth, pred),
-        "f1_macro": lambda: skm.f1_score(truth, pred, average="macro", zero_division=0),
-        "precision_macro": lambda: skm.precision_score(truth, pred, average="macro", zero_division=0),
-        "recall_macro": lambda: skm.recall_score(truth, pred, average="macro", zero_division=0),
+        "f1_macro": lambda: macro()[2],
+        "precision_macro": lambda: macro()[0],
+        "recall_macro": lambda: macro()[1],
         "log_loss": lambda: skm.log_loss(truth, np.clip(proba, 1e-15, 1), labels=class_codes),
     }
     present = len(np.unique(truth))
     if len(classes) == 2:
         k = positive_index(classes, positive)
         p, hit, said = proba[:, k], (truth == class_codes[k]).astype(int), (pred == class_codes[k]).astype(int)
+        binary = functools.cache(lambda: skm.precision_recall_fscore_support(hit, said, average="binary",
+                                                                             zero_division=0))
         found.update({
-            "precision": lambda: skm.precision_score(hit, said, zero_division=0),
-            "recall": lambda: skm.recall_score(hit, said, zero_division=0),
-            "f1": lambda: skm.f1_score(hit, said, zero_division=0),
+            "precision": lambda: binary()[0],
+            "recall": lambda: binary()[1],
+            "f1": lambda: binary()[2],
             "mcc": lambda: skm.matthews_corrcoef(hit, said),
             "brier": lambda: skm.brier_score_loss(hit, p),
         })
@@ -135,7 +143,8 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: np.ndarray
     elif present == len(classes):
         found["roc_auc"] = lambda: skm.roc_auc_score(truth, proba, multi_class="ovr", average="macro",
                                                      labels=class_codes)
-    return {k: float(f()) for k, f in found.items() if only is None or k in only}
+    with sklearn.config_context(skip_parameter_validation=True):
+        return {k: float(f()) for k, f in found.items() if only is None or k in only}
 
 
 def regression_metrics(y: np.ndarray, pred: np.ndarray, only: Collection[str] | None = None) -> dict[str, float]:
