@@ -122,8 +122,7 @@ def run_stage(settings: StageSettings = StageSettings()) -> dict[str, Any]:
         limit = None if not s.time_limit else Budget(s.time_limit).deadline  # only a limit that was set: no table
         outputs = run_checked(evaluate, root, run_id, view, borrow(MODEL), splits, s.evaluate, s.transform,
                               s.train, s.seed, deadline=limit)
-    for ref in [*inputs, *(outputs.values() if isinstance(outputs, dict) else [])]:
-        store.add_reference(run_id, ref)
+    store.add_references(run_id, [*inputs, *(outputs.values() if isinstance(outputs, dict) else [])])
     manifest = store.manifest(run_id)
     return {"run_id": run_id, "stage": stage, "from_run": s.from_run, "run_dir": store.run_uri(run_id),
             "result": stage_result(store, run_id, stage, view.task, tuned),

@@ -287,9 +287,8 @@ def training(settings: TrainingSettings = TrainingSettings()) -> dict[str, Any]:
                           schema.name, lineage, reference, compressed.get("serving"),
                           compressed.get("compression_report"))
     store = ArtifactStore(root)
-    for ref in [*splits.values(), *features.values(), *trained.values(), *evaluation.values(), reference,
-                *compressed.values()]:
-        store.add_reference(run_id, ref)  # artifacts reused from a cached earlier run are listed here too
+    store.add_references(run_id, [*splits.values(), *features.values(), *trained.values(), *evaluation.values(),
+                                  reference, *compressed.values()])  # reused from a cached earlier run: listed too
     results = store.get(run_id, VALIDATION_RESULTS)
     return report(root, run_id, schema.name, trained, evaluation, results, registered, model_schema.task,
                   compressed.get("compression_report"))

@@ -65,11 +65,16 @@ def test_reference_from_other_run_is_listed(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path)
     a, b = new_run_id(), new_run_id()
     ref = store.write_table(a, "split", "test", pd.DataFrame({"a": [1, 2]}))
-    store.add_reference(b, ref)
+    other = store.write_table(a, "split", "train", pd.DataFrame({"a": [3, 4, 5]}))
+    own = store.write_table(b, "train", "leaderboard", pd.DataFrame({"a": [1]}))
+    store.add_references(b, [ref, own, other])
     found = store.find(b, "split", "test")
     assert found.run_id == a and found.sha256 == ref.sha256
-    assert store.manifest(b).loc[0, "source_run"] == a
-    assert len(store.manifest(a)) == 1  # the earlier run is not touched
+    manifest = store.manifest(b)
+    assert manifest["name"].tolist() == ["leaderboard", "test", "train"]  # its own artifact is listed once
+    assert manifest["source_run"].tolist() == [b, a, a] and manifest["rows"].tolist() == [1, 2, 3]
+    assert manifest.set_index("name").loc["train", "bytes"] == (tmp_path / other.path).stat().st_size
+    assert len(store.manifest(a)) == 2  # the earlier run is not touched
 
 
 def test_a_truncated_manifest_is_one_line(tmp_path: Path) -> None:

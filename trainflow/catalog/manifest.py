@@ -28,14 +28,19 @@ class ManifestStore(FileStore):
         return f"{self.run_dir(run_id)}/manifest.parquet"
 
     def _record(self, ref: ArtifactRef, size: int, source_run: str | None = None, run_id: str | None = None) -> None:
-        row = {"stage": ref.stage, "name": ref.name, "kind": ref.kind, "path": ref.path, "rows": ref.rows,
-               "bytes": size, "sha256": ref.sha256, "created": dt.datetime.now(dt.UTC),
-               "source_run": source_run or ref.run_id}
-        run = run_id or ref.run_id
+        self._record_rows(run_id or ref.run_id, [self._row(ref, size, source_run)])
+
+    @staticmethod
+    def _row(ref: ArtifactRef, size: int, source_run: str | None = None) -> dict:
+        return {"stage": ref.stage, "name": ref.name, "kind": ref.kind, "path": ref.path, "rows": ref.rows,
+                "bytes": size, "sha256": ref.sha256, "created": dt.datetime.now(dt.UTC),
+                "source_run": source_run or ref.run_id}
+
+    def _record_rows(self, run: str, rows: list[dict]) -> None:
         rel = self._manifest(run)
         with self._lock:
             old = self.manifest(run)
-            new = pd.concat([old, pd.DataFrame([row])], ignore_index=True) if len(old) else pd.DataFrame([row])
+            new = pd.concat([old, pd.DataFrame(rows)], ignore_index=True) if len(old) else pd.DataFrame(rows)
             new["rows"] = new["rows"].astype("Int64")
             self.fs.create_dir(self._abs(self.run_dir(run)), recursive=True)
             self._sweep(self.run_dir(run))
@@ -44,12 +49,13 @@ class ManifestStore(FileStore):
                 pq.write_table(pa.Table.from_pandas(new[MANIFEST_COLUMNS], preserve_index=False), sink)
             self.fs.move(self._abs(tmp), self._abs(rel))
 
-    def add_reference(self, run_id: str, ref: ArtifactRef) -> None:
-        """Record in ``run_id``'s manifest an artifact it reused from another run (a cache hit)."""
-        if ref.run_id == run_id:
-            return
-        info = self.fs.get_file_info(self._abs(ref.path))
-        self._record(ref, info.size or 0, source_run=ref.run_id, run_id=run_id)
+    def add_references(self, run_id: str, refs: list[ArtifactRef]) -> None:
+        """Record in ``run_id``'s manifest the artifacts it reused from other runs (cache hits), in one rewrite of
+        the manifest; references to its own artifacts are already there."""
+        reused = [r for r in refs if r.run_id != run_id]
+        if reused:
+            infos = self.fs.get_file_info([self._abs(r.path) for r in reused])
+            self._record_rows(run_id, [self._row(r, i.size or 0, r.run_id) for r, i in zip(reused, infos)])
 
     def manifest(self, run_id: str) -> pd.DataFrame:
         """A run's manifest (empty if the run wrote nothing yet)."""
