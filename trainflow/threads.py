@@ -50,22 +50,29 @@ def fit_threads(n_jobs: int | None = None, concurrent: int = 1, barrier: bool = 
 
 
 @contextmanager
+def torch_threads(threads: int) -> Iterator[int]:
+    """Run the body with torch's intra-op pool at ``threads`` (when a family already imported torch: importing it
+    costs seconds); microseconds, where ``limited`` inspects every loaded library (milliseconds): a network's
+    predictions take this one, a single-row call included."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else threads
+    if before != threads:
+        torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        if before != threads:
+            torch.set_num_threads(before)
+
+
+@contextmanager
 def limited(threads: int) -> Iterator[int]:
     """Run the body with the BLAS and OpenMP pools (threadpoolctl) and torch's intra-op pool at ``threads``;
     libraries that take a count per call (LightGBM, CatBoost, joblib, ONNX Runtime) get it from their
     builders."""
     from threadpoolctl import threadpool_limits
 
-    torch_before = None
-    try:
-        import sys
-
-        torch = sys.modules.get("torch")  # only when a family already imported it: importing torch costs seconds
-        if torch is not None:
-            torch_before = torch.get_num_threads()
-            torch.set_num_threads(threads)
-        with threadpool_limits(limits=threads):
-            yield threads
-    finally:
-        if torch_before is not None:
-            torch.set_num_threads(torch_before)
+    with torch_threads(threads), threadpool_limits(limits=threads):
+        yield threads

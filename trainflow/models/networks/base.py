@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from trainflow.device import pick_device
 from trainflow.errors import TrainflowError
 from trainflow.models.networks.loop import NNSettings, batched, fit_loop, init_linear
-from trainflow.threads import fit_threads, limited
+from trainflow.threads import fit_threads, torch_threads
 
 
 class Net(BaseEstimator):
@@ -174,9 +174,9 @@ class Net(BaseEstimator):
 
         dtype = next(self.model_.parameters()).dtype  # float32, or bfloat16 for a compressed variant
         inputs = [t.to(dtype) if t.is_floating_point() else t for t in self._inputs(X)]
-        # the threads a fit gets (trainflow.threads), not torch's default of every core: evaluate, compress and
-        # batch inference predict outside any fit, beside other work of the flow
-        with torch.no_grad(), limited(fit_threads()):
+        # the threads a fit gets (trainflow.threads), not torch's default of every core: evaluate, compress, batch
+        # inference and serving predict outside any fit, beside other work
+        with torch.no_grad(), torch_threads(fit_threads()):
             return batched(self.model_, inputs, self.eval_rows).float().numpy()
 
     def __sklearn_is_fitted__(self) -> bool:
