@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -74,10 +75,25 @@ def prefect_server(backend: str, tmp_path: Path, postgres: str | None = None) ->
         wait_healthy(api, timeout=180)
         yield api, {**env, "PREFECT_API_URL": api}
     finally:
-        process.terminate()
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:  # its stop is not the subject of any test
-            process.kill()
-            process.wait(30)
+        stop([process], grace=60)
         log.close()
+
+
+def stop(processes: list[subprocess.Popen], grace: float = 30, group: bool = False) -> None:
+    """SIGTERM to each process (``group``: to its process group), then SIGKILL to one still running after
+    ``grace`` seconds: how a server, worker or served process stops is not the subject of any test (on a busy
+    machine two Prefect workers once took over 60 s)."""
+    def send(process: subprocess.Popen, sig: int) -> None:
+        if group:
+            os.killpg(process.pid, sig)
+        else:
+            process.send_signal(sig)
+
+    for process in processes:
+        send(process, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            send(process, signal.SIGKILL)
+            process.wait(30)

@@ -27,7 +27,7 @@ from flows.training import TrainingSettings, effective_settings
 from trainflow.presets import with_preset
 from trainflow.registry import Registry
 from trainflow.schema import known_datasets, load_schema
-from tests.prefect_server import prefect_server
+from tests.prefect_server import prefect_server, stop
 from tests.unit.test_forms import form_values
 
 pytestmark = pytest.mark.slow  # a Prefect server, a served process, a schedule that fires
@@ -76,11 +76,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
             yield {"api": url, "tmp": tmp, "days": days, "inbox": inbox, "settings": settings,
                    "registry_url": registry_url, "first_fire": first_fire, "server_log": tmp / "server.log"}
         finally:
-            served.terminate()
-            try:
-                served.wait(30)
-            except subprocess.TimeoutExpired:
-                served.kill()
+            stop([served])
 
 
 def _deployments(api: str, expected: int, attempts: int = 120) -> dict[str, dict]:

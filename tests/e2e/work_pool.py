@@ -8,8 +8,6 @@ these checks, two files so that pytest-xdist runs them side by side."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +16,7 @@ from pathlib import Path
 from prefect.client.base import PrefectHttpxSyncClient
 
 from deployments.serve import load_declarations
+from tests.prefect_server import stop
 
 ROOT = Path(__file__).resolve().parents[2]
 POOL = "trainflow"  # the pool deployments/prefect.yaml names
@@ -105,11 +104,4 @@ def check_two_workers_one_at_a_time(server: tuple[str, dict], tmp_path: Path) ->
                        for r in ran)
         assert all(earlier[1] <= later[0] for earlier, later in zip(spans, spans[1:])), spans
     finally:
-        for w in workers:
-            os.killpg(w.pid, signal.SIGTERM)
-        for w in workers:  # a worker's graceful stop is not the subject: on a busy machine it once took over 60 s
-            try:
-                w.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(w.pid, signal.SIGKILL)
-                w.wait(30)
+        stop(workers, group=True)  # each `make worker` and the worker it started
