@@ -27,6 +27,10 @@ def _text_module(vocab: int, n_out: int, s: NNSettings):  # noqa: ANN202
             self.positions = nn.Embedding(s.max_tokens, s.model_dim)
             layer = nn.TransformerEncoderLayer(s.model_dim, s.heads, dim_feedforward=2 * s.model_dim,
                                                dropout=s.dropout, batch_first=True, norm_first=True)
+            # the setting's dropout is after the hidden layers (the attention block's and the feed-forward's
+            # outputs), not on the attention weights: torch's fused attention kernels take no dropout on CPU, so
+            # dropping weights there sends every training step to the unfused attention
+            layer.self_attn.dropout = 0.0
             self.encoder = nn.TransformerEncoder(layer, s.layers, enable_nested_tensor=False)
             self.head = nn.Sequential(nn.LayerNorm(s.model_dim), nn.Dropout(s.dropout), nn.Linear(s.model_dim, n_out))
 
