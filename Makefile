@@ -32,8 +32,8 @@ run: $(STAMP)
 # module fixtures built once): many tests wait on a server, a scheduled run or a subprocess, and the extra worker
 # keeps the cores busy meanwhile. Each fit gets its worker's share of the cores (a thread here) and no worker is
 # pinned, so that the fits' threads never outnumber the cores. The files go out in collection order, the `slow`
-# modules first, not by test count. The 20 slowest tests follow the summary: where the suite's time goes, in CI's
-# log too.
+# modules first (the longest first), not by test count. The 20 slowest tests follow the summary: where the suite's
+# time goes, in CI's log too.
 PYTEST_WORKERS ?= -n auto --maxprocesses=4 --dist loadfile --no-loadscope-reorder
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_WORKERS) --durations=20

@@ -46,11 +46,17 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return usable_cores() + 1  # the controller's count: no LOKY_MAX_CPU_COUNT set in its process
 
 
+def _slow_seconds(item: pytest.Item) -> float:
+    """The ``slow`` marker's ``seconds`` (how long its module takes in ``make test``), 0 for a test not marked."""
+    marker = item.get_closest_marker("slow")
+    return 0.0 if marker is None else float(marker.kwargs.get("seconds", 0.0))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The ``slow`` modules' tests first (their order otherwise kept): pytest-xdist hands the files out in this
-    order (make test turns off its reordering by test count), so the long ones start early and none of them is
-    the last file running while the other workers idle."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The ``slow`` modules' tests first, the longest module first (the others in collection order): pytest-xdist
+    hands the files out in this order (make test turns off its reordering by test count), so the long ones start
+    early, and the short files fill the end: no long file starts last while the other workers idle."""
+    items.sort(key=lambda item: -_slow_seconds(item))
 
 
 @pytest.fixture(scope="session")

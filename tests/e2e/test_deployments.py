@@ -30,7 +30,7 @@ from trainflow.schema import known_datasets, load_schema
 from tests.prefect_server import prefect_server, stop
 from tests.unit.test_forms import form_values
 
-pytestmark = pytest.mark.slow  # a Prefect server, a served process, a schedule that fires
+pytestmark = pytest.mark.slow(seconds=65)  # a Prefect server, a served process, a schedule that fires
 
 ROOT = Path(__file__).resolve().parents[2]
 

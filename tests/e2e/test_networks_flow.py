@@ -10,7 +10,7 @@ from flows.training import TrainingSettings, training
 from trainflow.catalog import ArtifactStore
 from trainflow.registry import Registry
 
-pytestmark = pytest.mark.slow  # four CNN runs and a forecaster's
+pytestmark = pytest.mark.slow(seconds=60)  # four CNN runs and a forecaster's
 
 
 def _digits(work: dict[str, str], name: str, query: str, **changes) -> TrainingSettings:

@@ -16,7 +16,7 @@ import pytest
 
 from cli.main import main as trainflow
 
-pytestmark = pytest.mark.slow  # a training run per documented command
+pytestmark = pytest.mark.slow(seconds=115)  # a training run per documented command
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_ID = "20261124-141424-d458df"  # the README's example run id: replaced by a run made here

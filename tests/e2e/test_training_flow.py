@@ -24,7 +24,7 @@ from trainflow.schema import load_schema
 from trainflow.models.settings import TrainSettings
 from trainflow.features import TransformSettings, as_model_input
 
-pytestmark = pytest.mark.slow  # the full-Adult default run, subprocess commands
+pytestmark = pytest.mark.slow(seconds=155)  # the full-Adult default run, subprocess commands
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINFLOW = str(Path(sys.executable).with_name("trainflow"))  # the console command pyproject installs

@@ -15,7 +15,7 @@ from flows.training import TrainingSettings, training
 from trainflow.errors import TrainflowError
 from trainflow.registry import Registry
 
-pytestmark = pytest.mark.slow  # parallel tuning, on threads and on Dask clusters
+pytestmark = pytest.mark.slow(seconds=65)  # parallel tuning, on threads and on Dask clusters
 
 
 def test_flow_tunes_in_parallel_and_trains_with_the_best_params(prefect_harness, workdir: dict[str, str],

@@ -7,7 +7,7 @@ import pytest
 from tests.e2e.work_pool import check_two_workers_one_at_a_time
 from tests.prefect_server import prefect_server
 
-pytestmark = pytest.mark.slow  # a Prefect server, a pool and two workers
+pytestmark = pytest.mark.slow(seconds=85)  # a Prefect server, a pool and two workers
 
 
 def test_scheduled_and_ui_runs_go_through_two_workers_one_at_a_time(tmp_path: Path) -> None:

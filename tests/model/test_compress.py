@@ -26,7 +26,7 @@ from trainflow.registry import Registry, load_model
 from trainflow.schema import DatasetSchema, load_schema
 from sklearn.pipeline import Pipeline
 
-pytestmark = pytest.mark.slow  # every family trained and exported
+pytestmark = pytest.mark.slow(seconds=85)  # every family trained and exported
 
 TABULAR = ["lightgbm", "catboost", "logistic", "random_forest", "extra_trees", "decision_tree", "svm"]
 

@@ -26,7 +26,7 @@ from trainflow.models.settings import TrainSettings
 from tasks.transform import fit_transform_splits
 from trainflow.features import as_model_input, TransformSettings
 
-pytestmark = pytest.mark.slow  # networks against their baselines, subprocesses
+pytestmark = pytest.mark.slow(seconds=75)  # networks against their baselines, subprocesses
 
 ROOT = Path(__file__).resolve().parents[2]
 
