@@ -22,6 +22,8 @@ from tasks.predict import predict_frame, scoring_model
 from trainflow.registry import Registry
 from trainflow.schema import load_schema
 
+pytestmark = pytest.mark.slow(seconds=30)  # a trained model, the HTTP app and a served command
+
 
 @pytest.fixture(scope="module")
 def served(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> dict:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.metrics import roc_auc_score
 
 from tasks.split import SplitSettings, split_data
@@ -15,6 +16,8 @@ from trainflow.models.bundle import bundle_files, load_bundle
 from trainflow.models.settings import TrainSettings
 from trainflow.models.fit import fit_family
 from trainflow.schema import DatasetSchema
+
+pytestmark = pytest.mark.slow(seconds=35)  # Dask clusters of worker processes
 
 
 def test_lightgbm_across_a_local_cluster_scores_as_it_does_here(adult_raw: pd.DataFrame,
@@ -93,8 +96,6 @@ def test_map_parts_runs_call_after_call_with_the_same_shared_values() -> None:
 def test_a_workers_data_error_is_the_runs_one_line_and_publishes_nothing(adult_raw: pd.DataFrame,
                                                                           adult_schema: DatasetSchema,
                                                                           tmp_path: Path) -> None:
-    import pytest
-
     from tasks.ingest import ingest
     from trainflow.cluster import ComputeSettings
     from trainflow.errors import DataError

@@ -21,6 +21,8 @@ from trainflow.features import TransformSettings
 from tasks.tune import (ParamSpec, TuneSettings, plan_study, run_trials, search_unaffordable, summarise,
                         to_train_params, with_params)
 
+pytestmark = pytest.mark.slow(seconds=45)  # studies on real data, killed and resumed workers
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
