@@ -76,8 +76,8 @@ class TuneSettings(FormModel):
     n_trials: int | None = Field(None, ge=0, description="trials in the study; empty: the preset's (fast: 0, no "
                                                          "tuning; default: 10; best: 40)")
     timeout_seconds: float | None = Field(None, gt=0, description="stop starting trials after this long; empty: a "
-                                                                  "budget scaled to the data size and n_trials (20 s "
-                                                                  "to 10 min for 10 trials)")
+                                                                  "budget scaled to the data size (20 s to 10 min for "
+                                                                  "up to 10 trials; in proportion for more)")
     trial_timeout_seconds: float | None = Field(None, gt=0, description="stop a trial that runs longer than this "
                                                                         "(never the defaults trial); empty: a third "
                                                                         "of the study's budget")
@@ -418,9 +418,11 @@ class _Plan(BaseModel):
 
 
 def default_budget(n_rows: int, n_columns: int, n_trials: int = DEFAULT_TRIALS) -> float:
-    """Seconds of tuning for a table: for 10 trials 20 s, plus 1 s per 10,000 cells, at most 10 minutes;
-    in proportion for more or fewer trials."""
-    return float(min(600.0, max(20.0, n_rows * max(n_columns, 1) / 10_000))) * n_trials / DEFAULT_TRIALS
+    """Seconds of tuning for a table: for 10 trials 1 s per 10,000 cells, at least 20 s and at most 10 minutes;
+    in proportion for more trials. Fewer trials keep the 10 trials' budget: it only caps a study, which ends
+    with its last trial, and a tenth of it would stop the defaults trial itself on a mid-sized table."""
+    cells_seconds = float(min(600.0, max(20.0, n_rows * max(n_columns, 1) / 10_000)))
+    return cells_seconds * max(n_trials, DEFAULT_TRIALS) / DEFAULT_TRIALS
 
 
 def trials_of(settings: TuneSettings) -> int:

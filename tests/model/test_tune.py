@@ -18,8 +18,8 @@ from tasks.split import SplitSettings, split_data
 from trainflow.models.settings import TrainSettings
 from tasks.transform import fit_transform_splits
 from trainflow.features import TransformSettings
-from tasks.tune import (ParamSpec, TuneSettings, plan_study, run_trials, search_unaffordable, summarise,
-                        to_train_params, with_params)
+from tasks.tune import (ParamSpec, TuneSettings, default_budget, plan_study, run_trials, search_unaffordable,
+                        summarise, to_train_params, with_params)
 
 pytestmark = pytest.mark.slow(seconds=45)  # studies on real data, killed and resumed workers
 
@@ -185,6 +185,17 @@ def test_time_budget_stops_starting_trials(cancer) -> None:
     # no trial started after the budget ran out: Optuna stamps a trial's start just after deciding to run it, a few
     # milliseconds that a loaded machine can stretch (seen: 2 ms); trials that ignored the budget would start seconds late
     assert started.max().to_pydatetime().timestamp() <= deadline + 0.25
+
+
+def test_fewer_trials_than_ten_keep_the_ten_trials_budget(cancer) -> None:
+    # the budget caps a study, which ends with its last trial: a tenth of it for one trial stopped the defaults
+    # trial itself after two of Adult's three folds
+    schema, root, refs, _ = cancer
+    budget = {n: plan_study(root, schema, refs, TrainSettings(families=["logistic"]), TuneSettings(n_trials=n), 0)[
+        "budget_seconds"] for n in (1, 3, 10, 20)}
+    assert budget == {1: 20.0, 3: 20.0, 10: 20.0, 20: 40.0}  # breast_cancer's 17,000 cells: the 20 s floor
+    assert default_budget(27_676, 13, 1) == default_budget(27_676, 13, 10) == pytest.approx(35.98, abs=0.01)
+    assert default_budget(27_676, 13, 40) == pytest.approx(4 * 35.98, abs=0.05)
 
 
 def test_a_budget_too_short_for_a_search_stops_after_the_reference_trials() -> None:
