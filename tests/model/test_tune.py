@@ -193,7 +193,7 @@ def test_fewer_trials_than_ten_keep_the_ten_trials_budget(cancer) -> None:
     schema, root, refs, _ = cancer
     budget = {n: plan_study(root, schema, refs, TrainSettings(families=["logistic"]), TuneSettings(n_trials=n), 0)[
         "budget_seconds"] for n in (1, 3, 10, 20)}
-    assert budget == {1: 20.0, 3: 20.0, 10: 20.0, 20: 40.0}  # breast_cancer's 17,000 cells: the 20 s floor
+    assert budget == {1: 20.0, 3: 20.0, 10: 20.0, 20: 40.0}  # 483 rows x 30 columns of breast_cancer: the 20 s floor
     assert default_budget(27_676, 13, 1) == default_budget(27_676, 13, 10) == pytest.approx(35.98, abs=0.01)
     assert default_budget(27_676, 13, 40) == pytest.approx(4 * 35.98, abs=0.05)
 
